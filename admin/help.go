@@ -13,12 +13,13 @@ func help(c *call) error {
 		return nil
 	}
 	name := c.args[0]
-	if cmd := c.r.byName[name]; cmd != nil {
-		c.r.printCommandHelp(c.stdout(), cmd)
+	// A topic ("apps") lists its commands, even where it is also an alias.
+	if cmds := c.r.topicCommands(name); len(cmds) > 1 {
+		c.r.printCommands(c.stdout(), cmds)
 		return nil
 	}
-	if cmds := c.r.topicCommands(name); len(cmds) > 0 {
-		c.r.printCommands(c.stdout(), cmds)
+	if cmd := c.r.byName[name]; cmd != nil {
+		c.r.printCommandHelp(c.stdout(), cmd)
 		return nil
 	}
 	return &usageError{msg: fmt.Sprintf("no help for %s; `help` lists the topics and commands", quoteArg(name))}

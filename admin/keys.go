@@ -25,6 +25,9 @@ func ParsePublicKeys(data []byte) ([]*skiff.Key, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
+		if strings.HasPrefix(line, "ssh-dss ") {
+			return nil, skiff.Errorf(skiff.EINVALID, "line %d is a DSA key, which is too weak; use ed25519 (ssh-keygen -t ed25519)", n+1)
+		}
 		pub, comment, options, _, err := ssh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "line %d is not an SSH public key (want a line like `ssh-ed25519 AAAA… you@laptop`)", n+1)

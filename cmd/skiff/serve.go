@@ -33,6 +33,9 @@ type Config struct {
 	Domain       string
 	MaxPushBytes int64
 	HookCommand  string // the skiff binary git runs as its hook
+
+	SSHPreAuthTimeout time.Duration
+	SSHIdleTimeout    time.Duration
 }
 
 func parseServe(dataDir string, args []string) (*Config, error) {
@@ -43,6 +46,8 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr("SKIFF_HTTP_ADDR", ":80"), "HTTP listen address (env SKIFF_HTTP_ADDR)")
 	fs.StringVar(&cfg.HTTPSAddr, "https-addr", envOr("SKIFF_HTTPS_ADDR", ":443"), "HTTPS listen address (env SKIFF_HTTPS_ADDR)")
 	fs.StringVar(&cfg.Domain, "domain", envOr("SKIFF_DOMAIN", "localhost"), "base domain: apps answer at <app>.<domain> (env SKIFF_DOMAIN)")
+	fs.DurationVar(&cfg.SSHPreAuthTimeout, "ssh-preauth-timeout", 20*time.Second, "close SSH connections that have not authenticated by then")
+	fs.DurationVar(&cfg.SSHIdleTimeout, "ssh-idle-timeout", 10*time.Minute, "close SSH connections idle for this long")
 	maxPush := fs.String("max-push-size", envOr("SKIFF_MAX_PUSH_SIZE", "1g"), "largest pack a push may send (env SKIFF_MAX_PUSH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -185,7 +190,7 @@ func (m *Main) Run(ctx context.Context) error {
 		HostKey: hostKey, Users: db, Apps: db, Access: db, Deployer: pipeline, Commands: commands, Repos: repos,
 		Log:         m.Log.With("component", "ssh"),
 		HookCommand: cfg.HookCommand, HooksDir: filepath.Join(cfg.DataDir, "hooks"), ControlSocket: socket,
-		MaxPushBytes: cfg.MaxPushBytes,
+		MaxPushBytes: cfg.MaxPushBytes, PreAuthTimeout: cfg.SSHPreAuthTimeout, IdleTimeout: cfg.SSHIdleTimeout,
 	})
 	if err != nil {
 		sshListener.Close()
