@@ -290,3 +290,50 @@ func TestPreAuthTimeout(t *testing.T) {
 		t.Fatalf("idle pre-auth connection not closed in time: %v after %v", err, time.Since(start))
 	}
 }
+
+// An authenticated connection that goes quiet is closed after the idle
+// timeout (here a command waits for stdin that never comes).
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, "--ssh-idle-timeout", "1s")
+	root := d.addUser("root", true)
+	c, err := d.dial(&gossh.ClientConfig{Auth: []gossh.AuthMethod{gossh.PublicKeys(root.signer)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdin, _ := s.StdinPipe() // held open, never written
+	defer stdin.Close()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Run("keys:add somebody") }()
+	select {
+	case <-done:
+		if time.Since(start) < 900*time.Millisecond {
+			t.Fatalf("closed after %v, before the idle timeout", time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle connection still open after 10s with a 1s idle timeout")
+	}
+}
+
+// The hook reaches the daemon only with a live push's token.
+func TestHookNeedsPushToken(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	cmd := execSkiff("hook", "pre-receive")
+	cmd.Env = []string{"SKIFF_PUSH_TOKEN=" + strings.Repeat("ab", 32), "SKIFF_CONTROL_SOCKET=" + filepath.Join(d.data, "control.sock")}
+	r := runCmd(t, cmd, strings.Repeat("0", 40)+" "+strings.Repeat("1", 40)+" refs/heads/main\n")
+	if r.code != 1 || !strings.Contains(r.stderr, "only runs for pushes through skiff's SSH server") {
+		t.Fatalf("hook with a forged token: %s", r)
+	}
+	cmd = execSkiff("hook", "pre-receive")
+	cmd.Env = []string{}
+	if r := runCmd(t, cmd, ""); r.code != 1 {
+		t.Fatalf("hook outside a push: %s", r)
+	}
+}
