@@ -2,7 +2,12 @@ module github.com/skiffhq/skiff
 
 go 1.26
 
-require github.com/google/go-containerregistry v0.22.1
+require (
+	github.com/BurntSushi/toml v1.6.0
+	github.com/cyphar/filepath-securejoin v0.6.1
+	github.com/google/go-containerregistry v0.22.1
+	github.com/opencontainers/runtime-spec v1.3.0
+)
 
 require (
 	github.com/klauspost/compress v1.19.2 // indirect
