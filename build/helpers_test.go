@@ -207,3 +207,5 @@ func synthBuilder(t *testing.T, p *Platform) string {
 	}
 	return ref
 }
+
+func testingRoot() bool { return os.Geteuid() == 0 }
