@@ -129,6 +129,9 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 	}
 	fmt.Fprintf(out, "-----> Creating a Debian %s %s root file system from %s\n", opts.Suite, kind, opts.Mirror)
 	fmt.Fprintf(out, "       packages: %s\n", strings.Join(pkgs, " "))
+	if err := unmountUnder(dir); err != nil {
+		return "", err
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
@@ -168,6 +171,9 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 	err := cmd.Run()
 	pw.Close()
 	<-done
+	if uerr := unmountUnder(root); uerr != nil {
+		return "", fmt.Errorf("unmount debootstrap's file systems: %w", uerr)
+	}
 	if err != nil {
 		return "", skiff.Errorf(skiff.EUNAVAILABLE, "debootstrap failed (%v):\n%s", err, strings.Join(tail, "\n"))
 	}

@@ -68,6 +68,12 @@ func (t *tarBuilder) symlink(name, target string) error {
 // /dev itself).
 func (t *tarBuilder) tree(src, dst string, keepOwners bool) error {
 	links := map[[2]uint64]string{}
+	var rootDev uint64
+	if fi, err := os.Stat(src); err != nil {
+		return err
+	} else if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		rootDev = st.Dev
+	}
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -98,6 +104,8 @@ func (t *tarBuilder) tree(src, dst string, keepOwners bool) error {
 		}
 		hdr := &tar.Header{Name: trimSlash(name), Mode: mode, Uid: uid, Gid: gid, ModTime: mtime, Format: tar.FormatPAX}
 		switch {
+		case d.IsDir() && st != nil && st.Dev != rootDev:
+			return filepath.SkipDir // another file system mounted inside: not ours
 		case d.IsDir():
 			if name == dst && (dst == "/" || dst == "") {
 				return nil
