@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/layer"
 )
 
 // builderInfo is what a build needs to know about its builder.
@@ -115,7 +116,9 @@ func (p *Platform) unpackBuilder(ctx context.Context, h v1.Hash, img v1.Image) (
 		if err != nil {
 			return "", err
 		}
-		err = extractTar(ctx, rc, root, true, 0, 0)
+		// Owners are kept as they are: the builder runs in a user namespace
+		// where they show as nobody, and its root file system is read-only.
+		_, err = layer.Extract(ctx, rc, root, layer.Options{Whiteouts: layer.ApplyWhiteouts})
 		rc.Close()
 		if err != nil {
 			return "", err

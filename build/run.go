@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/imagestore"
+	"github.com/skiffhq/skiff/internal/layer"
 )
 
 // Capabilities the creator needs as root inside the build's user namespace:
@@ -123,9 +124,10 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, err
 	}
 
-	// The source, extracted as the build user.
+	// The source: no escapes, no devices (internal/layer); chowned to the
+	// build user below.
 	if req.Source != nil {
-		if err := extractTar(ctx, req.Source, dirs["workspace"], false, hostUID, hostGID); err != nil {
+		if _, err := layer.Extract(ctx, req.Source, dirs["workspace"], layer.Options{Whiteouts: layer.ApplyWhiteouts, MaxBytes: maxSourceBytes}); err != nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "unpack source: %v", err)
 		}
 	}
@@ -261,6 +263,9 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	}
 	return res, nil
 }
+
+// maxSourceBytes caps the unpacked source tree.
+const maxSourceBytes = 4 << 30
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

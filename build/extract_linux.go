@@ -1,5 +1,0 @@
-package build
-
-import "syscall"
-
-const syscallNoFollow = syscall.O_NOFOLLOW
