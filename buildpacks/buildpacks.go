@@ -12,6 +12,7 @@ package buildpacks
 import (
 	"github.com/skiffhq/skiff/buildpacks/internal/cnb"
 	"github.com/skiffhq/skiff/buildpacks/internal/procfile"
+	"github.com/skiffhq/skiff/buildpacks/internal/static"
 )
 
 // Version is the version of every buildpack in the set: they are built from
@@ -21,6 +22,7 @@ const Version = "0.1.0"
 // all lists the buildpacks, in no particular order; Order says which run.
 var all = []*cnb.Buildpack{
 	procfile.Buildpack,
+	static.Buildpack,
 }
 
 func init() {

@@ -2,15 +2,16 @@ package buildpacks
 
 import (
 	"context"
-	"fmt"
 	"io"
+
+	"github.com/skiffhq/skiff/buildpacks/internal/static"
+	"github.com/skiffhq/skiff/buildpacks/internal/staticserver"
 )
 
 // ServerName is the name the binary answers to as the static sites' web
-// server.
-const ServerName = "skiff-static"
+// server; the static buildpack installs it under that name.
+const ServerName = static.ServerName
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "skiff-static: not implemented yet")
-	return 1
+	return staticserver.Main(ctx, ServerName, args, stdout, stderr)
 }
