@@ -249,6 +249,9 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		}
 		return nil, fmt.Errorf("run lifecycle: %w", err)
 	}
+	if msg := bo.sandboxError(); msg != "" {
+		return nil, fmt.Errorf("build sandbox: %s", msg)
+	}
 	if code != 0 {
 		return nil, lifecycleError(code, bo.lastError())
 	}
