@@ -78,8 +78,109 @@ func TestSyntheticBuildColdAndWarm(t *testing.T) {
 	if shared < 3 {
 		t.Errorf("images share %d blobs, want the run layer, deps layer and more", shared)
 	}
+	// Garbage collection keeps the current release's image whole and the
+	// builder usable, and drops the older image.
+	if err := p.CollectGarbage(ctx, []string{res2.Image}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.store.Image(res1.Image); err == nil {
+		t.Error("the unreferenced first image survived GC")
+	}
+	img2, err := p.store.Image(res2.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := img2.Layers()
+	for _, l := range ls {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatalf("kept image lost a layer: %v", err)
+		}
+		rc.Close()
+	}
+	if _, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "b3", Builder: builder,
+		Source: tarOf(t, map[string]string{"synth.txt": "ok 3\n"}), PreviousImage: res2.Image}, &bytes.Buffer{}); err != nil {
+		t.Fatalf("build after GC: %v", err)
+	}
 	// Nothing left of the builds' scratch space.
 	if ents, _ := os.ReadDir(filepath.Join(p.cfg.DataDir, "tmp", "builds")); len(ents) != 0 {
 		t.Errorf("scratch left behind: %v", ents)
+	}
+}
+
+func TestHostileSourceTree(t *testing.T) {
+	requireRoot(t)
+	canary := filepath.Join(os.TempDir(), "skiff-canary-"+t.Name())
+	os.Remove(canary)
+	p := newTestPlatform(t, Config{})
+	builder := synthBuilder(t, p)
+	var out bytes.Buffer
+	res, err := p.Build(context.Background(), &skiff.BuildRequest{
+		App: &skiff.App{ID: "hostile", Name: "hostile"}, BuildID: "h1", Builder: builder,
+		Source: tarOf(t, map[string]string{
+			"synth.txt":           "ok",
+			"shadow":              "-> /etc/shadow",
+			"up":                  "-> ../../../..",
+			"up/" + canary[1:]:    "written through a symlink",
+			"/abs-canary":         "absolute",
+			"../../dotdot-canary": "dotdot",
+		}),
+	}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if _, err := os.Lstat(canary); err == nil {
+		t.Fatal("the source tree wrote outside the workspace")
+	}
+	for _, f := range []string{"/abs-canary", "/dotdot-canary"} {
+		if _, err := os.Lstat(f); err == nil {
+			os.Remove(f)
+			t.Errorf("%s written on the host", f)
+		}
+	}
+	if res.Image == "" {
+		t.Error("no image")
+	}
+}
+
+func TestPurgeCacheAndBuildLog(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	p := newTestPlatform(t, Config{})
+	builder := synthBuilder(t, p)
+	app := &skiff.App{ID: "purge", Name: "purge"}
+	build := func(id string) string {
+		var out bytes.Buffer
+		if _, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: id, Builder: builder,
+			Source: tarOf(t, map[string]string{"synth.txt": "ok"})}, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	build("c1")
+	if out := build("c2"); !strings.Contains(out, "reused from cache") {
+		t.Fatalf("cache not used:\n%s", out)
+	}
+	if err := p.PurgeCache(ctx, app.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out := build("c3"); !strings.Contains(out, "deps: installed") {
+		t.Errorf("cache survived the purge:\n%s", out)
+	}
+	rc, err := p.BuildLog(app.ID, "c3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var log bytes.Buffer
+	log.ReadFrom(rc)
+	if !strings.Contains(log.String(), "===> EXPORTING") || !strings.Contains(log.String(), "build finished") {
+		t.Errorf("log:\n%s", log.String())
+	}
+	if _, err := p.BuildLog(app.ID, "nope"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+		t.Errorf("missing log: %v", err)
+	}
+	if _, err := p.BuildLog("../x", "c3"); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Errorf("bad app id: %v", err)
 	}
 }
