@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/skiffhq/skiff"
@@ -42,6 +45,19 @@ func TestSyntheticBuildColdAndWarm(t *testing.T) {
 	}
 	if strings.Contains(out1.String(), "uid 0") {
 		t.Error("buildpack ran as root")
+	}
+	// The build user is no host user: its files belong to an id of the
+	// build user namespace's range.
+	fi, err := os.Stat(p.cacheDir(app.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := int(fi.Sys().(*syscall.Stat_t).Uid)
+	if owner != p.cfg.UIDBase+1000 {
+		t.Errorf("cache owned by uid %d, want %d", owner, p.cfg.UIDBase+1000)
+	}
+	if u, err := user.LookupId(strconv.Itoa(owner)); err == nil {
+		t.Errorf("build uid %d is host user %s", owner, u.Username)
 	}
 
 	var out2 bytes.Buffer
