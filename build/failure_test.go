@@ -17,14 +17,17 @@ import (
 // or scratch directory behind.
 func noBuildLeftovers(t *testing.T, p *Platform, buildID string) {
 	t.Helper()
-	out, _ := exec.Command("runc", "--root", runcRoot, "list", "-q").Output()
+	out, _ := exec.Command("runc", "--root", buildStateDir, "list", "-q").Output()
 	if strings.Contains(string(out), "build-"+buildID) {
 		t.Errorf("runc still lists build-%s", buildID)
 	}
 	for _, c := range []string{"pids", "memory", "unified"} {
-		dir := filepath.Join("/sys/fs/cgroup", c, "skiff", "builds", "build-"+buildID)
+		dir := filepath.Join("/sys/fs/cgroup", c, buildCgroupParent, "build-"+buildID)
 		if c == "unified" {
-			dir = filepath.Join("/sys/fs/cgroup", "skiff", "builds", "build-"+buildID)
+			dir = filepath.Join("/sys/fs/cgroup", buildCgroupParent, "build-"+buildID)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup %s left behind", dir)
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil && len(bytes.TrimSpace(b)) > 0 {
 			t.Errorf("processes left in %s: %s", dir, b)

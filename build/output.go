@@ -34,9 +34,6 @@ type buildOutput struct {
 	start  time.Time
 	phases map[string]time.Duration
 	tail   []string
-	// runcErr is runc's own failure message: the sandbox did not start,
-	// which is skiff's problem, not the app's.
-	runcErr string
 }
 
 func newBuildOutput(user io.Writer, log *cappedLog) *buildOutput {
@@ -96,10 +93,6 @@ func (o *buildOutput) line(s string) {
 		o.phase, o.start = strings.TrimSpace(ph), o.now()
 		return
 	}
-	if strings.HasPrefix(s, `time="`) && strings.Contains(s, `level=error msg="runc`) {
-		o.runcErr = s
-		return
-	}
 	show := false
 	switch {
 	case strings.HasPrefix(s, "target distro name/version labels not found"):
@@ -131,13 +124,6 @@ func (o *buildOutput) Phases() skiff.BuildPhases {
 		Analyze: o.phases["ANALYZING"], Detect: o.phases["DETECTING"],
 		Restore: o.phases["RESTORING"], Build: o.phases["BUILDING"], Export: o.phases["EXPORTING"],
 	}
-}
-
-// sandboxError returns runc's failure message, if it failed.
-func (o *buildOutput) sandboxError() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.runcErr
 }
 
 // lastError returns the last ERROR: line, if any.

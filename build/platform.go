@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/internal/imagestore"
 )
 
@@ -47,18 +48,25 @@ type Config struct {
 	LogMaxBytes int64
 	// UIDBase is the host uid (and gid) that root in a build's user
 	// namespace maps to; the namespace spans 65536 ids from it, none of
-	// them a real host user. Default 1879048192 (0x70000000).
+	// them a real host user, and apart from app instances' range.
+	// Default 1879048192 (0x70000000).
 	UIDBase int
-	// Sandbox runs the lifecycle; nil uses runc (see sandbox.go).
-	Sandbox Sandbox
+	// Network gives builds egress to the internet (npm, the Go module
+	// proxy) and nothing else: not the host's services, not apps. It is the
+	// one the runtime uses too. nil: builds get no network at all.
+	Network *container.Network
+	// ResolvConf is the resolv.conf builds get; default the host's
+	// upstream resolvers (see resolvConf).
+	ResolvConf string
 }
 
 // Platform runs builds. It implements skiff.Builder.
 type Platform struct {
-	cfg   Config
-	store *imagestore.Store
-	log   *slog.Logger
-	sem   chan struct{}
+	cfg     Config
+	store   *imagestore.Store
+	log     *slog.Logger
+	sem     chan struct{}
+	sandbox *sandbox
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // app id → cancel of its build
@@ -104,9 +112,6 @@ func New(cfg Config) (*Platform, error) {
 	if cfg.UIDBase == 0 {
 		cfg.UIDBase = 0x70000000
 	}
-	if cfg.Sandbox == nil {
-		cfg.Sandbox = &runcSandbox{runc: cfg.Runc, log: cfg.Log}
-	}
 	// Builds run as ids of a user namespace that are nobody on the host:
 	// the directories down to their mounts must be searchable (not
 	// listable) by others. Logs stay private.
@@ -121,8 +126,12 @@ func New(cfg Config) (*Platform, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs", "builds"), 0o700); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
+	sb := &sandbox{log: cfg.Log, cfg: container.Config{
+		Runc: cfg.Runc, StateDir: buildStateDir, CgroupParent: buildCgroupParent,
+		Network: cfg.Network, IDMap: container.IDMap{HostID: uint32(cfg.UIDBase), Size: 65536}, Log: cfg.Log,
+	}}
 	return &Platform{
-		cfg: cfg, store: cfg.Store, log: cfg.Log,
+		cfg: cfg, store: cfg.Store, log: cfg.Log, sandbox: sb,
 		sem:     make(chan struct{}, cfg.MaxConcurrent),
 		running: map[string]context.CancelFunc{},
 		rootfs:  map[string]*sync.Mutex{},

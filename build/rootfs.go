@@ -124,20 +124,8 @@ func (p *Platform) unpackBuilder(ctx context.Context, h v1.Hash, img v1.Image) (
 			return "", err
 		}
 	}
-	// The root file system is read-only in builds, so every mount point
-	// must exist beforehand (runc cannot create them).
-	for _, d := range sandboxMountPoints {
-		if err := mkdirIn(root, d); err != nil {
-			return "", err
-		}
-	}
-	// runc gives a tmpfs the mode of the directory it covers.
-	for _, d := range []string{"/tmp", "/home"} {
-		if p, err := securejoin.SecureJoin(root, d); err != nil {
-			return "", err
-		} else if err := os.Chmod(p, 0o1777); err != nil {
-			return "", err
-		}
+	if err := prepareBuilderRootfs(root); err != nil {
+		return "", err
 	}
 	// The build's user namespace maps no host id to root, so the way down
 	// to the root file system must be open to others (search only).
@@ -168,15 +156,44 @@ func layoutPath(ref string) (string, error) {
 	return filepath.Join(p, id), nil
 }
 
-// sandboxMountPoints are the directories a build mounts over.
-var sandboxMountPoints = []string{"/proc", "/dev", "/sys", "/tmp", "/home", "/workspace", "/layers", "/platform", "/layout-repo", "/cache"}
+// sandboxMountPoints are the directories a build mounts over, all at the
+// top of the root file system.
+var sandboxMountPoints = []string{"proc", "dev", "sys", "tmp", "home", "workspace", "layers", "platform", "layout-repo", "cache"}
 
-// mkdirIn creates dir inside root unless it exists (possibly as a symlink
-// that resolves inside root, which runc resolves the same way).
-func mkdirIn(root, dir string) error {
-	p, err := securejoin.SecureJoin(root, dir)
+// prepareBuilderRootfs readies an unpacked builder for read-only use: every
+// mount point a real directory (runc cannot create them in a read-only
+// root, and must not follow an image's symlinks), and /etc/resolv.conf a
+// regular file to mount the build's resolvers over.
+func prepareBuilderRootfs(root string) error {
+	for _, d := range sandboxMountPoints {
+		p := filepath.Join(root, d)
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+			continue
+		} else if err == nil {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return err
+		}
+	}
+	etc, err := securejoin.SecureJoin(root, "/etc")
 	if err != nil {
 		return err
 	}
-	return os.MkdirAll(p, 0o755)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		return err
+	}
+	rc := filepath.Join(etc, "resolv.conf")
+	if fi, err := os.Lstat(rc); err == nil && !fi.Mode().IsRegular() {
+		if err := os.RemoveAll(rc); err != nil {
+			return err
+		}
+	}
+	f, err := os.OpenFile(rc, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

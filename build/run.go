@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/internal/imagestore"
 	"github.com/skiffhq/skiff/internal/layer"
 )
@@ -214,32 +217,56 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	}
 	args = append(args, outRef)
 
-	for _, d := range []string{dirs["workspace"], dirs["layers"], dirs["layout"], cache} {
+	// Writable /tmp and home on disk, not in memory: toolchains unpack there.
+	for _, d := range []string{"tmp", "home", "bundle"} {
+		dirs[d] = filepath.Join(work, d)
+		if err := os.Mkdir(dirs[d], 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.Chmod(dirs["tmp"], 0o1777); err != nil {
+		return nil, err
+	}
+	mounts := []container.Mount{
+		{Source: dirs["workspace"], Destination: "/workspace"},
+		{Source: dirs["layers"], Destination: "/layers"},
+		{Source: dirs["platform"], Destination: "/platform", ReadOnly: true},
+		{Source: dirs["layout"], Destination: "/layout-repo"},
+		{Source: cache, Destination: "/cache"},
+		{Source: dirs["tmp"], Destination: "/tmp"},
+		{Source: dirs["home"], Destination: "/home"},
+	}
+	if home := userHome(bi.Rootfs, bi.UID); strings.HasPrefix(home, "/home/") && !strings.Contains(home[6:], "/") {
+		if err := os.Mkdir(filepath.Join(dirs["home"], home[6:]), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	resolv := filepath.Join(work, "resolv.conf")
+	if err := os.WriteFile(resolv, p.resolvConf(), 0o644); err != nil {
+		return nil, err
+	}
+	mounts = append(mounts, container.Mount{Source: resolv, Destination: "/etc/resolv.conf", ReadOnly: true})
+
+	for _, d := range []string{dirs["workspace"], dirs["layers"], dirs["layout"], dirs["home"], cache} {
 		if err := chownTree(d, hostUID, hostGID); err != nil {
 			return nil, err
 		}
 	}
-
-	spec := &SandboxSpec{
-		ID: "build-" + req.BuildID, Rootfs: bi.Rootfs, Args: args, Cwd: "/workspace",
-		Env: append(filterEnv(bi.Env),
-			"CNB_PLATFORM_API=0.14", "CNB_EXPERIMENTAL_MODE=quiet", "CNB_NO_COLOR=true",
-			"HOME=/home/cnb"),
-		Mounts: []Mount{
-			{Source: dirs["workspace"], Destination: "/workspace"},
-			{Source: dirs["layers"], Destination: "/layers"},
-			{Source: dirs["platform"], Destination: "/platform", ReadOnly: true},
-			{Source: dirs["layout"], Destination: "/layout-repo"},
-			{Source: cache, Destination: "/cache"},
-		},
-		Tmpfs:        []string{"/tmp", "/home"},
-		UIDBase:      p.cfg.UIDBase,
-		Capabilities: creatorCaps,
-		Limits:       p.cfg.Limits,
+	if err := os.Chown(dirs["tmp"], p.cfg.UIDBase, p.cfg.UIDBase); err != nil {
+		return nil, err
 	}
+
 	runCtx, cancelRun := context.WithTimeout(ctx, p.cfg.Limits.Timeout)
 	defer cancelRun()
-	code, err := p.cfg.Sandbox.Run(runCtx, spec, bo)
+	code, err := p.sandbox.run(runCtx, &sandboxSpec{
+		ID: "build-" + req.BuildID, Bundle: dirs["bundle"], Rootfs: bi.Rootfs, Args: args, Cwd: "/workspace",
+		Env: append(filterEnv(bi.Env),
+			"CNB_PLATFORM_API=0.14", "CNB_EXPERIMENTAL_MODE=quiet", "CNB_NO_COLOR=true"),
+		Mounts:  mounts,
+		Caps:    creatorCaps,
+		Limits:  p.cfg.Limits,
+		Network: p.cfg.Network != nil,
+	}, bo)
 	if err != nil {
 		if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "build timed out after %s; its processes were stopped", p.cfg.Limits.Timeout)
@@ -248,9 +275,6 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 			return nil, canceled(ctx)
 		}
 		return nil, fmt.Errorf("run lifecycle: %w", err)
-	}
-	if msg := bo.sandboxError(); msg != "" {
-		return nil, fmt.Errorf("build sandbox: %s", msg)
 	}
 	if code != 0 {
 		return nil, lifecycleError(code, bo.lastError())
@@ -330,6 +354,50 @@ func chownTree(dir string, uid, gid int) error {
 		}
 		return os.Lchown(p, uid, gid)
 	})
+}
+
+// userHome reads uid's home directory from the root file system's
+// /etc/passwd ("" when it has none).
+func userHome(rootfs string, uid int) string {
+	b, err := os.ReadFile(filepath.Join(rootfs, "etc", "passwd"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 6 && f[2] == strconv.Itoa(uid) {
+			return path.Clean(f[5])
+		}
+	}
+	return ""
+}
+
+// resolvConf is what builds get as /etc/resolv.conf: the configured file,
+// or the host's resolvers without loopback ones (a build cannot reach the
+// host), read from systemd-resolved's upstream list when it runs.
+func (p *Platform) resolvConf() []byte {
+	files := []string{"/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"}
+	if p.cfg.ResolvConf != "" {
+		files = []string{p.cfg.ResolvConf}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) >= 2 && fields[0] == "nameserver" {
+				if ip, err := netip.ParseAddr(fields[1]); err != nil || ip.IsLoopback() {
+					continue
+				}
+			}
+			out = append(out, line)
+		}
+		return []byte(strings.Join(out, "\n"))
+	}
+	return nil
 }
 
 // filterEnv keeps the builder image's environment minus what the platform sets.

@@ -1,181 +1,146 @@
 package build
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+	"sync"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/skiffhq/skiff/internal/container"
 )
 
-// Sandbox runs one process tree in isolation and waits for it. It is the
-// one place where builds meet the container runtime, so that moving to
-// internal/container is a change of this file only.
-type Sandbox interface {
-	// Run runs spec, copying the process's stdout and stderr (merged) to
-	// out. It returns the exit status; when ctx ends first it kills every
-	// process of the sandbox and returns ctx's error. Nothing is left
-	// running or mounted when it returns.
-	Run(ctx context.Context, spec *SandboxSpec, out io.Writer) (int, error)
+// sandboxSpec describes one lifecycle run.
+type sandboxSpec struct {
+	ID       string // container id: unique among running builds
+	Bundle   string // a directory of the build's scratch space
+	Rootfs   string // the builder's, mounted read-only
+	Args     []string
+	Env      []string
+	Cwd      string
+	Mounts   []container.Mount
+	Caps     []string
+	Limits   Limits
+	Network  bool
+	Started  func() // called once the container runs (tests wait on it)
+	Deadline time.Duration
 }
 
-// SandboxSpec describes a sandboxed process.
-type SandboxSpec struct {
-	ID     string // unique among running sandboxes
-	Rootfs string // mounted read-only
-	Args   []string
-	Env    []string
-	Cwd    string
-	Mounts []Mount
-	// UIDBase maps root of the sandbox's user namespace to this host uid
-	// (and gid), with 65536 ids.
-	UIDBase      int
-	Capabilities []string // bounding, effective and permitted set
-	Limits       Limits
-	// Tmpfs lists writable in-memory directories (e.g. /tmp, /home).
-	Tmpfs []string
-}
-
-// Mount is a bind mount into the sandbox.
-type Mount struct {
-	Source, Destination string
-	ReadOnly            bool
-}
-
-// runcSandbox runs sandboxes with runc run, in the foreground.
-type runcSandbox struct {
-	runc string
+// sandbox runs builds as containers of internal/container: their own
+// runc state directory and cgroup parent, so that builds and app instances
+// never clean up each other's containers, and a user namespace of their own
+// (Config.UIDBase) whose ids are no host user's.
+type sandbox struct {
+	cfg  container.Config
 	log  *slog.Logger
+	once sync.Once
+	runc *container.Runc
+	err  error
 }
 
-// runcRoot keeps build containers' runc state apart from app instances'.
-const runcRoot = "/run/skiff/runc-builds"
+// Where build containers live on the host.
+const (
+	buildStateDir     = "/run/skiff/runc-builds"
+	buildCgroupParent = "skiff-builds"
+)
 
-func (r *runcSandbox) Run(ctx context.Context, s *SandboxSpec, out io.Writer) (int, error) {
-	bundle, err := os.MkdirTemp("", "skiff-bundle-")
+func (s *sandbox) get(ctx context.Context) (*container.Runc, error) {
+	s.once.Do(func() { s.runc, s.err = container.New(ctx, s.cfg) })
+	return s.runc, s.err
+}
+
+// run runs spec to its end, copying its merged stdout and stderr to out,
+// and returns the exit code. When ctx ends first, every process of the
+// build is killed and ctx's error returned. Nothing of the container is
+// left when it returns.
+func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (int, error) {
+	r, err := s.get(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("build sandbox: %w", err)
+	}
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		return -1, err
 	}
-	defer os.RemoveAll(bundle)
-	if err := os.Chmod(bundle, 0o711); err != nil {
-		return -1, err
-	}
-	b, err := json.MarshalIndent(ociSpec(s), "", " ")
-	if err != nil {
-		return -1, err
-	}
-	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
-		return -1, err
-	}
-	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	// exec.CommandContext would kill runc alone; the tree is killed below.
-	cmd := exec.Command(r.runc, "--root", runcRoot, "run", "--bundle", bundle, s.ID)
-	cmd.Env = env
-	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return -1, fmt.Errorf("start runc: %w", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var runErr error
-	select {
-	case runErr = <-done:
-	case <-ctx.Done():
-		// SIGKILL to the pid namespace's init takes every process in it.
-		r.runcCmd(env, "kill", s.ID, "KILL")
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(out, pr)
+		pr.Close()
+	}()
+	waitCopy := func() {
 		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
+		case <-copied:
+		case <-time.After(5 * time.Second):
+			pr.Close() // a stray holder of the pipe; the container is gone
+			<-copied
 		}
-		r.runcCmd(env, "delete", "--force", s.ID)
+	}
+	c, err := r.Create(ctx, &container.Spec{
+		ID: spec.ID, Bundle: spec.Bundle,
+		Rootfs: container.Rootfs{Dir: spec.Rootfs}, ReadonlyDir: true,
+		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
+		Caps: spec.Caps, Hostname: "build", UserNS: true, Network: spec.Network,
+		Mounts: spec.Mounts,
+		Limits: container.Limits{MemoryBytes: spec.Limits.Memory, CPU: spec.Limits.CPUs, Pids: spec.Limits.Pids},
+	}, container.Stdio{Stdout: pw, Stderr: pw})
+	pw.Close() // the container holds its own copy
+	if err != nil {
+		waitCopy()
+		return -1, fmt.Errorf("create build container: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := c.Delete(dctx); err != nil {
+			s.log.Warn("delete build container", "id", spec.ID, "err", err)
+		}
+		waitCopy()
+	}()
+	if err := c.Start(ctx); err != nil {
+		return -1, fmt.Errorf("start build container: %w", err)
+	}
+	if spec.Started != nil {
+		spec.Started()
+	}
+	st, err := c.Wait(ctx)
+	if err != nil {
+		// The whole cgroup goes at once: a fork bomb or a daemonized child
+		// cannot outlive the build.
+		c.Kill()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		c.Wait(wctx)
+		cancel()
 		return -1, ctx.Err()
 	}
-	r.runcCmd(env, "delete", "--force", s.ID)
-	var ee *exec.ExitError
-	if errors.As(runErr, &ee) {
-		return ee.ExitCode(), nil
-	} else if runErr != nil {
-		return -1, fmt.Errorf("runc: %w", runErr)
+	if !st.Known {
+		return -1, errors.New("build container exited with an unknown status")
 	}
-	return 0, nil
+	return st.Code, nil
 }
 
-func (r *runcSandbox) runcCmd(env []string, args ...string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, r.runc, append([]string{"--root", runcRoot}, args...)...)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil && !strings.Contains(stderr.String(), "does not exist") {
-		r.log.Debug("runc", "args", args, "err", err, "stderr", strings.TrimSpace(stderr.String()))
+// Cleanup removes build containers, cgroups and scratch space left by a
+// skiff that stopped in the middle of builds. Call it once at start, before
+// any build.
+func (p *Platform) Cleanup(ctx context.Context) error {
+	r, err := p.sandbox.get(ctx)
+	if err != nil {
+		return err
 	}
-}
-
-func ociSpec(s *SandboxSpec) *specs.Spec {
-	period := uint64(100000)
-	quota := int64(s.Limits.CPUs * float64(period))
-	mem := s.Limits.Memory
-	pids := s.Limits.Pids
-	mounts := []specs.Mount{
-		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+	var errs []error
+	if err := r.Cleanup(ctx, "", func(string) bool { return false }); err != nil {
+		errs = append(errs, err)
 	}
-	for _, t := range s.Tmpfs {
-		mounts = append(mounts, specs.Mount{Destination: t, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777", "size=1g"}})
-	}
-	for _, m := range s.Mounts {
-		opts := []string{"rbind", "nosuid", "nodev"}
-		if m.ReadOnly {
-			opts = append(opts, "ro")
+	dir := filepath.Join(p.cfg.DataDir, "tmp", "builds")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
 		}
-		mounts = append(mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
 	}
-	return &specs.Spec{
-		Version: "1.0.2",
-		Process: &specs.Process{
-			Args: s.Args, Env: s.Env, Cwd: s.Cwd,
-			User:            specs.User{UID: 0, GID: 0},
-			NoNewPrivileges: true,
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding: s.Capabilities, Effective: s.Capabilities, Permitted: s.Capabilities,
-			},
-		},
-		Root:     &specs.Root{Path: s.Rootfs, Readonly: true},
-		Hostname: "build",
-		Mounts:   mounts,
-		Linux: &specs.Linux{
-			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(s.UIDBase), Size: 65536}},
-			GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(s.UIDBase), Size: 65536}},
-			CgroupsPath: "/skiff/builds/" + s.ID,
-			Resources: &specs.LinuxResources{
-				Memory: &specs.LinuxMemory{Limit: &mem, Swap: &mem},
-				CPU:    &specs.LinuxCPU{Quota: &quota, Period: &period},
-				Pids:   &specs.LinuxPids{Limit: &pids},
-			},
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.IPCNamespace},
-				{Type: specs.UTSNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.UserNamespace},
-			},
-			MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
-		},
-	}
+	return errors.Join(errs...)
 }
