@@ -126,6 +126,21 @@ func (o *buildOutput) Phases() skiff.BuildPhases {
 	}
 }
 
+// lastOutput returns the last line the buildpacks printed, without the
+// buildpack convention's markers: what a failed build's error repeats.
+func (o *buildOutput) lastOutput() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := len(o.tail) - 1; i >= 0; i-- {
+		s := strings.TrimSpace(o.tail[i])
+		s = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(s, "!"), "----->"))
+		if s != "" && !strings.HasPrefix(s, "ERROR:") && !strings.HasPrefix(s, "WARNING:") {
+			return s
+		}
+	}
+	return ""
+}
+
 // lastError returns the last ERROR: line, if any.
 func (o *buildOutput) lastError() string {
 	o.mu.Lock()

@@ -197,6 +197,38 @@ func (p *Platform) CollectGarbage(ctx context.Context, keep []string) error {
 		return err
 	}
 	p.log.Info("image garbage collected", "images", len(res.Untagged), "blobs", res.BlobsRemoved, "bytes", res.BytesFreed)
+	return p.removeStaleBuilders()
+}
+
+// removeStaleBuilders removes unpacked root file systems of builders the
+// store no longer holds (replaced by builder:create or builder:set). While
+// any build runs it waits for a later collection: the build may use one.
+func (p *Platform) removeStaleBuilders() error {
+	p.mu.Lock()
+	busy := len(p.running) > 0
+	p.mu.Unlock()
+	if busy {
+		return nil
+	}
+	p.rootfsMu.Lock()
+	defer p.rootfsMu.Unlock()
+	dir := filepath.Join(p.cfg.DataDir, "builder")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if len(e.Name()) != 64 || !e.IsDir() {
+			continue // debootstrap's cache, unpacks in progress
+		}
+		if _, err := p.store.Resolve("sha256:" + e.Name()); err == nil {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove stale builder: %w", err)
+		}
+		delete(p.rootfs, e.Name())
+	}
 	return nil
 }
 

@@ -277,7 +277,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, fmt.Errorf("run lifecycle: %w", err)
 	}
 	if code != 0 {
-		return nil, lifecycleError(code, bo.lastError())
+		return nil, lifecycleError(code, bo.lastError(), bo.lastOutput())
 	}
 
 	h, err := p.store.ImportLayout(ctx, outRef, filepath.Join(dirs["layout"], outPath))
@@ -298,7 +298,7 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // lifecycleError turns the creator's exit code (platform spec codes) into a
 // message for the pusher.
-func lifecycleError(code int, last string) error {
+func lifecycleError(code int, lastErr, lastOut string) error {
 	var msg string
 	switch {
 	case code == 20 || code == 21:
@@ -306,7 +306,10 @@ func lifecycleError(code int, last string) error {
 	case code == 22:
 		msg = "detection failed"
 	case code == 51:
-		msg = "a buildpack failed; its output is above"
+		msg = "a buildpack failed"
+		if lastOut != "" {
+			msg += ": " + lastOut
+		}
 	case code >= 50 && code < 60:
 		msg = "the build failed"
 	case code >= 30 && code < 50:
@@ -318,8 +321,8 @@ func lifecycleError(code int, last string) error {
 	default:
 		msg = fmt.Sprintf("the lifecycle exited with status %d", code)
 	}
-	if last != "" && code != 51 {
-		msg += ": " + last
+	if lastErr != "" && code != 51 {
+		msg += ": " + lastErr
 	}
 	return skiff.Errorf(skiff.EINVALID, "%s", msg)
 }

@@ -200,3 +200,42 @@ func TestPurgeCacheAndBuildLog(t *testing.T) {
 		t.Errorf("bad app id: %v", err)
 	}
 }
+
+func TestPinnedBuildpacksAndProjectTOML(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	p := newTestPlatform(t, Config{})
+	builder := synthBuilder(t, p)
+	app := &skiff.App{ID: "pinned", Name: "pinned"}
+	project := "[_]\nschema-version = \"0.2\"\n[[io.buildpacks.build.env]]\nname = \"SYNTH_VAR\"\nvalue = \"from-project\"\n[io.buildpacks]\nexclude = [\"*.secret\"]\n"
+	var out bytes.Buffer
+	_, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "p1", Builder: builder, Buildpacks: []string{"synth/bp@1.0.0"},
+		Source: tarOf(t, map[string]string{"synth.txt": "ok", "project.toml": project, "key.secret": "s"})}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "platform/env/SYNTH_VAR=from-project") {
+		t.Errorf("project.toml's build env did not reach the build:\n%s", out.String())
+	}
+	// Config vars win over project.toml.
+	out.Reset()
+	if _, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "p2", Builder: builder, Env: map[string]string{"SYNTH_VAR": "from-config"},
+		Source: tarOf(t, map[string]string{"synth.txt": "ok", "project.toml": project})}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "platform/env/SYNTH_VAR=from-config") {
+		t.Errorf("config var did not override project.toml:\n%s", out.String())
+	}
+	for _, pin := range []string{"nope/missing", "synth/bp@9.9.9", "docker://evil/bp", "../x"} {
+		_, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "p3", Builder: builder, Buildpacks: []string{pin},
+			Source: tarOf(t, map[string]string{"synth.txt": "ok"})}, &bytes.Buffer{})
+		if skiff.ErrorCode(err) != skiff.EINVALID {
+			t.Errorf("pin %q: %v, want invalid", pin, err)
+		}
+	}
+	_, err = p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "p4", Builder: builder, Buildpacks: []string{"nope/missing"},
+		Source: tarOf(t, map[string]string{"synth.txt": "ok"})}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "synth/bp") {
+		t.Errorf("error does not list the builder's buildpacks: %v", err)
+	}
+}
