@@ -53,15 +53,7 @@ func (s *Store) PutLayer(ctx context.Context, write func(w io.Writer) error) (v1
 		tmp.Close()
 		return nil, err
 	}
-	if err := tmp.Chmod(0o444); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("put layer: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("put layer: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
+	if err := commitTemp(tmp, 0o444, ""); err != nil {
 		return nil, fmt.Errorf("put layer: %w", err)
 	}
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum.Sum(nil))}

@@ -288,18 +288,23 @@ func (s *Store) writeBlob(h v1.Hash, r io.Reader) error {
 		tmp.Close()
 		return fmt.Errorf("content does not match digest %s (got sha256:%s)", h, got)
 	}
-	if err := tmp.Chmod(0o444); err != nil {
-		tmp.Close()
+	return commitTemp(tmp, 0o444, s.BlobPath(h))
+}
+
+// commitTemp makes the written temporary file tmp durable with mode and
+// renames it to dst (or, with dst "", only closes it), closing it in any case.
+func commitTemp(tmp *os.File, mode os.FileMode, dst string) error {
+	err := tmp.Chmod(mode)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || dst == "" {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), s.BlobPath(h))
+	return os.Rename(tmp.Name(), dst)
 }
 
 func (s *Store) readIndex() (*v1.IndexManifest, error) {
@@ -346,16 +351,5 @@ func writeFileAtomic(path string, b []byte) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return commitTemp(tmp, 0o644, path)
 }
