@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,6 +82,7 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 		return nil, fmt.Errorf("build log: %w", err)
 	}
 	defer log.Close()
+	defer p.pruneLogs(req.App.ID)
 	bo := newBuildOutput(out, log)
 
 	res, err := p.build(ctx, req, builderRef, bo)
@@ -357,6 +359,32 @@ func chownTree(dir string, uid, gid int) error {
 		}
 		return os.Lchown(p, uid, gid)
 	})
+}
+
+// keepLogs is how many build logs each app keeps.
+const keepLogs = 50
+
+// pruneLogs removes an app's oldest build logs beyond keepLogs.
+func (p *Platform) pruneLogs(appID string) {
+	dir := filepath.Dir(p.logPath(appID, "x"))
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) <= keepLogs {
+		return
+	}
+	type logFile struct {
+		name string
+		mod  time.Time
+	}
+	var logs []logFile
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".log") {
+			logs = append(logs, logFile{e.Name(), fi.ModTime()})
+		}
+	}
+	slices.SortFunc(logs, func(a, b logFile) int { return a.mod.Compare(b.mod) })
+	for _, l := range logs[:max(0, len(logs)-keepLogs)] {
+		os.Remove(filepath.Join(dir, l.name))
+	}
 }
 
 // userHome reads uid's home directory from the root file system's
