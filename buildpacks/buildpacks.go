@@ -11,6 +11,7 @@ package buildpacks
 
 import (
 	"github.com/skiffhq/skiff/buildpacks/internal/cnb"
+	"github.com/skiffhq/skiff/buildpacks/internal/nodejs"
 	"github.com/skiffhq/skiff/buildpacks/internal/procfile"
 	"github.com/skiffhq/skiff/buildpacks/internal/static"
 )
@@ -23,6 +24,7 @@ const Version = "0.1.0"
 var all = []*cnb.Buildpack{
 	procfile.Buildpack,
 	static.Buildpack,
+	nodejs.Buildpack,
 }
 
 func init() {

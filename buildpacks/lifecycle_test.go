@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -542,6 +543,11 @@ func (p *platform) start(procType string) string {
 		cmd.Dir = proc.WorkingDir
 	}
 	cmd.Env = env
+	// The process may start children (npm start runs node): stop the whole
+	// process group, as the runtime stops a whole container.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	must(p.t, cmd.Start())
