@@ -1,0 +1,217 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff"
+)
+
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func instance(rt interface {
+	Instances(context.Context, string) ([]*skiff.Instance, error)
+}, id string) *skiff.Instance {
+	list, _ := rt.Instances(context.Background(), "")
+	for _, in := range list {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+func TestCrashLoopBacksOff(t *testing.T) {
+	f, rt := newRuntime(t)
+	in, err := rt.Start(context.Background(), spec(f, "crashy", "exit", "3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rt.WaitReady(ctx, in.ID); err == nil || !strings.Contains(err.Error(), "exited with status 3") {
+		t.Fatalf("WaitReady of a crashing app: %v", err)
+	}
+	waitUntil(t, "4 restarts", 15*time.Second, func() bool { return instance(rt, in.ID).Restarts >= 4 })
+	got := instance(rt, in.ID)
+	if got.LastExit != "exited with status 3" {
+		t.Fatalf("last exit %q", got.LastExit)
+	}
+	// The gaps between starts grow: 100, 200, 400 ms…
+	var starts []time.Time
+	rt.Logs(context.Background(), skiff.LogQuery{AppID: "crashy-id", Lines: 1000}, func(l skiff.LogLine) error {
+		if l.Text == "State changed from crashed to up" {
+			starts = append(starts, l.Time)
+		}
+		return nil
+	})
+	if len(starts) < 3 {
+		t.Fatalf("restarts logged: %v", starts)
+	}
+	g1, g2 := starts[1].Sub(starts[0]), starts[2].Sub(starts[1])
+	if g2 < g1+50*time.Millisecond {
+		t.Fatalf("backoff does not grow: %v then %v", g1, g2)
+	}
+}
+
+func TestStopAppIgnoringSIGTERM(t *testing.T) {
+	f, rt := newRuntime(t)
+	in, err := rt.Start(context.Background(), spec(f, "stubborn", "ignore-term"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "output", 10*time.Second, func() bool {
+		return strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "stubborn-id"}), "ignoring SIGTERM")
+	})
+	t0 := time.Now()
+	if err := rt.Stop(context.Background(), in.ID, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d < 500*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("stop took %v", d)
+	}
+	if !strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "stubborn-id"}), "Process killed by signal 9") {
+		t.Fatal("SIGKILL not logged")
+	}
+}
+
+func TestOOMShowsInPs(t *testing.T) {
+	f, rt := newRuntime(t)
+	s := spec(f, "hungry", "oom")
+	s.Limits.MemoryBytes = 32 << 20
+	in, err := rt.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "an OOM kill", 20*time.Second, func() bool {
+		return strings.Contains(instance(rt, in.ID).LastExit, "out of memory")
+	})
+}
+
+func TestLogFloodIsCapped(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.LogCap = 1 << 20
+	rt := f.open(t)
+	t.Cleanup(func() { stopAll(t, rt) })
+	const flood = 256 << 20
+	in, err := rt.Start(context.Background(), spec(f, "chatty", "spew", "268435456"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := rt.Start(context.Background(), spec(f, "quiet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = in
+	ready(t, rt, other.ID) // the daemon keeps serving others meanwhile
+	waitUntil(t, "the flood to end", 120*time.Second, func() bool { return instance(rt, in.ID).Restarts > 0 })
+	var total int64
+	filepath.Walk(filepath.Join(f.cfg.DataDir, "logs", "apps", "chatty-id"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			total += fi.Size()
+		}
+		return nil
+	})
+	if total > f.cfg.LogCap || total < f.cfg.LogCap/4 {
+		t.Fatalf("log of a %d-byte flood takes %d bytes, cap %d", flood, total, f.cfg.LogCap)
+	}
+	if !strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "quiet-id"}), "listening on 5000") {
+		t.Fatal("the other app's log is missing")
+	}
+}
+
+func TestRunOneOff(t *testing.T) {
+	f, rt := newRuntime(t)
+	var out, errOut bytes.Buffer
+	code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "oneoff"), Args: []string{"status"}, Stdout: &out, Stderr: &errOut})
+	if err != nil || code != 0 {
+		t.Fatalf("run: %d %v %s", code, err, errOut.String())
+	}
+	for _, want := range []string{"Uid: 1000", "CapEff: 0000000000000000", "NoNewPrivs: 1", "Seccomp: 2", "tty: false"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("run output lacks %q:\n%s", want, out.String())
+		}
+	}
+	code, err = rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "oneoff"), Args: []string{"exit", "7"}})
+	if err != nil || code != 7 {
+		t.Fatalf("exit code: %d %v", code, err)
+	}
+	out.Reset()
+	resize := make(chan skiff.WindowSize)
+	code, err = rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "oneoff"), Args: []string{"status"}, Stdout: &out,
+		TTY: &skiff.TTY{Term: "xterm", Width: 80, Height: 24, Resize: resize}})
+	if err != nil || code != 0 || !strings.Contains(out.String(), "tty: true") {
+		t.Fatalf("tty run: %d %v %q", code, err, out.String())
+	}
+	if !regexp.MustCompile(`skiff\[run\.\d+\]: Starting process with command .status.`).MatchString(logText(t, rt, skiff.LogQuery{AppID: "oneoff-id"})) {
+		t.Fatal("run not logged")
+	}
+	ents, _ := os.ReadDir(filepath.Join(f.cfg.DataDir, "instances"))
+	if len(ents) != 0 {
+		t.Fatalf("run left %v", ents)
+	}
+}
+
+func TestIsolationBetweenApps(t *testing.T) {
+	f, rt := newRuntime(t)
+	a, err := rt.Start(context.Background(), spec(f, "alpha"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := ready(t, rt, a.ID)
+	var out bytes.Buffer
+	code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "beta"), Args: []string{"connect", up.Addr}, Stdout: &out})
+	if err != nil || code != 1 {
+		t.Fatalf("beta reached alpha's instance: %d %v %s", code, err, out.String())
+	}
+	// alpha's files: beta's root is its own overlay.
+	code, _ = rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "beta"), Args: []string{"cat", filepath.Join(f.cfg.DataDir, "instances", a.ID, "instance.json")}})
+	if code != 1 {
+		t.Fatal("beta read alpha's instance file")
+	}
+}
+
+func TestReadoptAfterDaemonRestart(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open(t)
+	in, err := rt.Start(context.Background(), spec(f, "durable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := ready(t, rt, in.ID)
+	rt.Close() // the daemon goes away; the instance stays
+	if body := get(t, "http://"+up.Addr+"/"); body != "hello from web.1\n" {
+		t.Fatalf("instance died with the daemon: %q", body)
+	}
+	rt2 := f.open(t)
+	t.Cleanup(func() { stopAll(t, rt2) })
+	got := ready(t, rt2, in.ID)
+	if got.Addr != up.Addr || got.Restarts != 0 || got.State != skiff.InstanceUp {
+		t.Fatalf("re-adopted %+v, was %+v", got, up)
+	}
+	// Its output still reaches the log through the reopened FIFO.
+	get(t, "http://"+up.Addr+"/env")
+	if err := rt2.Stop(context.Background(), in.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process exited with status 2") &&
+		!strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process killed by signal") {
+		t.Fatalf("stop of the adopted instance not logged:\n%s", logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}))
+	}
+}

@@ -1,0 +1,93 @@
+package runtime_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/skiffhq/skiff/internal/container/containertest"
+)
+
+// tarEntry is a file of a test layer.
+type tarEntry struct {
+	name, link string
+	typ        byte
+	mode       int64
+	body       []byte
+}
+
+func layerOf(t *testing.T, ents ...tarEntry) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range ents {
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.body))}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(e.body)
+	}
+	tw.Close()
+	b := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// testImage writes an image to the OCI layout in dir and returns its
+// manifest digest: the probe as /app/probe, serving by default, as uid
+// 1000, plus extra layers.
+func testImage(t *testing.T, dir string, extra ...v1.Layer) string {
+	t.Helper()
+	probe, err := os.ReadFile(containertest.Probe(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := layerOf(t,
+		tarEntry{name: "app/", typ: tar.TypeDir, mode: 0o755},
+		tarEntry{name: "app/probe", typ: tar.TypeReg, mode: 0o755, body: probe},
+		tarEntry{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
+		tarEntry{name: "etc/", typ: tar.TypeDir, mode: 0o755},
+		tarEntry{name: "etc/passwd", typ: tar.TypeReg, mode: 0o644, body: []byte("root:x:0:0::/:/\napp:x:1000:1000::/app:/\n")},
+	)
+	img, err := mutate.AppendLayers(empty.Image, append([]v1.Layer{base}, extra...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.Entrypoint = []string{"/app/probe"}
+	cf.Config.Cmd = []string{"serve"}
+	cf.Config.User = "1000:1000"
+	cf.Config.WorkingDir = "/app"
+	cf.Config.Env = []string{"PATH=/app", "FROM_IMAGE=yes"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		if p, err = layout.Write(dir, empty.Index); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}

@@ -1,0 +1,319 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/container"
+	"golang.org/x/sys/unix"
+)
+
+// instance is one supervised instance; its supervisor goroutine owns the
+// container, the other fields are guarded by mu.
+type instance struct {
+	id      string
+	dir     string
+	rec     record
+	fifo    *os.File // the daemon's end of stdio.fifo
+	stopReq chan time.Duration
+	done    chan struct{} // closed when the supervisor has returned
+
+	mu      sync.Mutex
+	info    skiff.Instance
+	c       *container.Container
+	changed chan struct{} // closed and replaced at each state change
+}
+
+func (r *Runtime) newInstance(rec record) *instance {
+	return &instance{
+		id: rec.ID, dir: filepath.Join(r.instancesDir(), rec.ID), rec: rec,
+		stopReq: make(chan time.Duration), done: make(chan struct{}), changed: make(chan struct{}),
+		info: skiff.Instance{ID: rec.ID, Spec: rec.Spec, State: skiff.InstanceStarting, CreatedAt: rec.CreatedAt},
+	}
+}
+
+// openFIFO opens (making it if needed) the FIFO that carries the
+// instance's output. Both ends are opened read-write: the container never
+// gets EPIPE when the daemon is gone (its writes wait in the pipe, then
+// block), and the daemon never sees EOF between two runs.
+func (in *instance) openFIFO() error {
+	p := filepath.Join(in.dir, "stdio.fifo")
+	if err := unix.Mkfifo(p, 0o600); err != nil && err != unix.EEXIST {
+		return fmt.Errorf("mkfifo: %w", err)
+	}
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open fifo: %w", err)
+	}
+	// A larger pipe lets a chatty app run on while the daemon restarts.
+	unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, 1<<20)
+	in.fifo = os.NewFile(uintptr(fd), p) // non-blocking: read through the poller
+	return nil
+}
+
+func (in *instance) closeFIFO() {
+	if in.fifo != nil {
+		in.fifo.Close()
+	}
+}
+
+func (in *instance) containerStdio() (*os.File, error) {
+	return os.OpenFile(filepath.Join(in.dir, "stdio.fifo"), os.O_RDWR, 0)
+}
+
+func (in *instance) update(f func(*skiff.Instance)) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	f(&in.info)
+	close(in.changed)
+	in.changed = make(chan struct{})
+}
+
+func (in *instance) snapshot() *skiff.Instance {
+	in.mu.Lock()
+	info := in.info
+	c := in.c
+	in.mu.Unlock()
+	if c != nil {
+		if st, err := c.Stats(); err == nil {
+			info.CPU, info.MemoryBytes, info.MemoryLimit = st.CPU, st.MemoryBytes, st.MemoryLimit
+		}
+	}
+	return &info
+}
+
+// env is the instance's environment: the image's, then the release's
+// config vars, then what the platform sets (which config cannot override).
+func env(img *image, spec *skiff.InstanceSpec) []string {
+	out := append([]string(nil), img.env...)
+	keys := make([]string, 0, len(spec.Env))
+	for k := range spec.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, k+"="+spec.Env[k])
+	}
+	return append(out,
+		"PORT="+strconv.Itoa(skiff.DefaultPort),
+		"SKIFF_PROCESS="+spec.Name(),
+		"DYNO="+spec.Name(), // what Heroku apps look for
+		"SKIFF_RELEASE=v"+strconv.Itoa(spec.Release),
+	)
+}
+
+func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff.InstanceSpec, command []string) (*container.Spec, error) {
+	img, err := r.loadImage(ctx, spec.Image)
+	if err != nil {
+		return nil, err
+	}
+	args, err := img.args(spec.ProcessType, command)
+	if err != nil {
+		return nil, err
+	}
+	lim := spec.Limits
+	if lim == (skiff.Limits{}) {
+		lim = skiff.DefaultLimits
+	}
+	return &container.Spec{
+		ID: id, Bundle: dir,
+		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
+		Args:   args, Env: env(img, spec), Cwd: img.workdir, UID: img.uid, GID: img.gid,
+		Hostname: strings.ReplaceAll(spec.Name(), ".", "-"),
+		UserNS:   true, Network: true,
+		Limits: container.Limits{MemoryBytes: lim.MemoryBytes, CPU: lim.CPU, Pids: lim.Pids},
+	}, nil
+}
+
+// startContainer creates and starts the instance's container, its output
+// going to the FIFO.
+func (r *Runtime) startContainer(ctx context.Context, in *instance) (*container.Container, error) {
+	spec, err := r.containerSpec(ctx, in.id, in.dir, &in.rec.Spec, in.rec.Spec.Command)
+	if err != nil {
+		return nil, err
+	}
+	out, err := in.containerStdio()
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close() // the container holds its own copy
+	c, err := r.runc.Create(ctx, spec, container.Stdio{Stdout: out, Stderr: out})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), err)
+	}
+	if err := c.Start(ctx); err != nil {
+		c.Delete(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), err)
+	}
+	return c, nil
+}
+
+func (r *Runtime) platform(in *instance, format string, args ...any) {
+	r.AppLog(in.rec.Spec.AppID, in.rec.Spec.Name(), fmt.Sprintf(format, args...))
+}
+
+// supervise runs the instance until Stop (which removes it) or Close
+// (which leaves its container running): it restarts the container each
+// time it exits, after a backoff.
+func (r *Runtime) supervise(in *instance, c *container.Container) {
+	defer close(in.done)
+	backoff := r.cfg.MinBackoff
+	bg := context.Background()
+	for {
+		if c == nil {
+			r.platform(in, "Starting process with command `%s`", strings.Join(in.rec.Spec.Command, " "))
+			var err error
+			if c, err = r.startContainer(bg, in); err != nil {
+				r.log.Warn("instance start failed", "id", in.id, "err", err)
+				in.update(func(i *skiff.Instance) {
+					i.State, i.LastExit, i.LastExitAt = skiff.InstanceCrashed, "failed to start: "+err.Error(), time.Now()
+				})
+				r.platform(in, "Process failed to start: %s", skiff.ErrorMessage(err))
+				if !r.pause(in, &backoff) {
+					return
+				}
+				continue
+			}
+		}
+		addr := ""
+		if c.Addr.IsValid() {
+			addr = netip.AddrPortFrom(c.Addr, skiff.DefaultPort).String()
+		}
+		started := time.Now()
+		in.mu.Lock()
+		in.c = c
+		in.mu.Unlock()
+		in.update(func(i *skiff.Instance) {
+			if i.State != skiff.InstanceUp {
+				r.platform(in, "State changed from %s to up", i.State)
+			}
+			i.State, i.Addr, i.StartedAt = skiff.InstanceUp, addr, started
+		})
+		select {
+		case <-c.Exited():
+			st, _ := c.Wait(bg)
+			stats, _ := c.Stats()
+			c.Delete(bg) // the file system goes with it: ephemeral, like a dyno
+			in.mu.Lock()
+			in.c = nil
+			in.mu.Unlock()
+			c = nil
+			how := st.String()
+			if stats.OOMKills > 0 {
+				how = "killed: out of memory (" + how + ")"
+			}
+			r.platform(in, "Process %s", how)
+			r.platform(in, "State changed from up to crashed")
+			in.update(func(i *skiff.Instance) {
+				i.State, i.LastExit, i.LastExitAt, i.Addr = skiff.InstanceCrashed, how, time.Now(), ""
+				i.Restarts++
+			})
+			if time.Since(started) >= r.cfg.ResetAfter {
+				backoff = r.cfg.MinBackoff
+			}
+			if !r.pause(in, &backoff) {
+				return
+			}
+		case grace := <-in.stopReq:
+			r.stop(in, c, grace)
+			return
+		case <-r.closing:
+			// The container keeps running for the next daemon, which
+			// reopens the FIFO and reads what waited in the pipe.
+			in.closeFIFO()
+			return
+		}
+	}
+}
+
+// pause waits out the backoff (doubling it for next time). It returns
+// false when the supervisor must end: the instance was stopped (and is
+// removed) or the runtime is closing.
+func (r *Runtime) pause(in *instance, backoff *time.Duration) bool {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	*backoff = min(*backoff*2, r.cfg.MaxBackoff)
+	select {
+	case <-t.C:
+		return true
+	case grace := <-in.stopReq:
+		r.stop(in, nil, grace)
+		return false
+	case <-r.closing:
+		in.closeFIFO()
+		return false
+	}
+}
+
+func (r *Runtime) stop(in *instance, c *container.Container, grace time.Duration) {
+	bg := context.Background()
+	in.update(func(i *skiff.Instance) { i.State = skiff.InstanceStopping })
+	if c != nil {
+		r.platform(in, "Stopping process with SIGTERM")
+		st, err := c.Stop(bg, grace)
+		if err != nil {
+			r.log.Warn("stop", "id", in.id, "err", err)
+		}
+		r.platform(in, "Process %s", st)
+		if err := c.Delete(bg); err != nil {
+			r.log.Warn("delete", "id", in.id, "err", err)
+		}
+	}
+	// The pump drains what is left in the pipe before the FIFO goes.
+	in.fifo.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	time.Sleep(50 * time.Millisecond)
+	in.closeFIFO()
+	os.RemoveAll(in.dir)
+	r.mu.Lock()
+	delete(r.inst, in.id)
+	r.mu.Unlock()
+}
+
+// waitReady polls the instance's port until it accepts a connection.
+func (in *instance) waitReady(ctx context.Context) error {
+	in.mu.Lock()
+	restarts := in.info.Restarts
+	in.mu.Unlock()
+	d := net.Dialer{Timeout: 250 * time.Millisecond}
+	for {
+		in.mu.Lock()
+		info, changed := in.info, in.changed
+		in.mu.Unlock()
+		if info.Restarts > restarts || (info.State == skiff.InstanceCrashed && info.Restarts == restarts && info.LastExit != "") {
+			return skiff.Errorf(skiff.EUNAVAILABLE, "%s did not become ready: %s", info.Spec.Name(), info.LastExit)
+		}
+		if info.State == skiff.InstanceUp && info.Addr != "" {
+			conn, err := d.DialContext(ctx, "tcp", info.Addr)
+			if err == nil {
+				conn.Close()
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w", info.Spec.Name(), ctx.Err())
+		case <-in.done:
+			return skiff.Errorf(skiff.EUNAVAILABLE, "%s was stopped", info.Spec.Name())
+		case <-changed:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func splitLines(s string) []string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, "\r")
+	}
+	return lines
+}
