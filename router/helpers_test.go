@@ -124,7 +124,7 @@ func (tr *testRouter) client() *http.Client {
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return (&net.Dialer{}).DialContext(ctx, network, tr.addr)
 			},
-			DisableCompression: true,
+			DisableCompression:  true,
 			MaxIdleConnsPerHost: 64,
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -158,7 +158,7 @@ func get(t testing.TB, c *http.Client, url string, hdr ...string) (*http.Respons
 }
 
 // raw writes a literal request to the router and returns the raw response
-// (until the router closes the connection or 2 s pass).
+// (until the router closes the connection or 1 s passes).
 func (tr *testRouter) raw(t testing.TB, req string) string {
 	t.Helper()
 	c, err := net.Dial("tcp", tr.addr)
@@ -166,7 +166,7 @@ func (tr *testRouter) raw(t testing.TB, req string) string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}

@@ -173,8 +173,10 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 	var mbe *http.MaxBytesError
 	var ne net.Error
 	switch cause := context.Cause(req.Context()); {
-	case errors.As(err, &mbe):
+	case errors.As(err, &mbe) || st.body != nil && errors.As(st.body.err, &mbe):
 		writePage(w, http.StatusRequestEntityTooLarge, pageTooLarge)
+	case st.body != nil && st.body.err != nil && req.Context().Err() == nil:
+		writePage(w, http.StatusBadRequest, pageBadRequest) // a malformed body
 	case errors.Is(cause, errNoFirstByte), errors.As(err, &ne) && ne.Timeout():
 		writePage(w, http.StatusGatewayTimeout, pageTimeout)
 	case errors.Is(cause, errDrained):

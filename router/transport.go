@@ -58,8 +58,8 @@ func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			st.backend.succeeded()
 			return resp, nil
 		}
-		if req.Context().Err() != nil {
-			return nil, err // the client left, or a timeout: not the instance's fault
+		if req.Context().Err() != nil || (st.body != nil && st.body.err != nil) {
+			return nil, err // the client left or sent a bad body, or a timeout: not the instance's fault
 		}
 		st.backend.failed()
 		if !refused(err) || attempt >= 2 || (st.body != nil && st.body.read) {
@@ -94,11 +94,16 @@ func refused(err error) bool {
 type retryBody struct {
 	rc   io.ReadCloser
 	read bool
+	err  error // a read error other than EOF: the client's fault, not the app's
 }
 
 func (b *retryBody) Read(p []byte) (int, error) {
 	b.read = true
-	return b.rc.Read(p)
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 func (b *retryBody) Close() error { return nil }
