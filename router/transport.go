@@ -74,6 +74,11 @@ func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		u := *req.URL
 		u.Host = next.addr
 		r2.URL = &u
+		if st.body != nil {
+			// The Transport closed the ReverseProxy's wrapper of the body,
+			// which then refuses reads; ours was never read, so resend it.
+			r2.Body = st.body
+		}
 		req = &r2
 	}
 }
