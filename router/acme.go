@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"crypto/tls"
 	"net/http"
 	"path/filepath"
@@ -14,9 +13,9 @@ import (
 )
 
 // acmeManager obtains and renews certificates with certmagic, for the exact
-// hosts of apps that turned ACME on and for nothing else: no TLS handshake
-// or HTTP request can make it order a certificate for a name that is not in
-// the route table. Wildcard domains need DNS-01 and are not managed.
+// hosts of apps that turned ACME on and for nothing else: certificates are
+// ordered when SetApp registers a host, so no TLS handshake or HTTP request
+// can make it order one for a name that is not in the route table. Wildcard domains need DNS-01 and are not managed.
 type acmeManager struct {
 	r      *Router
 	cache  *certmagic.Cache
@@ -28,13 +27,15 @@ func newACMEManager(r *Router, c Config) (*acmeManager, error) {
 	m := &acmeManager{r: r}
 	zl := newZapLogger(r.log.With("component", "acme"))
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
-		Logger:           zl,
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
+		RenewCheckInterval: c.ACME.RenewCheckInterval,
+		Logger:             zl,
 	})
 	m.magic = certmagic.New(m.cache, certmagic.Config{
-		Storage:  &certmagic.FileStorage{Path: filepath.Join(c.TLSDir, "acme")},
-		OnDemand: &certmagic.OnDemandConfig{DecisionFunc: m.decide},
-		Logger:   zl,
+		// No OnDemand: certificates are obtained only for the names SetApp
+		// hands to ManageAsync, never because of a handshake.
+		Storage: &certmagic.FileStorage{Path: filepath.Join(c.TLSDir, "acme")},
+		Logger:  zl,
 	})
 	m.issuer = certmagic.NewACMEIssuer(m.magic, certmagic.ACMEIssuer{
 		CA:             c.ACME.CA,
@@ -48,15 +49,6 @@ func newACMEManager(r *Router, c Config) (*acmeManager, error) {
 	})
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
 	return m, nil
-}
-
-// decide allows an on-demand certificate only for an exact host of an app
-// with ACME on.
-func (m *acmeManager) decide(_ context.Context, name string) error {
-	if a := m.r.table.Load().exact[name]; a != nil && a.route.ACME {
-		return nil
-	}
-	return skiff.Errorf(skiff.ENOTFOUND, "%s is not a domain served with ACME", clip(name))
 }
 
 // acmeHosts are the names of a that ACME manages.

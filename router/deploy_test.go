@@ -126,7 +126,9 @@ func TestDrainWaitsForInflight(t *testing.T) {
 	}()
 	<-started
 	deployed := make(chan error)
-	go func() { deployed <- tr.Deploy(context.Background(), "id-app", []string{startBackend(t, echo("new")).addr}) }()
+	go func() {
+		deployed <- tr.Deploy(context.Background(), "id-app", []string{startBackend(t, echo("new")).addr})
+	}()
 	time.Sleep(100 * time.Millisecond)
 	if resp, _ := get(t, tr.client(), "http://app.skiff.test/"); resp.Header.Get("X-Instance") != "new" {
 		t.Error("new requests did not go to the new instance during the drain")

@@ -60,6 +60,10 @@ type ACMEConfig struct {
 	// public ports (0: 80 and 443). ListenHost is the address they are bound on.
 	HTTPPort, TLSPort int
 	ListenHost        string
+	// RenewCheckInterval is how often certificates are checked for renewal
+	// (0: certmagic's default, 10 minutes). Renewal starts when a third of
+	// a certificate's lifetime is left.
+	RenewCheckInterval time.Duration
 }
 
 // Router is skiff's public gateway. It is an http.Handler and also runs its
