@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/skiffhq/skiff"
 )
@@ -22,7 +24,12 @@ type certStore struct {
 	log   *slog.Logger
 	mu    sync.RWMutex
 	byApp map[string]*tls.Certificate
+	def   atomic.Pointer[tls.Certificate] // the default certificate, if any
 }
+
+// defaultCertID is the store key of the default certificate (not a valid
+// app ID, so no app can take it).
+const defaultCertID = "default certificate"
 
 func newCertStore(tlsDir string, log *slog.Logger) (*certStore, error) {
 	s := &certStore{dir: filepath.Join(tlsDir, "uploaded"), log: log, byApp: map[string]*tls.Certificate{}}
@@ -35,14 +42,18 @@ func newCertStore(tlsDir string, log *slog.Logger) (*certStore, error) {
 	}
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".pem")
-		if !ok || !validID(id) {
+		if !ok || !validID(id) && id != "_default" {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(s.dir, e.Name()))
 		if err == nil {
 			var c *tls.Certificate
 			if c, err = loadKeyPair(data, data); err == nil {
-				s.byApp[id] = c
+				if id == "_default" {
+					s.def.Store(c)
+				} else {
+					s.byApp[id] = c
+				}
 				continue
 			}
 		}
@@ -80,7 +91,7 @@ func (s *certStore) put(appID string, certPEM, keyPEM []byte) error {
 	buf.Write(certPEM)
 	buf.WriteByte('\n')
 	buf.Write(keyPEM)
-	p := filepath.Join(s.dir, appID+".pem")
+	p := s.file(appID)
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("store certificate: %w", err)
@@ -88,17 +99,33 @@ func (s *certStore) put(appID string, certPEM, keyPEM []byte) error {
 	if err := os.Rename(tmp, p); err != nil {
 		return fmt.Errorf("store certificate: %w", err)
 	}
+	if appID == defaultCertID {
+		s.def.Store(c)
+		return nil
+	}
 	s.mu.Lock()
 	s.byApp[appID] = c
 	s.mu.Unlock()
 	return nil
 }
 
+// file is where a certificate is stored; the default one is "_default.pem".
+func (s *certStore) file(appID string) string {
+	if appID == defaultCertID {
+		return filepath.Join(s.dir, "_default.pem")
+	}
+	return filepath.Join(s.dir, appID+".pem")
+}
+
 func (s *certStore) remove(appID string) error {
-	s.mu.Lock()
-	delete(s.byApp, appID)
-	s.mu.Unlock()
-	err := os.Remove(filepath.Join(s.dir, appID+".pem"))
+	if appID == defaultCertID {
+		s.def.Store(nil)
+	} else {
+		s.mu.Lock()
+		delete(s.byApp, appID)
+		s.mu.Unlock()
+	}
+	err := os.Remove(s.file(appID))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -124,6 +151,16 @@ func (r *Router) SetCertificate(appID string, certPEM, keyPEM []byte) error {
 	}
 	return r.certs.put(appID, certPEM, keyPEM)
 }
+
+// SetDefaultCertificate stores the certificate served to clients that send
+// no server name or an IP address, and to hosts it covers whose app has no
+// certificate of its own (a wildcard for the base domain, typically).
+func (r *Router) SetDefaultCertificate(certPEM, keyPEM []byte) error {
+	return r.certs.put(defaultCertID, certPEM, keyPEM)
+}
+
+// RemoveDefaultCertificate deletes the default certificate. Idempotent.
+func (r *Router) RemoveDefaultCertificate() error { return r.certs.remove(defaultCertID) }
 
 // RemoveCertificate deletes the app's uploaded certificate. Idempotent.
 func (r *Router) RemoveCertificate(appID string) error {
@@ -173,6 +210,12 @@ func (r *Router) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if r.acme != nil && slices.Contains(hello.SupportedProtos, "acme-tls/1") {
 		return r.acme.getCertificate(hello) // a CA validating a challenge
 	}
+	if hello.ServerName == "" || net.ParseIP(hello.ServerName) != nil {
+		if c := r.certs.def.Load(); c != nil {
+			return c, nil
+		}
+		return nil, errNoCertificate
+	}
 	name, ok := CanonicalHost(hello.ServerName)
 	if !ok {
 		return nil, errNoCertificate
@@ -185,7 +228,12 @@ func (r *Router) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		return c, nil
 	}
 	if r.acme != nil && a.route.ACME {
-		return r.acme.getCertificate(hello)
+		if c, err := r.acme.getCertificate(hello); err == nil || !covers(r.certs.def.Load(), name) {
+			return c, err
+		}
+	}
+	if c := r.certs.def.Load(); covers(c, name) {
+		return c, nil
 	}
 	return nil, errNoCertificate
 }
@@ -193,6 +241,9 @@ func (r *Router) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 // servedCert returns the certificate a handshake for name got, without
 // obtaining one.
 func (r *Router) servedCert(name string) *tls.Certificate {
+	if net.ParseIP(strings.Trim(name, "[]")) != nil {
+		return r.certs.def.Load()
+	}
 	a := r.table.Load().lookup(name)
 	if a == nil {
 		return nil
@@ -201,7 +252,12 @@ func (r *Router) servedCert(name string) *tls.Certificate {
 		return c
 	}
 	if r.acme != nil && a.route.ACME {
-		return r.acme.cached(name)
+		if c := r.acme.cached(name); c != nil {
+			return c
+		}
+	}
+	if c := r.certs.def.Load(); covers(c, name) {
+		return c
 	}
 	return nil
 }
@@ -223,8 +279,11 @@ func (r *Router) misdirectedOK(sni, host string) bool {
 // hasCertFor reports whether the app's host can be served over HTTPS now, so
 // that plain HTTP redirects there.
 func (r *Router) hasCertFor(a *app, host string) bool {
-	if c := r.certs.get(a.route.AppID); c != nil {
-		return covers(c, host)
+	if c := r.certs.get(a.route.AppID); covers(c, host) {
+		return true
 	}
-	return a.route.ACME && r.acme != nil && r.acme.cached(host) != nil
+	if a.route.ACME && r.acme != nil && r.acme.cached(host) != nil {
+		return true
+	}
+	return covers(r.certs.def.Load(), host)
 }

@@ -290,3 +290,44 @@ func FuzzParseCertBundle(f *testing.F) {
 		}
 	})
 }
+
+// The default certificate serves clients without SNI (or with an IP) and the
+// hosts it covers whose apps have no certificate of their own.
+func TestDefaultCertificate(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.startTLS(t)
+	ca := newTestCA(t)
+	tr.addApp(t, skiff.AppRoute{Name: "app", Domains: []string{"www.example.com"}}, startBackend(t, echo("a")))
+	wc, wk := ca.issue(t, "*.skiff.test")
+	if err := tr.SetDefaultCertificate(wc, wk); err != nil {
+		t.Fatal(err)
+	}
+	for sni, want := range map[string]bool{"": true, "127.0.0.1": true, "app.skiff.test": true, "www.example.com": false, "nope.skiff.test": false} {
+		conn, err := tls.Dial("tcp", tr.tls, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+		if (err == nil) != want {
+			t.Errorf("SNI %q: handshake error %v, want success %v", sni, err, want)
+		}
+		if err == nil {
+			conn.Close()
+		}
+	}
+	if resp, _ := get(t, tr.client(), "http://app.skiff.test/"); resp.StatusCode != 301 {
+		t.Errorf("a host covered by the default certificate is not redirected: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, tr.client(), "http://www.example.com/"); resp.StatusCode != 200 {
+		t.Errorf("a host not covered was redirected: %d", resp.StatusCode)
+	}
+	r2, err := New(tr.cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Shutdown(context.Background())
+	if r2.certs.def.Load() == nil {
+		t.Error("default certificate not loaded at start")
+	}
+	tr.RemoveDefaultCertificate()
+	if conn, err := tls.Dial("tcp", tr.tls, &tls.Config{InsecureSkipVerify: true}); err == nil {
+		conn.Close()
+		t.Error("handshake without SNI succeeded after removing the default certificate")
+	}
+}
