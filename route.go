@@ -28,6 +28,9 @@ type AppRoute struct {
 	ACME bool
 	// HSTS adds Strict-Transport-Security to HTTPS responses.
 	HSTS bool
+	// NoRedirect keeps serving plain HTTP once the app has a certificate;
+	// by default such requests are redirected to HTTPS.
+	NoRedirect bool
 
 	MaxBodyBytes    int64         // request body cap; 0 for the router's default, <0 for none
 	ResponseTimeout time.Duration // time to the app's first byte; 0 for the default (30 s)

@@ -59,7 +59,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if a.route.HSTS {
 			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		}
-	} else if r.hasCertFor(a, host) {
+	} else if !a.route.NoRedirect && r.hasCertFor(a, host) {
 		r.redirectHTTPS(w, req, host)
 		return
 	}

@@ -136,6 +136,11 @@ func TestUploadedCertificate(t *testing.T) {
 	if resp, err := tr.client().Do(req); err != nil || resp.StatusCode != 308 {
 		t.Errorf("POST redirect: %v %v", resp.StatusCode, err)
 	}
+	// An app may opt out of the redirect.
+	tr.SetApp(skiff.AppRoute{AppID: "id-app", Name: "app", Domains: []string{"www.example.com"}, HSTS: true, NoRedirect: true})
+	if resp, _ := get(t, tr.client(), "http://www.example.com/"); resp.StatusCode != 200 {
+		t.Errorf("NoRedirect: %d", resp.StatusCode)
+	}
 	// The other app has no certificate and is not redirected.
 	if resp, _ := get(t, tr.client(), "http://other.skiff.test/"); resp.StatusCode != 200 {
 		t.Errorf("app without a certificate: %d", resp.StatusCode)
