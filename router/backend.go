@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 )
@@ -20,18 +19,9 @@ type backend struct {
 	inflight  atomic.Int64
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds; 0 when up
-
-	// cut is cancelled when the drain grace of a replaced backend runs out:
-	// requests still in flight (websockets, streams) are ended.
-	cut     context.Context
-	cutStop context.CancelFunc
 }
 
-func newBackend(addr string) *backend {
-	b := &backend{addr: addr}
-	b.cut, b.cutStop = context.WithCancel(context.Background())
-	return b
-}
+func newBackend(addr string) *backend { return &backend{addr: addr} }
 
 // failed records a failed connection and takes the backend out after
 // failThreshold failures in a row.

@@ -192,6 +192,12 @@ func TestAppNeverAnswers(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Error("the upstream request was not cancelled")
 	}
+	// The router-wide timeout (enforced by the shared Transport) too.
+	tr2 := newTestRouter(t, func(c *Config) { c.ResponseTimeout = 300 * time.Millisecond })
+	tr2.addApp(t, skiff.AppRoute{Name: "app"}, b)
+	if resp, _ := get(t, tr2.client(), "http://app.skiff.test/hang"); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("router-wide timeout: %d, want 504", resp.StatusCode)
+	}
 	if DefaultResponseTimeout != 30*time.Second {
 		t.Errorf("default first-byte timeout %v, want Heroku's 30s", DefaultResponseTimeout)
 	}

@@ -176,7 +176,7 @@ wait:
 		}
 	}
 	for _, b := range gone {
-		b.cutStop()
+		r.conns.closeAll(b.addr)
 	}
 	for end := time.Now().Add(2 * time.Second); busy() && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)

@@ -22,8 +22,8 @@ type reqState struct {
 	port     string // the port the client connected to
 	reqID    string
 	start    time.Time
-	timeout  time.Duration // per-app first-byte timeout; 0: the Transport's
-	cancel   context.CancelCauseFunc
+	timeout  time.Duration // an app's own first-byte timeout; 0: the Transport's
+	cancel   context.CancelCauseFunc // with timeout: ends the request
 	body     *retryBody
 	gzip     bool // the client accepts gzip
 	rw       *respWriter
@@ -97,11 +97,6 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	st.gzip = acceptsGzip(req.Header)
-	if rt := a.route.ResponseTimeout; rt > 0 && rt != r.cfg.ResponseTimeout {
-		st.timeout = rt
-	} else {
-		st.timeout = r.cfg.ResponseTimeout
-	}
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		body := req.Body
 		if a.maxBody > 0 {
@@ -115,11 +110,15 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Header.Del("Upgrade")
 		req.Header.Del("Http2-Settings")
 	}
-	ctx, cancel := context.WithCancelCause(req.Context())
-	defer cancel(nil)
-	st.cancel = cancel
-	stop := context.AfterFunc(b.cut, func() { cancel(errDrained) })
-	defer stop()
+	ctx := req.Context()
+	if rt := a.route.ResponseTimeout; rt > 0 && rt != r.cfg.ResponseTimeout {
+		// The shared Transport enforces the default; an app's own
+		// first-byte timeout needs a cancellable context of its own.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		st.timeout, st.cancel = rt, cancel
+	}
 	r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(ctx, stateKey{}, st)))
 }
 
@@ -179,8 +178,6 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 		writePage(w, http.StatusBadRequest, pageBadRequest) // a malformed body
 	case errors.Is(cause, errNoFirstByte), errors.As(err, &ne) && ne.Timeout():
 		writePage(w, http.StatusGatewayTimeout, pageTimeout)
-	case errors.Is(cause, errDrained):
-		writePage(w, http.StatusBadGateway, pageBadGateway)
 	case req.Context().Err() != nil:
 		st.rw.status = 499 // the client went away (nginx's code)
 	default:

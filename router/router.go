@@ -76,6 +76,7 @@ type Router struct {
 
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
+	conns     *connTracker
 	health    *http.Client
 	access    *accessLog
 	certs     *certStore
@@ -106,7 +107,8 @@ func New(cfg Config, log *slog.Logger) (*Router, error) {
 	r := &Router{cfg: cfg, log: log}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.table.Store(emptyTable)
-	r.transport = newTransport()
+	r.conns = newConnTracker()
+	r.transport = newTransport(r.conns, cfg.ResponseTimeout)
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:        r.rewrite,
 		Transport:      &proxyTransport{rt: r.transport},

@@ -15,10 +15,11 @@ import (
 // many requests to few loopback-near upstreams (see research/ROUTER.md
 // §1.8–1.9): enough idle connections per instance to keep them alive under
 // load, no HTTP/2 and no compression towards the apps (the edge compresses).
-func newTransport() *http.Transport {
+func newTransport(conns *connTracker, responseTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                  nil,
-		DialContext:            (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            conns.dial,
+		ResponseHeaderTimeout:  responseTimeout,
 		MaxIdleConns:           4096,
 		MaxIdleConnsPerHost:    256,
 		IdleConnTimeout:        90 * time.Second,
@@ -34,8 +35,70 @@ func newTransport() *http.Transport {
 // errNoFirstByte cancels a request whose app sent no response header in time.
 var errNoFirstByte = errors.New("app sent no response in time")
 
-// errDrained cancels requests still on a replaced instance after the grace.
-var errDrained = errors.New("instance replaced and drain grace over")
+// connTracker knows the open connections to each instance, so that what is
+// left on a replaced instance after the drain grace (streams, websockets) can
+// be cut by closing them. It costs a lock per connection, not per request.
+type connTracker struct {
+	dialer net.Dialer
+	mu     sync.Mutex
+	conns  map[string]map[*trackedConn]struct{} // by ip:port
+}
+
+func newConnTracker() *connTracker {
+	return &connTracker{
+		dialer: net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second},
+		conns:  map[string]map[*trackedConn]struct{}{},
+	}
+}
+
+func (t *connTracker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := t.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, t: t, addr: addr}
+	t.mu.Lock()
+	set := t.conns[addr]
+	if set == nil {
+		set = map[*trackedConn]struct{}{}
+		t.conns[addr] = set
+	}
+	set[tc] = struct{}{}
+	t.mu.Unlock()
+	return tc, nil
+}
+
+// closeAll closes every connection to addr.
+func (t *connTracker) closeAll(addr string) {
+	t.mu.Lock()
+	var cs []*trackedConn
+	for c := range t.conns[addr] {
+		cs = append(cs, c)
+	}
+	t.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	t    *connTracker
+	addr string
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.t.mu.Lock()
+		delete(c.t.conns[c.addr], c)
+		if len(c.t.conns[c.addr]) == 0 {
+			delete(c.t.conns, c.addr)
+		}
+		c.t.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
 
 // proxyTransport retries a refused connection on another instance of the
 // app, records passive health, and applies an app's own first-byte timeout.

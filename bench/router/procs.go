@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,7 +63,16 @@ func skiffRouter(args []string) error {
 	cert := fs.String("cert", "", "PEM certificate")
 	key := fs.String("key", "", "PEM key")
 	data := fs.String("data", "", "directory for logs and TLS state")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until the process stops")
 	fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	r, err := router.New(router.Config{BaseDomain: "skiff.bench", LogDir: filepath.Join(*data, "logs"), TLSDir: filepath.Join(*data, "tls")}, log)
 	if err != nil {
