@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -374,5 +375,54 @@ func TestSlowloris(t *testing.T) {
 	}
 	if closed != 50 {
 		t.Errorf("%d of 50 slow connections closed by the header timeout", closed)
+	}
+}
+
+// D5: after many hung and reset requests, goroutines and upstream
+// connections return to their baseline.
+func TestNoLeaksAfterFailures(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	b := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hang":
+			<-r.Context().Done()
+		case "/reset":
+			c, _, _ := http.NewResponseController(w).Hijack()
+			c.Close()
+		}
+	})
+	tr.addApp(t, skiff.AppRoute{Name: "app", ResponseTimeout: 100 * time.Millisecond}, b)
+	c := tr.client()
+	get(t, c, "http://app.skiff.test/")
+	c.CloseIdleConnections()
+	time.Sleep(100 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			path := "/hang"
+			if i%2 == 1 {
+				path = "/reset"
+			}
+			resp, err := c.Get("http://app.skiff.test" + path)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	c.CloseIdleConnections()
+	tr.transport.CloseIdleConnections()
+	var n int
+	waitFor(t, 5*time.Second, "goroutines back to baseline", func() bool {
+		n = runtime.NumGoroutine()
+		return n <= base+2
+	})
+	tr.conns.mu.Lock()
+	open := len(tr.conns.conns[b.addr])
+	tr.conns.mu.Unlock()
+	if open != 0 {
+		t.Errorf("%d upstream connections left open", open)
 	}
 }
