@@ -414,6 +414,7 @@ func TestNoLeaksAfterFailures(t *testing.T) {
 	wg.Wait()
 	c.CloseIdleConnections()
 	tr.transport.CloseIdleConnections()
+	tr.direct.closeIdle()
 	var n int
 	waitFor(t, 5*time.Second, "goroutines back to baseline", func() bool {
 		n = runtime.NumGoroutine()

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -73,6 +74,11 @@ type testBackend struct {
 }
 
 func startBackend(t testing.TB, h http.HandlerFunc) *testBackend {
+	return startBackendWith(t, h, nil)
+}
+
+// startBackendWith lets the test adjust the app's server before it starts.
+func startBackendWith(t testing.TB, h http.HandlerFunc, mod func(*http.Server)) *testBackend {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,6 +89,9 @@ func startBackend(t testing.TB, h http.HandlerFunc) *testBackend {
 		b.requests.Add(1)
 		h(w, r)
 	}), ReadHeaderTimeout: 5 * time.Second}
+	if mod != nil {
+		mod(b.srv)
+	}
 	go b.srv.Serve(l)
 	t.Cleanup(func() { b.srv.Close() })
 	return b
@@ -173,3 +182,5 @@ func (tr *testRouter) raw(t testing.TB, req string) string {
 	out, _ := io.ReadAll(c)
 	return string(out)
 }
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }

@@ -76,6 +76,7 @@ type Router struct {
 
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
+	direct    *directTransport
 	conns     *connTracker
 	health    *http.Client
 	access    *accessLog
@@ -109,9 +110,10 @@ func New(cfg Config, log *slog.Logger) (*Router, error) {
 	r.table.Store(emptyTable)
 	r.conns = newConnTracker()
 	r.transport = newTransport(r.conns, cfg.ResponseTimeout)
+	r.direct = newDirectTransport(r.transport, r.conns, cfg.ResponseTimeout)
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:        r.rewrite,
-		Transport:      &proxyTransport{rt: r.transport},
+		Transport:      &proxyTransport{rt: r.direct},
 		BufferPool:     bufferPool{},
 		ModifyResponse: r.modifyResponse,
 		ErrorHandler:   r.proxyError,

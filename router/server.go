@@ -73,6 +73,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	}
 	r.access.stop()
 	r.transport.CloseIdleConnections()
+	r.direct.closeIdle()
 	return errors.Join(errs...)
 }
 
