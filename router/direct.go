@@ -258,4 +258,3 @@ func (t *directTransport) closeIdle() {
 		}
 	}
 }
-

@@ -22,7 +22,7 @@ type reqState struct {
 	port     string // the port the client connected to
 	reqID    string
 	start    time.Time
-	timeout  time.Duration // an app's own first-byte timeout; 0: the Transport's
+	timeout  time.Duration           // an app's own first-byte timeout; 0: the Transport's
 	cancel   context.CancelCauseFunc // with timeout: ends the request
 	body     *retryBody
 	gzip     bool // the client accepts gzip
