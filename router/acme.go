@@ -134,3 +134,11 @@ func (m *acmeManager) handleHTTPChallenge(w http.ResponseWriter, req *http.Reque
 }
 
 func (m *acmeManager) stop() { m.cache.Stop() }
+
+// clip shortens user input for messages.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -15,16 +15,13 @@ import (
 	"github.com/skiffhq/skiff"
 )
 
-// MaxCertBundle caps what certs:add reads from its user.
-const MaxCertBundle = 1 << 20
-
 // ParseCertBundle reads what `certs:add` receives on stdin: PEM blocks
 // holding a certificate chain and its private key in any order, or a tar
 // holding server.crt and server.key (as Dokku takes them). It returns the
 // chain (leaf first) and the key as PEM, checked to belong together.
 func ParseCertBundle(data []byte) (certPEM, keyPEM []byte, err error) {
-	if len(data) > MaxCertBundle {
-		return nil, nil, skiff.Errorf(skiff.EINVALID, "certificate bundle larger than %d bytes", MaxCertBundle)
+	if len(data) > skiff.MaxCertBundle {
+		return nil, nil, skiff.Errorf(skiff.EINVALID, "certificate bundle larger than %d bytes", skiff.MaxCertBundle)
 	}
 	if isTar(data) {
 		if data, err = readDokkuTar(data); err != nil {
@@ -122,7 +119,7 @@ func readDokkuTar(data []byte) ([]byte, error) {
 		default:
 			continue
 		}
-		if *dst, err = io.ReadAll(io.LimitReader(tr, MaxCertBundle)); err != nil {
+		if *dst, err = io.ReadAll(io.LimitReader(tr, skiff.MaxCertBundle)); err != nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "invalid tar: %v", err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/skiffhq/skiff"
 )
 
 // reqState is what one proxied request carries through the ReverseProxy's
@@ -26,6 +28,7 @@ type reqState struct {
 	cancel   context.CancelCauseFunc // with timeout: ends the request
 	body     *retryBody
 	gzip     bool // the client accepts gzip
+	hsts     bool // add Strict-Transport-Security unless the app sets it
 	rw       *respWriter
 }
 
@@ -38,7 +41,7 @@ func (st *reqState) move(b *backend) {
 
 // ServeHTTP routes one request.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	host, ok := CanonicalHost(req.Host)
+	host, ok := skiff.CanonicalHost(req.Host)
 	if !ok {
 		writePage(w, http.StatusBadRequest, pageBadRequest)
 		return
@@ -55,9 +58,6 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if sni := req.TLS.ServerName; sni != "" && sni != host && !r.misdirectedOK(sni, host) {
 			writePage(w, http.StatusMisdirectedRequest, pageMisdirected)
 			return
-		}
-		if a.route.HSTS {
-			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		}
 	} else if !a.route.NoRedirect && r.hasCertFor(a, host) {
 		r.redirectHTTPS(w, req, host)
@@ -97,6 +97,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	st.gzip = acceptsGzip(req.Header)
+	st.hsts = req.TLS != nil && a.route.HSTS
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		body := req.Body
 		if a.maxBody > 0 {
@@ -148,6 +149,9 @@ func (r *Router) rewrite(pr *httputil.ProxyRequest) {
 // modifyResponse decides about compression once the app's headers are known.
 func (r *Router) modifyResponse(resp *http.Response) error {
 	st := stateFrom(resp.Request.Context())
+	if st.hsts && resp.Header.Get("Strict-Transport-Security") == "" {
+		resp.Header.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.rw.status = http.StatusSwitchingProtocols
 		return nil

@@ -90,7 +90,10 @@ type Router struct {
 	servers []*http.Server
 }
 
-var _ skiff.Routes = (*Router)(nil)
+var (
+	_ skiff.Routes     = (*Router)(nil)
+	_ skiff.AccessLogs = (*Router)(nil)
+)
 
 // New returns a router. It creates LogDir and TLSDir, loads the uploaded
 // certificates, and starts the access log writer and (with ACME configured)
@@ -181,7 +184,7 @@ func (r *Router) SetApp(route skiff.AppRoute) error {
 		add(route.Name + "." + r.cfg.BaseDomain)
 	}
 	for _, d := range route.Domains {
-		canon, err := ValidateDomain(d)
+		canon, err := skiff.ValidateDomain(d)
 		if err != nil {
 			return err
 		}

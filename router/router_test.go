@@ -231,3 +231,14 @@ func TestDeployUnknownApp(t *testing.T) {
 		t.Fatalf("Deploy with a host name: %v", err)
 	}
 }
+
+func TestLookupAllocations(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.addApp(t, skiff.AppRoute{Name: "app", Domains: []string{"*.wild.example"}})
+	tb := tr.table.Load()
+	for _, h := range []string{"app.skiff.test", "x.wild.example", "nope.example"} {
+		if n := testing.AllocsPerRun(100, func() { tb.lookup(h) }); n != 0 {
+			t.Errorf("lookup(%s) allocates %v times", h, n)
+		}
+	}
+}

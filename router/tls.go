@@ -133,13 +133,17 @@ func (s *certStore) remove(appID string) error {
 }
 
 // SetCertificate stores an uploaded certificate for the app; see skiff.Routes.
-func (r *Router) SetCertificate(appID string, certPEM, keyPEM []byte) error {
+func (r *Router) SetCertificate(appID string, bundle []byte) error {
 	if !validID(appID) {
 		return skiff.Errorf(skiff.EINVALID, "invalid app id")
 	}
 	a := r.lookupID(appID)
 	if a == nil {
 		return skiff.Errorf(skiff.ENOTFOUND, "app is not routed")
+	}
+	certPEM, keyPEM, err := ParseCertBundle(bundle)
+	if err != nil {
+		return err
 	}
 	c, err := loadKeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -155,7 +159,11 @@ func (r *Router) SetCertificate(appID string, certPEM, keyPEM []byte) error {
 // SetDefaultCertificate stores the certificate served to clients that send
 // no server name or an IP address, and to hosts it covers whose app has no
 // certificate of its own (a wildcard for the base domain, typically).
-func (r *Router) SetDefaultCertificate(certPEM, keyPEM []byte) error {
+func (r *Router) SetDefaultCertificate(bundle []byte) error {
+	certPEM, keyPEM, err := ParseCertBundle(bundle)
+	if err != nil {
+		return err
+	}
 	return r.certs.put(defaultCertID, certPEM, keyPEM)
 }
 
@@ -216,7 +224,7 @@ func (r *Router) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		}
 		return nil, errNoCertificate
 	}
-	name, ok := CanonicalHost(hello.ServerName)
+	name, ok := skiff.CanonicalHost(hello.ServerName)
 	if !ok {
 		return nil, errNoCertificate
 	}
@@ -266,7 +274,7 @@ func (r *Router) servedCert(name string) *tls.Certificate {
 // connection whose SNI was sni: only if the certificate presented for sni
 // also covers host (as HTTP/2 connection reuse expects).
 func (r *Router) misdirectedOK(sni, host string) bool {
-	sni, ok := CanonicalHost(sni)
+	sni, ok := skiff.CanonicalHost(sni)
 	if !ok {
 		return false
 	}

@@ -96,13 +96,13 @@ func TestUploadedCertificate(t *testing.T) {
 
 	certPEM, keyPEM := ca.issue(t, "www.example.com", "app.skiff.test")
 	wrongPEM, wrongKey := ca.issue(t, "elsewhere.example.org")
-	if err := tr.SetCertificate("id-app", wrongPEM, wrongKey); skiff.ErrorCode(err) != skiff.EINVALID {
+	if err := tr.SetCertificate("id-app", cat(wrongPEM, wrongKey)); skiff.ErrorCode(err) != skiff.EINVALID {
 		t.Errorf("certificate for foreign names: %v", err)
 	}
-	if err := tr.SetCertificate("id-app", certPEM, wrongKey); skiff.ErrorCode(err) != skiff.EINVALID {
+	if err := tr.SetCertificate("id-app", cat(certPEM, wrongKey)); skiff.ErrorCode(err) != skiff.EINVALID {
 		t.Errorf("mismatched key: %v", err)
 	}
-	if err := tr.SetCertificate("id-app", certPEM, keyPEM); err != nil {
+	if err := tr.SetCertificate("id-app", cat(certPEM, keyPEM)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(tr.cfg.TLSDir, "uploaded", "id-app.pem"))
@@ -186,9 +186,9 @@ func TestSNIHostMismatch(t *testing.T) {
 	c1, k1 := ca.issue(t, "one.skiff.test", "three.skiff.test")
 	c2, k2 := ca.issue(t, "two.skiff.test")
 	c3, k3 := ca.issue(t, "three.skiff.test")
-	tr.SetCertificate("id-one", c1, k1)
-	tr.SetCertificate("id-two", c2, k2)
-	tr.SetCertificate("id-three", c3, k3)
+	tr.SetCertificate("id-one", cat(c1, k1))
+	tr.SetCertificate("id-two", cat(c2, k2))
+	tr.SetCertificate("id-three", cat(c3, k3))
 	send := func(sni, host string, h2 bool) int {
 		conf := &tls.Config{ServerName: sni, RootCAs: ca.pool}
 		if h2 {
@@ -256,7 +256,7 @@ func TestParseCertBundle(t *testing.T) {
 		"wrong key":  append(append([]byte{}, otherCert...), keyPEM...),
 		"two keys":   append(append(append([]byte{}, certPEM...), keyPEM...), keyPEM...),
 		"tar no key": tarOf(t, map[string][]byte{"server.crt": certPEM}),
-		"too large":  bytes.Repeat([]byte("a"), MaxCertBundle+1),
+		"too large":  bytes.Repeat([]byte("a"), skiff.MaxCertBundle+1),
 	} {
 		if _, _, err := ParseCertBundle(in); skiff.ErrorCode(err) != skiff.EINVALID {
 			t.Errorf("%s: %v, want EINVALID", name, err)
@@ -304,7 +304,7 @@ func TestDefaultCertificate(t *testing.T) {
 	ca := newTestCA(t)
 	tr.addApp(t, skiff.AppRoute{Name: "app", Domains: []string{"www.example.com"}}, startBackend(t, echo("a")))
 	wc, wk := ca.issue(t, "*.skiff.test")
-	if err := tr.SetDefaultCertificate(wc, wk); err != nil {
+	if err := tr.SetDefaultCertificate(cat(wc, wk)); err != nil {
 		t.Fatal(err)
 	}
 	for sni, want := range map[string]bool{"": true, "127.0.0.1": true, "app.skiff.test": true, "www.example.com": false, "nope.skiff.test": false} {
@@ -336,3 +336,5 @@ func TestDefaultCertificate(t *testing.T) {
 		t.Error("handshake without SNI succeeded after removing the default certificate")
 	}
 }
+
+func cat(a, b []byte) []byte { return append(append([]byte{}, a...), b...) }

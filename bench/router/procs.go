@@ -93,7 +93,7 @@ func skiffRouter(args []string) error {
 		return err
 	}
 	// The default certificate: wrk sends the IP address as server name.
-	if err := r.SetDefaultCertificate(certPEM, keyPEM); err != nil {
+	if err := r.SetDefaultCertificate(append(certPEM, keyPEM...)); err != nil {
 		return err
 	}
 	hl, err := net.Listen("tcp", *httpAddr)
