@@ -1,0 +1,366 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proxy is one reverse proxy under test.
+type proxy struct {
+	name        string
+	http, https string // host:port
+	cmd         *exec.Cmd
+}
+
+// cell is one load shape.
+type cell struct {
+	name  string
+	tls   bool
+	path  string
+	conns int
+	close bool
+}
+
+var cells = []cell{
+	{"KA-small", false, "/small", 50, false},
+	{"CLOSE-small", false, "/small", 50, true},
+	{"KA-1MiB", false, "/1m", 10, false},
+	{"TLS-KA-small", true, "/small", 50, false},
+	{"TLS-CLOSE-small", true, "/small", 20, true},
+}
+
+type result struct {
+	Cell     string  `json:"cell"`
+	Proxy    string  `json:"proxy"`
+	Rep      int     `json:"rep"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Errors   int64   `json:"errors"`
+	CPUusReq float64 `json:"cpu_us_per_req"`
+}
+
+func run(args []string) error {
+	fs := newFlags("run")
+	reps := fs.Int("reps", 3, "repetitions of each cell (interleaved across proxies)")
+	dur := fs.Duration("duration", 8*time.Second, "wrk duration per measurement")
+	out := fs.String("out", "bench/out", "output directory")
+	caddyBin := fs.String("caddy", "", "caddy binary (default: bench/out/bin/caddy, built with go install if missing)")
+	only := fs.String("proxies", "nginx,caddy,skiff", "proxies to measure (nginx is the reference)")
+	fs.Parse(args)
+	want := strings.Split(*only, ",")
+
+	for _, tool := range []string{"wrk", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: apt-get install wrk nginx-light", tool)
+		}
+	}
+	outDir, _ := filepath.Abs(*out)
+	work := filepath.Join(outDir, "router-work")
+	os.RemoveAll(work)
+	if err := os.MkdirAll(filepath.Join(work, "nginx-tmp"), 0o755); err != nil {
+		return err
+	}
+	var err error
+	caddy := ""
+	if slices.Contains(want, "caddy") {
+		if caddy, err = findCaddy(*caddyBin, outDir); err != nil {
+			return err
+		}
+	}
+	certFile, keyFile, err := writeCert(work)
+	if err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	up := start(nil, self, "upstream", "-addr", "127.0.0.1:18080")
+	defer stop(up)
+	if err := waitUp("http://127.0.0.1:18080/up", ""); err != nil {
+		return err
+	}
+
+	var proxies []*proxy
+	if slices.Contains(want, "nginx") {
+		nginxConf := filepath.Join(work, "nginx.conf")
+		os.WriteFile(nginxConf, []byte(fmt.Sprintf(nginxTmpl, work, certFile, keyFile)), 0o644)
+		proxies = append(proxies, &proxy{name: "nginx", http: "127.0.0.1:20080", https: "127.0.0.1:20443",
+			cmd: start(nil, "nginx", "-p", work, "-c", nginxConf, "-g", "daemon off;")})
+	}
+	if caddy != "" {
+		caddyFile := filepath.Join(work, "Caddyfile")
+		os.WriteFile(caddyFile, []byte(fmt.Sprintf(caddyTmpl, work, certFile, keyFile)), 0o644)
+		proxies = append(proxies, &proxy{name: "caddy", http: "127.0.0.1:21080", https: "127.0.0.1:21443",
+			cmd: start([]string{"GOMAXPROCS=2", "HOME=" + work, "XDG_DATA_HOME=" + work, "XDG_CONFIG_HOME=" + work},
+				caddy, "run", "--config", caddyFile, "--adapter", "caddyfile")})
+	}
+	if slices.Contains(want, "skiff") {
+		proxies = append(proxies, &proxy{name: "skiff", http: "127.0.0.1:19080", https: "127.0.0.1:19443",
+			cmd: start([]string{"GOMAXPROCS=2"}, self, "skiff", "-cert", certFile, "-key", keyFile, "-data", filepath.Join(work, "skiff"))})
+	}
+	for _, p := range proxies {
+		defer stop(p.cmd)
+	}
+	for _, p := range proxies {
+		if err := waitUp("http://"+p.http+"/small", "bench.test"); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		if err := waitUp("https://"+p.https+"/small", "bench.test"); err != nil {
+			return fmt.Errorf("%s https: %w", p.name, err)
+		}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(os.Stderr, "load average before: %s", load)
+
+	var results []result
+	for _, c := range cells {
+		for _, p := range proxies { // warm up
+			wrk(p, c, 2*time.Second)
+		}
+		for rep := range *reps {
+			order := slices.Clone(proxies)
+			for i := 0; i < rep%len(order); i++ { // rotate: A B C, B C A, C A B
+				order = append(order[1:], order[0])
+			}
+			for _, p := range order {
+				r, err := measure(p, c, *dur)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", p.name, c.name, err)
+				}
+				r.Rep = rep
+				results = append(results, r)
+				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req  %d errors\n",
+					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.Errors)
+			}
+		}
+	}
+	stamp := time.Now().UTC().Format("20060102-150405")
+	js, _ := json.MarshalIndent(results, "", "  ")
+	os.WriteFile(filepath.Join(outDir, "router-"+stamp+".json"), js, 0o644)
+	table := markdown(results, *reps, *dur, string(load))
+	os.WriteFile(filepath.Join(outDir, "router-"+stamp+".md"), []byte(table), 0o644)
+	fmt.Print(table)
+	return nil
+}
+
+// start runs a process in its own process group with extra environment.
+func start(env []string, name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "start", name, err)
+	}
+	return cmd
+}
+
+func stop(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
+}
+
+func findCaddy(flagBin, outDir string) (string, error) {
+	if flagBin != "" {
+		return flagBin, nil
+	}
+	bin := filepath.Join(outDir, "bin", "caddy")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	fmt.Fprintln(os.Stderr, "building caddy v2.11.9 into", filepath.Dir(bin), "(a few minutes)")
+	cmd := exec.Command("go", "install", "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9")
+	cmd.Env = append(os.Environ(), "GOBIN="+filepath.Dir(bin))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building caddy: %w", err)
+	}
+	return bin, nil
+}
+
+func wrkArgs(p *proxy, c cell, d time.Duration) []string {
+	url := "http://" + p.http + c.path
+	if c.tls {
+		url = "https://" + p.https + c.path
+	}
+	args := []string{"-t1", "-c" + strconv.Itoa(c.conns), "-d" + strconv.Itoa(int(d.Seconds())) + "s", "--latency", "-H", "Host: bench.test"}
+	if c.close {
+		args = append(args, "-H", "Connection: close")
+	}
+	return append(args, url)
+}
+
+func wrk(p *proxy, c cell, d time.Duration) (string, error) {
+	out, err := exec.Command("wrk", wrkArgs(p, c, d)...).CombinedOutput()
+	return string(out), err
+}
+
+func measure(p *proxy, c cell, d time.Duration) (result, error) {
+	before := cpuTicks(p.cmd.Process.Pid)
+	out, err := wrk(p, c, d)
+	after := cpuTicks(p.cmd.Process.Pid)
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	r := result{Cell: c.name, Proxy: p.name}
+	if m := regexp.MustCompile(`Requests/sec:\s+([\d.]+)`).FindStringSubmatch(out); m != nil {
+		r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	}
+	r.P50ms = latency(out, "50%")
+	r.P99ms = latency(out, "99%")
+	var total int64
+	if m := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(out); m != nil {
+		total, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`).FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			r.Errors += n
+		}
+	}
+	if m := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindStringSubmatch(out); m != nil {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		r.Errors += n
+	}
+	if total > 0 {
+		r.CPUusReq = float64(after-before) * (1e6 / 100) / float64(total) // 100 ticks per second
+	}
+	return r, nil
+}
+
+// latency parses a wrk latency percentile line ("  99%    1.23ms") into ms.
+func latency(out, pct string) float64 {
+	m := regexp.MustCompile(`\s` + regexp.QuoteMeta(pct) + `\s+([\d.]+)(us|ms|s)`).FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	switch m[2] {
+	case "us":
+		v /= 1000
+	case "s":
+		v *= 1000
+	}
+	return v
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func markdown(results []result, reps int, d time.Duration, load string) string {
+	var proxyNames []string
+	for _, name := range []string{"nginx", "caddy", "skiff"} {
+		if slices.ContainsFunc(results, func(r result) bool { return r.Proxy == name }) {
+			proxyNames = append(proxyNames, name)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Router benchmark, %s, %d interleaved repetitions of %v per cell (medians), wrk -t1, 2 shared cores; load before: %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), reps, d, strings.TrimSpace(load))
+	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | errors |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, c := range cells {
+		type agg struct {
+			rps, p50, p99, cpu float64
+			errs               int64
+		}
+		m := map[string]agg{}
+		for _, name := range proxyNames {
+			var rps, p50, p99, cpu []float64
+			var errs int64
+			for _, r := range results {
+				if r.Cell == c.name && r.Proxy == name {
+					rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50ms), append(p99, r.P99ms), append(cpu, r.CPUusReq)
+					errs += r.Errors
+				}
+			}
+			m[name] = agg{median(rps), median(p50), median(p99), median(cpu), errs}
+		}
+		n := m["nginx"]
+		for _, name := range proxyNames {
+			a := m[name]
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f | %d |\n",
+				c.name, name, a.rps, a.rps/n.rps, a.p50, a.p99, a.p99/n.p99, a.cpu, a.cpu/n.cpu, a.errs)
+		}
+	}
+	return b.String()
+}
+
+func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
+
+// nginx tuned as research/ROUTER.md §2.1 says: upstream keep-alive, HTTP/1.1
+// to the upstream, buffered access log.
+const nginxTmpl = `worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log %[1]s/nginx-access.log combined buffer=64k flush=1s;
+  client_body_temp_path %[1]s/nginx-tmp/body;
+  proxy_temp_path %[1]s/nginx-tmp/proxy;
+  fastcgi_temp_path %[1]s/nginx-tmp/fastcgi;
+  uwsgi_temp_path %[1]s/nginx-tmp/uwsgi;
+  scgi_temp_path %[1]s/nginx-tmp/scgi;
+  upstream app { server 127.0.0.1:18080; keepalive 64; }
+  server {
+    listen 127.0.0.1:20080;
+    listen 127.0.0.1:20443 ssl http2;
+    ssl_certificate %[2]s;
+    ssl_certificate_key %[3]s;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+}
+`
+
+const caddyTmpl = `{
+	admin off
+	auto_https off
+	storage file_system %[1]s/caddy-data
+}
+http://:21080 {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:18080
+	log {
+		output file %[1]s/caddy-access.log
+	}
+}
+https://:21443 {
+	bind 127.0.0.1
+	tls %[2]s %[3]s
+	reverse_proxy 127.0.0.1:18080
+	log {
+		output file %[1]s/caddy-access.log
+	}
+}
+`

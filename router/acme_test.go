@@ -1,0 +1,241 @@
+package router
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
+
+	"github.com/skiffhq/skiff"
+)
+
+// pebble is an ACME CA run in-process on 127.0.0.1. Its validation
+// authority resolves every name to 127.0.0.1 (through a DNS server the test
+// runs) and connects to the router's own ports.
+type pebble struct {
+	dir    string         // directory URL
+	trust  *x509.CertPool // for the CA's HTTPS endpoint
+	roots  *x509.CertPool // for certificates it issues
+	orders atomic.Int64
+}
+
+func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *pebble {
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	t.Setenv("PEBBLE_AUTHZREUSE", "0")
+	logger := log.New(io.Discard, "", 0)
+	if testing.Verbose() {
+		logger = log.New(os.Stderr, "pebble ", 0)
+	}
+	dnsAddr := startDNS(t)
+	store := db.NewMemoryStore()
+	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: uint64(validity.Seconds())}}
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
+	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
+	front := wfe.New(logger, store, validator, authority, nil, false, false, 0, 0)
+	p := &pebble{}
+	h := front.Handler()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
+			p.orders.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.dir = srv.URL + wfe.DirectoryPath
+	p.trust = x509.NewCertPool()
+	p.trust.AddCert(srv.Certificate())
+	p.roots = x509.NewCertPool()
+	p.roots.AddCert(authority.GetRootCert(0).Cert)
+	return p
+}
+
+// startDNS answers A queries for every name with 127.0.0.1, over TCP (what
+// Pebble's validation authority uses).
+func startDNS(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: l, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		for _, question := range q.Question {
+			if question.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+					A:   net.IPv4(127, 0, 0, 1),
+				})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return l.Addr().String()
+}
+
+// newACMERouter starts a router on two fresh ports and a Pebble that
+// validates on them.
+func newACMERouter(t *testing.T, validity, renewCheck time.Duration, challenge string) (*testRouter, *pebble) {
+	httpL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsL, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpPort, tlsPort := httpL.Addr().(*net.TCPAddr).Port, tlsL.Addr().(*net.TCPAddr).Port
+	p := startPebble(t, httpPort, tlsPort, validity)
+	cfg := Config{BaseDomain: "skiff.test", LogDir: t.TempDir(), TLSDir: t.TempDir(), HTTPSPort: tlsPort,
+		ACME: ACMEConfig{CA: p.dir, Email: "ops@skiff.test", TrustedRoots: p.trust, HTTPPort: httpPort, TLSPort: tlsPort,
+			ListenHost: "127.0.0.1", RenewCheckInterval: renewCheck}}
+	r, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch challenge { // force one challenge type, so each is tested
+	case "http-01":
+		r.acme.issuer.DisableTLSALPNChallenge = true
+	case "tls-alpn-01":
+		r.acme.issuer.DisableHTTPChallenge = true
+	}
+	go r.Serve(httpL)
+	go r.ServeTLS(tlsL)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.Shutdown(ctx)
+	})
+	return &testRouter{Router: r, addr: httpL.Addr().String(), tls: tlsL.Addr().String()}, p
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestACMEWithPebble(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an ACME CA")
+	}
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) {
+			tr, p := newACMERouter(t, 0, 0, challenge)
+			tr.addApp(t, skiff.AppRoute{Name: "app", Domains: []string{"www.example.com", "*.wild.example.com"}, ACME: true},
+				startBackend(t, echo("a")))
+			waitFor(t, 30*time.Second, "certificates", func() bool {
+				return len(tr.Certificates("id-app")) == 2
+			})
+			for _, host := range []string{"www.example.com", "app.skiff.test"} {
+				resp, err := tr.tlsClient(p.roots, true).Get("https://" + host + "/")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 || resp.TLS.PeerCertificates[0].VerifyHostname(host) != nil {
+					t.Errorf("%s over HTTPS: %d", host, resp.StatusCode)
+				}
+				resp, _ = get(t, tr.client(), "http://"+host+"/x")
+				if resp.StatusCode != 301 || !strings.HasPrefix(resp.Header.Get("Location"), "https://"+host+":") {
+					t.Errorf("%s: no redirect to HTTPS: %d %s", host, resp.StatusCode, resp.Header.Get("Location"))
+				}
+			}
+			info := tr.Certificates("id-app")[0]
+			if info.Source != "acme" || time.Until(info.NotAfter) < 24*time.Hour {
+				t.Errorf("certificate info: %+v", info)
+			}
+			if n := p.orders.Load(); n != 2 {
+				t.Errorf("%d orders for 2 names", n)
+			}
+			// Key material is private.
+			filepath.Walk(tr.cfg.TLSDir, func(path string, fi os.FileInfo, err error) error {
+				if err == nil && !fi.IsDir() && (strings.HasSuffix(path, ".key") || strings.HasSuffix(path, ".json") || strings.HasSuffix(path, ".crt")) && fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("%s is mode %v", path, fi.Mode().Perm())
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// D7: handshakes for names that are not registered never cause an order,
+// and an app cannot answer the challenge path of an ACME host.
+func TestACMEOnlyForRegisteredNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an ACME CA")
+	}
+	tr, p := newACMERouter(t, 0, 0, "")
+	b := startBackend(t, echo("a"))
+	tr.addApp(t, skiff.AppRoute{Name: "plain", Domains: []string{"noacme.example.com", "*.wild.example.com"}}, b)
+	for i := range 300 {
+		for _, name := range []string{fmt.Sprintf("r%d.example.net", i), fmt.Sprintf("x%d.wild.example.com", i), "noacme.example.com"} {
+			conn, err := tls.Dial("tcp", tr.tls, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+			if err == nil {
+				conn.Close()
+				t.Fatalf("handshake for %s succeeded", name)
+			}
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := p.orders.Load(); n != 0 {
+		t.Fatalf("%d certificate orders for unregistered names", n)
+	}
+	// The challenge path of a non-ACME app is the app's; of an ACME app, the router's.
+	resp, body := get(t, tr.client(), "http://noacme.example.com/.well-known/acme-challenge/tok")
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "a GET") {
+		t.Errorf("non-ACME app's challenge path: %d %q", resp.StatusCode, body)
+	}
+	tr.SetApp(skiff.AppRoute{AppID: "id-plain", Name: "plain", Domains: []string{"noacme.example.com"}, ACME: true})
+	before := b.requests.Load()
+	resp, _ = get(t, tr.client(), "http://noacme.example.com/.well-known/acme-challenge/forged")
+	if resp.StatusCode != 404 || b.requests.Load() != before {
+		t.Errorf("ACME app's challenge path reached the app: %d", resp.StatusCode)
+	}
+}
+
+// Renewal happens by itself once a third of the lifetime is left.
+func TestACMERenewal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an ACME CA")
+	}
+	tr, p := newACMERouter(t, 30*time.Second, time.Second, "http-01")
+	tr.addApp(t, skiff.AppRoute{Name: "app", ACME: true}, startBackend(t, echo("a")))
+	var first time.Time
+	waitFor(t, 30*time.Second, "a certificate", func() bool {
+		if c := tr.Certificates("id-app"); len(c) == 1 {
+			first = c[0].NotAfter
+			return true
+		}
+		return false
+	})
+	waitFor(t, 40*time.Second, "a renewal", func() bool {
+		c := tr.Certificates("id-app")
+		return len(c) == 1 && c[0].NotAfter.After(first)
+	})
+	if n := p.orders.Load(); n < 2 {
+		t.Errorf("%d orders", n)
+	}
+}

@@ -1,0 +1,208 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skiffhq/skiff"
+)
+
+// reqState is what one proxied request carries through the ReverseProxy's
+// hooks (in its context).
+type reqState struct {
+	app      *app
+	backend  *backend
+	host     string // canonical host routed by
+	clientIP string
+	proto    string // http or https
+	port     string // the port the client connected to
+	reqID    string
+	start    time.Time
+	timeout  time.Duration           // an app's own first-byte timeout; 0: the Transport's
+	cancel   context.CancelCauseFunc // with timeout: ends the request
+	body     *retryBody
+	gzip     bool // the client accepts gzip
+	hsts     bool // add Strict-Transport-Security unless the app sets it
+	rw       *respWriter
+}
+
+// move re-counts the request on another backend after a refused attempt.
+func (st *reqState) move(b *backend) {
+	st.backend.inflight.Add(-1)
+	b.inflight.Add(1)
+	st.backend = b
+}
+
+// ServeHTTP routes one request.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	host, ok := skiff.CanonicalHost(req.Host)
+	if !ok {
+		writePage(w, http.StatusBadRequest, pageBadRequest)
+		return
+	}
+	if req.TLS == nil && r.acme != nil && r.acme.handleHTTPChallenge(w, req, host) {
+		return
+	}
+	a := r.table.Load().lookup(host)
+	if a == nil {
+		writePage(w, http.StatusNotFound, pageNotFound)
+		return
+	}
+	if req.TLS != nil {
+		if sni := req.TLS.ServerName; sni != "" && sni != host && !r.misdirectedOK(sni, host) {
+			writePage(w, http.StatusMisdirectedRequest, pageMisdirected)
+			return
+		}
+	} else if !a.route.NoRedirect && r.hasCertFor(a, host) {
+		r.redirectHTTPS(w, req, host)
+		return
+	}
+
+	st := &reqState{app: a, host: host, start: time.Now(), reqID: newRequestID(), clientIP: clientIP(req)}
+	rw := &respWriter{w: w, st: st}
+	st.rw = rw
+	defer r.logRequest(req, st)
+	if a.route.Maintenance {
+		rw.Header().Set("Retry-After", "60")
+		writeBytes(rw, http.StatusServiceUnavailable, a.maintenance)
+		return
+	}
+	if a.maxBody > 0 && req.ContentLength > a.maxBody {
+		writePage(rw, http.StatusRequestEntityTooLarge, pageTooLarge)
+		return
+	}
+	b := a.state.pool.Load().pick(nil)
+	if b == nil {
+		writePage(rw, http.StatusServiceUnavailable, pageNoInstances)
+		return
+	}
+	b.inflight.Add(1)
+	st.backend = b
+	defer func() { st.backend.inflight.Add(-1) }()
+
+	if req.TLS != nil {
+		st.proto = "https"
+	} else {
+		st.proto = "http"
+	}
+	if la, ok := req.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ta, ok := la.(*net.TCPAddr); ok {
+			st.port = strconv.Itoa(ta.Port)
+		}
+	}
+	st.gzip = acceptsGzip(req.Header)
+	st.hsts = req.TLS != nil && a.route.HSTS
+	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
+		body := req.Body
+		if a.maxBody > 0 {
+			body = http.MaxBytesReader(rw, body, a.maxBody)
+		}
+		st.body = &retryBody{rc: body}
+		req.Body = st.body
+	}
+	if strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
+		// h2c upgrades smuggle requests past the proxy: never forward them.
+		req.Header.Del("Upgrade")
+		req.Header.Del("Http2-Settings")
+	}
+	ctx := req.Context()
+	if rt := a.route.ResponseTimeout; rt > 0 && rt != r.cfg.ResponseTimeout {
+		// The shared Transport enforces the default; an app's own
+		// first-byte timeout needs a cancellable context of its own.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		st.timeout, st.cancel = rt, cancel
+	}
+	r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(ctx, stateKey{}, st)))
+}
+
+// rewrite builds the request to the app. The ReverseProxy has already
+// removed hop-by-hop headers (including those the client named in
+// Connection) and the client's X-Forwarded-For/-Host/-Proto and Forwarded, so
+// the forwarded headers set here are always ours.
+func (r *Router) rewrite(pr *httputil.ProxyRequest) {
+	st := stateFrom(pr.In.Context())
+	out := pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = st.backend.addr
+	out.Host = pr.In.Host
+	h := out.Header
+	h["X-Forwarded-For"] = []string{st.clientIP}
+	h["X-Real-Ip"] = []string{st.clientIP}
+	h["X-Forwarded-Proto"] = []string{st.proto}
+	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	if st.port != "" {
+		h["X-Forwarded-Port"] = []string{st.port}
+	} else {
+		delete(h, "X-Forwarded-Port")
+	}
+	h["X-Request-Id"] = []string{st.reqID}
+}
+
+// modifyResponse decides about compression once the app's headers are known.
+func (r *Router) modifyResponse(resp *http.Response) error {
+	st := stateFrom(resp.Request.Context())
+	if st.hsts && resp.Header.Get("Strict-Transport-Security") == "" {
+		resp.Header.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		st.rw.status = http.StatusSwitchingProtocols
+		return nil
+	}
+	if st.gzip && shouldCompress(resp) {
+		h := resp.Header
+		h.Del("Content-Length")
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+		if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
+			h.Set("Etag", "W/"+et)
+		}
+		st.rw.compress = true
+	}
+	return nil
+}
+
+// proxyError answers a request whose app failed: 504 when the app sent
+// nothing in time, 413 for a body over the cap, 502 otherwise.
+func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {
+	st := stateFrom(req.Context())
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch cause := context.Cause(req.Context()); {
+	case errors.As(err, &mbe) || st.body != nil && errors.As(st.body.err, &mbe):
+		writePage(w, http.StatusRequestEntityTooLarge, pageTooLarge)
+	case st.body != nil && st.body.err != nil && req.Context().Err() == nil:
+		writePage(w, http.StatusBadRequest, pageBadRequest) // a malformed body
+	case errors.Is(cause, errNoFirstByte), errors.As(err, &ne) && ne.Timeout():
+		writePage(w, http.StatusGatewayTimeout, pageTimeout)
+	case req.Context().Err() != nil:
+		st.rw.status = 499 // the client went away (nginx's code)
+	default:
+		writePage(w, http.StatusBadGateway, pageBadGateway)
+	}
+	if st.rw.status >= 500 {
+		r.log.Debug("proxy error", "app", st.app.route.Name, "instance", st.backend.addr, "request_id", st.reqID, "err", err)
+	}
+}
+
+// redirectHTTPS sends a plain-HTTP request to the same URL over HTTPS: 301
+// for GET and HEAD, 308 (method and body kept) for the rest.
+func (r *Router) redirectHTTPS(w http.ResponseWriter, req *http.Request, host string) {
+	target := "https://" + host
+	if r.cfg.HTTPSPort != 443 {
+		target += ":" + strconv.Itoa(r.cfg.HTTPSPort)
+	}
+	target += req.URL.RequestURI()
+	code := http.StatusPermanentRedirect
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
+		code = http.StatusMovedPermanently
+	}
+	http.Redirect(w, req, target, code)
+}
