@@ -2,7 +2,9 @@ package skiff
 
 import (
 	"context"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -80,4 +82,36 @@ func ValidateConfig(vars map[string]string) error {
 type ConfigService interface {
 	Config(ctx context.Context, appID string) (map[string]string, error)
 	BuildConfig(ctx context.Context, appID string) (map[string]string, error)
+	// UpdateConfig changes the vars without a release (before the first
+	// deploy, or with --no-restart).
+	UpdateConfig(ctx context.Context, appID string, ch *ConfigChange) error
+}
+
+// ConfigChange sets and unsets config vars; Build marks the set ones as
+// build-time too.
+type ConfigChange struct {
+	Set   map[string]string
+	Unset []string
+	Build bool
+}
+
+// Keys lists the keys a change touches, for descriptions and audit events.
+func (c *ConfigChange) Keys() []string {
+	keys := make([]string, 0, len(c.Set)+len(c.Unset))
+	for k := range c.Set {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return append(keys, c.Unset...)
+}
+
+// Apply returns vars with the change made, leaving vars as it was.
+func (c *ConfigChange) Apply(vars map[string]string) map[string]string {
+	out := make(map[string]string, len(vars)+len(c.Set))
+	maps.Copy(out, vars)
+	maps.Copy(out, c.Set)
+	for _, k := range c.Unset {
+		delete(out, k)
+	}
+	return out
 }

@@ -21,14 +21,33 @@ import (
 	"github.com/skiffhq/skiff"
 )
 
-// Services are what the commands act on.
+// Services are what the commands act on. Builder, Runtime, Routes and
+// Builders may be nil on a server that does not build or run apps; their
+// commands then say so.
 type Services struct {
 	Apps     skiff.AppService
 	Users    skiff.UserService
 	Access   skiff.AccessService
 	Events   skiff.EventService
 	Pushes   skiff.PushService
+	Releases skiff.ReleaseService
+	Config   skiff.ConfigService
+	Domains  skiff.DomainService
 	Deployer skiff.Deployer
+	Builder  skiff.Builder
+	Runtime  skiff.Runtime
+	Routes   skiff.Routes
+	Builders Builders
+}
+
+// Builders manages builder images: the default one skiff makes, and any
+// CNB builder pulled from a registry.
+type Builders interface {
+	// CreateDefault makes (or refreshes) the default builder.
+	CreateDefault(ctx context.Context, out io.Writer) error
+	// Pull fetches a builder image and its run image; it returns the
+	// reference to store for the app.
+	Pull(ctx context.Context, ref string, out io.Writer) (string, error)
 }
 
 // Info describes the server to users: where to push and browse.
@@ -48,15 +67,17 @@ type Runner struct {
 	services Services
 	info     Info
 	log      *slog.Logger
+	access   AccessLogs
 	commands []*command
 	byName   map[string]*command
 }
 
 var _ skiff.CommandRunner = (*Runner)(nil)
 
-// New returns a Runner over the services.
-func New(s Services, info Info, log *slog.Logger) *Runner {
-	r := &Runner{services: s, info: info, log: log, byName: map[string]*command{}}
+// New returns a Runner over the services. access may be nil when the
+// server has no router.
+func New(s Services, info Info, access AccessLogs, log *slog.Logger) *Runner {
+	r := &Runner{services: s, info: info, log: log, access: access, byName: map[string]*command{}}
 	r.commands = commandTable()
 	for _, c := range r.commands {
 		for _, n := range append([]string{c.name}, c.aliases...) {
@@ -82,9 +103,12 @@ func (r *Runner) RunCommand(ctx context.Context, inv *skiff.Invocation) int {
 	ctx = skiff.WithActor(ctx, inv.Actor)
 	err := r.run(ctx, inv)
 	var uerr *usageError
+	var exit *exitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &exit):
+		return exit.code // a one-off process's own status, passed back as is
 	case errors.As(err, &uerr):
 		fmt.Fprintf(inv.Stderr, " !     %s\n", uerr.msg)
 		if uerr.cmd != nil {

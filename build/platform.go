@@ -55,6 +55,10 @@ type Config struct {
 	// proxy) and nothing else: not the host's services, not apps. It is the
 	// one the runtime uses too. nil: builds get no network at all.
 	Network *container.Network
+	// RuncStateDir and CgroupParent are where build containers live on the
+	// host; defaults /run/skiff/runc-builds and skiff-builds. Another daemon
+	// on the same host needs others.
+	RuncStateDir, CgroupParent string
 	// ResolvConf is the resolv.conf builds get; default the host's
 	// upstream resolvers (see resolvConf).
 	ResolvConf string
@@ -100,6 +104,12 @@ func New(cfg Config) (*Platform, error) {
 	if cfg.Limits.Timeout == 0 {
 		cfg.Limits.Timeout = 30 * time.Minute
 	}
+	if cfg.RuncStateDir == "" {
+		cfg.RuncStateDir = buildStateDir
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = buildCgroupParent
+	}
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = 2
 	}
@@ -127,7 +137,7 @@ func New(cfg Config) (*Platform, error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	sb := &sandbox{log: cfg.Log, cfg: container.Config{
-		Runc: cfg.Runc, StateDir: buildStateDir, CgroupParent: buildCgroupParent,
+		Runc: cfg.Runc, StateDir: cfg.RuncStateDir, CgroupParent: cfg.CgroupParent,
 		Network: cfg.Network, IDMap: container.IDMap{HostID: uint32(cfg.UIDBase), Size: 65536}, Log: cfg.Log,
 	}}
 	return &Platform{

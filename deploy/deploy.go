@@ -1,29 +1,60 @@
-// Package deploy runs everything that changes what an app is: creating,
-// renaming and destroying apps, and the push pipeline that the pre-receive
-// hook hands each push to. It talks to the other packages only through the
-// root package's interfaces, and serializes the operations on each app.
+// Package deploy runs everything that changes what an app is or runs:
+// creating, renaming and destroying apps; the push pipeline that the
+// pre-receive hook hands each push to (build, release, start, health-gated
+// switch, drain); config changes, scaling, restarts and rollbacks, which
+// take the same start → switch → drain path; and the boot-time reconciler
+// that converges what runs to what SQLite says should. It talks to the
+// other packages only through the root package's interfaces, and
+// serializes the operations on each app.
 package deploy
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/skiffhq/skiff"
 )
 
-// Config holds the services the pipeline drives.
+// Store is the state the pipeline reads and writes.
+type Store interface {
+	skiff.AppService
+	skiff.PushService
+	skiff.ReleaseService
+	skiff.ConfigService
+	skiff.DomainService
+	// FailRunningBuilds and FailPendingReleases mark what a daemon restart
+	// interrupted.
+	FailRunningBuilds(ctx context.Context, reason string) (int, error)
+	FailPendingReleases(ctx context.Context, reason string) (int, error)
+}
+
+// Config holds the services the pipeline drives. Builder, Runtime and
+// Routes may be nil, for a daemon that only records pushes (tests of the
+// git and SSH layers).
 type Config struct {
-	Apps   skiff.AppService
-	Pushes skiff.PushService
-	Events skiff.EventService
-	Repos  skiff.Repos
-	Log    *slog.Logger
+	Store   Store
+	Repos   skiff.Repos
+	Builder skiff.Builder
+	Runtime skiff.Runtime
+	Routes  skiff.Routes
+	Log     *slog.Logger
+
+	BaseDomain   string        // apps answer at <name>.<BaseDomain>
+	ReadyTimeout time.Duration // for a new web instance to accept connections; default 60 s
+	StopGrace    time.Duration // SIGTERM to SIGKILL for old instances; default 30 s
+	KeepReleases int           // releases per app whose images are kept; default skiff.DefaultKeepReleases
+	// ImageGC removes images no release keeps; nil: never collect.
+	ImageGC func(ctx context.Context, keep []string) error
+	// ReleaseImages lists the images to keep: those of each app's newest n releases.
+	ReleaseImages func(ctx context.Context, n int) ([]string, error)
 }
 
 // Pipeline implements skiff.Deployer.
 type Pipeline struct {
 	cfg   Config
+	log   *slog.Logger
 	locks appLocks
 }
 
@@ -31,37 +62,60 @@ var _ skiff.Deployer = (*Pipeline)(nil)
 
 // New returns a pipeline over the services.
 func New(cfg Config) *Pipeline {
-	return &Pipeline{cfg: cfg, locks: appLocks{held: map[string]*lockHolder{}}}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 60 * time.Second
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = 30 * time.Second
+	}
+	if cfg.KeepReleases == 0 {
+		cfg.KeepReleases = skiff.DefaultKeepReleases
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Pipeline{cfg: cfg, log: cfg.Log, locks: appLocks{held: map[string]*lockHolder{}}}
 }
 
-// CreateApp stores the app and creates its repository; if the repository
-// cannot be made, the app is removed again so nothing half-made remains.
+// CreateApp stores the app, creates its repository and its route; if the
+// repository cannot be made, the app is removed again so nothing half-made
+// remains.
 func (p *Pipeline) CreateApp(ctx context.Context, name string) (*skiff.App, error) {
 	app := &skiff.App{Name: name}
-	if err := p.cfg.Apps.CreateApp(ctx, app); err != nil {
+	if err := p.cfg.Store.CreateApp(ctx, app); err != nil {
 		return nil, err
 	}
 	if err := p.cfg.Repos.InitRepo(ctx, app.ID); err != nil {
-		if derr := p.cfg.Apps.DeleteApp(context.WithoutCancel(ctx), app.ID); derr != nil {
-			p.cfg.Log.Error("undo app create", "app", name, "err", derr)
+		if derr := p.cfg.Store.DeleteApp(context.WithoutCancel(ctx), app.ID); derr != nil {
+			p.log.Error("undo app create", "app", name, "err", derr)
 		}
 		return nil, fmt.Errorf("create repository of %s: %w", name, err)
+	}
+	if err := p.setRoute(ctx, app); err != nil {
+		p.log.Error("route new app", "app", name, "err", err)
 	}
 	return app, nil
 }
 
-// RenameApp renames the app; nothing on disk moves (it is keyed by id).
+// RenameApp renames the app; nothing on disk moves (it is keyed by id), and
+// the route follows the new name at once.
 func (p *Pipeline) RenameApp(ctx context.Context, app *skiff.App, newName string) error {
 	unlock, err := p.locks.lock(ctx, app, "rename")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	return p.cfg.Apps.RenameApp(ctx, app.ID, newName)
+	if err := p.cfg.Store.RenameApp(ctx, app.ID, newName); err != nil {
+		return err
+	}
+	renamed := *app
+	renamed.Name = newName
+	return p.setRoute(ctx, &renamed)
 }
 
-// DestroyApp removes the app's record, then its repository. The record goes
-// first: once it is gone nobody can push to or fetch the app, and a
+// DestroyApp stops the app's traffic and instances, removes its record,
+// then its repository, build cache and logs. The record goes before the
+// files: once it is gone nobody can push to or fetch the app, and a
 // leftover directory is only disk space.
 func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
 	unlock, err := p.locks.lock(ctx, app, "destroy")
@@ -69,11 +123,41 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
 		return err
 	}
 	defer unlock()
-	if err := p.cfg.Apps.DeleteApp(ctx, app.ID); err != nil {
+	if p.cfg.Routes != nil {
+		p.cfg.Routes.RemoveApp(app.ID)
+	}
+	if p.cfg.Runtime != nil {
+		if err := p.cfg.Runtime.RemoveApp(ctx, app.ID); err != nil {
+			return fmt.Errorf("stop the instances of %s: %w", app.Name, err)
+		}
+	}
+	if err := p.cfg.Store.DeleteApp(ctx, app.ID); err != nil {
 		return err
 	}
-	if err := p.cfg.Repos.RemoveRepo(context.WithoutCancel(ctx), app.ID); err != nil {
-		p.cfg.Log.Error("remove repository", "app", app.Name, "id", app.ID, "err", err)
+	bg := context.WithoutCancel(ctx)
+	if err := p.cfg.Repos.RemoveRepo(bg, app.ID); err != nil {
+		p.log.Error("remove repository", "app", app.Name, "id", app.ID, "err", err)
 	}
+	if p.cfg.Builder != nil {
+		p.cfg.Builder.Cancel(app.ID)
+		if err := p.cfg.Builder.PurgeCache(bg, app.ID); err != nil {
+			p.log.Error("remove build cache", "app", app.Name, "err", err)
+		}
+	}
+	p.collectGarbage(bg)
 	return nil
+}
+
+// collectGarbage removes images that no release keeps any more.
+func (p *Pipeline) collectGarbage(ctx context.Context) {
+	if p.cfg.ImageGC == nil || p.cfg.ReleaseImages == nil {
+		return
+	}
+	keep, err := p.cfg.ReleaseImages(ctx, p.cfg.KeepReleases)
+	if err == nil {
+		err = p.cfg.ImageGC(ctx, keep)
+	}
+	if err != nil {
+		p.log.Error("image garbage collection", "err", err)
+	}
 }

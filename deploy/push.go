@@ -4,40 +4,150 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/skiffhq/skiff"
 )
 
-// PreReceive runs the pipeline for a push. Today it checks which refs the
-// push may update, reads the pushed commit, and records the push; the build
-// and release steps join here.
+// PreReceive runs the pipeline for a push: check which refs it may
+// update, record it, build the pushed commit, release the image and roll it
+// out. Any failure rejects the push (git leaves the ref where it was) and
+// the current release keeps serving.
 func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out io.Writer) error {
 	unlock, err := p.locks.lock(ctx, req.App, "push")
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	app := req.App
 
 	update, err := p.deployUpdate(ctx, req)
 	if err != nil {
 		return err
 	}
-	commit, err := p.cfg.Repos.ReadCommit(ctx, req.App.ID, update.New, req.GitEnv)
+	commit, err := p.cfg.Repos.ReadCommit(ctx, app.ID, update.New, req.GitEnv)
 	if err != nil {
 		return fmt.Errorf("read pushed commit: %w", err)
 	}
 	branch := strings.TrimPrefix(update.Ref, "refs/heads/")
-	step(out, "Received %s %s on %s from %s", req.App.Name, commit.Short(), branch, req.Pusher.Name)
+	step(out, "Received %s %s on %s from %s", app.Name, commit.Short(), branch, req.Pusher.Name)
 	if commit.Subject != "" {
 		detail(out, "%q — %s", commit.Subject, commit.Author)
 	}
-	push := &skiff.Push{AppID: req.App.ID, Ref: update.Ref, OldCommit: update.Old, Commit: update.New, Pusher: req.Pusher.Name}
-	if err := p.cfg.Pushes.RecordPush(ctx, push); err != nil {
+	push := &skiff.Push{AppID: app.ID, Ref: update.Ref, OldCommit: update.Old, Commit: update.New, Pusher: req.Pusher.Name}
+	if err := p.cfg.Store.RecordPush(ctx, push); err != nil {
 		return err
 	}
-	step(out, "Recorded push #%d of %s", push.ID, req.App.Name)
+	if p.cfg.Builder == nil {
+		step(out, "Recorded push #%d of %s", push.ID, app.Name)
+		return nil
+	}
+
+	result, build, err := p.build(ctx, app, commit, req.GitEnv, out)
+	if err != nil {
+		return err
+	}
+	cfg, err := p.cfg.Store.Config(ctx, app.ID)
+	if err != nil {
+		return err
+	}
+	rel := &skiff.Release{AppID: app.ID, Image: result.Image, Config: cfg, ProcessTypes: result.ProcessTypes,
+		BuildID: build.ID, Commit: commit.ID, Description: "Deploy " + commit.Short()}
+	return p.release(ctx, app, rel, nil, out)
+}
+
+// build builds the pushed commit and records the build.
+func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Commit, gitEnv []string, out io.Writer) (*skiff.BuildResult, *skiff.Build, error) {
+	settings, err := p.cfg.Store.Settings(ctx, app.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	buildEnv, err := p.cfg.Store.BuildConfig(ctx, app.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	previous := ""
+	if cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID); err == nil {
+		previous = cur.Image
+	}
+	b := &skiff.Build{AppID: app.ID, Commit: commit.ID, Builder: settings[skiff.SettingBuilder]}
+	if err := p.cfg.Store.CreateBuild(ctx, b); err != nil {
+		return nil, nil, err
+	}
+	// The source streams from git archive straight into the build.
+	src, srcW := io.Pipe()
+	archiveCtx, stopArchive := context.WithCancel(ctx)
+	defer stopArchive()
+	go func() {
+		srcW.CloseWithError(p.cfg.Repos.Archive(archiveCtx, app.ID, commit.ID, gitEnv, srcW))
+	}()
+	res, err := p.cfg.Builder.Build(ctx, &skiff.BuildRequest{
+		App: app, BuildID: strconv.Itoa(b.ID), Commit: commit.ID, Source: src,
+		Builder: settings[skiff.SettingBuilder], Buildpacks: buildpacksSetting(settings),
+		Env: buildEnv, PreviousImage: previous,
+	}, out)
+	src.Close()
+	finish := context.WithoutCancel(ctx)
+	if err != nil {
+		b.Status, b.Error = skiff.BuildFailed, skiff.ErrorMessage(err)
+		if skiff.ErrorCode(err) == skiff.EINTERNAL {
+			p.log.Error("build", "app", app.Name, "build", b.ID, "err", err)
+		}
+		if ctx.Err() != nil {
+			b.Error = "canceled: the push was interrupted"
+		}
+		if ferr := p.cfg.Store.FinishBuild(finish, b); ferr != nil {
+			p.log.Error("record build", "err", ferr)
+		}
+		return nil, nil, fmt.Errorf("build failed: %w", err)
+	}
+	b.Status, b.Image, b.Builder, b.Buildpacks, b.Phases = skiff.BuildSucceeded, res.Image, res.Builder, res.Buildpacks, res.Phases
+	if err := p.cfg.Store.FinishBuild(finish, b); err != nil {
+		return nil, nil, err
+	}
+	if len(res.ProcessTypes) == 0 {
+		return nil, nil, skiff.Errorf(skiff.EINVALID, "the image declares no process types: add a Procfile (web: <command>)")
+	}
+	return res, b, nil
+}
+
+// release stores rel as the next release, rolls it out and makes it
+// current, applying ch (the config change that made it) in the same
+// transaction. If the rollout fails, the release is marked failed and the
+// previous one keeps serving with its config.
+func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Release, ch *skiff.ConfigChange, out io.Writer) error {
+	if err := p.cfg.Store.CreateRelease(ctx, rel); err != nil {
+		return err
+	}
+	step(out, "Releasing v%d (%s)", rel.Version, rel.Description)
+	if err := p.converge(ctx, app, rel, rollout{all: true}, out); err != nil {
+		reason := skiff.ErrorMessage(err)
+		if ctx.Err() != nil {
+			reason = "interrupted"
+		}
+		if ferr := p.cfg.Store.FailRelease(context.WithoutCancel(ctx), app.ID, rel.Version, reason); ferr != nil {
+			p.log.Error("record failed release", "err", ferr)
+		}
+		if p.cfg.Runtime != nil {
+			p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Release v%d failed: %s", rel.Version, reason))
+		}
+		return fmt.Errorf("release v%d failed, the previous release keeps serving: %w", rel.Version, err)
+	}
+	if err := p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch); err != nil {
+		return err
+	}
+	if p.cfg.Runtime != nil {
+		p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
+	}
+	p.collectGarbage(context.WithoutCancel(ctx))
+	step(out, "Released v%d", rel.Version)
+	fmt.Fprintf(out, "=====> Application deployed:\n       %s\n", p.webURL(app))
 	return nil
+}
+
+func (p *Pipeline) webURL(app *skiff.App) string {
+	return "http://" + app.Name + "." + p.cfg.BaseDomain
 }
 
 // deployUpdate picks the update that deploys, and refuses the push when any

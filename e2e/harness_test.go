@@ -63,11 +63,13 @@ type daemon struct {
 	addr ready
 }
 
+// startDaemon starts a daemon that receives and records pushes but builds
+// and runs nothing (--git-only): the SSH, git and command layers.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, dir: t.TempDir(), log: new(bytes.Buffer)}
 	d.data = filepath.Join(d.dir, "data")
-	d.start(args...)
+	d.start(append([]string{"--git-only"}, args...)...)
 	return d
 }
 

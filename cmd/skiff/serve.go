@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/skiffhq/skiff"
@@ -36,6 +37,15 @@ type Config struct {
 
 	SSHPreAuthTimeout time.Duration
 	SSHIdleTimeout    time.Duration
+
+	GitOnly        bool   // receive and record pushes; build and run nothing
+	ResourcePrefix string // names skiff's host resources (nftables table, cgroups, runc state)
+	NetworkPool    string // where instances' addresses come from
+	ACMECA         string // ACME directory URL; "" turns automatic certificates off
+	ACMEEmail      string
+	DebianMirror   string // for builder:create; "" reads the machine's apt sources
+
+	publicHTTPSPort int // the HTTPS port in redirects
 }
 
 func parseServe(dataDir string, args []string) (*Config, error) {
@@ -48,6 +58,12 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.StringVar(&cfg.Domain, "domain", envOr("SKIFF_DOMAIN", "localhost"), "base domain: apps answer at <app>.<domain> (env SKIFF_DOMAIN)")
 	fs.DurationVar(&cfg.SSHPreAuthTimeout, "ssh-preauth-timeout", 20*time.Second, "close SSH connections that have not authenticated by then")
 	fs.DurationVar(&cfg.SSHIdleTimeout, "ssh-idle-timeout", 10*time.Minute, "close SSH connections idle for this long")
+	fs.BoolVar(&cfg.GitOnly, "git-only", false, "only receive and record pushes: build and run no apps (needs no root)")
+	fs.StringVar(&cfg.ResourcePrefix, "resource-prefix", envOr("SKIFF_RESOURCE_PREFIX", "skiff"), "name of skiff's nftables table, cgroups and runc state on the host; change it only to run two daemons on one host")
+	fs.StringVar(&cfg.NetworkPool, "network-pool", envOr("SKIFF_NETWORK_POOL", "10.213.0.0/16"), "private addresses for app instances and builds (a /30 each)")
+	fs.StringVar(&cfg.ACMECA, "acme-ca", envOr("SKIFF_ACME_CA", "https://acme-v02.api.letsencrypt.org/directory"), "ACME directory for certs:auto; empty turns ACME off")
+	fs.StringVar(&cfg.ACMEEmail, "acme-email", envOr("SKIFF_ACME_EMAIL", ""), "contact address for the ACME account")
+	fs.StringVar(&cfg.DebianMirror, "debian-mirror", envOr("SKIFF_DEBIAN_MIRROR", ""), "Debian mirror for builder:create (default: the machine's apt sources)")
 	maxPush := fs.String("max-push-size", envOr("SKIFF_MAX_PUSH_SIZE", "1g"), "largest pack a push may send (env SKIFF_MAX_PUSH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -65,6 +81,12 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	}
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	if !regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`).MatchString(cfg.ResourcePrefix) {
+		return nil, fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens", cfg.ResourcePrefix)
+	}
+	if _, port, err := net.SplitHostPort(cfg.HTTPSAddr); err == nil {
+		cfg.publicHTTPSPort, _ = strconv.Atoi(port)
 	}
 	if cfg.HookCommand, err = os.Executable(); err != nil {
 		return nil, fmt.Errorf("find the skiff binary: %w", err)
@@ -123,17 +145,19 @@ func serve(dataDir string, args []string) int {
 	return 0
 }
 
-// Main is the running daemon: Run starts it, Close stops it. Tests use it
-// to run a daemon in-process.
+// Main is the running daemon: Run starts it, Close stops it.
 type Main struct {
 	Config *Config
 	Log    *slog.Logger
 
-	db      *store.DB
-	ssh     *gitserver.Server
-	control *control.Server
-	http    []*http.Server
-	closers []func() error
+	db       *store.DB
+	ssh      *gitserver.Server
+	control  *control.Server
+	platform *platform
+	pipeline *deploy.Pipeline
+	closers  []func() error
+	bg       sync.WaitGroup
+	stop     context.CancelFunc
 }
 
 // Ready is what DATA/ready.json says once the daemon serves.
@@ -145,8 +169,9 @@ type Ready struct {
 	Version string `json:"version"`
 }
 
-// Run opens the state, binds every listener, starts serving, and writes
-// ready.json. It returns once the daemon is up.
+// Run opens the state, binds every listener, starts serving, writes
+// ready.json, and converges the apps in the background. It returns once
+// the daemon is up.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "repos"), filepath.Join(cfg.DataDir, "logs")} {
@@ -154,6 +179,10 @@ func (m *Main) Run(ctx context.Context) error {
 			return fmt.Errorf("create data directory: %w", err)
 		}
 	}
+	// Instances run as unprivileged ids and their layers live below DATA:
+	// the directory must be traversable, while everything secret in it is
+	// 0600 or in 0700 directories.
+	os.Chmod(cfg.DataDir, 0o711)
 	os.Remove(filepath.Join(cfg.DataDir, "ready.json"))
 
 	// The control socket comes first: it refuses to start a second daemon
@@ -178,87 +207,123 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-
-	pipeline := deploy.New(deploy.Config{Apps: db, Pushes: db, Events: db, Repos: repos, Log: m.Log.With("component", "deploy")})
-	sshListener, err := net.Listen("tcp", cfg.SSHAddr)
-	if err != nil {
-		return fmt.Errorf("listen for SSH on %s: %w", cfg.SSHAddr, err)
+	if m.platform, err = openPlatform(ctx, cfg, m.Log); err != nil {
+		return err
 	}
+	pl := m.platform
+
+	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
+		ReleaseImages: db.ReleaseImages}
+	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router}
+	if pl.runtime != nil {
+		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.builder.CollectGarbage
+		svc.Runtime, svc.Builder = pl.runtime, pl.builder
+		svc.Builders = &builders{platform: pl.builder, dataDir: cfg.DataDir, mirror: cfg.DebianMirror}
+	}
+	m.pipeline = deploy.New(dcfg)
+	svc.Deployer = m.pipeline
+
+	listen := func(what, addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen for %s on %s: %w (set --%s-addr or SKIFF_%s_ADDR to use another)", what, addr, err, strings.ToLower(what), what)
+		}
+		m.closers = append(m.closers, l.Close)
+		return l, nil
+	}
+	sshListener, err := listen("SSH", cfg.SSHAddr)
+	if err != nil {
+		return err
+	}
+	httpListener, err := listen("HTTP", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	httpsListener, err := listen("HTTPS", cfg.HTTPSAddr)
+	if err != nil {
+		return err
+	}
+
 	info := admin.Info{SSHHost: cfg.Domain + portSuffix(sshListener.Addr()), Domain: cfg.Domain}
-	commands := admin.New(admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Deployer: pipeline}, info, m.Log.With("component", "admin"))
+	commands := admin.New(svc, info, pl.router, m.Log.With("component", "admin"))
 	m.ssh, err = gitserver.New(gitserver.Config{
-		HostKey: hostKey, Users: db, Apps: db, Access: db, Deployer: pipeline, Commands: commands, Repos: repos,
+		HostKey: hostKey, Users: db, Apps: db, Access: db, Deployer: m.pipeline, Commands: commands, Repos: repos,
 		Log:         m.Log.With("component", "ssh"),
 		HookCommand: cfg.HookCommand, HooksDir: filepath.Join(cfg.DataDir, "hooks"), ControlSocket: socket,
 		MaxPushBytes: cfg.MaxPushBytes, PreAuthTimeout: cfg.SSHPreAuthTimeout, IdleTimeout: cfg.SSHIdleTimeout,
 	})
 	if err != nil {
-		sshListener.Close()
 		return err
 	}
 	m.control = &control.Server{Commands: commands, Hooks: m.ssh, Log: m.Log.With("component", "control")}
 
-	httpListener, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		sshListener.Close()
-		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
-	httpsListener, err := net.Listen("tcp", cfg.HTTPSAddr)
-	if err != nil {
-		sshListener.Close()
-		httpListener.Close()
-		return fmt.Errorf("listen for HTTPS on %s: %w", cfg.HTTPSAddr, err)
-	}
-
-	go m.control.Serve(controlListener)
-	go func() {
-		if err := m.ssh.Serve(sshListener); err != nil {
-			m.Log.Error("ssh server", "err", err)
-		}
-	}()
-	m.serveHTTP(httpListener, httpsListener)
+	m.serve("control socket", func() error { return m.control.Serve(controlListener) })
+	m.serve("ssh server", func() error { return m.ssh.Serve(sshListener) })
+	m.serve("http", func() error { return pl.router.Serve(httpListener) })
+	m.serve("https", func() error { return pl.router.ServeTLS(httpsListener) })
 
 	ready := Ready{SSH: sshListener.Addr().String(), HTTP: httpListener.Addr().String(), HTTPS: httpsListener.Addr().String(), PID: os.Getpid(), Version: skiff.Version}
 	if err := writeJSONAtomic(filepath.Join(cfg.DataDir, "ready.json"), ready); err != nil {
 		return err
 	}
-	m.Log.Info("skiff is up", "version", skiff.Version, "data", cfg.DataDir, "ssh", ready.SSH, "http", ready.HTTP, "https", ready.HTTPS, "domain", cfg.Domain)
+	mode := "builds and runs apps"
+	if cfg.GitOnly {
+		mode = "git only: pushes are recorded, not built"
+	}
+	m.Log.Info("skiff is up", "version", skiff.Version, "data", cfg.DataDir, "ssh", ready.SSH, "http", ready.HTTP, "https", ready.HTTPS, "domain", cfg.Domain, "mode", mode)
+
+	// Converge to the stored state: routes, re-adopted instances, what an
+	// earlier stop interrupted. Requests for apps not yet converged get
+	// the router's answer for an app without instances meanwhile.
+	bgCtx, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		if err := m.pipeline.Reconcile(bgCtx); err != nil && bgCtx.Err() == nil {
+			m.Log.Error("reconcile", "err", err)
+		}
+	}()
 	return nil
 }
 
-// serveHTTP answers HTTP until the router takes these listeners over:
-// every host is unknown for now.
-func (m *Main) serveHTTP(plain, tlsL net.Listener) {
-	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "404 no app is deployed at this address", http.StatusNotFound)
-	})
-	srv := &http.Server{Handler: notFound, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
-	m.http = append(m.http, srv)
-	go srv.Serve(plain)
-	m.closers = append(m.closers, tlsL.Close) // TLS arrives with the router
+// serve runs a server in the background until Close.
+func (m *Main) serve(what string, fn func() error) {
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		if err := fn(); err != nil {
+			m.Log.Error(what, "err", err)
+		}
+	}()
 }
 
-// Close stops the daemon: new connections stop at once, pushes in flight
-// get a grace period, then everything is closed.
+// Close stops the daemon: new connections stop at once, pushes and
+// requests in flight get a grace period, then everything is closed. App
+// instances keep running.
 func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if m.Config != nil {
 		os.Remove(filepath.Join(m.Config.DataDir, "ready.json"))
 	}
+	if m.stop != nil {
+		m.stop()
+	}
 	var errs []error
 	if m.ssh != nil {
 		m.ssh.Shutdown(ctx)
 	}
-	for _, s := range m.http {
-		s.Shutdown(ctx)
-	}
 	if m.control != nil {
 		m.control.Close()
+	}
+	if m.platform != nil {
+		errs = append(errs, m.platform.close(ctx))
 	}
 	for _, c := range m.closers {
 		c()
 	}
+	m.bg.Wait()
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
 	}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+
+	"github.com/skiffhq/skiff/build"
+	"github.com/skiffhq/skiff/buildpacks"
+	"github.com/skiffhq/skiff/internal/container"
+	"github.com/skiffhq/skiff/internal/imagestore"
+	"github.com/skiffhq/skiff/internal/layer"
+	"github.com/skiffhq/skiff/router"
+	"github.com/skiffhq/skiff/runtime"
+)
+
+// platform is what builds and runs apps: the image store, the network and
+// runc sandboxes, the runtime, the CNB platform and the router.
+type platform struct {
+	images  *imagestore.Store
+	network *container.Network
+	runc    *container.Runc
+	runtime *runtime.Runtime
+	builder *build.Platform
+	router  *router.Router
+}
+
+// hostNames are the names of skiff's resources on the host, derived from
+// --resource-prefix so that two daemons (say, tests) can share a host.
+type hostNames struct {
+	table, vethPrefix, cgroup, buildCgroup, runcState, buildRuncState, lockFile string
+}
+
+func namesFor(prefix string) hostNames {
+	veth := "sk"
+	if prefix != "skiff" {
+		veth = prefix[:min(5, len(prefix))]
+	}
+	return hostNames{
+		table: prefix, vethPrefix: veth, cgroup: prefix, buildCgroup: prefix + "-builds",
+		runcState: "/run/" + prefix + "/runc", buildRuncState: "/run/" + prefix + "/runc-builds",
+		lockFile: "/run/" + prefix + "-network.lock",
+	}
+}
+
+func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform, error) {
+	p := &platform{}
+	var err error
+	if p.router, err = router.New(router.Config{
+		BaseDomain: cfg.Domain,
+		LogDir:     filepath.Join(cfg.DataDir, "logs", "router"),
+		TLSDir:     filepath.Join(cfg.DataDir, "tls"),
+		HTTPSPort:  cfg.publicHTTPSPort,
+		ACME:       router.ACMEConfig{CA: cfg.ACMECA, Email: cfg.ACMEEmail},
+	}, log.With("component", "router")); err != nil {
+		return nil, err
+	}
+	if cfg.GitOnly {
+		return p, nil
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("skiff serve runs apps in runc sandboxes and needs root: run it with sudo (or pass --git-only to only receive pushes)")
+	}
+	names := namesFor(cfg.ResourcePrefix)
+	if p.images, err = imagestore.Open(filepath.Join(cfg.DataDir, "images")); err != nil {
+		return nil, err
+	}
+	pool, err := netip.ParsePrefix(cfg.NetworkPool)
+	if err != nil {
+		return nil, fmt.Errorf("--network-pool: %w", err)
+	}
+	if p.network, err = container.NewNetwork(container.NetworkConfig{Pool: pool, LinkPrefix: names.vethPrefix, Table: names.table, LockFile: names.lockFile},
+		log.With("component", "network")); err != nil {
+		return nil, fmt.Errorf("set up the app network: %w", err)
+	}
+	if p.runc, err = container.New(ctx, container.Config{StateDir: names.runcState, CgroupParent: names.cgroup, Network: p.network,
+		Log: log.With("component", "runc")}); err != nil {
+		return nil, err
+	}
+	layers, err := layer.NewStore(filepath.Join(cfg.DataDir, "layers"), layer.Options{IDShift: int(p.runc.IDMap().HostID)}, log.With("component", "layers"))
+	if err != nil {
+		return nil, err
+	}
+	if p.runtime, err = runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, ImageDir: filepath.Join(cfg.DataDir, "images"),
+		Layers: layers, Runc: p.runc, Log: log.With("component", "runtime")}); err != nil {
+		return nil, err
+	}
+	if p.builder, err = build.New(build.Config{DataDir: cfg.DataDir, Store: p.images, Network: p.network,
+		RuncStateDir: names.buildRuncState, CgroupParent: names.buildCgroup, Log: log.With("component", "build")}); err != nil {
+		return nil, err
+	}
+	if err := p.builder.Cleanup(ctx); err != nil {
+		log.Warn("clean up interrupted builds", "err", err)
+	}
+	return p, nil
+}
+
+// close stops what the platform runs in the daemon; app instances keep
+// running, and are re-adopted by the next start.
+func (p *platform) close(ctx context.Context) error {
+	var errs []error
+	if p.router != nil {
+		errs = append(errs, p.router.Shutdown(ctx))
+	}
+	if p.runtime != nil {
+		errs = append(errs, p.runtime.Close())
+	}
+	if p.runc != nil {
+		errs = append(errs, p.runc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// builders implements admin.Builders over the CNB platform.
+type builders struct {
+	platform *build.Platform
+	dataDir  string
+	mirror   string
+}
+
+// CreateDefault lays out skiff's own buildpacks from the buildpack binary
+// that `make build` puts next to skiff, and makes the default builder.
+func (b *builders) CreateDefault(ctx context.Context, out io.Writer) error {
+	bin, err := buildpackBinary()
+	if err != nil {
+		return err
+	}
+	tree, err := os.MkdirTemp(filepath.Join(b.dataDir), "buildpacks-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tree)
+	if err := buildpacks.WriteTree(tree, bin, goruntime.GOARCH); err != nil {
+		return err
+	}
+	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror}, out)
+}
+
+// Pull fetches a builder image from a registry.
+func (b *builders) Pull(ctx context.Context, ref string, out io.Writer) (string, error) {
+	return b.platform.PullBuilder(ctx, ref, out)
+}
+
+// buildpackBinary finds skiff-buildpack next to the skiff binary.
+func buildpackBinary() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	self, _ = filepath.EvalSymlinks(self)
+	bin := filepath.Join(filepath.Dir(self), "skiff-buildpack")
+	if _, err := os.Stat(bin); err != nil {
+		if p, lerr := exec.LookPath("skiff-buildpack"); lerr == nil {
+			return p, nil
+		}
+		return "", fmt.Errorf("the buildpack binary %s is missing: `make build` builds it next to skiff", bin)
+	}
+	return bin, nil
+}

@@ -1,0 +1,83 @@
+package deploy
+
+import (
+	"context"
+	"io"
+
+	"github.com/skiffhq/skiff"
+)
+
+// Reconcile converges what runs to what the store says should, after the
+// daemon starts: builds and releases that a restart interrupted are marked
+// failed (the push that ran them was rejected with the hook's exit), every
+// app gets its route, and the instances of each app's current release are
+// re-adopted, completed or started, while instances of any other release,
+// or of apps that no longer exist, are stopped. It does one app at a time,
+// under the app's lock.
+func (p *Pipeline) Reconcile(ctx context.Context) error {
+	if n, err := p.cfg.Store.FailRunningBuilds(ctx, "interrupted: the daemon restarted"); err != nil {
+		return err
+	} else if n > 0 {
+		p.log.Warn("builds interrupted by a restart marked failed", "count", n)
+	}
+	if n, err := p.cfg.Store.FailPendingReleases(ctx, "interrupted: the daemon restarted"); err != nil {
+		return err
+	} else if n > 0 {
+		p.log.Warn("releases interrupted by a restart marked failed", "count", n)
+	}
+	apps, err := p.cfg.Store.ListApps(ctx, skiff.AppFilter{})
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, app := range apps {
+		known[app.ID] = true
+		if err := p.reconcileApp(ctx, app); err != nil {
+			p.log.Error("reconcile", "app", app.Name, "err", err)
+		}
+	}
+	if p.cfg.Runtime == nil {
+		return nil
+	}
+	instances, err := p.cfg.Runtime.Instances(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, in := range instances {
+		if !known[in.Spec.AppID] {
+			known[in.Spec.AppID] = true
+			p.log.Info("removing the instances of a destroyed app", "app", in.Spec.AppName)
+			if err := p.cfg.Runtime.RemoveApp(ctx, in.Spec.AppID); err != nil {
+				p.log.Error("remove instances", "app", in.Spec.AppName, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) reconcileApp(ctx context.Context, app *skiff.App) error {
+	unlock, err := p.locks.lock(skiff.WithActor(ctx, &skiff.Actor{Name: "skiff (boot)"}), app, "start-up")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := p.setRoute(ctx, app); err != nil {
+		return err
+	}
+	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)
+	if skiff.ErrorCode(err) == skiff.ENOTFOUND {
+		if p.cfg.Runtime == nil {
+			return nil
+		}
+		// Instances of a first release that never deployed.
+		ins, err := p.cfg.Runtime.Instances(ctx, app.ID)
+		if err != nil {
+			return err
+		}
+		p.stopAll(ctx, ins, 0)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return p.converge(ctx, app, cur, rollout{}, io.Discard)
+}
