@@ -8,7 +8,12 @@ LDFLAGS := -X github.com/skiffhq/skiff.Version=$(VERSION)
 
 .PHONY: build run test check deps bench-push clean
 
+# The CNB lifecycle is built from its pinned module (tools/lifecycle) and
+# embedded in skiff; skiff's own buildpacks are one static binary that
+# builder:create lays out.
 build:
+	scripts/build-lifecycle.sh
+	CGO_ENABLED=0 go build -trimpath -o bin/skiff-buildpack ./buildpacks/cmd/skiff-buildpack
 	go build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
 deps:

@@ -14,19 +14,31 @@ const MaxCommandLine = 64 << 10
 // quotes a backslash escapes the next character. An unbalanced quote, a NUL
 // byte or an empty line is an error, never an empty command.
 func ParseCommandLine(line string) ([]string, error) {
+	words, _, err := ParseCommandLineOffsets(line)
+	return words, err
+}
+
+// ParseCommandLineOffsets is ParseCommandLine that also returns where in
+// line each word starts, so that a command can take the rest of the line
+// as it was typed (run passes it to the app's shell unchanged).
+func ParseCommandLineOffsets(line string) ([]string, []int, error) {
 	if len(line) > MaxCommandLine {
-		return nil, Errorf(EINVALID, "command line too long (the limit is %d bytes)", MaxCommandLine)
+		return nil, nil, Errorf(EINVALID, "command line too long (the limit is %d bytes)", MaxCommandLine)
 	}
 	if strings.IndexByte(line, 0) >= 0 {
-		return nil, Errorf(EINVALID, "command line contains a NUL byte")
+		return nil, nil, Errorf(EINVALID, "command line contains a NUL byte")
 	}
 	var (
 		words  []string
+		starts []int
 		word   strings.Builder
 		inWord bool
 	)
 	for i := 0; i < len(line); i++ {
 		c := line[i]
+		if !inWord && c != ' ' && c != '\t' && c != '\n' && c != '\r' && !(c == '\\' && i+1 < len(line) && line[i+1] == '\n') {
+			starts = append(starts, i)
+		}
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			if inWord {
@@ -37,7 +49,7 @@ func ParseCommandLine(line string) ([]string, error) {
 		case c == '\'':
 			end := strings.IndexByte(line[i+1:], '\'')
 			if end < 0 {
-				return nil, Errorf(EINVALID, "unbalanced ' in command line")
+				return nil, nil, Errorf(EINVALID, "unbalanced ' in command line")
 			}
 			word.WriteString(line[i+1 : i+1+end])
 			i += end + 1
@@ -51,12 +63,12 @@ func ParseCommandLine(line string) ([]string, error) {
 				word.WriteByte(line[i])
 			}
 			if i == len(line) {
-				return nil, Errorf(EINVALID, `unbalanced " in command line`)
+				return nil, nil, Errorf(EINVALID, `unbalanced " in command line`)
 			}
 			inWord = true
 		case c == '\\':
 			if i+1 == len(line) {
-				return nil, Errorf(EINVALID, "command line ends with a backslash")
+				return nil, nil, Errorf(EINVALID, "command line ends with a backslash")
 			}
 			i++
 			if line[i] != '\n' { // backslash-newline continues the line
@@ -72,7 +84,7 @@ func ParseCommandLine(line string) ([]string, error) {
 		words = append(words, word.String())
 	}
 	if len(words) == 0 {
-		return nil, Errorf(EINVALID, "empty command; try `help`")
+		return nil, nil, Errorf(EINVALID, "empty command; try `help`")
 	}
-	return words, nil
+	return words, starts, nil
 }

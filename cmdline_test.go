@@ -59,5 +59,17 @@ func FuzzParseCommandLine(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(again, words) {
 			t.Fatalf("round trip of %q: %q, %v", words, again, err)
 		}
+		// The rest of the line from each word's start parses to the rest
+		// of the words.
+		_, starts, _ := ParseCommandLineOffsets(line)
+		if len(starts) != len(words) {
+			t.Fatalf("%d starts for %d words", len(starts), len(words))
+		}
+		for i, st := range starts {
+			rest, err := ParseCommandLine(line[st:])
+			if err != nil || !reflect.DeepEqual(rest, words[i:]) {
+				t.Fatalf("rest from word %d (%q): %q %v, want %q", i, line[st:], rest, err, words[i:])
+			}
+		}
 	})
 }

@@ -9,6 +9,11 @@ import (
 type Invocation struct {
 	Actor  *Actor
 	Args   []string // the parsed command line: Args[0] is the command
+	// Raw is the command line as the SSH client sent it, and RawStarts
+	// where each of Args starts in it; empty for the local CLI, whose
+	// shell already split the words.
+	Raw       string
+	RawStarts []int
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer

@@ -43,6 +43,8 @@ type Services struct {
 // Builders manages builder images: the default one skiff makes, and any
 // CNB builder pulled from a registry.
 type Builders interface {
+	// HasDefault reports whether the default builder exists.
+	HasDefault() bool
 	// CreateDefault makes (or refreshes) the default builder.
 	CreateDefault(ctx context.Context, out io.Writer) error
 	// Pull fetches a builder image and its run image; it returns the

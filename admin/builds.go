@@ -241,5 +241,9 @@ func builderCreate(c *call) error {
 	if c.services().Builders == nil {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "this server does not build apps")
 	}
+	if c.flag("if-missing") && c.services().Builders.HasDefault() {
+		c.progress("The default builder exists; `builder:create` without --if-missing refreshes it")
+		return nil
+	}
 	return c.services().Builders.CreateDefault(c.ctx, c.stderr())
 }

@@ -73,7 +73,6 @@ func domainsRemove(c *call) error {
 	return nil
 }
 
-
 func certsAdd(c *call) error {
 	if err := c.needRoutes(); err != nil {
 		return err

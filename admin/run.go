@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"strings"
+
 	"github.com/skiffhq/skiff"
 )
 
@@ -13,7 +15,7 @@ func run(c *call) error {
 	if err := c.needRuntime(); err != nil {
 		return err
 	}
-	req := &skiff.RunRequest{Args: c.args, Stdin: c.inv.Stdin, Stdout: c.stdout(), Stderr: c.stderr(), TTY: c.inv.TTY}
+	req := &skiff.RunRequest{Args: []string{c.commandRest()}, Stdin: c.inv.Stdin, Stdout: c.stdout(), Stderr: c.stderr(), TTY: c.inv.TTY}
 	code, err := c.services().Deployer.Run(c.ctx, c.app, req)
 	if err != nil {
 		return err
@@ -22,4 +24,15 @@ func run(c *call) error {
 		return &exitError{code: code}
 	}
 	return nil
+}
+
+// commandRest is the command to run, for the app's shell: over SSH the rest
+// of the line exactly as typed (so `run app 'grep -E "a|b" f'` keeps its
+// quotes), locally the words the local shell already split, joined.
+func (c *call) commandRest() string {
+	inv := c.inv
+	if inv.Raw != "" && len(inv.RawStarts) == len(inv.Args) && len(c.args) > 0 {
+		return inv.Raw[inv.RawStarts[len(inv.Args)-len(c.args)]:]
+	}
+	return strings.Join(c.args, " ")
 }

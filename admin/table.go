@@ -19,7 +19,7 @@ func commandTable() []*command {
 		{name: "config:get", args: "<app> <KEY>", summary: "print one config var's value", format: true, app: true, min: 2, max: 2, run: configGet},
 		{name: "config:set", aliases: []string{"config:add"}, args: "<app> KEY=VALUE…", summary: "set config vars and restart (a new release)", app: true, min: 2, max: -1, run: configSet,
 			flags: []flag{{name: "no-restart", help: "store only; the next deploy or restart uses them"}, {name: "build", help: "also give them to builds (as /platform/env)"}},
-			help: "Values may hold anything but NUL: quote them for your shell, e.g.\n  ssh … config:set myapp 'GREETING=hello world' \"PEM=$(cat key.pem)\""},
+			help:  "Values may hold anything but NUL: quote them for your shell, e.g.\n  ssh … config:set myapp 'GREETING=hello world' \"PEM=$(cat key.pem)\""},
 		{name: "config:unset", aliases: []string{"config:remove"}, args: "<app> KEY…", summary: "remove config vars and restart (a new release)", app: true, min: 2, max: -1, run: configUnset,
 			flags: []flag{{name: "no-restart", help: "store only; the next deploy or restart uses them"}}},
 
@@ -56,7 +56,8 @@ func commandTable() []*command {
 		{name: "buildpacks:remove", args: "<app> <buildpack>", summary: "remove a pinned buildpack", app: true, min: 2, max: 2, run: buildpacksChange},
 		{name: "buildpacks:clear", args: "<app>", summary: "unpin all: detect again", app: true, min: 1, max: 1, run: buildpacksChange},
 		{name: "builder:set", args: "<app> <image>|default", summary: "build the app with another CNB builder image (pulled now)", app: true, min: 2, max: 2, run: builderSet},
-		{name: "builder:create", summary: "make (or refresh) the default builder from Debian (admin)", admin: true, max: 0, run: builderCreate},
+		{name: "builder:create", summary: "make (or refresh) the default builder from Debian (admin)", admin: true, max: 0, run: builderCreate,
+			flags: []flag{{name: "if-missing", help: "do nothing when it exists"}}},
 
 		{name: "domains", aliases: []string{"domains:report"}, args: "<app>", summary: "list the hosts an app answers", format: true, app: true, min: 1, max: 1, run: domainsList},
 		{name: "domains:add", args: "<app> <host>", summary: "add a custom domain (wildcards: admins)", app: true, min: 2, max: 2, run: domainsAdd},

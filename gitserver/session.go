@@ -24,7 +24,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		fail(sess, 1, "skiff has no shell; try `ssh -p <port> skiff@<host> help`")
 		return
 	}
-	args, err := skiff.ParseCommandLine(raw)
+	args, starts, err := skiff.ParseCommandLineOffsets(raw)
 	if err != nil {
 		fail(sess, 2, skiff.ErrorMessage(err))
 		return
@@ -33,7 +33,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 		sess.Exit(s.serveGit(sess, actor, verb, args))
 		return
 	}
-	inv := &skiff.Invocation{Actor: actor, Args: args, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
+	inv := &skiff.Invocation{Actor: actor, Args: args, Raw: raw, RawStarts: starts, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
 	if pty, winch, ok := sess.Pty(); ok {
 		inv.TTY = &skiff.TTY{Term: pty.Term, Width: pty.Window.Width, Height: pty.Window.Height, Resize: windowSizes(winch)}
 	}

@@ -13,6 +13,7 @@ want ssh openssh-client
 want ssh-keygen openssh-client
 want gcc gcc            # cgo, for SQLite
 want runc runc
+want debootstrap debootstrap   # builder:create makes the default builder from Debian
 want sqlite3 sqlite3    # not needed by skiff; for looking at skiff.db by hand
 want curl curl
 if [ "${SKIFF_BENCH:-}" = 1 ]; then

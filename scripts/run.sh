@@ -57,6 +57,10 @@ if ! "$skiff" keys --format json | grep -q '"admin": true'; then
 	echo "$key" > "$data/admin-key-path"
 fi
 
+# The default builder: Debian from the distribution's mirror, the CNB
+# lifecycle and skiff's buildpacks. Minutes the first time, then cached.
+"$skiff" builder:create --if-missing
+
 ssh_port=$(sed -n 's/.*"ssh": "[^"]*:\([0-9]*\)".*/\1/p' "$data/ready.json")
 domain=${SKIFF_DOMAIN:-localhost}
 keyfile=$(cat "$data/admin-key-path" 2>/dev/null || true)

@@ -121,8 +121,16 @@ func (p *platform) close(ctx context.Context) error {
 // builders implements admin.Builders over the CNB platform.
 type builders struct {
 	platform *build.Platform
+	images   *imagestore.Store
 	dataDir  string
 	mirror   string
+	cache    string // debootstrap's cache; "" for DATA/builder/debootstrap
+}
+
+// HasDefault reports whether the default builder exists.
+func (b *builders) HasDefault() bool {
+	_, err := b.images.Resolve(build.DefaultBuilder)
+	return err == nil
 }
 
 // CreateDefault lays out skiff's own buildpacks from the buildpack binary
@@ -140,7 +148,7 @@ func (b *builders) CreateDefault(ctx context.Context, out io.Writer) error {
 	if err := buildpacks.WriteTree(tree, bin, goruntime.GOARCH); err != nil {
 		return err
 	}
-	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror}, out)
+	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror, CacheDir: b.cache}, out)
 }
 
 // Pull fetches a builder image from a registry.

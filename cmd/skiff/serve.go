@@ -44,6 +44,9 @@ type Config struct {
 	ACMECA         string // ACME directory URL; "" turns automatic certificates off
 	ACMEEmail      string
 	DebianMirror   string // for builder:create; "" reads the machine's apt sources
+	// DebootstrapCache keeps builder:create's Debian root file systems; ""
+	// for DATA/builder/debootstrap.
+	DebootstrapCache string
 
 	publicHTTPSPort int // the HTTPS port in redirects
 }
@@ -64,6 +67,7 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.StringVar(&cfg.ACMECA, "acme-ca", envOr("SKIFF_ACME_CA", "https://acme-v02.api.letsencrypt.org/directory"), "ACME directory for certs:auto; empty turns ACME off")
 	fs.StringVar(&cfg.ACMEEmail, "acme-email", envOr("SKIFF_ACME_EMAIL", ""), "contact address for the ACME account")
 	fs.StringVar(&cfg.DebianMirror, "debian-mirror", envOr("SKIFF_DEBIAN_MIRROR", ""), "Debian mirror for builder:create (default: the machine's apt sources)")
+	fs.StringVar(&cfg.DebootstrapCache, "debootstrap-cache", envOr("SKIFF_DEBOOTSTRAP_CACHE", ""), "where builder:create keeps Debian root file systems (default DATA/builder/debootstrap)")
 	maxPush := fs.String("max-push-size", envOr("SKIFF_MAX_PUSH_SIZE", "1g"), "largest pack a push may send (env SKIFF_MAX_PUSH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -218,7 +222,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if pl.runtime != nil {
 		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.builder.CollectGarbage
 		svc.Runtime, svc.Builder = pl.runtime, pl.builder
-		svc.Builders = &builders{platform: pl.builder, dataDir: cfg.DataDir, mirror: cfg.DebianMirror}
+		svc.Builders = &builders{platform: pl.builder, images: pl.images, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
 	}
 	m.pipeline = deploy.New(dcfg)
 	svc.Deployer = m.pipeline
