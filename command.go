@@ -7,17 +7,17 @@ import (
 
 // Invocation is one run of an admin command, from SSH or the local CLI.
 type Invocation struct {
-	Actor  *Actor
-	Args   []string // the parsed command line: Args[0] is the command
+	Actor *Actor
+	Args  []string // the parsed command line: Args[0] is the command
 	// Raw is the command line as the SSH client sent it, and RawStarts
 	// where each of Args starts in it; empty for the local CLI, whose
 	// shell already split the words.
 	Raw       string
 	RawStarts []int
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	TTY    *TTY // non-nil when the client asked for a terminal
+	Stdin     io.Reader
+	Stdout    io.Writer
+	Stderr    io.Writer
+	TTY       *TTY // non-nil when the client asked for a terminal
 }
 
 // TTY describes the client's terminal; Resize delivers window changes.
