@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/skiffhq/skiff"
-	"github.com/skiffhq/skiff/internal/container/containertest"
 )
 
 // skiffBuildpacks packages the buildpacks package's tree (as make does)
@@ -48,8 +47,7 @@ func TestDefaultBuilderSampleApps(t *testing.T) {
 	requireRoot(t)
 	bps := skiffBuildpacks(t)
 	ctx := context.Background()
-	env := containertest.New(t) // egress for npm and the Go module proxy
-	p := newTestPlatform(t, Config{Network: env.Network})
+	p := newTestPlatform(t, Config{Network: testNetwork(t)}) // egress for npm and the Go module proxy
 	var out bytes.Buffer
 	if err := p.CreateDefaultBuilder(ctx, CreateOptions{BuildpacksDir: bps, CacheDir: debootstrapCache}, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
