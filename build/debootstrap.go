@@ -52,6 +52,11 @@ type CreateOptions struct {
 	// CacheDir keeps debootstrap's results and downloads; default
 	// DATA/builder/debootstrap.
 	CacheDir string
+	// ExtraCACerts are PEM files of certificate authorities to trust in
+	// builds and apps besides Debian's, such as a company's TLS-inspecting
+	// proxy. nil means the machine's own locally added ones
+	// (/usr/local/share/ca-certificates); an empty list means none.
+	ExtraCACerts []string
 }
 
 // CreateDefaultBuilder makes the default builder (DefaultBuilder) with no
@@ -80,6 +85,13 @@ func (p *Platform) CreateDefaultBuilder(ctx context.Context, opts CreateOptions,
 	if opts.Mirror == "" {
 		opts.Mirror = aptMirror("/etc/apt", opts.Suite)
 	}
+	if opts.ExtraCACerts == nil {
+		opts.ExtraCACerts, _ = filepath.Glob("/usr/local/share/ca-certificates/*.crt")
+	}
+	cas, err := readCACerts(opts.ExtraCACerts)
+	if err != nil {
+		return err
+	}
 	for _, img := range []struct {
 		ref, kind string
 		pkgs      []string
@@ -89,7 +101,7 @@ func (p *Platform) CreateDefaultBuilder(ctx context.Context, opts CreateOptions,
 			return err
 		}
 		fmt.Fprintf(out, "-----> Storing the %s image %s\n", img.kind, img.ref)
-		if _, err := p.imageFromRootfs(ctx, img.ref, root, opts.Suite); err != nil {
+		if _, err := p.imageFromRootfs(ctx, img.ref, root, opts.Suite, cas); err != nil {
 			return fmt.Errorf("%s image: %w", img.kind, err)
 		}
 	}
@@ -224,9 +236,11 @@ func finishRootfs(root string) error {
 	return nil
 }
 
-// imageFromRootfs stores a root file system as a one-layer image
-// (uncompressed) with the CNB base image labels.
-func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string) (v1.Hash, error) {
+// imageFromRootfs stores a root file system as an image with the CNB base
+// image labels: one uncompressed layer, and one more with the extra
+// certificate authorities (kept apart so that the cached root file system
+// stays as debootstrap made it).
+func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string, cas []caCert) (v1.Hash, error) {
 	l, err := p.store.PutLayer(ctx, func(w io.Writer) error {
 		t := newTarBuilder(w)
 		if err := t.tree(root, "/", true); err != nil {
@@ -237,7 +251,31 @@ func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string)
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "skiff: debootstrap " + suite}})
+	adds := []mutate.Addendum{{Layer: l, History: v1.History{CreatedBy: "skiff: debootstrap " + suite}}}
+	if len(cas) > 0 {
+		bundle, err := os.ReadFile(filepath.Join(root, "etc", "ssl", "certs", "ca-certificates.crt"))
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("extra CA certificates need ca-certificates in the image: %w", err)
+		}
+		cl, err := p.store.PutLayer(ctx, func(w io.Writer) error {
+			t := newTarBuilder(w)
+			for _, ca := range cas {
+				bundle = append(append(bundle, '\n'), ca.pem...)
+				if err := t.file("/usr/local/share/ca-certificates/"+ca.name, 0o644, ca.pem); err != nil {
+					return err
+				}
+			}
+			if err := t.file("/etc/ssl/certs/ca-certificates.crt", 0o644, bundle); err != nil {
+				return err
+			}
+			return t.close()
+		})
+		if err != nil {
+			return v1.Hash{}, err
+		}
+		adds = append(adds, mutate.Addendum{Layer: cl, History: v1.History{CreatedBy: "skiff: extra CA certificates"}})
+	}
+	img, err := mutate.Append(empty.Image, adds...)
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -248,7 +286,10 @@ func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string)
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
 	cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
-		fmt.Sprintf("CNB_USER_ID=%d", cnbUID), fmt.Sprintf("CNB_GROUP_ID=%d", cnbUID)}
+		fmt.Sprintf("CNB_USER_ID=%d", cnbUID), fmt.Sprintf("CNB_GROUP_ID=%d", cnbUID),
+		// Node.js ships its own CA list; this makes it trust the system's
+		// too, extra CAs included.
+		"NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"}
 	cf.Config.User = fmt.Sprintf("%d:%d", cnbUID, cnbUID)
 	cf.Config.Labels = map[string]string{
 		labelStackID:                        "io.skiff." + suite,
@@ -261,6 +302,31 @@ func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string)
 		return v1.Hash{}, err
 	}
 	return p.store.Put(ctx, ref, img)
+}
+
+// caCert is an extra certificate authority for the images.
+type caCert struct {
+	name string
+	pem  []byte
+}
+
+func readCACerts(paths []string) ([]caCert, error) {
+	var out []caCert
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("extra CA certificate: %w", err)
+		}
+		if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
+			return nil, skiff.Errorf(skiff.EINVALID, "extra CA certificate %s is not a PEM certificate", p)
+		}
+		name := filepath.Base(p)
+		if !strings.HasSuffix(name, ".crt") {
+			name += ".crt"
+		}
+		out = append(out, caCert{name: name, pem: b})
+	}
+	return out, nil
 }
 
 func debianVersion(suite string) string {

@@ -4,17 +4,23 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/vishvananda/netlink"
 
+	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/internal/imagestore"
 )
 
@@ -226,4 +232,29 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// testNetwork is a build network private to this test process (its own
+// nftables table, veth prefix and pool), removed at the end of the test,
+// which also checks that no build left a veth behind.
+func testNetwork(t *testing.T) *container.Network {
+	t.Helper()
+	tag := fmt.Sprintf("%03x", os.Getpid()%0xfff)
+	prefix := "sb" + tag
+	nw, err := container.NewNetwork(container.NetworkConfig{
+		Pool: netip.MustParsePrefix("10.214.0.0/16"), LinkPrefix: prefix, Table: "skiffbuildtest" + tag,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		links, _ := netlink.LinkList()
+		for _, l := range links {
+			if strings.HasPrefix(l.Attrs().Name, prefix) {
+				t.Errorf("veth left behind: %s", l.Attrs().Name)
+			}
+		}
+		nw.Remove()
+	})
+	return nw
 }

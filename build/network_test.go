@@ -14,7 +14,6 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/skiffhq/skiff"
-	"github.com/skiffhq/skiff/internal/container/containertest"
 )
 
 // fakeInternet starts a TCP server in a network namespace of the test's
@@ -114,8 +113,7 @@ func fakeInternet(t *testing.T) string {
 
 func TestBuildNetwork(t *testing.T) {
 	requireRoot(t)
-	env := containertest.New(t)
-	p := newTestPlatform(t, Config{Network: env.Network})
+	p := newTestPlatform(t, Config{Network: testNetwork(t)}) // egress for npm and the Go module proxy
 	builder := synthBuilder(t, p)
 	internet := fakeInternet(t)
 

@@ -159,11 +159,17 @@ func (p *Platform) Cancel(appID string) bool {
 	return false
 }
 
-// PurgeCache removes the app's build cache. A build of the app in progress
-// keeps the cache it opened.
+// PurgeCache removes the app's build cache. It refuses while the app
+// builds, whose cache is in use.
 func (p *Platform) PurgeCache(ctx context.Context, appID string) error {
 	if err := validID(appID); err != nil {
 		return err
+	}
+	p.mu.Lock()
+	_, busy := p.running[appID]
+	p.mu.Unlock()
+	if busy {
+		return skiff.Errorf(skiff.ECONFLICT, "the app is building; purge its cache when the build has finished (or cancel it)")
 	}
 	dir := p.cacheDir(appID)
 	tmp := dir + ".purge-" + fmt.Sprint(time.Now().UnixNano())

@@ -201,6 +201,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		"-app=/workspace", "-layers=/layers", "-platform=/platform", "-cache-dir=/cache",
 		"-layout", "-layout-dir=/layout-repo", "-run-image=" + bi.RunImage,
 		"-uid=" + strconv.Itoa(bi.UID), "-gid=" + strconv.Itoa(bi.GID), "-log-level=info",
+		"-parallel", // export the image and the cache at once
 	}
 	if req.PreviousImage != "" {
 		prevRef := imagestore.AppRepo + "/" + req.App.ID + ":previous"

@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,50 +47,46 @@ func TestDefaultBuilderSampleApps(t *testing.T) {
 	requireRoot(t)
 	bps := skiffBuildpacks(t)
 	ctx := context.Background()
-	p := newTestPlatform(t, Config{})
+	p := newTestPlatform(t, Config{Network: testNetwork(t)}) // egress for npm and the Go module proxy
 	var out bytes.Buffer
 	if err := p.CreateDefaultBuilder(ctx, CreateOptions{BuildpacksDir: bps, CacheDir: debootstrapCache}, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
+	// Every sample app of the buildpacks package: those named *-broken,
+	// *-no-start or *-fail* must fail with the app's fault and say why;
+	// the others must build an image with a web process.
 	apps := "../buildpacks/testdata/apps"
-	cases := []struct {
-		app     string
-		web     string // substring of the web command; "" when the build must fail
-		wantOut string
-	}{
-		{app: "static", web: "static"},
-		{app: "procfile", web: ""},
-		{app: "procfile-broken", wantOut: "Procfile"},
+	ents, err := os.ReadDir(apps)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, c := range cases {
-		t.Run(c.app, func(t *testing.T) {
-			dir := filepath.Join(apps, c.app)
-			if _, err := os.Stat(dir); err != nil {
-				t.Skipf("no sample app %s", c.app)
-			}
+	for i, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		mustFail := strings.Contains(name, "broken") || strings.Contains(name, "no-start") || strings.Contains(name, "fail")
+		t.Run(name, func(t *testing.T) {
 			var bout bytes.Buffer
 			res, err := p.Build(ctx, &skiff.BuildRequest{
-				App:     &skiff.App{ID: "sample-" + c.app, Name: c.app},
-				BuildID: "s" + string(rune('a'+i)), Commit: "abcdef0", Source: tarDir(t, dir),
+				App:     &skiff.App{ID: "sample-" + strings.ToLower(name), Name: name},
+				BuildID: fmt.Sprintf("s%d", i), Commit: "abcdef0", Source: tarDir(t, filepath.Join(apps, name)),
 			}, &bout)
 			t.Logf("output:\n%s", bout.String())
-			if strings.HasSuffix(c.app, "-broken") {
+			if mustFail {
 				if skiff.ErrorCode(err) != skiff.EINVALID {
-					t.Fatalf("broken app: %v, want a build failure", err)
+					t.Fatalf("%s: %v, want a build failure", name, err)
 				}
-				if !strings.Contains(bout.String(), c.wantOut) {
-					t.Errorf("output lacks %q", c.wantOut)
+				if !strings.Contains(bout.String(), " !     ") {
+					t.Errorf("the failure does not say why (no \" !     \" line)")
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := res.ProcessTypes["web"]; !ok {
+			if res.ProcessTypes["web"] == "" {
 				t.Errorf("no web process: %v", res.ProcessTypes)
-			}
-			if !strings.Contains(res.ProcessTypes["web"], c.web) {
-				t.Errorf("web = %q, want it to mention %q", res.ProcessTypes["web"], c.web)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -46,6 +47,14 @@ func (bc *BuildContext) Output(c Cmd) (string, error) {
 
 func command(ctx context.Context, c Cmd) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
+	if !strings.Contains(c.Name, "/") {
+		for _, dir := range strings.Split(c.Env.Get("PATH"), ":") {
+			if p := dir + "/" + c.Name; dir != "" && isExec(p) {
+				cmd.Path, cmd.Err = p, nil
+				break
+			}
+		}
+	}
 	cmd.Dir = c.Dir
 	cmd.Env = []string(c.Env)
 	if cmd.Env == nil {
@@ -70,4 +79,9 @@ func ExitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+func isExec(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
