@@ -11,6 +11,7 @@ package buildpacks
 
 import (
 	"github.com/skiffhq/skiff/buildpacks/internal/cnb"
+	"github.com/skiffhq/skiff/buildpacks/internal/golang"
 	"github.com/skiffhq/skiff/buildpacks/internal/nodejs"
 	"github.com/skiffhq/skiff/buildpacks/internal/procfile"
 	"github.com/skiffhq/skiff/buildpacks/internal/static"
@@ -25,6 +26,7 @@ var all = []*cnb.Buildpack{
 	procfile.Buildpack,
 	static.Buildpack,
 	nodejs.Buildpack,
+	golang.Buildpack,
 }
 
 func init() {
