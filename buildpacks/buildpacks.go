@@ -14,6 +14,7 @@ import (
 	"github.com/skiffhq/skiff/buildpacks/internal/golang"
 	"github.com/skiffhq/skiff/buildpacks/internal/nodejs"
 	"github.com/skiffhq/skiff/buildpacks/internal/procfile"
+	"github.com/skiffhq/skiff/buildpacks/internal/python"
 	"github.com/skiffhq/skiff/buildpacks/internal/static"
 )
 
@@ -27,6 +28,7 @@ var all = []*cnb.Buildpack{
 	static.Buildpack,
 	nodejs.Buildpack,
 	golang.Buildpack,
+	python.Buildpack,
 }
 
 func init() {
