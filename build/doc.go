@@ -1,0 +1,16 @@
+// Package build is skiff's Cloud Native Buildpacks platform. pack needs a
+// Docker daemon and skiff has none, so skiff drives the reference lifecycle
+// itself, as kpack does: it assembles builder images (builder:create makes
+// the default one from a debootstrapped Debian base, skiff's buildpacks and
+// the lifecycle; builder:set pulls any standard builder), unpacks each
+// builder's root file system once, runs the lifecycle's creator under runc
+// with that root read-only, the pushed tree at /workspace, a per-app cache
+// and an OCI layout as the export target, and imports the result into the
+// image store (internal/imagestore).
+//
+// The lifecycle's own Go types for its TOML files (platform/files) are not
+// imported: the lifecycle module drags registries' SDKs and more into any
+// module that imports it, so it is built in its own module (tools/lifecycle)
+// and skiff declares the few fields it writes and reads (order, run, project
+// descriptor, the build metadata label) itself, in toml.go and metadata.go.
+package build

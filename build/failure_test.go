@@ -1,0 +1,133 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff"
+)
+
+// noBuildLeftovers checks that a finished build left no container, cgroup
+// or scratch directory behind.
+func noBuildLeftovers(t *testing.T, p *Platform, buildID string) {
+	t.Helper()
+	out, _ := exec.Command("runc", "--root", buildStateDir, "list", "-q").Output()
+	if strings.Contains(string(out), "build-"+buildID) {
+		t.Errorf("runc still lists build-%s", buildID)
+	}
+	for _, c := range []string{"pids", "memory", "unified"} {
+		dir := filepath.Join("/sys/fs/cgroup", c, buildCgroupParent, "build-"+buildID)
+		if c == "unified" {
+			dir = filepath.Join("/sys/fs/cgroup", buildCgroupParent, "build-"+buildID)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup %s left behind", dir)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			t.Errorf("processes left in %s: %s", dir, b)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(p.cfg.DataDir, "tmp", "builds", buildID)); err == nil {
+		t.Errorf("scratch of %s left behind", buildID)
+	}
+}
+
+func TestSyntheticBuildFailures(t *testing.T) {
+	requireRoot(t)
+	p := newTestPlatform(t, Config{Limits: Limits{Timeout: 8 * time.Second, Pids: 128, Memory: 512 << 20}})
+	builder := synthBuilder(t, p)
+	app := &skiff.App{ID: "app2", Name: "failing"}
+	cases := []struct {
+		name, src   string
+		files       map[string]string
+		wantErr     string
+		wantOut     string
+		maxDuration time.Duration
+	}{
+		{name: "compile error", src: "fail", wantErr: "a buildpack failed: main.go:3: syntax error: unexpected newline", wantOut: "syntax error: unexpected newline"},
+		{name: "nothing detects", files: map[string]string{"README": "x"}, wantErr: "no buildpack detected this app"},
+		{name: "sleep infinity", src: "sleep", wantErr: "timed out after 8s", maxDuration: 20 * time.Second},
+		{name: "fork bomb", src: "forkbomb", wantErr: "timed out", maxDuration: 20 * time.Second},
+		{name: "output without newlines", src: "spam", wantErr: "a buildpack failed"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			files := c.files
+			if files == nil {
+				files = map[string]string{"synth.txt": c.src}
+			}
+			id := "f" + string(rune('a'+i))
+			var out bytes.Buffer
+			start := time.Now()
+			_, err := p.Build(context.Background(), &skiff.BuildRequest{
+				App: app, BuildID: id, Commit: "abc", Builder: builder, Source: tarOf(t, files),
+			}, &out)
+			took := time.Since(start)
+			if err == nil || !strings.Contains(skiff.ErrorMessage(err), c.wantErr) {
+				t.Fatalf("err = %v, want %q; output:\n%.2000s", err, c.wantErr, out.String())
+			}
+			if skiff.ErrorCode(err) != skiff.EINVALID {
+				t.Errorf("code %s, want invalid (the app's fault)", skiff.ErrorCode(err))
+			}
+			if c.wantOut != "" && !strings.Contains(out.String(), c.wantOut) {
+				t.Errorf("output lacks %q:\n%s", c.wantOut, out.String())
+			}
+			if c.maxDuration > 0 && took > c.maxDuration {
+				t.Errorf("took %s, want under %s", took, c.maxDuration)
+			}
+			if fi, err := os.Stat(p.logPath(app.ID, id)); err != nil || fi.Size() > p.cfg.LogMaxBytes+100 {
+				t.Errorf("log: %v, size %v", err, fi)
+			}
+			noBuildLeftovers(t, p, id)
+		})
+	}
+}
+
+func TestConcurrentBuildOfOneAppRefused(t *testing.T) {
+	requireRoot(t)
+	p := newTestPlatform(t, Config{Limits: Limits{Timeout: 20 * time.Second}})
+	builder := synthBuilder(t, p)
+	app := &skiff.App{ID: "app3", Name: "busy"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "s1", Builder: builder,
+			Source: tarOf(t, map[string]string{"synth.txt": "sleep"})}, &bytes.Buffer{})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		_, running := p.running[app.ID]
+		p.mu.Unlock()
+		if running || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err := p.Build(context.Background(), &skiff.BuildRequest{App: app, BuildID: "s2", Builder: builder,
+		Source: tarOf(t, map[string]string{"synth.txt": "ok"})}, &bytes.Buffer{})
+	if skiff.ErrorCode(err) != skiff.ECONFLICT {
+		t.Errorf("second build: %v, want a conflict", err)
+	}
+	time.Sleep(time.Second) // let the first reach the sandbox
+	if !p.Cancel(app.ID) {
+		t.Error("Cancel found no build")
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "canceled") {
+			t.Errorf("canceled build: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("cancel did not stop the build")
+	}
+	cancel()
+	noBuildLeftovers(t, p, "s1")
+}

@@ -1,0 +1,67 @@
+package build
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/skiffhq/skiff"
+)
+
+// The lifecycle binaries are embedded, so that skiff stays one binary that
+// needs no download site: `make build` runs scripts/build-lifecycle.sh, which
+// builds them from the module pinned in tools/lifecycle (a module of its own,
+// so that skiff's go.mod does not carry the lifecycle's dependency graph)
+// into build/lifecycle/, and then builds skiff. Without that step skiff still
+// compiles and tests, and builder creation fails with a message saying what
+// to run. Config.LifecycleDir points at binaries on disk instead.
+//
+//go:embed lifecycle
+var embedded embed.FS
+
+// LifecycleFiles are the lifecycle binaries that go into a builder image.
+type LifecycleFiles struct {
+	Version   string
+	Lifecycle []byte // multi-call binary: creator, detector, analyzer, …
+	Launcher  []byte
+}
+
+// Phases that link to the multi-call lifecycle binary in /cnb/lifecycle.
+var lifecyclePhases = []string{"analyzer", "builder", "creator", "detector", "exporter", "extender", "rebaser", "restorer"}
+
+// loadLifecycle reads the binaries from dir, or from those embedded when
+// dir is "".
+func loadLifecycle(dir string) (*LifecycleFiles, error) {
+	var fsys fs.FS
+	if dir != "" {
+		fsys = os.DirFS(dir)
+	} else {
+		sub, err := fs.Sub(embedded, "lifecycle")
+		if err != nil {
+			return nil, err
+		}
+		fsys = sub
+	}
+	var lf LifecycleFiles
+	var err error
+	if lf.Lifecycle, err = fs.ReadFile(fsys, "lifecycle"); err == nil {
+		if lf.Launcher, err = fs.ReadFile(fsys, "launcher"); err == nil {
+			var v []byte
+			v, err = fs.ReadFile(fsys, "VERSION")
+			lf.Version = strings.TrimSpace(string(v))
+		}
+	}
+	if err != nil {
+		where := "this skiff binary was built without them"
+		if dir != "" {
+			where = "not found in " + dir
+		}
+		return nil, skiff.Errorf(skiff.EUNAVAILABLE, "the CNB lifecycle binaries are missing (%s): run scripts/build-lifecycle.sh (make build does) and rebuild skiff", where)
+	}
+	if lf.Version == "" {
+		return nil, fmt.Errorf("lifecycle VERSION file is empty")
+	}
+	return &lf, nil
+}

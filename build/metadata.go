@@ -1,0 +1,56 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/skiffhq/skiff"
+)
+
+// buildMetadata is the part of the io.buildpacks.build.metadata label skiff
+// reads.
+type buildMetadata struct {
+	Processes []struct {
+		Type    string   `json:"type"`
+		Command []string `json:"command"` // platform API ≥ 0.10: an array
+		Args    []string `json:"args"`
+		Direct  bool     `json:"direct"`
+	} `json:"processes"`
+	Buildpacks []struct {
+		ID      string `json:"id"`
+		Version string `json:"version"`
+	} `json:"buildpacks"`
+}
+
+// readResult fills process types, the default process and the buildpacks
+// from the exported image's label and entrypoint.
+func (p *Platform) readResult(res *skiff.BuildResult) error {
+	img, err := p.store.Image(res.Image)
+	if err != nil {
+		return err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	var md buildMetadata
+	if s := cf.Config.Labels[labelBuildMetadata]; s != "" {
+		if err := json.Unmarshal([]byte(s), &md); err != nil {
+			return fmt.Errorf("read %s label: %w", labelBuildMetadata, err)
+		}
+	}
+	res.ProcessTypes = map[string]string{}
+	for _, pr := range md.Processes {
+		res.ProcessTypes[pr.Type] = strings.Join(append(append([]string{}, pr.Command...), pr.Args...), " ")
+	}
+	for _, bp := range md.Buildpacks {
+		res.Buildpacks = append(res.Buildpacks, bp.ID+"@"+bp.Version)
+	}
+	// The default process is the image's entrypoint /cnb/process/<type>.
+	if ep := cf.Config.Entrypoint; len(ep) == 1 && strings.HasPrefix(ep[0], "/cnb/process/") {
+		res.DefaultProcess = path.Base(ep[0])
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/container"
+)
+
+// sandboxSpec describes one lifecycle run.
+type sandboxSpec struct {
+	ID       string // container id: unique among running builds
+	Bundle   string // a directory of the build's scratch space
+	Rootfs   string // the builder's, mounted read-only
+	Args     []string
+	Env      []string
+	Cwd      string
+	Mounts   []container.Mount
+	Caps     []string
+	Limits   Limits
+	Network  bool
+	Started  func() // called once the container runs (tests wait on it)
+	Deadline time.Duration
+}
+
+// sandbox runs builds as containers of internal/container: their own
+// runc state directory and cgroup parent, so that builds and app instances
+// never clean up each other's containers, and a user namespace of their own
+// (Config.UIDBase) whose ids are no host user's.
+type sandbox struct {
+	cfg  container.Config
+	log  *slog.Logger
+	once sync.Once
+	runc *container.Runc
+	err  error
+}
+
+// Where build containers live on the host.
+const (
+	buildStateDir     = "/run/skiff/runc-builds"
+	buildCgroupParent = "skiff-builds"
+)
+
+func (s *sandbox) get(ctx context.Context) (*container.Runc, error) {
+	s.once.Do(func() { s.runc, s.err = container.New(ctx, s.cfg) })
+	return s.runc, s.err
+}
+
+// run runs spec to its end, copying its merged stdout and stderr to out,
+// and returns the exit code. When ctx ends first, every process of the
+// build is killed and ctx's error returned. Nothing of the container is
+// left when it returns.
+func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (int, error) {
+	r, err := s.get(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("build sandbox: %w", err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return -1, err
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(out, pr)
+		pr.Close()
+	}()
+	waitCopy := func() {
+		select {
+		case <-copied:
+		case <-time.After(5 * time.Second):
+			pr.Close() // a stray holder of the pipe; the container is gone
+			<-copied
+		}
+	}
+	c, err := r.Create(ctx, &container.Spec{
+		ID: spec.ID, Bundle: spec.Bundle,
+		Rootfs: container.Rootfs{Dir: spec.Rootfs}, ReadonlyDir: true,
+		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
+		Caps: spec.Caps, Hostname: "build", UserNS: true, Network: spec.Network,
+		Mounts: spec.Mounts,
+		Limits: container.Limits{MemoryBytes: spec.Limits.Memory, CPU: spec.Limits.CPUs, Pids: spec.Limits.Pids},
+	}, container.Stdio{Stdout: pw, Stderr: pw})
+	pw.Close() // the container holds its own copy
+	if err != nil {
+		waitCopy()
+		return -1, fmt.Errorf("create build container: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := c.Delete(dctx); err != nil {
+			s.log.Warn("delete build container", "id", spec.ID, "err", err)
+		}
+		waitCopy()
+	}()
+	if err := c.Start(ctx); err != nil {
+		return -1, fmt.Errorf("start build container: %w", err)
+	}
+	if spec.Started != nil {
+		spec.Started()
+	}
+	st, err := c.Wait(ctx)
+	if err != nil {
+		// The whole cgroup goes at once: a fork bomb or a daemonized child
+		// cannot outlive the build.
+		c.Kill()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		c.Wait(wctx)
+		cancel()
+		return -1, ctx.Err()
+	}
+	if !st.Known {
+		return -1, errors.New("build container exited with an unknown status")
+	}
+	return st.Code, nil
+}
+
+// Cleanup removes build containers, cgroups and scratch space left by a
+// skiff that stopped in the middle of builds. Call it once at start, before
+// any build.
+func (p *Platform) Cleanup(ctx context.Context) error {
+	r, err := p.sandbox.get(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if err := r.Cleanup(ctx, "", func(string) bool { return false }); err != nil {
+		errs = append(errs, err)
+	}
+	dir := filepath.Join(p.cfg.DataDir, "tmp", "builds")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,78 @@
+package build
+
+// The few CNB TOML files and labels skiff writes or reads, declared here
+// rather than imported from the lifecycle (see the package doc). Field names
+// follow the CNB platform and buildpack specs.
+
+// orderTOML is /cnb/order.toml, or <layers>/order.toml for pinned buildpacks.
+type orderTOML struct {
+	Order []orderGroup `toml:"order" json:"order"`
+}
+
+type orderGroup struct {
+	Group []buildpackRef `toml:"group" json:"group"`
+}
+
+type buildpackRef struct {
+	ID       string `toml:"id" json:"id"`
+	Version  string `toml:"version,omitempty" json:"version,omitempty"`
+	Optional bool   `toml:"optional,omitempty" json:"optional,omitempty"`
+}
+
+// runTOML is /cnb/run.toml: where the run image is.
+type runTOML struct {
+	Images []runImageRef `toml:"images"`
+}
+
+type runImageRef struct {
+	Image   string   `toml:"image" json:"image"`
+	Mirrors []string `toml:"mirrors,omitempty" json:"mirrors,omitempty"`
+}
+
+// stackTOML is the deprecated /cnb/stack.toml, still read by older
+// lifecycles and platforms.
+type stackTOML struct {
+	RunImage runImageRef `toml:"run-image"`
+}
+
+// buildpackTOML is a buildpack's descriptor.
+type buildpackTOML struct {
+	API       string `toml:"api"`
+	Buildpack struct {
+		ID      string `toml:"id"`
+		Version string `toml:"version"`
+		Name    string `toml:"name"`
+	} `toml:"buildpack"`
+	Order []orderGroup `toml:"order"`
+}
+
+// projectTOML is the project descriptor (project.toml) of an app, schema
+// 0.2 ([io.buildpacks]) or 0.1 ([build]).
+type projectTOML struct {
+	IO struct {
+		Buildpacks projectBuild `toml:"buildpacks"`
+	} `toml:"io"`
+	Build projectBuild `toml:"build"`
+}
+
+type projectBuild struct {
+	Group      []projectBuildpack `toml:"group"`      // 0.2
+	Buildpacks []projectBuildpack `toml:"buildpacks"` // 0.1
+	Env        []projectEnv       `toml:"env"`        // 0.1
+	Build      struct {
+		Env []projectEnv `toml:"env"` // 0.2: [[io.buildpacks.build.env]]
+	} `toml:"build"`
+	Include []string `toml:"include"`
+	Exclude []string `toml:"exclude"`
+}
+
+type projectBuildpack struct {
+	ID      string `toml:"id"`
+	Version string `toml:"version"`
+	URI     string `toml:"uri"`
+}
+
+type projectEnv struct {
+	Name  string `toml:"name"`
+	Value string `toml:"value"`
+}

@@ -1,0 +1,176 @@
+// Package containertest sets up real containers for tests of the packages
+// built on internal/container: a static probe program to run inside them, a
+// Runc and a Network private to the test process, and a leak check.
+package containertest
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/skiffhq/skiff/internal/container"
+	"github.com/vishvananda/netlink"
+	"log/slog"
+)
+
+// RequireRoot skips the test unless it runs as root with runc installed.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs containers under runc")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("needs runc")
+	}
+}
+
+var (
+	probeOnce sync.Once
+	probePath string
+	probeErr  error
+)
+
+// Probe returns the path of the static probe binary (see testdata/probe),
+// built once per test process.
+func Probe(t testing.TB) string {
+	t.Helper()
+	probeOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(file), "..", "testdata", "probe")
+		dir, err := os.MkdirTemp("", "skiff-probe-")
+		if err != nil {
+			probeErr = err
+			return
+		}
+		probePath = filepath.Join(dir, "probe")
+		cmd := exec.Command("go", "build", "-o", probePath, ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			probeErr = fmt.Errorf("build probe: %v\n%s", err, out)
+		}
+	})
+	if probeErr != nil {
+		t.Fatal(probeErr)
+	}
+	return probePath
+}
+
+// Env is a Runc and Network private to one test.
+type Env struct {
+	Runc    *container.Runc
+	Network *container.Network
+	Prefix  string // veth prefix
+	Parent  string // cgroup parent
+	State   string // runc state dir
+}
+
+// New returns an Env whose names are unique to this test process; Cleanup
+// removes its nftables table and checks that nothing leaked.
+func New(t testing.TB) *Env {
+	t.Helper()
+	RequireRoot(t)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tag := fmt.Sprintf("%x", os.Getpid()%0xfff)
+	e := &Env{Prefix: "st" + tag[:min(3, len(tag))], Parent: "skiff-test-" + tag, State: t.TempDir()}
+	e.Prefix = e.Prefix[:min(5, len(e.Prefix))]
+	nw, err := container.NewNetwork(container.NetworkConfig{
+		Pool: netip.MustParsePrefix("10.213.0.0/16"), LinkPrefix: e.Prefix, Table: "skifftest" + tag,
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Network = nw
+	r, err := container.New(context.Background(), container.Config{StateDir: e.State, CgroupParent: e.Parent, Network: nw, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Runc = r
+	t.Cleanup(func() {
+		r.Close()
+		e.CheckNoLeaks(t)
+		nw.Remove()
+		// runc makes the parent cgroup and leaves it; it is this test's.
+		ctls, _ := os.ReadDir("/sys/fs/cgroup")
+		os.Remove(filepath.Join("/sys/fs/cgroup", e.Parent))
+		for _, c := range ctls {
+			os.Remove(filepath.Join("/sys/fs/cgroup", c.Name(), e.Parent))
+		}
+	})
+	return e
+}
+
+// CheckNoLeaks fails the test if any container, cgroup, veth or mount of
+// this Env is left on the host.
+func (e *Env) CheckNoLeaks(t testing.TB) {
+	t.Helper()
+	if states, err := e.Runc.List(context.Background()); err != nil || len(states) != 0 {
+		t.Errorf("runc containers left: %+v %v", states, err)
+	}
+	for _, ctl := range []string{"", "memory", "pids", "cpu", "freezer"} {
+		ents, _ := os.ReadDir(filepath.Join("/sys/fs/cgroup", ctl, e.Parent))
+		for _, en := range ents {
+			if en.IsDir() {
+				t.Errorf("cgroup left: %s/%s/%s", ctl, e.Parent, en.Name())
+			}
+		}
+	}
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, e.Prefix) {
+			t.Errorf("veth left: %s", l.Attrs().Name)
+		}
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if strings.Contains(line, os.TempDir()+"/Test") && (strings.Contains(line, "overlay") || strings.Contains(line, "tmpfs")) {
+			t.Errorf("mount left: %s", line)
+		}
+	}
+}
+
+// Rootfs makes a minimal root directory holding the probe at /probe,
+// traversable by a user namespace's root.
+func Rootfs(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	for _, d := range []string{"", "etc", "tmp", "dev", "proc", "sys"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(Probe(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "probe"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	OpenPath(t, dir)
+	return dir
+}
+
+// OpenPath makes every directory from p up to / traversable (0711 at
+// least): runc reaches a user-namespaced container's files as its mapped
+// root, and t.TempDir makes 0700 directories.
+func OpenPath(t testing.TB, p string) {
+	for d := p; d != "/" && d != "."; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o011 != 0o011 {
+			os.Chmod(d, fi.Mode().Perm()|0o011)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package container
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NetworkConfig places containers on a private network.
+type NetworkConfig struct {
+	// Pool is where each container's /30 comes from (default
+	// 10.213.0.0/16): .1 is the host's end, .2 the container's.
+	Pool netip.Prefix
+	// LinkPrefix starts the host-side veth names (default "sk"); every
+	// rule matches it, so it must be unique to skiff on the host.
+	LinkPrefix string
+	// Table is the nftables table (family inet) skiff owns (default "skiff").
+	Table string
+	// LockFile serializes address allocation between processes.
+	LockFile string
+}
+
+// Network gives containers a veth each and keeps the host's rules: a
+// container reaches the internet through NAT, and nothing else: not the
+// host's own addresses (its loopback services, SSH, anything listening),
+// not other containers, not link-local metadata services. Only the host
+// itself connects to a container.
+//
+// Addresses are not recorded anywhere but on the links themselves: the
+// host end of each veth carries its /30, so allocation and lookup survive
+// daemon restarts, and a container's veth disappears with its network
+// namespace.
+type Network struct {
+	cfg NetworkConfig
+	log *slog.Logger
+	mu  sync.Mutex
+}
+
+// NewNetwork installs the rules (replacing the table if it exists) and
+// turns on IPv4 forwarding.
+func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
+	if !cfg.Pool.IsValid() {
+		cfg.Pool = netip.MustParsePrefix("10.213.0.0/16")
+	}
+	if cfg.LinkPrefix == "" {
+		cfg.LinkPrefix = "sk"
+	}
+	if cfg.Table == "" {
+		cfg.Table = "skiff"
+	}
+	if cfg.LockFile == "" {
+		cfg.LockFile = "/run/skiff-network.lock"
+	}
+	if !cfg.Pool.Addr().Is4() || cfg.Pool.Bits() > 28 || len(cfg.LinkPrefix) > 5 {
+		return nil, fmt.Errorf("network: pool %s must be IPv4 and /28 or larger, link prefix %q at most 5 characters", cfg.Pool, cfg.LinkPrefix)
+	}
+	cfg.Pool = cfg.Pool.Masked()
+	n := &Network{cfg: cfg, log: log}
+	if err := n.installRules(); err != nil {
+		return nil, fmt.Errorf("network rules: %w", err)
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
+		return nil, fmt.Errorf("enable forwarding: %w", err)
+	}
+	return n, nil
+}
+
+// Remove deletes the table. Containers still running lose their isolation
+// rules, so only tests and uninstallers call it.
+func (n *Network) Remove() error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: n.cfg.Table})
+	return c.Flush()
+}
+
+func (n *Network) installRules() error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	if t, _ := c.ListTableOfFamily(n.cfg.Table, nftables.TableFamilyINet); t != nil {
+		c.DelTable(t)
+	}
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: n.cfg.Table})
+	accept := nftables.ChainPolicyAccept
+	chain := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
+	}
+	input := chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
+	forward := chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
+	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	rule := func(ch *nftables.Chain, e ...expr.Any) { c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e}) }
+	p := []byte(n.cfg.LinkPrefix) // compared over its own length: a wildcard
+	iif := []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p}}
+	oif := []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p}}
+	notOif := []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: p}}
+	established := []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: le32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
+	}
+	drop := &expr.Verdict{Kind: expr.VerdictDrop}
+	acc := &expr.Verdict{Kind: expr.VerdictAccept}
+	cat := func(parts ...[]expr.Any) []expr.Any {
+		var all []expr.Any
+		for _, x := range parts {
+			all = append(all, x...)
+		}
+		return all
+	}
+	// To the host: only replies to connections the host opened.
+	rule(input, cat(iif, established, []expr.Any{acc})...)
+	rule(input, cat(iif, []expr.Any{drop})...)
+	// Between containers: nothing. Into a container from elsewhere: only
+	// replies (the host's own connections do not pass forward).
+	rule(forward, cat(iif, oif, []expr.Any{drop})...)
+	rule(forward, cat(oif, established, []expr.Any{acc})...)
+	rule(forward, cat(oif, []expr.Any{drop})...)
+	// Link-local (cloud metadata services) is never for containers.
+	rule(forward, cat(iif, ipv4Daddr(netip.MustParsePrefix("169.254.0.0/16")), []expr.Any{drop})...)
+	rule(post, cat(ipv4Saddr(n.cfg.Pool), notOif, []expr.Any{&expr.Masq{}})...)
+	return c.Flush()
+}
+
+func le32(v uint32) []byte {
+	b := make([]byte, 4)
+	binary.NativeEndian.PutUint32(b, v)
+	return b
+}
+
+func ipv4Match(offset uint32, p netip.Prefix) []expr.Any {
+	mask := net.CIDRMask(p.Bits(), 32)
+	addr := p.Masked().Addr().As4()
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+	}
+}
+
+func ipv4Saddr(p netip.Prefix) []expr.Any { return ipv4Match(12, p) }
+func ipv4Daddr(p netip.Prefix) []expr.Any { return ipv4Match(16, p) }
+
+// linkName is the host end of id's veth: the prefix and a hash of the id,
+// within the kernel's 15 characters.
+func (n *Network) linkName(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return n.cfg.LinkPrefix + hex.EncodeToString(h[:])[:15-len(n.cfg.LinkPrefix)]
+}
+
+// Addr returns the container address of id's veth, if it has one.
+func (n *Network) Addr(id string) (netip.Addr, bool) {
+	l, err := netlink.LinkByName(n.linkName(id))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	addrs, _ := netlink.AddrList(l, netlink.FAMILY_V4)
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && n.cfg.Pool.Contains(ip) {
+			return ip.Next(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// attach gives the container whose init is pid a veth: eth0 with the /30's
+// second address and a default route through the host's end.
+func (n *Network) attach(id string, pid int) (netip.Addr, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	lock, err := os.OpenFile(n.cfg.LockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return netip.Addr{}, err
+	}
+	hostIP, err := n.freeSlot()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	ctrIP := hostIP.Next()
+	name := n.linkName(id)
+	peer := "p" + name[1:]
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer, PeerNamespace: netlink.NsPid(pid)}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return netip.Addr{}, fmt.Errorf("add veth %s: %w", name, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			netlink.LinkDel(veth)
+		}
+	}()
+	os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0)
+	if err := netlink.AddrAdd(veth, &netlink.Addr{IPNet: ipnet(hostIP, 30)}); err != nil {
+		return netip.Addr{}, fmt.Errorf("address %s: %w", name, err)
+	}
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return netip.Addr{}, err
+	}
+	if err := configureInside(pid, peer, ctrIP, hostIP); err != nil {
+		return netip.Addr{}, err
+	}
+	ok = true
+	return ctrIP, nil
+}
+
+func configureInside(pid int, peer string, ctrIP, hostIP netip.Addr) error {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return fmt.Errorf("container netns: %w", err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("container netns: %w", err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(peer)
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetName(l, "eth0"); err != nil {
+		return err
+	}
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipnet(ctrIP, 30)}); err != nil {
+		return err
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return err
+	}
+	if lo, err := h.LinkByName("lo"); err == nil {
+		if err := h.LinkSetUp(lo); err != nil {
+			return err
+		}
+	}
+	return h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: hostIP.AsSlice()})
+}
+
+func ipnet(a netip.Addr, bits int) *net.IPNet {
+	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, 32)}
+}
+
+// freeSlot returns the host address (.1) of the lowest /30 of the pool no
+// link uses. Slot 0 is left out, so no container gets the pool's first
+// address.
+func (n *Network) freeSlot() (netip.Addr, error) {
+	used := map[netip.Addr]bool{}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && n.cfg.Pool.Contains(ip) {
+			used[slotOf(ip)] = true
+		}
+	}
+	base := n.cfg.Pool.Addr().As4()
+	start := binary.BigEndian.Uint32(base[:])
+	slots := uint32(1) << (32 - n.cfg.Pool.Bits()) / 4
+	for i := uint32(1); i < slots; i++ {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], start+4*i)
+		if s := netip.AddrFrom4(b); !used[s] {
+			return s.Next(), nil
+		}
+	}
+	return netip.Addr{}, errors.New("network pool exhausted")
+}
+
+func slotOf(ip netip.Addr) netip.Addr {
+	b := ip.As4()
+	b[3] &^= 3
+	return netip.AddrFrom4(b)
+}
+
+// detach deletes id's host veth if it is still there (its namespace going
+// away normally takes it along).
+func (n *Network) detach(id string) error {
+	l, err := netlink.LinkByName(n.linkName(id))
+	if err != nil {
+		return nil
+	}
+	return netlink.LinkDel(l)
+}
+
+// links returns the names of the host ends of all veths with the prefix.
+func (n *Network) links() []string {
+	ls, _ := netlink.LinkList()
+	var names []string
+	for _, l := range ls {
+		if strings.HasPrefix(l.Attrs().Name, n.cfg.LinkPrefix) {
+			names = append(names, l.Attrs().Name)
+		}
+	}
+	return names
+}

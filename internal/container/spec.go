@@ -1,0 +1,176 @@
+package container
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Spec describes one container.
+type Spec struct {
+	ID     string // letters, digits, '-', '_', '.'; at most 64
+	Bundle string // a directory the caller owns; Create fills it, Delete empties its mounts
+	Rootfs Rootfs
+
+	Args        []string
+	Env         []string // KEY=VALUE, passed as is (never through a file that is parsed)
+	Cwd         string   // default "/"
+	UID, GID    uint32   // inside the container
+	ExtraGIDs   []uint32
+	Terminal    bool     // allocate a pty; Create returns its master
+	Caps        []string // e.g. "CAP_CHOWN"; none by default
+	Hostname    string   // default: the ID
+	UserNS      bool     // map ids through Config.IDMap
+	Network     bool     // give the container a veth from Config.Network
+	Limits      Limits
+	Mounts      []Mount
+	NoFile      uint64 // RLIMIT_NOFILE, default 65536
+	ReadonlyDir bool   // for Rootfs.Dir: mount it read-only
+}
+
+// Rootfs is either a directory used as is, or overlay layers.
+type Rootfs struct {
+	Dir string
+	// Layers are overlay lowerdirs, bottom first (image order). An upper
+	// and work dir are made in the bundle, on a tmpfs of UpperSize bytes
+	// when UpperSize is set (that caps what the container can write).
+	Layers    []string
+	UpperSize int64
+}
+
+// Limits are the container's cgroup limits; zero means unlimited.
+type Limits struct {
+	MemoryBytes int64
+	CPU         float64 // cores, e.g. 0.5
+	Pids        int64
+}
+
+// Mount is a bind mount from the host into the container.
+type Mount struct {
+	Source, Destination string
+	ReadOnly            bool
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ValidID reports whether id can name a container.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+// maskedPaths and readonlyPaths hide what a container must not read or
+// write in /proc and /sys (the list runc and Docker use).
+var maskedPaths = []string{
+	"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+	"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+	"/sys/firmware", "/sys/devices/virtual/powercap", "/proc/interrupts",
+}
+
+var readonlyPaths = []string{
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+}
+
+// ociSpec builds the runtime spec for s, with its root file system at
+// rootPath and its cgroup at cgroupsPath.
+func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, error) {
+	cwd := s.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !strings.HasPrefix(cwd, "/") {
+		return nil, fmt.Errorf("working directory %q is not absolute", cwd)
+	}
+	host := s.Hostname
+	if host == "" {
+		host = s.ID
+	}
+	nofile := s.NoFile
+	if nofile == 0 {
+		nofile = 65536
+	}
+	// A user namespace cannot raise the hard limit above runc's own.
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) == nil && lim.Max < nofile {
+		nofile = lim.Max
+	}
+	caps := append([]string(nil), s.Caps...)
+	sp := &specs.Spec{
+		// runc 1.1 speaks 1.0.2; nothing newer is used.
+		Version:  "1.0.2",
+		Hostname: host,
+		Root:     &specs.Root{Path: rootPath, Readonly: s.Rootfs.Dir != "" && s.ReadonlyDir},
+		Process: &specs.Process{
+			Terminal:        s.Terminal,
+			User:            specs.User{UID: s.UID, GID: s.GID, AdditionalGids: s.ExtraGIDs},
+			Args:            s.Args,
+			Env:             s.Env,
+			Cwd:             cwd,
+			NoNewPrivileges: true,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: cgroupsPath,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.UTSNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.NetworkNamespace},
+			},
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+			Resources:     resources(s.Limits),
+		},
+	}
+	for _, m := range s.Mounts {
+		opts := []string{"rbind", "nosuid", "nodev"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		sp.Mounts = append(sp.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+	}
+	if s.UserNS {
+		m := r.cfg.IDMap
+		sp.Linux.Namespaces = append(sp.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		sp.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: m.HostID, Size: m.Size}}
+		sp.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: m.HostID, Size: m.Size}}
+	}
+	prof, err := seccomp.GetDefaultProfile(sp)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp profile: %w", err)
+	}
+	sp.Linux.Seccomp = prof
+	return sp, nil
+}
+
+func resources(l Limits) *specs.LinuxResources {
+	res := &specs.LinuxResources{
+		// Only the devices runc always creates are allowed.
+		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+	}
+	if l.MemoryBytes > 0 {
+		m := l.MemoryBytes
+		res.Memory = &specs.LinuxMemory{Limit: &m}
+	}
+	if l.CPU > 0 {
+		period := uint64(100000)
+		quota := int64(l.CPU * float64(period))
+		res.CPU = &specs.LinuxCPU{Period: &period, Quota: &quota}
+	}
+	if l.Pids > 0 {
+		p := l.Pids
+		res.Pids = &specs.LinuxPids{Limit: &p}
+	}
+	return res
+}

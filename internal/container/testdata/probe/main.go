@@ -1,0 +1,141 @@
+// Command probe runs inside test containers: it reports what the sandbox
+// lets it see and do, and misbehaves on request.
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: probe command [args]")
+		os.Exit(2)
+	}
+	arg := func(i int) string {
+		if len(os.Args) > i {
+			return os.Args[i]
+		}
+		return ""
+	}
+	switch os.Args[1] {
+	case "status":
+		b, _ := os.ReadFile("/proc/self/status")
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, k := range []string{"Uid:", "Gid:", "CapEff:", "CapPrm:", "NoNewPrivs:", "Seccomp:"} {
+				if strings.HasPrefix(l, k) {
+					fmt.Println(strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+		m, _ := os.ReadFile("/proc/self/uid_map")
+		fmt.Println("uid_map: " + strings.Join(strings.Fields(string(m)), " "))
+		_, err := os.Stdin.Stat()
+		fi, _ := os.Stdout.Stat()
+		fmt.Printf("tty: %v %v\n", fi != nil && fi.Mode()&os.ModeCharDevice != 0, err == nil)
+	case "serve":
+		port := os.Getenv("PORT")
+		fmt.Println("listening on " + port)
+		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "hello from %s\n", os.Getenv("SKIFF_PROCESS"))
+		})
+		http.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+			for _, e := range os.Environ() {
+				fmt.Fprintf(w, "%q\n", e)
+			}
+		})
+		srv := &http.Server{Addr: ":" + port, ReadHeaderTimeout: 5 * time.Second}
+		if err := srv.ListenAndServe(); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+	case "connect":
+		c, err := net.DialTimeout("tcp", arg(2), time.Second)
+		if err != nil {
+			fmt.Println("refused:", err)
+			os.Exit(1)
+		}
+		c.Close()
+		fmt.Println("connected")
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring SIGTERM")
+		time.Sleep(time.Hour)
+	case "sleep":
+		d, _ := time.ParseDuration(arg(2))
+		fmt.Println("sleeping")
+		time.Sleep(d)
+	case "exit":
+		n, _ := strconv.Atoi(arg(2))
+		fmt.Println("exiting", n)
+		os.Exit(n)
+	case "oom":
+		var keep [][]byte
+		for {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+	case "forkbomb":
+		var kids []*exec.Cmd
+		for i := range 10000 {
+			c := exec.Command("/proc/self/exe", "sleep", "1h")
+			if err := c.Start(); err != nil {
+				fmt.Printf("fork stopped after %d: %v\n", i, err)
+				os.Exit(3)
+			}
+			kids = append(kids, c)
+		}
+		fmt.Println("forked 10000")
+	case "fill":
+		f, err := os.Create(arg(2))
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		buf := make([]byte, 1<<20)
+		var n int64
+		for {
+			w, err := f.Write(buf)
+			n += int64(w)
+			if err != nil {
+				fmt.Printf("wrote %d bytes: %v\n", n, err)
+				os.Exit(4)
+			}
+		}
+	case "spew":
+		n, _ := strconv.ParseInt(arg(2), 10, 64)
+		line := []byte(strings.Repeat("x", 1023) + "\n")
+		for i := int64(0); i < n; i += 1024 {
+			if _, err := os.Stdout.Write(line); err != nil {
+				os.Exit(5)
+			}
+		}
+	case "cat":
+		b, err := os.ReadFile(arg(2))
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
+	case "write":
+		if err := os.WriteFile(arg(2), []byte("x"), 0o644); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("written")
+	default:
+		fmt.Fprintln(os.Stderr, "unknown command")
+		os.Exit(2)
+	}
+}
