@@ -67,7 +67,7 @@ func TestGoApp(t *testing.T) {
 	checkGet(t, p.start("web")+"/", 200, "hello again from go1.25.4")
 
 	// A push that does not compile fails with the compiler's message.
-	p.setApp("go-syntax-error")
+	p.setApp("go-broken")
 	if p.rebuild() {
 		t.Fatalf("a syntax error built:\n%s", p.out.String())
 	}
