@@ -485,7 +485,7 @@ func (p *platform) mustBuild(rebuild bool) {
 	} else {
 		ok = p.build()
 	}
-	p.t.Logf("build (rebuild=%v) took %s", rebuild, time.Since(start).Round(time.Millisecond))
+	p.t.Logf("build (rebuild=%v) took %s:\n%s", rebuild, time.Since(start).Round(time.Millisecond), p.out.String())
 	if !ok {
 		p.t.Fatalf("build failed:\n%s", p.out.String())
 	}

@@ -118,6 +118,9 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 	if err := unpack(ctx, reg.client, nodeDoc.Dist, layer.Path, layer.Path); err != nil {
 		return nil, fmt.Errorf("install Node.js %s: %w", m.Node, err)
 	}
+	if err := os.Chmod(filepath.Join(layer.Path, "bin", "node"), 0o755); err != nil {
+		return nil, fmt.Errorf("install Node.js %s: %w", m.Node, err)
+	}
 	bc.Log.Detail("Downloading npm %s", m.NPM)
 	npmDir := filepath.Join(layer.Path, "lib", "node_modules", "npm")
 	if err := unpack(ctx, reg.client, npmDoc.Dist, npmDir, layer.Path); err != nil {
