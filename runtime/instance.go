@@ -94,22 +94,38 @@ func (in *instance) snapshot() *skiff.Instance {
 
 // env is the instance's environment: the image's, then the release's
 // config vars, then what the platform sets (which config cannot override).
+// Each name appears once, since C's getenv and Go's os.Getenv take the
+// first of duplicates.
 func env(img *image, spec *skiff.InstanceSpec) []string {
-	out := append([]string(nil), img.env...)
+	var order []string
+	vals := map[string]string{}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	for _, kv := range img.env {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		out = append(out, k+"="+spec.Env[k])
+		set(k, spec.Env[k])
 	}
-	return append(out,
-		"PORT="+strconv.Itoa(skiff.DefaultPort),
-		"SKIFF_PROCESS="+spec.Name(),
-		"DYNO="+spec.Name(), // what Heroku apps look for
-		"SKIFF_RELEASE=v"+strconv.Itoa(spec.Release),
-	)
+	set("PORT", strconv.Itoa(skiff.DefaultPort))
+	set("SKIFF_PROCESS", spec.Name())
+	set("DYNO", spec.Name()) // what Heroku apps look for
+	set("SKIFF_RELEASE", "v"+strconv.Itoa(spec.Release))
+	out := make([]string, len(order))
+	for i, k := range order {
+		out[i] = k + "=" + vals[k]
+	}
+	return out
 }
 
 func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff.InstanceSpec, command []string) (*container.Spec, error) {
