@@ -141,11 +141,20 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 	if lim == (skiff.Limits{}) {
 		lim = skiff.DefaultLimits
 	}
+	hostname := strings.ReplaceAll(spec.Name(), ".", "-")
+	resolv, hosts, err := writeNetFiles(dir, hostname, r.nameservers)
+	if err != nil {
+		return nil, err
+	}
 	return &container.Spec{
 		ID: id, Bundle: dir,
+		Mounts: []container.Mount{
+			{Source: resolv, Destination: "/etc/resolv.conf", ReadOnly: true},
+			{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
+		},
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
 		Args:   args, Env: env(img, spec), Cwd: img.workdir, UID: img.uid, GID: img.gid,
-		Hostname: strings.ReplaceAll(spec.Name(), ".", "-"),
+		Hostname: hostname,
 		UserNS:   true, Network: true,
 		Limits: container.Limits{MemoryBytes: lim.MemoryBytes, CPU: lim.CPU, Pids: lim.Pids},
 	}, nil
@@ -187,7 +196,11 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 	bg := context.Background()
 	for {
 		if c == nil {
-			r.platform(in, "Starting process with command `%s`", strings.Join(in.rec.Spec.Command, " "))
+			if cmd := in.rec.Spec.Command; len(cmd) > 0 {
+				r.platform(in, "Starting process with command `%s`", strings.Join(cmd, " "))
+			} else {
+				r.platform(in, "Starting process")
+			}
 			var err error
 			if c, err = r.startContainer(bg, in); err != nil {
 				r.log.Warn("instance start failed", "id", in.id, "err", err)

@@ -28,6 +28,10 @@ type Config struct {
 	Runc     *container.Runc // with a Network, and its own state dir and cgroup parent
 	Log      *slog.Logger
 
+	// Nameservers go into instances' /etc/resolv.conf; default: the
+	// host's, without loopback ones (instances cannot reach the host).
+	Nameservers []string
+
 	LogCap    int64         // bytes of log kept per app; default 16 MiB
 	UpperSize int64         // an instance's writable layer (tmpfs, counted in its memory); default 256 MiB
 	Grace     time.Duration // Stop's default; 30 s
@@ -38,11 +42,12 @@ type Config struct {
 
 // Runtime implements skiff.Runtime with runc containers.
 type Runtime struct {
-	cfg    Config
-	log    *slog.Logger
-	runc   *container.Runc
-	layers *layer.Store
-	logs   *logStore
+	cfg         Config
+	log         *slog.Logger
+	runc        *container.Runc
+	layers      *layer.Store
+	logs        *logStore
+	nameservers []string
 
 	mu      sync.Mutex
 	inst    map[string]*instance
@@ -86,7 +91,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, runc: cfg.Runc, layers: cfg.Layers, logs: logs,
-		inst: map[string]*instance{}, runSeq: map[string]int{}, closing: make(chan struct{})}
+		inst: map[string]*instance{}, runSeq: map[string]int{}, closing: make(chan struct{}),
+		nameservers: cfg.Nameservers}
+	if r.nameservers == nil {
+		r.nameservers = hostNameservers()
+	}
 	if err := r.adoptAll(ctx); err != nil {
 		r.Close()
 		return nil, err

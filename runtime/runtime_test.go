@@ -140,6 +140,10 @@ func TestServeEnvStatsLogsStop(t *testing.T) {
 	if strings.Count(envs, "\n") != 9 { // and HOME, which runc sets from /etc/passwd
 		t.Errorf("unexpected variables:\n%s", envs)
 	}
+	var out strings.Builder
+	if code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "shop"), Args: []string{"cat", "/etc/hosts"}, Stdout: &out}); code != 0 || err != nil || !strings.Contains(out.String(), "localhost run-") {
+		t.Errorf("/etc/hosts: %d %v %q", code, err, out.String())
+	}
 	if up.State != skiff.InstanceUp || up.MemoryBytes == 0 || up.MemoryLimit != 64<<20 {
 		t.Errorf("instance %+v", up)
 	}
