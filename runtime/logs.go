@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,14 @@ func newLogStore(dir string, capBytes int64) (*logStore, error) {
 	return &logStore{dir: dir, cap: capBytes, app: map[string]*appLog{}}, nil
 }
 
+var appIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// get returns the app's log. An id that could name another directory
+// gets a log nobody else shares, in no directory.
 func (s *logStore) get(appID string) *appLog {
+	if !appIDRE.MatchString(appID) || strings.Contains(appID, "..") {
+		return &appLog{dir: filepath.Join(os.DevNull, "invalid"), subs: map[chan skiff.LogLine]struct{}{}}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.app[appID]

@@ -160,3 +160,21 @@ func TestImageUserAndArgs(t *testing.T) {
 		t.Errorf("env %q", got)
 	}
 }
+
+func TestLogsRefuseOddAppIDs(t *testing.T) {
+	base := t.TempDir()
+	s, _ := newLogStore(filepath.Join(base, "logs"), 1<<20)
+	os.WriteFile(filepath.Join(base, "secret"), []byte("2026-01-02T03:04:05.000000Z app[web.1]: secret\n"), 0o600)
+	for _, id := range []string{"..", "../secret", "a/b", "", "/etc"} {
+		s.write(id, skiff.LogLine{Time: time.Now(), Source: "app", Process: "web.1", Text: "x"})
+		n := 0
+		s.query(context.Background(), skiff.LogQuery{AppID: id}, func(skiff.LogLine) error { n++; return nil })
+		if n != 0 {
+			t.Errorf("app id %q read %d lines", id, n)
+		}
+		s.remove(id)
+	}
+	if _, err := os.Stat(filepath.Join(base, "secret")); err != nil {
+		t.Fatal("a log removal escaped its directory")
+	}
+}

@@ -143,6 +143,10 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		c, err := r.runc.Adopt(ctx, rec.ID)
 		if err != nil {
 			c = nil // gone (host reboot, or it exited and was deleted): start again
+		} else if c.Status != "running" {
+			// Created but never started, or paused: start it afresh.
+			c.Delete(ctx)
+			c = nil
 		}
 		if err := in.openFIFO(); err != nil {
 			return err
