@@ -119,8 +119,8 @@ func TestLogFloodIsCapped(t *testing.T) {
 	f.cfg.LogCap = 1 << 20
 	rt := f.open(t)
 	t.Cleanup(func() { stopAll(t, rt) })
-	const flood = 256 << 20
-	in, err := rt.Start(context.Background(), spec(f, "chatty", "spew", "268435456"))
+	const flood = 1 << 30
+	in, err := rt.Start(context.Background(), spec(f, "chatty", "spew", "1073741824"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +140,9 @@ func TestLogFloodIsCapped(t *testing.T) {
 	})
 	if total > f.cfg.LogCap || total < f.cfg.LogCap/4 {
 		t.Fatalf("log of a %d-byte flood takes %d bytes, cap %d", flood, total, f.cfg.LogCap)
+	}
+	if !strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "chatty-id"}), "bytes) dropped") {
+		t.Fatal("dropped output not reported")
 	}
 	if !strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "quiet-id"}), "listening on 5000") {
 		t.Fatal("the other app's log is missing")

@@ -210,7 +210,7 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 		os.RemoveAll(in.dir)
 		return nil, err
 	}
-	b, _ := marshalSpec(rec)
+	b, _ := json.MarshalIndent(rec, "", "\t")
 	if err := os.WriteFile(filepath.Join(in.dir, "instance.json"), b, 0o600); err != nil {
 		c.Delete(context.WithoutCancel(ctx))
 		in.closeFIFO()
