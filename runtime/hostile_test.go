@@ -102,3 +102,43 @@ func TestInterruptedStartIsCleaned(t *testing.T) {
 	}
 	// The leak check at cleanup covers runc state, cgroups, veths, mounts.
 }
+
+func TestPruneLayersKeepsWhatRuns(t *testing.T) {
+	f, rt := newRuntime(t)
+	extra := testImage(t, f.images, layerOf(t, tarEntry{name: "extra", typ: tar.TypeReg, mode: 0o644}))
+	s := spec(f, "prune")
+	s.Image = extra
+	in, err := rt.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unpack the plain image's layer too, then let it go.
+	s2 := spec(f, "gone")
+	s2.Image = f.image
+	in2, err := rt.Start(context.Background(), s2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Stop(context.Background(), in2.ID, 0)
+	before, _ := filepath.Glob(filepath.Join(f.cfg.DataDir, "layers", "*"))
+	if len(before) != 2 {
+		t.Fatalf("layers: %v", before)
+	}
+	// Nothing is kept by the caller, but the running instance keeps both
+	// of its layers (the base layer is shared with the plain image).
+	if err := rt.PruneLayers(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Glob(filepath.Join(f.cfg.DataDir, "layers", "*"))
+	if len(after) != 2 {
+		t.Fatalf("a running instance's layer was removed: %v", after)
+	}
+	rt.Stop(context.Background(), in.ID, 0)
+	if err := rt.PruneLayers(context.Background(), []string{f.image}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ = filepath.Glob(filepath.Join(f.cfg.DataDir, "layers", "*"))
+	if len(after) != 1 {
+		t.Fatalf("after pruning all but the plain image: %v", after)
+	}
+}

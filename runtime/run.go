@@ -21,6 +21,8 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 	if len(req.Args) == 0 {
 		return 0, skiff.Errorf(skiff.EINVALID, "run needs a command")
 	}
+	r.gcMu.RLock()
+	defer r.gcMu.RUnlock()
 	spec := req.Spec
 	spec.ProcessType = "run"
 	r.mu.Lock()

@@ -49,6 +49,9 @@ type Runtime struct {
 	logs        *logStore
 	nameservers []string
 
+	// gcMu is held for reading while an instance that is not yet listed
+	// (Start) or never is (Run) uses layers, and for writing by PruneLayers.
+	gcMu    sync.RWMutex
 	mu      sync.Mutex
 	inst    map[string]*instance
 	runSeq  map[string]int
@@ -191,6 +194,8 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 	if !processTypeRE.MatchString(spec.ProcessType) || spec.Index < 1 {
 		return nil, skiff.Errorf(skiff.EINVALID, "invalid process %s", spec.Name())
 	}
+	r.gcMu.RLock()
+	defer r.gcMu.RUnlock()
 	// Fail early on an image that cannot run, before anything is made.
 	if _, err := r.loadImage(ctx, spec.Image); err != nil {
 		return nil, err
