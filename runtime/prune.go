@@ -23,6 +23,9 @@ func (r *Runtime) PruneLayers(ctx context.Context, keep []string) error {
 	for _, in := range r.inst {
 		images[in.rec.Spec.Image] = true
 	}
+	for img := range r.pinned {
+		images[img] = true
+	}
 	r.mu.Unlock()
 	used := map[string]bool{}
 	for ref := range images {

@@ -49,11 +49,12 @@ type Runtime struct {
 	logs        *logStore
 	nameservers []string
 
-	// gcMu is held for reading while an instance that is not yet listed
-	// (Start) or never is (Run) uses layers, and for writing by PruneLayers.
+	// gcMu is held by PruneLayers, and briefly by pin, so that an image
+	// is either pinned before a prune looks or unpacked after it is done.
 	gcMu    sync.RWMutex
 	mu      sync.Mutex
 	inst    map[string]*instance
+	pinned  map[string]int // images in use by instances not (yet) in inst
 	runSeq  map[string]int
 	closing chan struct{}
 	wg      sync.WaitGroup // supervisors and log pumps
@@ -94,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, runc: cfg.Runc, layers: cfg.Layers, logs: logs,
-		inst: map[string]*instance{}, runSeq: map[string]int{}, closing: make(chan struct{}),
+		inst: map[string]*instance{}, pinned: map[string]int{}, runSeq: map[string]int{}, closing: make(chan struct{}),
 		nameservers: cfg.Nameservers}
 	if r.nameservers == nil {
 		r.nameservers = hostNameservers()
@@ -194,8 +195,7 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 	if !processTypeRE.MatchString(spec.ProcessType) || spec.Index < 1 {
 		return nil, skiff.Errorf(skiff.EINVALID, "invalid process %s", spec.Name())
 	}
-	r.gcMu.RLock()
-	defer r.gcMu.RUnlock()
+	defer r.pin(spec.Image)()
 	// Fail early on an image that cannot run, before anything is made.
 	if _, err := r.loadImage(ctx, spec.Image); err != nil {
 		return nil, err
@@ -224,6 +224,22 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 	}
 	r.launch(in, c)
 	return in.snapshot(), nil
+}
+
+// pin keeps PruneLayers off image's layers until the returned func runs.
+func (r *Runtime) pin(image string) (unpin func()) {
+	r.gcMu.RLock()
+	r.mu.Lock()
+	r.pinned[image]++
+	r.mu.Unlock()
+	r.gcMu.RUnlock()
+	return func() {
+		r.mu.Lock()
+		if r.pinned[image]--; r.pinned[image] <= 0 {
+			delete(r.pinned, image)
+		}
+		r.mu.Unlock()
+	}
 }
 
 func (r *Runtime) launch(in *instance, c *container.Container) {
