@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -114,6 +113,3 @@ func (img *image) args(processType string, command []string) ([]string, error) {
 	}
 	return a, nil
 }
-
-// marshalSpec and unmarshalSpec keep an instance's spec on disk.
-func marshalSpec(v any) ([]byte, error) { return json.MarshalIndent(v, "", "\t") }

@@ -23,7 +23,7 @@ type tarEntry struct {
 	body       []byte
 }
 
-func layerOf(t *testing.T, ents ...tarEntry) v1.Layer {
+func layerOf(t testing.TB, ents ...tarEntry) v1.Layer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -46,7 +46,7 @@ func layerOf(t *testing.T, ents ...tarEntry) v1.Layer {
 // testImage writes an image to the OCI layout in dir and returns its
 // manifest digest: the probe as /app/probe, serving by default, as uid
 // 1000, plus extra layers.
-func testImage(t *testing.T, dir string, extra ...v1.Layer) string {
+func testImage(t testing.TB, dir string, extra ...v1.Layer) string {
 	t.Helper()
 	probe, err := os.ReadFile(containertest.Probe(t))
 	if err != nil {

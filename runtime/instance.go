@@ -94,22 +94,38 @@ func (in *instance) snapshot() *skiff.Instance {
 
 // env is the instance's environment: the image's, then the release's
 // config vars, then what the platform sets (which config cannot override).
+// Each name appears once, since C's getenv and Go's os.Getenv take the
+// first of duplicates.
 func env(img *image, spec *skiff.InstanceSpec) []string {
-	out := append([]string(nil), img.env...)
+	var order []string
+	vals := map[string]string{}
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	for _, kv := range img.env {
+		k, v, _ := strings.Cut(kv, "=")
+		set(k, v)
+	}
 	keys := make([]string, 0, len(spec.Env))
 	for k := range spec.Env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		out = append(out, k+"="+spec.Env[k])
+		set(k, spec.Env[k])
 	}
-	return append(out,
-		"PORT="+strconv.Itoa(skiff.DefaultPort),
-		"SKIFF_PROCESS="+spec.Name(),
-		"DYNO="+spec.Name(), // what Heroku apps look for
-		"SKIFF_RELEASE=v"+strconv.Itoa(spec.Release),
-	)
+	set("PORT", strconv.Itoa(skiff.DefaultPort))
+	set("SKIFF_PROCESS", spec.Name())
+	set("DYNO", spec.Name()) // what Heroku apps look for
+	set("SKIFF_RELEASE", "v"+strconv.Itoa(spec.Release))
+	out := make([]string, len(order))
+	for i, k := range order {
+		out[i] = k + "=" + vals[k]
+	}
+	return out
 }
 
 func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff.InstanceSpec, command []string) (*container.Spec, error) {
@@ -125,11 +141,20 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 	if lim == (skiff.Limits{}) {
 		lim = skiff.DefaultLimits
 	}
+	hostname := strings.ReplaceAll(spec.Name(), ".", "-")
+	resolv, hosts, err := writeNetFiles(dir, hostname, r.nameservers)
+	if err != nil {
+		return nil, err
+	}
 	return &container.Spec{
 		ID: id, Bundle: dir,
+		Mounts: []container.Mount{
+			{Source: resolv, Destination: "/etc/resolv.conf", ReadOnly: true},
+			{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
+		},
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
 		Args:   args, Env: env(img, spec), Cwd: img.workdir, UID: img.uid, GID: img.gid,
-		Hostname: strings.ReplaceAll(spec.Name(), ".", "-"),
+		Hostname: hostname,
 		UserNS:   true, Network: true,
 		Limits: container.Limits{MemoryBytes: lim.MemoryBytes, CPU: lim.CPU, Pids: lim.Pids},
 	}, nil
@@ -171,7 +196,11 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 	bg := context.Background()
 	for {
 		if c == nil {
-			r.platform(in, "Starting process with command `%s`", strings.Join(in.rec.Spec.Command, " "))
+			if cmd := in.rec.Spec.Command; len(cmd) > 0 {
+				r.platform(in, "Starting process with command `%s`", strings.Join(cmd, " "))
+			} else {
+				r.platform(in, "Starting process")
+			}
 			var err error
 			if c, err = r.startContainer(bg, in); err != nil {
 				r.log.Warn("instance start failed", "id", in.id, "err", err)

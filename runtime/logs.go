@@ -2,12 +2,14 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +46,14 @@ func newLogStore(dir string, capBytes int64) (*logStore, error) {
 	return &logStore{dir: dir, cap: capBytes, app: map[string]*appLog{}}, nil
 }
 
+var appIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// get returns the app's log. An id that could name another directory
+// gets a log nobody else shares, in no directory.
 func (s *logStore) get(appID string) *appLog {
+	if !appIDRE.MatchString(appID) || strings.Contains(appID, "..") {
+		return &appLog{dir: filepath.Join(os.DevNull, "invalid"), subs: map[chan skiff.LogLine]struct{}{}}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.app[appID]
@@ -247,14 +256,40 @@ func readHistory(dir string, q skiff.LogQuery, n int) ([]skiff.LogLine, error) {
 	return append(ring[start:], ring[:start]...), nil
 }
 
-// pump copies an instance's output into the app's log, line by line.
+// Output rate an instance may log: past the burst, lines are dropped (and
+// counted in a platform line) rather than stored, so a flood costs the
+// daemon a pipe read, not a formatted write per line, and cannot push
+// everything else out of the app's capped log in an instant.
+const (
+	logRate  = 2 << 20 // bytes per second
+	logBurst = 8 << 20
+)
+
+// pump copies an instance's output into the app's log, line by line, until
+// r fails (the FIFO is closed).
 func (s *logStore) pump(r io.Reader, appID, process string) error {
 	br := bufio.NewReaderSize(r, maxLineBytes)
+	tokens, last := float64(logBurst), time.Now()
+	var dropped, droppedBytes int
 	for {
 		b, err := br.ReadSlice('\n')
 		if len(b) > 0 {
-			b = []byte(strings.TrimRight(string(b), "\r\n"))
-			s.write(appID, skiff.LogLine{Time: time.Now(), Source: "app", Process: process, Text: cleanText(b)})
+			now := time.Now()
+			tokens = min(logBurst, tokens+now.Sub(last).Seconds()*logRate)
+			last = now
+			if tokens < float64(len(b)) {
+				dropped++
+				droppedBytes += len(b)
+			} else {
+				tokens -= float64(len(b))
+				if dropped > 0 {
+					s.write(appID, skiff.LogLine{Time: now, Source: "skiff", Process: process,
+						Text: fmt.Sprintf("Log output over %d MiB/s: %d lines (%d bytes) dropped", logRate>>20, dropped, droppedBytes)})
+					dropped, droppedBytes = 0, 0
+				}
+				b = bytes.TrimRight(b, "\r\n")
+				s.write(appID, skiff.LogLine{Time: now, Source: "app", Process: process, Text: cleanText(b)})
+			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return err

@@ -21,6 +21,7 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 	if len(req.Args) == 0 {
 		return 0, skiff.Errorf(skiff.EINVALID, "run needs a command")
 	}
+	defer r.pin(req.Spec.Image)()
 	spec := req.Spec
 	spec.ProcessType = "run"
 	r.mu.Lock()

@@ -28,6 +28,10 @@ type Config struct {
 	Runc     *container.Runc // with a Network, and its own state dir and cgroup parent
 	Log      *slog.Logger
 
+	// Nameservers go into instances' /etc/resolv.conf; default: the
+	// host's, without loopback ones (instances cannot reach the host).
+	Nameservers []string
+
 	LogCap    int64         // bytes of log kept per app; default 16 MiB
 	UpperSize int64         // an instance's writable layer (tmpfs, counted in its memory); default 256 MiB
 	Grace     time.Duration // Stop's default; 30 s
@@ -38,14 +42,19 @@ type Config struct {
 
 // Runtime implements skiff.Runtime with runc containers.
 type Runtime struct {
-	cfg    Config
-	log    *slog.Logger
-	runc   *container.Runc
-	layers *layer.Store
-	logs   *logStore
+	cfg         Config
+	log         *slog.Logger
+	runc        *container.Runc
+	layers      *layer.Store
+	logs        *logStore
+	nameservers []string
 
+	// gcMu is held by PruneLayers, and briefly by pin, so that an image
+	// is either pinned before a prune looks or unpacked after it is done.
+	gcMu    sync.RWMutex
 	mu      sync.Mutex
 	inst    map[string]*instance
+	pinned  map[string]int // images in use by instances not (yet) in inst
 	runSeq  map[string]int
 	closing chan struct{}
 	wg      sync.WaitGroup // supervisors and log pumps
@@ -86,7 +95,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, runc: cfg.Runc, layers: cfg.Layers, logs: logs,
-		inst: map[string]*instance{}, runSeq: map[string]int{}, closing: make(chan struct{})}
+		inst: map[string]*instance{}, pinned: map[string]int{}, runSeq: map[string]int{}, closing: make(chan struct{}),
+		nameservers: cfg.Nameservers}
+	if r.nameservers == nil {
+		r.nameservers = hostNameservers()
+	}
 	if err := r.adoptAll(ctx); err != nil {
 		r.Close()
 		return nil, err
@@ -134,6 +147,10 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		c, err := r.runc.Adopt(ctx, rec.ID)
 		if err != nil {
 			c = nil // gone (host reboot, or it exited and was deleted): start again
+		} else if c.Status != "running" {
+			// Created but never started, or paused: start it afresh.
+			c.Delete(ctx)
+			c = nil
 		}
 		if err := in.openFIFO(); err != nil {
 			return err
@@ -178,6 +195,7 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 	if !processTypeRE.MatchString(spec.ProcessType) || spec.Index < 1 {
 		return nil, skiff.Errorf(skiff.EINVALID, "invalid process %s", spec.Name())
 	}
+	defer r.pin(spec.Image)()
 	// Fail early on an image that cannot run, before anything is made.
 	if _, err := r.loadImage(ctx, spec.Image); err != nil {
 		return nil, err
@@ -197,7 +215,7 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 		os.RemoveAll(in.dir)
 		return nil, err
 	}
-	b, _ := marshalSpec(rec)
+	b, _ := json.MarshalIndent(rec, "", "\t")
 	if err := os.WriteFile(filepath.Join(in.dir, "instance.json"), b, 0o600); err != nil {
 		c.Delete(context.WithoutCancel(ctx))
 		in.closeFIFO()
@@ -206,6 +224,22 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 	}
 	r.launch(in, c)
 	return in.snapshot(), nil
+}
+
+// pin keeps PruneLayers off image's layers until the returned func runs.
+func (r *Runtime) pin(image string) (unpin func()) {
+	r.gcMu.RLock()
+	r.mu.Lock()
+	r.pinned[image]++
+	r.mu.Unlock()
+	r.gcMu.RUnlock()
+	return func() {
+		r.mu.Lock()
+		if r.pinned[image]--; r.pinned[image] <= 0 {
+			delete(r.pinned, image)
+		}
+		r.mu.Unlock()
+	}
 }
 
 func (r *Runtime) launch(in *instance, c *container.Container) {

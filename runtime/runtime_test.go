@@ -25,7 +25,7 @@ type fixture struct {
 	images string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	e := containertest.New(t)
 	data := filepath.Join(t.TempDir(), "data")
@@ -43,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) open(t *testing.T) *runtime.Runtime {
+func (f *fixture) open(t testing.TB) *runtime.Runtime {
 	t.Helper()
 	rt, err := runtime.New(context.Background(), f.cfg)
 	if err != nil {
@@ -61,7 +61,7 @@ func newRuntime(t *testing.T) (*fixture, *runtime.Runtime) {
 	return f, rt
 }
 
-func stopAll(t *testing.T, rt *runtime.Runtime) {
+func stopAll(t testing.TB, rt *runtime.Runtime) {
 	list, _ := rt.Instances(context.Background(), "")
 	for _, in := range list {
 		if err := rt.Stop(context.Background(), in.ID, time.Second); err != nil {
@@ -139,6 +139,10 @@ func TestServeEnvStatsLogsStop(t *testing.T) {
 	}
 	if strings.Count(envs, "\n") != 9 { // and HOME, which runc sets from /etc/passwd
 		t.Errorf("unexpected variables:\n%s", envs)
+	}
+	var out strings.Builder
+	if code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "shop"), Args: []string{"cat", "/etc/hosts"}, Stdout: &out}); code != 0 || err != nil || !strings.Contains(out.String(), "localhost run-") {
+		t.Errorf("/etc/hosts: %d %v %q", code, err, out.String())
 	}
 	if up.State != skiff.InstanceUp || up.MemoryBytes == 0 || up.MemoryLimit != 64<<20 {
 		t.Errorf("instance %+v", up)

@@ -224,6 +224,17 @@ func TestNetworkIsolation(t *testing.T) {
 			t.Errorf("%s (%s) reachable: %v %s", name, target, st, out)
 		}
 	}
+	// Once the container is gone its address is unreachable from the
+	// host: a dial must not leave through the default route.
+	if err := a.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil || !strings.Contains(err.Error(), "no route") {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial of a deleted container's address: %v", err)
+	}
 }
 
 func TestSystemDirSymlinksReplaced(t *testing.T) {

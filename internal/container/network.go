@@ -73,6 +73,13 @@ func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
 	if err := n.installRules(); err != nil {
 		return nil, fmt.Errorf("network rules: %w", err)
 	}
+	// Addresses of the pool that no container holds are unreachable, not
+	// sent to the default gateway: a dial to an instance that just went
+	// away must fail here, never leave the host. Each container's /30 is
+	// more specific and wins.
+	if err := netlink.RouteReplace(&netlink.Route{Dst: ipnet(cfg.Pool.Addr(), cfg.Pool.Bits()), Type: unix.RTN_UNREACHABLE}); err != nil {
+		return nil, fmt.Errorf("pool route: %w", err)
+	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
 		return nil, fmt.Errorf("enable forwarding: %w", err)
 	}

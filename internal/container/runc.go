@@ -162,8 +162,11 @@ type Container struct {
 	Pid        int        // init's pid on the host
 	Addr       netip.Addr // eth0's address; invalid without network
 	Console    *os.File   // the pty master, for Spec.Terminal
-	r          *Runc
-	w          *watch
+	// Status is runc's word for an adopted container: "running", or
+	// "created" when the process that made it died before Start.
+	Status string
+	r      *Runc
+	w      *watch
 }
 
 // Create prepares s.Bundle, mounts the root file system and creates the
@@ -386,7 +389,7 @@ func (r *Runc) Adopt(ctx context.Context, id string) (*Container, error) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		return nil, fmt.Errorf("runc state %s: %w", id, err)
 	}
-	c := &Container{ID: id, Bundle: st.Bundle, Pid: st.Pid, r: r}
+	c := &Container{ID: id, Bundle: st.Bundle, Pid: st.Pid, Status: st.Status, r: r}
 	if r.cfg.Network != nil {
 		c.Addr, _ = r.cfg.Network.Addr(id)
 	}

@@ -162,6 +162,14 @@ func resources(l Limits) *specs.LinuxResources {
 	if l.MemoryBytes > 0 {
 		m := l.MemoryBytes
 		res.Memory = &specs.LinuxMemory{Limit: &m}
+		if cgroupV2() {
+			// No swap beyond the limit (runc maps swap = limit to
+			// memory.swap.max 0), and an OOM kill takes the whole
+			// instance rather than one of its processes. On v1 these
+			// need swap accounting, which hosts often lack.
+			res.Memory.Swap = &m
+			res.Unified = map[string]string{"memory.oom.group": "1"}
+		}
 	}
 	if l.CPU > 0 {
 		period := uint64(100000)

@@ -70,6 +70,7 @@ type Env struct {
 	Prefix  string // veth prefix
 	Parent  string // cgroup parent
 	State   string // runc state dir
+	tmp     string // the test's temporary directories live below it
 }
 
 // New returns an Env whose names are unique to this test process; Cleanup
@@ -80,6 +81,7 @@ func New(t testing.TB) *Env {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	tag := fmt.Sprintf("%x", os.Getpid()%0xfff)
 	e := &Env{Prefix: "st" + tag[:min(3, len(tag))], Parent: "skiff-test-" + tag, State: t.TempDir()}
+	e.tmp = filepath.Dir(e.State)
 	e.Prefix = e.Prefix[:min(5, len(e.Prefix))]
 	nw, err := container.NewNetwork(container.NetworkConfig{
 		Pool: netip.MustParsePrefix("10.213.0.0/16"), LinkPrefix: e.Prefix, Table: "skifftest" + tag,
@@ -130,7 +132,7 @@ func (e *Env) CheckNoLeaks(t testing.TB) {
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mi), "\n") {
-		if strings.Contains(line, os.TempDir()+"/Test") && (strings.Contains(line, "overlay") || strings.Contains(line, "tmpfs")) {
+		if strings.Contains(line, " "+e.tmp+"/") {
 			t.Errorf("mount left: %s", line)
 		}
 	}

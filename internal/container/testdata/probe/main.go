@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -47,6 +48,9 @@ func main() {
 		http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "hello from %s\n", os.Getenv("SKIFF_PROCESS"))
 		})
+		http.HandleFunc("/peer", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, r.RemoteAddr)
+		})
 		http.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
 			for _, e := range os.Environ() {
 				fmt.Fprintf(w, "%q\n", e)
@@ -65,6 +69,15 @@ func main() {
 		}
 		c.Close()
 		fmt.Println("connected")
+	case "get":
+		c := http.Client{Timeout: 3 * time.Second}
+		resp, err := c.Get(arg(2))
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		os.Stdout.Write(b)
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ignoring SIGTERM")
