@@ -199,6 +199,41 @@ func TestAppNeverAnswers(t *testing.T) {
 	if resp, _ := get(t, tr2.client(), "http://app.skiff.test/hang"); resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("router-wide timeout: %d, want 504", resp.StatusCode)
 	}
+	// An app's own timeout wins over the router's, longer or shorter, for
+	// every method.
+	slow := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(500 * time.Millisecond)
+		} else if r.URL.Path == "/hang" {
+			<-r.Context().Done()
+		}
+	})
+	tr2.addApp(t, skiff.AppRoute{Name: "patient", ResponseTimeout: 2 * time.Second}, slow)
+	tr2.addApp(t, skiff.AppRoute{Name: "hasty", ResponseTimeout: 100 * time.Millisecond}, slow)
+	for _, tc := range []struct {
+		method, url string
+		want        int
+	}{
+		{"GET", "http://patient.skiff.test/slow", 200},
+		{"POST", "http://patient.skiff.test/slow", 200},
+		{"GET", "http://hasty.skiff.test/hang", 504},
+		{"POST", "http://hasty.skiff.test/hang", 504},
+		{"POST", "http://app.skiff.test/hang", 504},
+	} {
+		var body io.Reader
+		if tc.method == "POST" {
+			body = strings.NewReader("body")
+		}
+		req, _ := http.NewRequest(tc.method, tc.url, body)
+		resp, err := tr2.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
+		}
+	}
 	if DefaultResponseTimeout != 30*time.Second {
 		t.Errorf("default first-byte timeout %v, want Heroku's 30s", DefaultResponseTimeout)
 	}

@@ -24,8 +24,7 @@ type reqState struct {
 	port     string // the port the client connected to
 	reqID    string
 	start    time.Time
-	timeout  time.Duration           // an app's own first-byte timeout; 0: the Transport's
-	cancel   context.CancelCauseFunc // with timeout: ends the request
+	timeout  time.Duration // an app's own first-byte timeout; 0: the router's
 	body     *retryBody
 	gzip     bool // the client accepts gzip
 	hsts     bool // add Strict-Transport-Security unless the app sets it
@@ -111,16 +110,8 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Header.Del("Upgrade")
 		req.Header.Del("Http2-Settings")
 	}
-	ctx := req.Context()
-	if rt := a.route.ResponseTimeout; rt > 0 && rt != r.cfg.ResponseTimeout {
-		// The shared Transport enforces the default; an app's own
-		// first-byte timeout needs a cancellable context of its own.
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		st.timeout, st.cancel = rt, cancel
-	}
-	r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	st.timeout = a.route.ResponseTimeout
+	r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), stateKey{}, st)))
 }
 
 // rewrite builds the request to the app. The ReverseProxy has already
@@ -175,12 +166,12 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 	st := stateFrom(req.Context())
 	var mbe *http.MaxBytesError
 	var ne net.Error
-	switch cause := context.Cause(req.Context()); {
+	switch {
 	case errors.As(err, &mbe) || st.body != nil && errors.As(st.body.err, &mbe):
 		writePage(w, http.StatusRequestEntityTooLarge, pageTooLarge)
 	case st.body != nil && st.body.err != nil && req.Context().Err() == nil:
 		writePage(w, http.StatusBadRequest, pageBadRequest) // a malformed body
-	case errors.Is(cause, errNoFirstByte), errors.As(err, &ne) && ne.Timeout():
+	case errors.As(err, &ne) && ne.Timeout():
 		writePage(w, http.StatusGatewayTimeout, pageTimeout)
 	case req.Context().Err() != nil:
 		st.rw.status = 499 // the client went away (nginx's code)

@@ -112,7 +112,7 @@ func New(cfg Config, log *slog.Logger) (*Router, error) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.table.Store(emptyTable)
 	r.conns = newConnTracker()
-	r.transport = newTransport(r.conns, cfg.ResponseTimeout)
+	r.transport = newTransport(r.conns)
 	r.direct = newDirectTransport(r.transport, r.conns, cfg.ResponseTimeout)
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:        r.rewrite,
