@@ -166,8 +166,8 @@ func setDefaults(c *Config) {
 
 // SetApp adds or replaces an app's route; see skiff.Routes.
 func (r *Router) SetApp(route skiff.AppRoute) error {
-	if route.AppID == "" {
-		return skiff.Errorf(skiff.EINVALID, "route without app id")
+	if !validID(route.AppID) {
+		return skiff.Errorf(skiff.EINVALID, "invalid app id %q", clip(route.AppID))
 	}
 	if err := skiff.ValidateAppName(route.Name); err != nil {
 		return err
