@@ -26,8 +26,8 @@ type reqState struct {
 	start    time.Time
 	timeout  time.Duration // an app's own first-byte timeout; 0: the router's
 	body     *retryBody
-	gzip     bool // the client accepts gzip
-	hsts     bool // add Strict-Transport-Security unless the app sets it
+	coding   coding // what the client accepts best
+	hsts     bool   // add Strict-Transport-Security unless the app sets it
 	rw       *respWriter
 }
 
@@ -95,7 +95,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			st.port = strconv.Itoa(ta.Port)
 		}
 	}
-	st.gzip = acceptsGzip(req.Header)
+	st.coding = negotiate(req.Header)
 	st.hsts = req.TLS != nil && a.route.HSTS
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		body := req.Body
@@ -147,15 +147,15 @@ func (r *Router) modifyResponse(resp *http.Response) error {
 		st.rw.status = http.StatusSwitchingProtocols
 		return nil
 	}
-	if st.gzip && shouldCompress(resp) {
+	if st.coding != identity && shouldCompress(resp) {
 		h := resp.Header
 		h.Del("Content-Length")
-		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Encoding", st.coding.String())
 		h.Add("Vary", "Accept-Encoding")
 		if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
 			h.Set("Etag", "W/"+et)
 		}
-		st.rw.compress = true
+		st.rw.compress = st.coding
 	}
 	return nil
 }
