@@ -462,3 +462,63 @@ func TestNoLeaksAfterFailures(t *testing.T) {
 		t.Errorf("%d upstream connections left open", open)
 	}
 }
+
+// D4: a client that stops sending its body in the middle is cut after the
+// body idle timeout, and the app's request ends; a slow but steady upload and
+// a long think after the body are fine.
+func TestSlowRequestBody(t *testing.T) {
+	tr := newTestRouter(t, func(c *Config) { c.BodyIdleTimeout = 300 * time.Millisecond })
+	appErr := make(chan error, 4)
+	tr.addApp(t, skiff.AppRoute{Name: "app"}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" {
+			return
+		}
+		n, err := io.Copy(io.Discard, r.Body)
+		if err == nil && r.URL.Path == "/think" {
+			time.Sleep(700 * time.Millisecond) // longer than the body idle timeout
+		}
+		appErr <- err
+		fmt.Fprint(w, n)
+	}))
+	post := func(path string, chunks int, gap time.Duration) (string, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			for range chunks {
+				pw.Write([]byte("0123456789"))
+				time.Sleep(gap)
+			}
+			pw.Close()
+		}()
+		resp, err := tr.client().Post("http://app.skiff.test"+path, "text/plain", pr)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.Status[:3] + " " + string(b), err
+	}
+	if got, err := post("/", 5, 100*time.Millisecond); err != nil || got != "200 50" {
+		t.Errorf("steady upload: %q, %v", got, err)
+	}
+	<-appErr
+	if got, err := post("/think", 2, 10*time.Millisecond); err != nil || got != "200 20" {
+		t.Errorf("upload then a long think: %q, %v", got, err)
+	}
+	<-appErr
+	start := time.Now()
+	got, _ := post("/", 2, 2*time.Second) // stalls for 2 s after the first chunk
+	if !strings.HasPrefix(got, "408") {
+		t.Errorf("stalled upload: %q, want 408", got)
+	}
+	select {
+	case err := <-appErr:
+		if err == nil {
+			t.Error("the app got a complete body from a stalled upload")
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("the app's request did not end")
+	}
+	if d := time.Since(start); d > 1900*time.Millisecond {
+		t.Errorf("stalled upload cut after %v", d)
+	}
+}

@@ -102,7 +102,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if a.maxBody > 0 {
 			body = http.MaxBytesReader(rw, body, a.maxBody)
 		}
-		st.body = &retryBody{rc: body}
+		st.body = &retryBody{rc: body, ctrl: http.NewResponseController(w), idle: r.cfg.BodyIdleTimeout}
 		req.Body = st.body
 	}
 	if strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
@@ -169,6 +169,8 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 	switch {
 	case errors.As(err, &mbe) || st.body != nil && errors.As(st.body.err, &mbe):
 		writePage(w, http.StatusRequestEntityTooLarge, pageTooLarge)
+	case st.body != nil && errors.As(st.body.err, &ne) && ne.Timeout():
+		writePage(w, http.StatusRequestTimeout, pageBodyTimeout) // the client stopped sending
 	case st.body != nil && st.body.err != nil && req.Context().Err() == nil:
 		writePage(w, http.StatusBadRequest, pageBadRequest) // a malformed body
 	case errors.As(err, &ne) && ne.Timeout():

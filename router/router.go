@@ -42,6 +42,7 @@ type Config struct {
 	ResponseTimeout   time.Duration // time to the app's first byte; 0: 30 s
 	DrainTimeout      time.Duration // 0: 30 s
 	MaxBodyBytes      int64         // default request body cap; 0: none
+	BodyIdleTimeout   time.Duration // longest wait for the next bytes of a request body; 0: 60 s
 	// HTTPSPort is the public HTTPS port, for redirects (0: 443).
 	HTTPSPort int
 	// AccessLogMaxBytes rotates an app's access log past this size (0: 10 MiB);
@@ -150,6 +151,7 @@ func setDefaults(c *Config) {
 	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.ResponseTimeout, DefaultResponseTimeout)
 	def(&c.DrainTimeout, DefaultDrainTimeout)
+	def(&c.BodyIdleTimeout, 60*time.Second)
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}

@@ -164,17 +164,33 @@ func refused(err error) bool {
 // retryBody lets a request body survive a refused attempt: the Transport
 // closes bodies on error, and the server closes the real one after the
 // handler. read tells whether a retry could resend a partial body.
+//
+// It also keeps a slow client from holding an upstream connection: each read
+// must make progress within idle, and the deadline is lifted at the end of
+// the body (a deadline left on the connection would end the request while
+// the app works on its answer).
 type retryBody struct {
 	rc   io.ReadCloser
+	ctrl *http.ResponseController
+	idle time.Duration
 	read bool
 	err  error // a read error other than EOF: the client's fault, not the app's
 }
 
 func (b *retryBody) Read(p []byte) (int, error) {
 	b.read = true
+	if b.idle > 0 {
+		b.ctrl.SetReadDeadline(time.Now().Add(b.idle))
+	}
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		b.err = err
+	if err != nil {
+		if b.idle > 0 {
+			b.ctrl.SetReadDeadline(time.Time{})
+			b.idle = 0
+		}
+		if err != io.EOF {
+			b.err = err
+		}
 	}
 	return n, err
 }
