@@ -154,6 +154,9 @@ func CanonicalHost(host string) (canon string, ok bool) {
 		}
 		prev = c
 	}
+	if prev == '.' {
+		return "", false // "a.." leaves an empty last label
+	}
 	if upper {
 		return strings.ToLower(host), true
 	}

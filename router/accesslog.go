@@ -41,10 +41,15 @@ type logLine struct {
 }
 
 type logFile struct {
-	f    *os.File
-	w    *bufio.Writer
-	size int64
+	f       *os.File
+	w       *bufio.Writer
+	size    int64
+	written time.Time
 }
+
+// idleClose closes a log file after this long without a line, so removed
+// and quiet apps hold no descriptor.
+const idleClose = 5 * time.Minute
 
 func newAccessLog(dir string, maxBytes int64, keep int, log *slog.Logger) *accessLog {
 	l := &accessLog{dir: dir, maxBytes: maxBytes, keep: keep, log: log,
@@ -100,6 +105,7 @@ func (l *accessLog) append(ll logLine) {
 	if err == nil {
 		n, _ := f.w.Write(line)
 		f.size += int64(n)
+		f.written = time.Now()
 		if f.size >= l.maxBytes {
 			l.rotate(ll.appID, f)
 		}
@@ -125,7 +131,7 @@ func (l *accessLog) file(appID string) (*logFile, error) {
 		f.Close()
 		return nil, err
 	}
-	lf := &logFile{f: f, w: bufio.NewWriterSize(f, 64<<10), size: fi.Size()}
+	lf := &logFile{f: f, w: bufio.NewWriterSize(f, 64<<10), size: fi.Size(), written: time.Now()}
 	l.files[appID] = lf
 	return lf, nil
 }
@@ -146,11 +152,12 @@ func (l *accessLog) rotate(appID string, f *logFile) {
 }
 
 func (l *accessLog) flushAll(closeFiles bool) {
+	now := time.Now()
 	for id, f := range l.files {
 		if err := f.w.Flush(); err != nil {
 			l.log.Error("access log", "app_id", id, "err", err)
 		}
-		if closeFiles {
+		if closeFiles || now.Sub(f.written) > idleClose {
 			f.f.Close()
 			delete(l.files, id)
 		}

@@ -199,6 +199,41 @@ func TestAppNeverAnswers(t *testing.T) {
 	if resp, _ := get(t, tr2.client(), "http://app.skiff.test/hang"); resp.StatusCode != http.StatusGatewayTimeout {
 		t.Errorf("router-wide timeout: %d, want 504", resp.StatusCode)
 	}
+	// An app's own timeout wins over the router's, longer or shorter, for
+	// every method.
+	slow := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(500 * time.Millisecond)
+		} else if r.URL.Path == "/hang" {
+			<-r.Context().Done()
+		}
+	})
+	tr2.addApp(t, skiff.AppRoute{Name: "patient", ResponseTimeout: 2 * time.Second}, slow)
+	tr2.addApp(t, skiff.AppRoute{Name: "hasty", ResponseTimeout: 100 * time.Millisecond}, slow)
+	for _, tc := range []struct {
+		method, url string
+		want        int
+	}{
+		{"GET", "http://patient.skiff.test/slow", 200},
+		{"POST", "http://patient.skiff.test/slow", 200},
+		{"GET", "http://hasty.skiff.test/hang", 504},
+		{"POST", "http://hasty.skiff.test/hang", 504},
+		{"POST", "http://app.skiff.test/hang", 504},
+	} {
+		var body io.Reader
+		if tc.method == "POST" {
+			body = strings.NewReader("body")
+		}
+		req, _ := http.NewRequest(tc.method, tc.url, body)
+		resp, err := tr2.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
+		}
+	}
 	if DefaultResponseTimeout != 30*time.Second {
 		t.Errorf("default first-byte timeout %v, want Heroku's 30s", DefaultResponseTimeout)
 	}
@@ -425,5 +460,65 @@ func TestNoLeaksAfterFailures(t *testing.T) {
 	tr.conns.mu.Unlock()
 	if open != 0 {
 		t.Errorf("%d upstream connections left open", open)
+	}
+}
+
+// D4: a client that stops sending its body in the middle is cut after the
+// body idle timeout, and the app's request ends; a slow but steady upload and
+// a long think after the body are fine.
+func TestSlowRequestBody(t *testing.T) {
+	tr := newTestRouter(t, func(c *Config) { c.BodyIdleTimeout = 300 * time.Millisecond })
+	appErr := make(chan error, 4)
+	tr.addApp(t, skiff.AppRoute{Name: "app"}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != "POST" {
+			return
+		}
+		n, err := io.Copy(io.Discard, r.Body)
+		if err == nil && r.URL.Path == "/think" {
+			time.Sleep(700 * time.Millisecond) // longer than the body idle timeout
+		}
+		appErr <- err
+		fmt.Fprint(w, n)
+	}))
+	post := func(path string, chunks int, gap time.Duration) (string, error) {
+		pr, pw := io.Pipe()
+		go func() {
+			for range chunks {
+				pw.Write([]byte("0123456789"))
+				time.Sleep(gap)
+			}
+			pw.Close()
+		}()
+		resp, err := tr.client().Post("http://app.skiff.test"+path, "text/plain", pr)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.Status[:3] + " " + string(b), err
+	}
+	if got, err := post("/", 5, 100*time.Millisecond); err != nil || got != "200 50" {
+		t.Errorf("steady upload: %q, %v", got, err)
+	}
+	<-appErr
+	if got, err := post("/think", 2, 10*time.Millisecond); err != nil || got != "200 20" {
+		t.Errorf("upload then a long think: %q, %v", got, err)
+	}
+	<-appErr
+	start := time.Now()
+	got, _ := post("/", 2, 2*time.Second) // stalls for 2 s after the first chunk
+	if !strings.HasPrefix(got, "408") {
+		t.Errorf("stalled upload: %q, want 408", got)
+	}
+	select {
+	case err := <-appErr:
+		if err == nil {
+			t.Error("the app got a complete body from a stalled upload")
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("the app's request did not end")
+	}
+	if d := time.Since(start); d > 1900*time.Millisecond {
+		t.Errorf("stalled upload cut after %v", d)
 	}
 }

@@ -73,7 +73,7 @@ func newDirectTransport(fallback http.RoundTripper, conns *connTracker, headerTi
 func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if (req.Method != http.MethodGet && req.Method != http.MethodHead) ||
 		(req.Body != nil && req.Body != http.NoBody) || req.Header.Get("Upgrade") != "" || req.Close {
-		return t.fallback.RoundTrip(req)
+		return t.fallbackRoundTrip(req)
 	}
 	for attempt := 0; ; attempt++ {
 		dc, reused, err := t.get(req.Context(), req.URL.Host)
@@ -94,14 +94,39 @@ func (t *directTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// timeout is the first-byte timeout for req: its app's, or the router's.
+func (t *directTransport) timeout(req *http.Request) time.Duration {
+	if st := stateFrom(req.Context()); st != nil && st.timeout > 0 {
+		return st.timeout
+	}
+	return t.headerTimeout
+}
+
+// fallbackRoundTrip sends req with the fallback Transport under the
+// first-byte timeout.
+func (t *directTransport) fallbackRoundTrip(req *http.Request) (*http.Response, error) {
+	timeout := t.timeout(req)
+	if timeout <= 0 {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(timeout, func() { cancel(errNoFirstByte) })
+	resp, err := t.fallback.RoundTrip(req.WithContext(ctx))
+	if !timer.Stop() && err != nil {
+		return nil, errNoFirstByte
+	}
+	if err != nil {
+		cancel(nil)
+	}
+	// On success ctx lives on with the response body; it ends with the
+	// request's own context.
+	return resp, err
+}
+
 // exchange writes req on dc and reads the response header.
 func (t *directTransport) exchange(req *http.Request, dc *directConn) (*http.Response, error) {
 	ctx := req.Context()
-	st := stateFrom(ctx)
-	timeout := t.headerTimeout
-	if st != nil && st.timeout > 0 {
-		timeout = st.timeout
-	}
+	timeout := t.timeout(req)
 	if timeout > 0 {
 		dc.conn.SetReadDeadline(time.Now().Add(timeout))
 	}
@@ -129,10 +154,7 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (*http.Res
 		stop()
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-			if st != nil && st.cancel != nil {
-				st.cancel(errNoFirstByte)
-			}
-			return nil, &timeoutError{"app sent no response header in time"}
+			return nil, errNoFirstByte
 		}
 		return nil, err
 	}
@@ -153,12 +175,6 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (*http.Res
 	resp.Body = &directBody{rc: resp.Body, t: t, dc: dc, addr: req.URL.Host, stop: stop, keep: keep}
 	return resp, nil
 }
-
-type timeoutError struct{ msg string }
-
-func (e *timeoutError) Error() string   { return e.msg }
-func (e *timeoutError) Timeout() bool   { return true }
-func (e *timeoutError) Temporary() bool { return true }
 
 // staleConnError reports errors of a connection the peer closed while idle.
 func staleConnError(err error) bool {

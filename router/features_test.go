@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/skiffhq/skiff"
 )
 
@@ -226,13 +227,54 @@ func TestGzip(t *testing.T) {
 	}
 }
 
-func TestAcceptsGzip(t *testing.T) {
-	for v, want := range map[string]bool{
-		"gzip": true, "GZIP": true, "br, gzip;q=0.5": true, "gzip;q=0": false, "gzip; q=0.0": false,
-		"deflate": false, "": false, "x-gzip": false, "gzip;q=0.001": true, "*": false,
+func TestNegotiate(t *testing.T) {
+	for v, want := range map[string]coding{
+		"gzip": codingGzip, "GZIP": codingGzip, "br, gzip;q=0.5": codingGzip, "gzip;q=0": identity, "gzip; q=0.0": identity,
+		"deflate": identity, "": identity, "x-gzip": identity, "gzip;q=0.001": codingGzip, "*": identity,
+		"gzip, deflate, br, zstd": codingZstd, "zstd;q=0.5, gzip": codingGzip, "zstd": codingZstd, "zstd;q=0, gzip": codingGzip,
+		"gzip;q=bogus": identity, "gzip;q=2": identity,
 	} {
-		if got := acceptsGzip(http.Header{"Accept-Encoding": {v}}); got != want {
-			t.Errorf("acceptsGzip(%q) = %v", v, got)
+		if got := negotiate(http.Header{"Accept-Encoding": {v}}); got != want {
+			t.Errorf("negotiate(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"gzip", "zstd;q=0.5, gzip", "gzip;q=0", ";;,,q=", "zstd; q = 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c := negotiate(http.Header{"Accept-Encoding": {v}})
+		if c == codingGzip && !strings.Contains(strings.ToLower(v), "gzip") || c == codingZstd && !strings.Contains(strings.ToLower(v), "zstd") {
+			t.Fatalf("negotiate(%q) = %v", v, c)
+		}
+	})
+}
+
+func TestZstd(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	text := strings.Repeat("hello zstd ", 500)
+	tr.addApp(t, skiff.AppRoute{Name: "app"}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, text)
+	}))
+	for range 3 { // pooled encoders are reset properly
+		resp, body := get(t, tr.client(), "http://app.skiff.test/", "Accept-Encoding", "gzip, deflate, br, zstd")
+		if resp.Header.Get("Content-Encoding") != "zstd" {
+			t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+		}
+		d, err := zstd.NewReader(strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(d)
+		d.Close()
+		if err != nil || string(plain) != text {
+			t.Fatalf("zstd: %v, %d bytes", err, len(plain))
+		}
+		if len(body) > len(text)/4 {
+			t.Errorf("zstd: %d bytes for %d", len(body), len(text))
 		}
 	}
 }

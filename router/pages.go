@@ -18,6 +18,7 @@ func page(title, text string) []byte {
 var (
 	pageBadRequest  = page("400 Bad Request", "The request could not be understood.")
 	pageNotFound    = page("404 Not Found", "There is no app at this address.")
+	pageBodyTimeout = page("408 Request Timeout", "The request body stopped arriving.")
 	pageMisdirected = page("421 Misdirected Request", "This connection cannot serve this host.")
 	pageTooLarge    = page("413 Content Too Large", "The request body is larger than this app accepts.")
 	pageBadGateway  = page("502 Bad Gateway", "The app did not answer properly. Try again in a moment.")

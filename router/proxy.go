@@ -24,11 +24,10 @@ type reqState struct {
 	port     string // the port the client connected to
 	reqID    string
 	start    time.Time
-	timeout  time.Duration           // an app's own first-byte timeout; 0: the Transport's
-	cancel   context.CancelCauseFunc // with timeout: ends the request
+	timeout  time.Duration // an app's own first-byte timeout; 0: the router's
 	body     *retryBody
-	gzip     bool // the client accepts gzip
-	hsts     bool // add Strict-Transport-Security unless the app sets it
+	coding   coding // what the client accepts best
+	hsts     bool   // add Strict-Transport-Security unless the app sets it
 	rw       *respWriter
 }
 
@@ -96,14 +95,14 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			st.port = strconv.Itoa(ta.Port)
 		}
 	}
-	st.gzip = acceptsGzip(req.Header)
+	st.coding = negotiate(req.Header)
 	st.hsts = req.TLS != nil && a.route.HSTS
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		body := req.Body
 		if a.maxBody > 0 {
 			body = http.MaxBytesReader(rw, body, a.maxBody)
 		}
-		st.body = &retryBody{rc: body}
+		st.body = &retryBody{rc: body, ctrl: http.NewResponseController(w), idle: r.cfg.BodyIdleTimeout}
 		req.Body = st.body
 	}
 	if strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
@@ -111,16 +110,8 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Header.Del("Upgrade")
 		req.Header.Del("Http2-Settings")
 	}
-	ctx := req.Context()
-	if rt := a.route.ResponseTimeout; rt > 0 && rt != r.cfg.ResponseTimeout {
-		// The shared Transport enforces the default; an app's own
-		// first-byte timeout needs a cancellable context of its own.
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		st.timeout, st.cancel = rt, cancel
-	}
-	r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	st.timeout = a.route.ResponseTimeout
+	r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), stateKey{}, st)))
 }
 
 // rewrite builds the request to the app. The ReverseProxy has already
@@ -156,15 +147,15 @@ func (r *Router) modifyResponse(resp *http.Response) error {
 		st.rw.status = http.StatusSwitchingProtocols
 		return nil
 	}
-	if st.gzip && shouldCompress(resp) {
+	if st.coding != identity && shouldCompress(resp) {
 		h := resp.Header
 		h.Del("Content-Length")
-		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Encoding", st.coding.String())
 		h.Add("Vary", "Accept-Encoding")
 		if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
 			h.Set("Etag", "W/"+et)
 		}
-		st.rw.compress = true
+		st.rw.compress = st.coding
 	}
 	return nil
 }
@@ -175,12 +166,14 @@ func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error)
 	st := stateFrom(req.Context())
 	var mbe *http.MaxBytesError
 	var ne net.Error
-	switch cause := context.Cause(req.Context()); {
+	switch {
 	case errors.As(err, &mbe) || st.body != nil && errors.As(st.body.err, &mbe):
 		writePage(w, http.StatusRequestEntityTooLarge, pageTooLarge)
+	case st.body != nil && errors.As(st.body.err, &ne) && ne.Timeout():
+		writePage(w, http.StatusRequestTimeout, pageBodyTimeout) // the client stopped sending
 	case st.body != nil && st.body.err != nil && req.Context().Err() == nil:
 		writePage(w, http.StatusBadRequest, pageBadRequest) // a malformed body
-	case errors.Is(cause, errNoFirstByte), errors.As(err, &ne) && ne.Timeout():
+	case errors.As(err, &ne) && ne.Timeout():
 		writePage(w, http.StatusGatewayTimeout, pageTimeout)
 	case req.Context().Err() != nil:
 		st.rw.status = 499 // the client went away (nginx's code)

@@ -42,6 +42,7 @@ type Config struct {
 	ResponseTimeout   time.Duration // time to the app's first byte; 0: 30 s
 	DrainTimeout      time.Duration // 0: 30 s
 	MaxBodyBytes      int64         // default request body cap; 0: none
+	BodyIdleTimeout   time.Duration // longest wait for the next bytes of a request body; 0: 60 s
 	// HTTPSPort is the public HTTPS port, for redirects (0: 443).
 	HTTPSPort int
 	// AccessLogMaxBytes rotates an app's access log past this size (0: 10 MiB);
@@ -112,7 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Router, error) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.table.Store(emptyTable)
 	r.conns = newConnTracker()
-	r.transport = newTransport(r.conns, cfg.ResponseTimeout)
+	r.transport = newTransport(r.conns)
 	r.direct = newDirectTransport(r.transport, r.conns, cfg.ResponseTimeout)
 	r.proxy = &httputil.ReverseProxy{
 		Rewrite:        r.rewrite,
@@ -150,6 +151,7 @@ func setDefaults(c *Config) {
 	def(&c.IdleTimeout, DefaultIdleTimeout)
 	def(&c.ResponseTimeout, DefaultResponseTimeout)
 	def(&c.DrainTimeout, DefaultDrainTimeout)
+	def(&c.BodyIdleTimeout, 60*time.Second)
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
@@ -166,8 +168,8 @@ func setDefaults(c *Config) {
 
 // SetApp adds or replaces an app's route; see skiff.Routes.
 func (r *Router) SetApp(route skiff.AppRoute) error {
-	if route.AppID == "" {
-		return skiff.Errorf(skiff.EINVALID, "route without app id")
+	if !validID(route.AppID) {
+		return skiff.Errorf(skiff.EINVALID, "invalid app id %q", clip(route.AppID))
 	}
 	if err := skiff.ValidateAppName(route.Name); err != nil {
 		return err

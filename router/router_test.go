@@ -54,6 +54,24 @@ func TestRoutesByHost(t *testing.T) {
 	}
 }
 
+func TestSetAppRejectsBadInput(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	for _, r := range []skiff.AppRoute{
+		{AppID: "../../etc/x", Name: "app"},
+		{AppID: "", Name: "app"},
+		{AppID: "ok", Name: "Bad_Name"},
+		{AppID: "ok", Name: "app", Domains: []string{"localhost"}},
+		{AppID: "ok", Name: "app", Domains: []string{"a.example.com:80"}},
+	} {
+		if err := tr.SetApp(r); skiff.ErrorCode(err) != skiff.EINVALID {
+			t.Errorf("SetApp(%+v) = %v, want EINVALID", r, err)
+		}
+	}
+	if len(tr.table.Load().byID) != 0 {
+		t.Error("a refused route was added")
+	}
+}
+
 func TestDomainBelongsToOneApp(t *testing.T) {
 	tr := newTestRouter(t, nil)
 	tr.addApp(t, skiff.AppRoute{Name: "one", Domains: []string{"shop.example.com", "*.one.example"}})

@@ -15,11 +15,12 @@ import (
 // many requests to few loopback-near upstreams (see research/ROUTER.md
 // §1.8–1.9): enough idle connections per instance to keep them alive under
 // load, no HTTP/2 and no compression towards the apps (the edge compresses).
-func newTransport(conns *connTracker, responseTimeout time.Duration) *http.Transport {
+// The first-byte timeout is not the Transport's: directTransport applies
+// each app's own.
+func newTransport(conns *connTracker) *http.Transport {
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            conns.dial,
-		ResponseHeaderTimeout:  responseTimeout,
 		MaxIdleConns:           4096,
 		MaxIdleConnsPerHost:    256,
 		IdleConnTimeout:        90 * time.Second,
@@ -33,7 +34,15 @@ func newTransport(conns *connTracker, responseTimeout time.Duration) *http.Trans
 }
 
 // errNoFirstByte cancels a request whose app sent no response header in time.
-var errNoFirstByte = errors.New("app sent no response in time")
+var errNoFirstByte = &timeoutError{"app sent no response header in time"}
+
+// timeoutError is a net.Error with Timeout() true, which the error handler
+// answers with 504.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string   { return e.msg }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
 
 // connTracker knows the open connections to each instance, so that what is
 // left on a replaced instance after the drain grace (streams, websockets) can
@@ -101,28 +110,24 @@ func (c *trackedConn) Close() error {
 }
 
 // proxyTransport retries a refused connection on another instance of the
-// app, records passive health, and applies an app's own first-byte timeout.
+// app and records passive health.
 type proxyTransport struct {
 	rt http.RoundTripper
 }
 
 func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateFrom(req.Context())
-	var timer *time.Timer
-	if st.timeout > 0 {
-		timer = time.AfterFunc(st.timeout, func() { st.cancel(errNoFirstByte) })
-	}
 	for attempt := 0; ; attempt++ {
 		resp, err := t.rt.RoundTrip(req)
 		if err == nil {
-			if timer != nil {
-				timer.Stop()
-			}
 			st.backend.succeeded()
 			return resp, nil
 		}
-		if req.Context().Err() != nil || (st.body != nil && st.body.err != nil) {
-			return nil, err // the client left or sent a bad body, or a timeout: not the instance's fault
+		var ne net.Error
+		if req.Context().Err() != nil || (st.body != nil && st.body.err != nil) || errors.As(err, &ne) && ne.Timeout() {
+			// The client left or sent a bad body, or the app is slow: an
+			// instance that answers slowly is not taken out for it.
+			return nil, err
 		}
 		st.backend.failed()
 		if !refused(err) || attempt >= 2 || (st.body != nil && st.body.read) {
@@ -159,17 +164,33 @@ func refused(err error) bool {
 // retryBody lets a request body survive a refused attempt: the Transport
 // closes bodies on error, and the server closes the real one after the
 // handler. read tells whether a retry could resend a partial body.
+//
+// It also keeps a slow client from holding an upstream connection: each read
+// must make progress within idle, and the deadline is lifted at the end of
+// the body (a deadline left on the connection would end the request while
+// the app works on its answer).
 type retryBody struct {
 	rc   io.ReadCloser
+	ctrl *http.ResponseController
+	idle time.Duration
 	read bool
 	err  error // a read error other than EOF: the client's fault, not the app's
 }
 
 func (b *retryBody) Read(p []byte) (int, error) {
 	b.read = true
+	if b.idle > 0 {
+		b.ctrl.SetReadDeadline(time.Now().Add(b.idle))
+	}
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		b.err = err
+	if err != nil {
+		if b.idle > 0 {
+			b.ctrl.SetReadDeadline(time.Time{})
+			b.idle = 0
+		}
+		if err != io.EOF {
+			b.err = err
+		}
 	}
 	return n, err
 }
