@@ -100,6 +100,9 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 		if ferr := p.cfg.Store.FinishBuild(finish, b); ferr != nil {
 			p.log.Error("record build", "err", ferr)
 		}
+		if skiff.ErrorCode(err) == skiff.EINTERNAL {
+			return nil, nil, skiff.Errorf(skiff.EUNAVAILABLE, "build %d failed: the server could not run it; an admin finds why in the server log", b.ID)
+		}
 		return nil, nil, fmt.Errorf("build failed: %w", err)
 	}
 	b.Status, b.Image, b.Builder, b.Buildpacks, b.Phases = skiff.BuildSucceeded, res.Image, res.Builder, res.Buildpacks, res.Phases

@@ -32,11 +32,22 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	skiffBin = filepath.Join(dir, "skiff")
-	build := exec.Command("go", "build", "-o", skiffBin, "../cmd/skiff")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build skiff:", err)
-		os.Exit(1)
+	// As root the tests also build and run apps: skiff needs the lifecycle
+	// embedded and the buildpack binary beside it, as `make build` makes.
+	var steps [][]string
+	if os.Geteuid() == 0 {
+		steps = append(steps, []string{"../scripts/build-lifecycle.sh"},
+			[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-buildpack"), "../buildpacks/cmd/skiff-buildpack"})
+	}
+	steps = append(steps, []string{"go", "build", "-o", skiffBin, "../cmd/skiff"})
+	for _, step := range steps {
+		build := exec.Command(step[0], step[1:]...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		build.Env = append(os.Environ(), "CGO_ENABLED="+map[bool]string{true: "0", false: "1"}[strings.Contains(step[len(step)-1], "buildpack")])
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "%v: %v\n", step, err)
+			os.Exit(1)
+		}
 	}
 	for _, tool := range []string{"git", "ssh"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -45,6 +56,7 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	fullStop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -159,21 +171,43 @@ type user struct {
 
 func newKey(t *testing.T, dir, name string) *user {
 	t.Helper()
+	return newKeyAt(dir, name)
+}
+
+// newKeyAt writes a new ed25519 key pair, name.key and name.key.pub.
+func newKeyAt(dir, name string) *user {
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	block, err := gossh.MarshalPrivateKey(priv, name)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	path := filepath.Join(dir, name+".key")
 	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	signer, err := gossh.NewSignerFromKey(priv)
 	if err != nil {
+		panic(err)
+	}
+	u := &user{name: name, keyPath: path, signer: signer}
+	os.WriteFile(path+".pub", []byte(u.authorizedKey()+"\n"), 0o644)
+	return u
+}
+
+func loadSigner(t *testing.T, path string) gossh.Signer {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &user{name: name, keyPath: path, signer: signer}
+	s, err := gossh.ParsePrivateKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
+
+func jsonInto(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 func (u *user) authorizedKey() string {
 	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(u.signer.PublicKey()))) + " " + u.name + "@test"

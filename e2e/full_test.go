@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The full daemon builds and runs apps: it needs root, runc and
+// debootstrap. Its tests share one daemon (making the default builder
+// takes a while even from debootstrap's cache) and run one after another;
+// each test uses apps of its own.
+
+// debootstrapCache is shared with the build package's tests, so a CI run
+// makes the Debian root file systems once.
+const debootstrapCache = "/var/cache/skiff-test/debootstrap"
+
+var (
+	fullOnce   sync.Once
+	fullShared *daemon
+	fullErr    error
+	fullMu     sync.Mutex
+)
+
+// requireFull skips unless the machine can build and run apps.
+func requireFull(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: builds and runs apps under runc")
+	}
+	for _, tool := range []string{"runc", "debootstrap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (scripts/install-deps.sh installs it)", tool)
+		}
+	}
+	if testing.Short() {
+		t.Skip("builds apps: not in -short mode")
+	}
+}
+
+// fullDaemon returns the shared daemon that builds and runs apps, with the
+// default builder made, and holds it for the test (its tests take turns).
+func fullDaemon(t *testing.T) (*daemon, *user) {
+	t.Helper()
+	requireFull(t)
+	fullMu.Lock()
+	t.Cleanup(fullMu.Unlock)
+	fullOnce.Do(func() { fullShared, fullErr = startFullDaemon() })
+	if fullErr != nil {
+		t.Fatal(fullErr)
+	}
+	d := *fullShared
+	d.t = t
+	mark := fullShared.log.Len()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log during the test:\n%s", fullShared.log.String()[mark:])
+		}
+	})
+	admin := &user{name: "admin", keyPath: filepath.Join(d.dir, "admin.key")}
+	admin.signer = loadSigner(t, admin.keyPath)
+	return &d, admin
+}
+
+// startFullDaemon starts the shared daemon outside any one test: it lives
+// until the test binary exits (TestMain stops it).
+func startFullDaemon() (*daemon, error) {
+	dir, err := os.MkdirTemp("", "skiff-e2e-full-")
+	if err != nil {
+		return nil, err
+	}
+	// Sandboxed processes run as unprivileged ids and reach their root
+	// file systems below the data directory: its parents must be
+	// traversable, as /var/lib is.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
+	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytes.Buffer)}
+	d.cmd = exec.Command(skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", "tskiff", "--network-pool", "10.214.0.0/16",
+		"--debootstrap-cache", debootstrapCache, "--acme-ca", "")
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	fullStop = func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		d.cmd.Wait()
+		// The shared daemon's apps must not outlive the tests.
+		exec.Command(skiffBin, "--data", d.data, "apps:list", "--format", "json").Run()
+		os.RemoveAll(dir)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if data, err := os.ReadFile(filepath.Join(d.data, "ready.json")); err == nil && jsonInto(data, &d.addr) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("full daemon not ready in 60s:\n%s", d.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	admin := newKeyAt(dir, "admin")
+	out, err := exec.Command("sh", "-c", fmt.Sprintf("%s --data %s keys:add admin --admin < %s.pub", skiffBin, d.data, admin.keyPath)).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("keys:add: %v\n%s", err, out)
+	}
+	start := time.Now()
+	out, err = exec.Command(skiffBin, "--data", d.data, "builder:create").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("builder:create: %v\n%s\n%s", err, out, d.log)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: builder:create took %.0fs\n", time.Since(start).Seconds())
+	return d, nil
+}
+
+// fullStop stops the shared daemon; TestMain calls it.
+var fullStop = func() {}
+
+// get fetches a URL through the daemon's router with the Host of an app.
+func (d *daemon) get(t *testing.T, host, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+d.addr.HTTP+path, nil)
+	req.Host = host
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", host, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// copyApp copies a sample app into a new git work tree with one commit.
+func copyApp(t *testing.T, src string) string {
+	t.Helper()
+	files := map[string]string{}
+	filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		files[rel] = string(b)
+		return nil
+	})
+	return newRepo(t, files)
+}
+
+func hostOf(app string) string { return app + ".skiff.test" }
+
+var _ = net.Dial
