@@ -70,11 +70,11 @@ func build(bc *cnb.BuildContext) error {
 		return err
 	}
 
-	modCache, err := cacheLayer(bc, "go-mod")
+	modCache, err := bc.CacheLayer("go-mod")
 	if err != nil {
 		return err
 	}
-	buildCache, err := cacheLayer(bc, "go-build")
+	buildCache, err := bc.CacheLayer("go-build")
 	if err != nil {
 		return err
 	}
@@ -125,21 +125,6 @@ func build(bc *cnb.BuildContext) error {
 	bc.AddProcess(cnb.Process{Type: "web", Command: []string{bins[0]}, Default: true})
 	bc.Log.Detail("Process type web -> %s", filepath.Base(bins[0]))
 	return nil
-}
-
-// cacheLayer returns the path of a cache-only layer, keeping what the last
-// build left in it.
-func cacheLayer(bc *cnb.BuildContext, name string) (string, error) {
-	l, err := bc.Layer(name)
-	if err != nil {
-		return "", err
-	}
-	if !l.HasContents() {
-		if err := l.Reset(); err != nil {
-			return "", err
-		}
-	}
-	return l.Path, l.Commit(cnb.LayerTypes{Cache: true}, map[string]any{"layout": layoutVersion})
 }
 
 type goMeta struct {

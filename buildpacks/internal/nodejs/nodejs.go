@@ -77,20 +77,12 @@ func build(bc *cnb.BuildContext) error {
 	}
 	bc.Log.Detail("Node.js %s, npm %s", rt.Node, rt.NPM)
 
-	cache, err := bc.Layer("npm-cache")
+	npmCache, err := bc.CacheLayer("npm-cache")
 	if err != nil {
 		return err
 	}
-	if !cache.HasContents() {
-		if err := cache.Reset(); err != nil {
-			return err
-		}
-	}
-	if err := cache.Commit(cnb.LayerTypes{Cache: true}, nil); err != nil {
-		return err
-	}
 	env := bc.Env.PrependPath(filepath.Join(rt.Dir, "bin")).With(
-		"npm_config_cache="+cache.Path,
+		"npm_config_cache="+npmCache,
 		"npm_config_nodedir="+rt.Dir,
 		"npm_config_update_notifier=false",
 		"npm_config_fund=false",

@@ -71,19 +71,11 @@ func build(bc *cnb.BuildContext) error {
 	bc.Log.Detail("Using Python %s from the builder", version)
 	warnRequestedVersion(bc, version)
 
-	cache, err := bc.Layer("pip-cache")
+	pipCache, err := bc.CacheLayer("pip-cache")
 	if err != nil {
 		return err
 	}
-	if !cache.HasContents() {
-		if err := cache.Reset(); err != nil {
-			return err
-		}
-	}
-	if err := cache.Commit(cnb.LayerTypes{Cache: true}, nil); err != nil {
-		return err
-	}
-	if err := installVenv(bc, d, version, cache.Path); err != nil {
+	if err := installVenv(bc, d, version, pipCache); err != nil {
 		return err
 	}
 	if web := webProcess(bc, d); web != nil {

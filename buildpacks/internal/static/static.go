@@ -87,7 +87,7 @@ func build(bc *cnb.BuildContext) error {
 		if err := layer.Reset(); err != nil {
 			return err
 		}
-		if err := copyFile(self, server, 0o755); err != nil {
+		if err := cnb.CopyFile(self, server, 0o755); err != nil {
 			return fmt.Errorf("install the web server: %w", err)
 		}
 		if err := layer.Commit(cnb.LayerTypes{Launch: true}, serverMeta{Binary: sum}); err != nil {
@@ -110,24 +110,4 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func copyFile(src, dst string, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
