@@ -40,7 +40,7 @@ type nodeMeta struct {
 // runtimeInfo is what was installed.
 type runtimeInfo struct {
 	Node, NPM string
-	Dir       string // the layer: bin/node, bin/npm, include/node
+	Dir       string // the layer: bin/node, bin/npm, include/node (headers for node-gyp)
 }
 
 // installNode makes the node layer hold a Node.js matching nodeRange and an
@@ -71,11 +71,7 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 		}
 		// Production is what Node.js users expect when their app runs
 		// (Heroku sets it too); a config var overrides it.
-		if err := layer.SetEnv(cnb.EnvLaunch, "NODE_ENV", cnb.EnvDefault, "production"); err != nil {
-			return err
-		}
-		// node-gyp finds the headers here instead of downloading them.
-		return layer.SetEnv(cnb.EnvBuild, "npm_config_nodedir", cnb.EnvDefault, layer.Path)
+		return layer.SetEnv(cnb.EnvLaunch, "NODE_ENV", cnb.EnvDefault, "production")
 	}
 
 	bc.Log.Step("Installing Node.js")
@@ -84,7 +80,7 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 		info.Node, info.NPM = old.Node, old.NPM
 		return info, commit(old)
 	}
-	bc.Log.Detail("Resolving %s %s", source, nodeRange)
+	bc.Log.Detail("Resolving %s (%s)", nodeRange, source)
 	nodePkg, err := reg.packument(ctx, "node-linux-"+arch)
 	if err != nil {
 		if v, perr := semver.Parse(old.Node); intact && perr == nil && rng.Contains(v) {

@@ -60,7 +60,7 @@ func build(bc *cnb.BuildContext) error {
 
 	nodeRange, source := pj.NodeRange, "engines.node"
 	if nodeRange == "" {
-		nodeRange, source = DefaultNodeRange, "default"
+		nodeRange, source = DefaultNodeRange, "the default"
 		bc.Log.Detail("package.json has no engines.node; using %s", DefaultNodeRange)
 	}
 	base := bc.Env.Get("npm_config_registry")
@@ -83,7 +83,6 @@ func build(bc *cnb.BuildContext) error {
 	}
 	env := bc.Env.PrependPath(filepath.Join(rt.Dir, "bin")).With(
 		"npm_config_cache="+npmCache,
-		"npm_config_nodedir="+rt.Dir,
 		"npm_config_update_notifier=false",
 		"npm_config_fund=false",
 		"npm_config_audit=false",
