@@ -35,14 +35,15 @@ func detect(dc *cnb.DetectContext) (*cnb.BuildPlan, error) {
 	return &cnb.BuildPlan{}, nil
 }
 
-// root returns the directory to serve: public/ when there is one, else the
-// app itself when it has an index.html, else "".
+// root returns the directory to serve: the app itself when it has an
+// index.html (its public/ is then just a folder of the site), else public/,
+// else "".
 func root(app string) string {
-	if fi, err := os.Stat(filepath.Join(app, "public")); err == nil && fi.IsDir() {
-		return filepath.Join(app, "public")
-	}
 	if fi, err := os.Stat(filepath.Join(app, "index.html")); err == nil && fi.Mode().IsRegular() {
 		return app
+	}
+	if fi, err := os.Stat(filepath.Join(app, "public")); err == nil && fi.IsDir() {
+		return filepath.Join(app, "public")
 	}
 	return ""
 }
