@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -116,6 +117,19 @@ func (l *Layer) Remove() error {
 		return fmt.Errorf("layer %s: %w", l.Name, err)
 	}
 	return nil
+}
+
+// Timestamp returns the current time for layer metadata. Metadata holds
+// strings only: the lifecycle keeps it as JSON in the image and the cache,
+// so numbers come back as floats and times as strings.
+func Timestamp() string { return time.Now().UTC().Format(time.RFC3339) }
+
+// Fresh reports whether a Timestamp is less than ttl old (and not from the
+// future, as after a clock jump).
+func Fresh(ts string, ttl time.Duration) bool {
+	t, err := time.Parse(time.RFC3339, ts)
+	age := time.Since(t)
+	return err == nil && age < ttl && age > -time.Hour
 }
 
 // CacheLayer returns the directory of a cache-only layer (a download or

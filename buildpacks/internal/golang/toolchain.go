@@ -28,7 +28,7 @@ const toolchainModule = "golang.org/toolchain"
 const (
 	resolveTTL    = 24 * time.Hour
 	maxToolchain  = 1 << 30
-	layoutVersion = 1
+	layoutVersion = "1" // metadata holds strings only: it round-trips through JSON
 )
 
 // proxyURL returns the first module proxy URL of a GOPROXY list.

@@ -24,17 +24,20 @@ const DefaultNodeRange = "24.x"
 // patch release is picked up by the next day's build.
 const resolveTTL = 24 * time.Hour
 
-const layoutVersion = 1
+// Layer metadata holds strings only: the lifecycle keeps it as JSON in
+// the image and the cache, so numbers would come back as floats and times
+// as strings, and no longer decode into the types they were written from.
+const layoutVersion = "1"
 
 // nodeMeta is the node layer's metadata.
 type nodeMeta struct {
-	Layout   int       `toml:"layout"`
-	Range    string    `toml:"range"`     // engines.node as requested (or the default)
-	NPMRange string    `toml:"npm_range"` // engines.npm as requested
-	Arch     string    `toml:"arch"`
-	Node     string    `toml:"node"`
-	NPM      string    `toml:"npm"`
-	Resolved time.Time `toml:"resolved"`
+	Layout   string `toml:"layout"`
+	Range    string `toml:"range"`     // engines.node as requested (or the default)
+	NPMRange string `toml:"npm_range"` // engines.npm as requested
+	Arch     string `toml:"arch"`
+	Node     string `toml:"node"`
+	NPM      string `toml:"npm"`
+	Resolved string `toml:"resolved"` // RFC 3339
 }
 
 // runtimeInfo is what was installed.
@@ -75,7 +78,7 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 	}
 
 	bc.Log.Step("Installing Node.js")
-	if sameRequest && time.Since(old.Resolved) < resolveTTL {
+	if sameRequest && cnb.Fresh(old.Resolved, resolveTTL) {
 		bc.Log.Detail("Using cached Node.js %s and npm %s (%s: %s)", old.Node, old.NPM, source, nodeRange)
 		info.Node, info.NPM = old.Node, old.NPM
 		return info, commit(old)
@@ -100,7 +103,7 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 		return nil, err
 	}
 	m := nodeMeta{Layout: layoutVersion, Range: nodeRange, NPMRange: npmRange, Arch: arch,
-		Node: nodeV.String(), NPM: npmDoc.Version, Resolved: time.Now().UTC().Truncate(time.Second)}
+		Node: nodeV.String(), NPM: npmDoc.Version, Resolved: cnb.Timestamp()}
 	info.Node, info.NPM = m.Node, m.NPM
 	if intact && old.Node == m.Node && old.NPM == m.NPM {
 		bc.Log.Detail("Using cached Node.js %s and npm %s", m.Node, m.NPM)

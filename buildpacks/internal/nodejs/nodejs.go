@@ -143,7 +143,7 @@ func warnOtherManagers(bc *cnb.BuildContext, pj *PackageJSON) {
 }
 
 type modulesMeta struct {
-	Layout int    `toml:"layout"`
+	Layout string `toml:"layout"`
 	Key    string `toml:"key"`
 }
 
@@ -228,7 +228,7 @@ func installDependencies(bc *cnb.BuildContext, env cnb.Env, rt *runtimeInfo) (fu
 
 func modulesKey(bc *cnb.BuildContext, lockfile string, rt *runtimeInfo, omitDev bool) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "layout=%d node=%s npm=%s omitdev=%v\n", layoutVersion, rt.Node, rt.NPM, omitDev)
+	fmt.Fprintf(h, "layout=%s node=%s npm=%s omitdev=%v\n", layoutVersion, rt.Node, rt.NPM, omitDev)
 	for _, f := range []string{"package.json", lockfile, ".npmrc"} {
 		if f == "" {
 			continue
