@@ -70,11 +70,11 @@ func build(bc *cnb.BuildContext) error {
 		return err
 	}
 
-	modCache, err := cacheLayer(bc, "go-mod")
+	modCache, err := bc.CacheLayer("go-mod")
 	if err != nil {
 		return err
 	}
-	buildCache, err := cacheLayer(bc, "go-build")
+	buildCache, err := bc.CacheLayer("go-build")
 	if err != nil {
 		return err
 	}
@@ -127,28 +127,13 @@ func build(bc *cnb.BuildContext) error {
 	return nil
 }
 
-// cacheLayer returns the path of a cache-only layer, keeping what the last
-// build left in it.
-func cacheLayer(bc *cnb.BuildContext, name string) (string, error) {
-	l, err := bc.Layer(name)
-	if err != nil {
-		return "", err
-	}
-	if !l.HasContents() {
-		if err := l.Reset(); err != nil {
-			return "", err
-		}
-	}
-	return l.Path, l.Commit(cnb.LayerTypes{Cache: true}, map[string]any{"layout": layoutVersion})
-}
-
 type goMeta struct {
-	Layout   int       `toml:"layout"`
-	Want     string    `toml:"want"`
-	Version  string    `toml:"version"`
-	Arch     string    `toml:"arch"`
-	Proxy    string    `toml:"proxy"`
-	Resolved time.Time `toml:"resolved"`
+	Layout   string `toml:"layout"`
+	Want     string `toml:"want"`
+	Version  string `toml:"version"`
+	Arch     string `toml:"arch"`
+	Proxy    string `toml:"proxy"`
+	Resolved string `toml:"resolved"` // RFC 3339
 }
 
 // installGo makes the go layer hold the toolchain go.mod asks for and
@@ -174,7 +159,7 @@ func installGo(bc *cnb.BuildContext, mod *GoMod, goproxy, arch string) (string, 
 
 	bc.Log.Step("Installing Go (%s)", want.Explain)
 	// An exact version never changes; a "newest of" is looked up again daily.
-	if intact && old.Want == wantKey && (!want.Exact.IsZero() || time.Since(old.Resolved) < resolveTTL) {
+	if intact && old.Want == wantKey && (!want.Exact.IsZero() || cnb.Fresh(old.Resolved, resolveTTL)) {
 		bc.Log.Detail("Using cached Go %s", old.Version)
 		return layer.Path, old.Version, commit(old)
 	}
@@ -192,7 +177,7 @@ func installGo(bc *cnb.BuildContext, mod *GoMod, goproxy, arch string) (string, 
 		return "", "", cnb.Failf("the Go module proxy has no Go toolchain for %s (linux/%s)", want.Explain, arch).
 			Hint("Use a released Go version in go.mod, like go 1.25 or go 1.25.4.")
 	}
-	m := goMeta{Layout: layoutVersion, Want: wantKey, Version: v.String(), Arch: arch, Proxy: proxy, Resolved: time.Now().UTC().Truncate(time.Second)}
+	m := goMeta{Layout: layoutVersion, Want: wantKey, Version: v.String(), Arch: arch, Proxy: proxy, Resolved: cnb.Timestamp()}
 	if intact && old.Version == m.Version {
 		bc.Log.Detail("Using cached Go %s", m.Version)
 		return layer.Path, m.Version, commit(m)

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -28,7 +28,7 @@ const toolchainModule = "golang.org/toolchain"
 const (
 	resolveTTL    = 24 * time.Hour
 	maxToolchain  = 1 << 30
-	layoutVersion = 1
+	layoutVersion = "1" // metadata holds strings only: it round-trips through JSON
 )
 
 // proxyURL returns the first module proxy URL of a GOPROXY list.
@@ -181,12 +181,26 @@ func sumdbSkipped(env cnb.Env) bool {
 			if pat == "" {
 				continue
 			}
-			if ok, _ := filepath.Match(pat, toolchainModule); ok || strings.HasPrefix(toolchainModule+"/", strings.TrimSuffix(pat, "/")+"/") {
+			if matchPathPrefix(pat, toolchainModule) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// matchPathPrefix matches a GOPRIVATE-style glob against the leading path
+// elements of a module path, as the go command does ("golang.org" and
+// "*.org" both cover golang.org/toolchain).
+func matchPathPrefix(pat, modpath string) bool {
+	pat = strings.TrimSuffix(pat, "/")
+	n := strings.Count(pat, "/") + 1
+	parts := strings.Split(modpath, "/")
+	if len(parts) < n {
+		return false
+	}
+	ok, _ := path.Match(pat, strings.Join(parts[:n], "/"))
+	return ok
 }
 
 // sumdbHash looks the zip's h1: hash up in sum.golang.org through the

@@ -41,10 +41,10 @@ func detect(dc *cnb.DetectContext) (*cnb.BuildPlan, error) {
 	return nil, nil
 }
 
-const layoutVersion = 1
+const layoutVersion = "1" // metadata holds strings only: it round-trips through JSON
 
 type venvMeta struct {
-	Layout int    `toml:"layout"`
+	Layout string `toml:"layout"`
 	Python string `toml:"python"`
 	Key    string `toml:"key"`
 }
@@ -71,19 +71,11 @@ func build(bc *cnb.BuildContext) error {
 	bc.Log.Detail("Using Python %s from the builder", version)
 	warnRequestedVersion(bc, version)
 
-	cache, err := bc.Layer("pip-cache")
+	pipCache, err := bc.CacheLayer("pip-cache")
 	if err != nil {
 		return err
 	}
-	if !cache.HasContents() {
-		if err := cache.Reset(); err != nil {
-			return err
-		}
-	}
-	if err := cache.Commit(cnb.LayerTypes{Cache: true}, nil); err != nil {
-		return err
-	}
-	if err := installVenv(bc, d, version, cache.Path); err != nil {
+	if err := installVenv(bc, d, version, pipCache); err != nil {
 		return err
 	}
 	if web := webProcess(bc, d); web != nil {
@@ -122,7 +114,7 @@ func installVenv(bc *cnb.BuildContext, d *deps, version, pipCache string) error 
 		return err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "layout=%d python=%s source=%s\n%s\n%s", layoutVersion, version, d.source, d.requirements, strings.Join(d.specifiers, "\n"))
+	fmt.Fprintf(h, "layout=%s python=%s source=%s\n%s\n%s", layoutVersion, version, d.source, d.requirements, strings.Join(d.specifiers, "\n"))
 	for _, k := range []string{"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"} {
 		fmt.Fprintf(h, "\n%s=%s", k, bc.Env.Get(k))
 	}
