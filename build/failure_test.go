@@ -52,8 +52,8 @@ func TestSyntheticBuildFailures(t *testing.T) {
 	}{
 		{name: "compile error", src: "fail", wantErr: "a buildpack failed: main.go:3: syntax error: unexpected newline", wantOut: "syntax error: unexpected newline"},
 		{name: "nothing detects", files: map[string]string{"README": "x"}, wantErr: "no buildpack detected this app"},
-		{name: "sleep infinity", src: "sleep", wantErr: "timed out after 8s", maxDuration: 20 * time.Second},
-		{name: "fork bomb", src: "forkbomb", wantErr: "timed out", maxDuration: 20 * time.Second},
+		{name: "sleep infinity", src: "sleep", wantErr: "timed out after 8s", maxDuration: 90 * time.Second},
+		{name: "fork bomb", src: "forkbomb", wantErr: "timed out", maxDuration: 90 * time.Second},
 		{name: "output without newlines", src: "spam", wantErr: "a buildpack failed"},
 	}
 	for i, c := range cases {
