@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,7 @@ func TestSyntheticBuildFailures(t *testing.T) {
 			}
 			id := "f" + string(rune('a'+i))
 			var out bytes.Buffer
+			peak := watchPids(t, "build-"+id)
 			start := time.Now()
 			_, err := p.Build(context.Background(), &skiff.BuildRequest{
 				App: app, BuildID: id, Commit: "abc", Builder: builder, Source: tarOf(t, files),
@@ -85,8 +87,41 @@ func TestSyntheticBuildFailures(t *testing.T) {
 				t.Errorf("log: %v, size %v", err, fi)
 			}
 			noBuildLeftovers(t, p, id)
+			if n := peak(); c.src == "forkbomb" && (n < 100 || n > 128) {
+				t.Errorf("fork bomb peaked at %d processes; want it held at pids.max (128)", n)
+			}
 		})
 	}
+}
+
+// watchPids samples the build cgroup's pids.current until the returned
+// function is called, which returns the peak seen.
+func watchPids(t *testing.T, id string) func() int64 {
+	files := []string{
+		filepath.Join("/sys/fs/cgroup/pids", buildCgroupParent, id, "pids.current"),
+		filepath.Join("/sys/fs/cgroup", buildCgroupParent, id, "pids.current"),
+	}
+	stop := make(chan struct{})
+	done := make(chan int64)
+	go func() {
+		var peak int64
+		for {
+			for _, f := range files {
+				if b, err := os.ReadFile(f); err == nil {
+					if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > peak {
+						peak = n
+					}
+				}
+			}
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 { close(stop); return <-done }
 }
 
 func TestConcurrentBuildOfOneAppRefused(t *testing.T) {
