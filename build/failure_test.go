@@ -41,7 +41,7 @@ func noBuildLeftovers(t *testing.T, p *Platform, buildID string) {
 
 func TestSyntheticBuildFailures(t *testing.T) {
 	requireRoot(t)
-	p := newTestPlatform(t, Config{Limits: Limits{Timeout: 8 * time.Second, Pids: 128, Memory: 512 << 20}})
+	p := newTestPlatform(t, Config{Limits: Limits{Timeout: 8 * time.Second, Pids: 128, Memory: 512 << 20}, LogMaxBytes: 4 << 20})
 	builder := synthBuilder(t, p)
 	app := &skiff.App{ID: "app2", Name: "failing"}
 	cases := []struct {
@@ -55,7 +55,7 @@ func TestSyntheticBuildFailures(t *testing.T) {
 		{name: "nothing detects", files: map[string]string{"README": "x"}, wantErr: "no buildpack detected this app"},
 		{name: "sleep infinity", src: "sleep", wantErr: "timed out after 8s", maxDuration: 90 * time.Second},
 		{name: "fork bomb", src: "forkbomb", wantErr: "timed out", maxDuration: 90 * time.Second},
-		{name: "output without newlines", src: "spam", wantErr: "a buildpack failed"},
+		{name: "output without newlines", src: "spam", wantErr: "a buildpack failed", wantOut: "the rest is not shown"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -76,6 +76,9 @@ func TestSyntheticBuildFailures(t *testing.T) {
 			}
 			if skiff.ErrorCode(err) != skiff.EINVALID {
 				t.Errorf("code %s, want invalid (the app's fault)", skiff.ErrorCode(err))
+			}
+			if out.Len() > int(p.cfg.LogMaxBytes)+64<<10 {
+				t.Errorf("%d bytes of output reached the pusher", out.Len())
 			}
 			if c.wantOut != "" && !strings.Contains(out.String(), c.wantOut) {
 				t.Errorf("output lacks %q:\n%s", c.wantOut, out.String())

@@ -79,7 +79,7 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 	}
 	defer log.Close()
 	defer p.pruneLogs(req.App.ID)
-	bo := newBuildOutput(out, log)
+	bo := newBuildOutput(out, log, p.cfg.LogMaxBytes)
 
 	res, err := p.build(ctx, req, builderRef, bo)
 	bo.finish()
