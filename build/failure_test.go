@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func noBuildLeftovers(t *testing.T, p *Platform, buildID string) {
 
 func TestSyntheticBuildFailures(t *testing.T) {
 	requireRoot(t)
-	p := newTestPlatform(t, Config{Limits: Limits{Timeout: 8 * time.Second, Pids: 128, Memory: 512 << 20}})
+	p := newTestPlatform(t, Config{Limits: Limits{Timeout: 8 * time.Second, Pids: 128, Memory: 512 << 20}, LogMaxBytes: 4 << 20})
 	builder := synthBuilder(t, p)
 	app := &skiff.App{ID: "app2", Name: "failing"}
 	cases := []struct {
@@ -52,9 +53,9 @@ func TestSyntheticBuildFailures(t *testing.T) {
 	}{
 		{name: "compile error", src: "fail", wantErr: "a buildpack failed: main.go:3: syntax error: unexpected newline", wantOut: "syntax error: unexpected newline"},
 		{name: "nothing detects", files: map[string]string{"README": "x"}, wantErr: "no buildpack detected this app"},
-		{name: "sleep infinity", src: "sleep", wantErr: "timed out after 8s", maxDuration: 20 * time.Second},
-		{name: "fork bomb", src: "forkbomb", wantErr: "timed out", maxDuration: 20 * time.Second},
-		{name: "output without newlines", src: "spam", wantErr: "a buildpack failed"},
+		{name: "sleep infinity", src: "sleep", wantErr: "timed out after 8s", maxDuration: 90 * time.Second},
+		{name: "fork bomb", src: "forkbomb", wantErr: "timed out", maxDuration: 90 * time.Second},
+		{name: "output without newlines", src: "spam", wantErr: "a buildpack failed", wantOut: "the rest is not shown"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -64,6 +65,7 @@ func TestSyntheticBuildFailures(t *testing.T) {
 			}
 			id := "f" + string(rune('a'+i))
 			var out bytes.Buffer
+			peak := watchPids(t, "build-"+id)
 			start := time.Now()
 			_, err := p.Build(context.Background(), &skiff.BuildRequest{
 				App: app, BuildID: id, Commit: "abc", Builder: builder, Source: tarOf(t, files),
@@ -75,6 +77,9 @@ func TestSyntheticBuildFailures(t *testing.T) {
 			if skiff.ErrorCode(err) != skiff.EINVALID {
 				t.Errorf("code %s, want invalid (the app's fault)", skiff.ErrorCode(err))
 			}
+			if out.Len() > int(p.cfg.LogMaxBytes)+64<<10 {
+				t.Errorf("%d bytes of output reached the pusher", out.Len())
+			}
 			if c.wantOut != "" && !strings.Contains(out.String(), c.wantOut) {
 				t.Errorf("output lacks %q:\n%s", c.wantOut, out.String())
 			}
@@ -85,8 +90,41 @@ func TestSyntheticBuildFailures(t *testing.T) {
 				t.Errorf("log: %v, size %v", err, fi)
 			}
 			noBuildLeftovers(t, p, id)
+			if n := peak(); c.src == "forkbomb" && (n < 100 || n > 128) {
+				t.Errorf("fork bomb peaked at %d processes; want it held at pids.max (128)", n)
+			}
 		})
 	}
+}
+
+// watchPids samples the build cgroup's pids.current until the returned
+// function is called, which returns the peak seen.
+func watchPids(t *testing.T, id string) func() int64 {
+	files := []string{
+		filepath.Join("/sys/fs/cgroup/pids", buildCgroupParent, id, "pids.current"),
+		filepath.Join("/sys/fs/cgroup", buildCgroupParent, id, "pids.current"),
+	}
+	stop := make(chan struct{})
+	done := make(chan int64)
+	go func() {
+		var peak int64
+		for {
+			for _, f := range files {
+				if b, err := os.ReadFile(f); err == nil {
+					if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > peak {
+						peak = n
+					}
+				}
+			}
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() int64 { close(stop); return <-done }
 }
 
 func TestConcurrentBuildOfOneAppRefused(t *testing.T) {

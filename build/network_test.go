@@ -21,7 +21,10 @@ import (
 // a registry would be, that stays on this machine.
 func fakeInternet(t *testing.T) string {
 	t.Helper()
-	name := fmt.Sprintf("skbt%d", os.Getpid()%100000)
+	// Not "sk…": skiff's own rules treat links with that prefix as app
+	// containers', and a running skiff (or the runtime's tests) would
+	// drop traffic to them.
+	name := fmt.Sprintf("fnet%d", os.Getpid()%100000)
 	hostIf, peerIf := name+"h", name+"p"
 	base := fmt.Sprintf("10.250.%d.", os.Getpid()%250)
 	type result struct {

@@ -34,10 +34,13 @@ type buildOutput struct {
 	start  time.Time
 	phases map[string]time.Duration
 	tail   []string
+	// userMax caps what reaches the pusher; userN counts it.
+	userMax, userN int64
+	userCapped     bool
 }
 
-func newBuildOutput(user io.Writer, log *cappedLog) *buildOutput {
-	return &buildOutput{user: user, log: log, now: time.Now, phases: map[string]time.Duration{}}
+func newBuildOutput(user io.Writer, log *cappedLog, userMax int64) *buildOutput {
+	return &buildOutput{user: user, log: log, now: time.Now, phases: map[string]time.Duration{}, userMax: userMax}
 }
 
 func (o *buildOutput) Write(p []byte) (int, error) {
@@ -112,7 +115,14 @@ func (o *buildOutput) line(s string) {
 		if len(o.tail) > tailLines {
 			o.tail = o.tail[1:]
 		}
-		fmt.Fprintln(o.user, s)
+		switch {
+		case o.userN+int64(len(s))+1 <= o.userMax:
+			n, _ := fmt.Fprintln(o.user, s)
+			o.userN += int64(n)
+		case !o.userCapped:
+			o.userCapped = true
+			fmt.Fprintf(o.user, " !     The build's output passed %d KiB; the rest is not shown (the build goes on)\n", o.userMax>>10)
+		}
 	}
 }
 

@@ -14,7 +14,7 @@ func TestBuildOutputPhasesAndFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := newBuildOutput(&user, log)
+	o := newBuildOutput(&user, log, 1<<20)
 	clock := time.Unix(0, 0)
 	o.now = func() time.Time { return clock }
 	step := func(d time.Duration, s string) { clock = clock.Add(d); o.Write([]byte(s)) }
@@ -60,7 +60,7 @@ func FuzzBuildOutput(f *testing.F) {
 	f.Add([]byte("\x1b[2J\x1b[H\x9b31m\r\x00"), 1)
 	f.Fuzz(func(t *testing.T, data []byte, chunk int) {
 		var user bytes.Buffer
-		o := newBuildOutput(&user, nil)
+		o := newBuildOutput(&user, nil, 1<<20)
 		o.Write([]byte("===> BUILDING\n"))
 		if chunk <= 0 {
 			chunk = 1
@@ -80,4 +80,21 @@ func FuzzBuildOutput(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestBuildOutputCappedForThePusher(t *testing.T) {
+	var user bytes.Buffer
+	o := newBuildOutput(&user, nil, 1000)
+	o.Write([]byte("===> BUILDING\n"))
+	for range 100 {
+		o.Write([]byte(strings.Repeat("y", 99) + "\n"))
+	}
+	o.Write([]byte("ERROR: failed to build: exit status 1\n"))
+	o.finish()
+	if user.Len() > 1200 || strings.Count(user.String(), "the rest is not shown") != 1 {
+		t.Errorf("%d bytes reached the pusher:\n%s", user.Len(), user.String())
+	}
+	if o.lastOutput() != strings.Repeat("y", 99) {
+		t.Errorf("lastOutput %q", o.lastOutput())
+	}
 }

@@ -1,0 +1,117 @@
+package build
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/skiffhq/skiff"
+)
+
+// What a build needs from the host besides the sandbox: free space,
+// ownership of its directories, resolvers, and its logs kept in bounds.
+
+// checkDisk refuses to start a build when the data directory is low on space.
+func (p *Platform) checkDisk() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(p.cfg.DataDir, &st); err != nil {
+		return fmt.Errorf("check free space: %w", err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if free < p.cfg.MinFreeBytes {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "not enough free disk space to build (%d MiB free, %d MiB needed); free some space or run the garbage collector", free>>20, p.cfg.MinFreeBytes>>20)
+	}
+	return nil
+}
+
+func chownTree(dir string, uid, gid int) error {
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+			return nil
+		}
+		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o222 == 0 {
+			return nil // a blob lent from the store: stays root's, read-only
+		}
+		return os.Lchown(p, uid, gid)
+	})
+}
+
+// keepLogs is how many build logs each app keeps.
+const keepLogs = 50
+
+// pruneLogs removes an app's oldest build logs beyond keepLogs.
+func (p *Platform) pruneLogs(appID string) {
+	dir := filepath.Dir(p.logPath(appID, "x"))
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) <= keepLogs {
+		return
+	}
+	type logFile struct {
+		name string
+		mod  time.Time
+	}
+	var logs []logFile
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".log") {
+			logs = append(logs, logFile{e.Name(), fi.ModTime()})
+		}
+	}
+	slices.SortFunc(logs, func(a, b logFile) int { return a.mod.Compare(b.mod) })
+	for _, l := range logs[:max(0, len(logs)-keepLogs)] {
+		os.Remove(filepath.Join(dir, l.name))
+	}
+}
+
+// userHome reads uid's home directory from the root file system's
+// /etc/passwd ("" when it has none).
+func userHome(rootfs string, uid int) string {
+	b, err := os.ReadFile(filepath.Join(rootfs, "etc", "passwd"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 6 && f[2] == strconv.Itoa(uid) {
+			return path.Clean(f[5])
+		}
+	}
+	return ""
+}
+
+// resolvConf is what builds get as /etc/resolv.conf: the configured file,
+// or the host's resolvers without loopback ones (a build cannot reach the
+// host), read from systemd-resolved's upstream list when it runs.
+func (p *Platform) resolvConf() []byte {
+	files := []string{"/run/systemd/resolve/resolv.conf", "/etc/resolv.conf"}
+	if p.cfg.ResolvConf != "" {
+		files = []string{p.cfg.ResolvConf}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) >= 2 && fields[0] == "nameserver" {
+				if ip, err := netip.ParseAddr(fields[1]); err != nil || ip.IsLoopback() {
+					continue
+				}
+			}
+			out = append(out, line)
+		}
+		return []byte(strings.Join(out, "\n"))
+	}
+	return nil
+}
