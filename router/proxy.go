@@ -135,6 +135,8 @@ func (r *Router) rewrite(pr *httputil.ProxyRequest) {
 		delete(h, "X-Forwarded-Port")
 	}
 	h["X-Request-Id"] = []string{st.reqID}
+	// Heroku's queue-time header, which APM agents read.
+	h["X-Request-Start"] = []string{"t=" + strconv.FormatInt(st.start.UnixMilli(), 10)}
 }
 
 // modifyResponse decides about compression once the app's headers are known.
