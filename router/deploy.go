@@ -176,6 +176,7 @@ wait:
 		}
 	}
 	for _, b := range gone {
+		b.cut.Store(true)
 		r.direct.dropIdle(b.addr)
 		r.conns.closeAll(b.addr)
 	}

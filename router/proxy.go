@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -147,6 +148,9 @@ func (r *Router) modifyResponse(resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.rw.status = http.StatusSwitchingProtocols
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+			resp.Body = &wsBody{ReadWriteCloser: rwc, b: st.backend}
+		}
 		return nil
 	}
 	if st.coding != identity && shouldCompress(resp) {
@@ -160,6 +164,26 @@ func (r *Router) modifyResponse(resp *http.Response) error {
 		st.rw.compress = st.coding
 	}
 	return nil
+}
+
+// wsBody is the app's side of a websocket. When the drain cuts it, the client
+// gets a close frame with 1001 (going away), as a server that shuts down
+// would send, instead of a bare reset.
+type wsBody struct {
+	io.ReadWriteCloser
+	b    *backend
+	sent bool
+}
+
+var wsGoingAway = []byte{0x88, 0x02, 0x03, 0xe9} // FIN+close, length 2, code 1001
+
+func (w *wsBody) Read(p []byte) (int, error) {
+	n, err := w.ReadWriteCloser.Read(p)
+	if err != nil && n == 0 && !w.sent && w.b.cut.Load() && len(p) >= len(wsGoingAway) {
+		w.sent = true
+		return copy(p, wsGoingAway), nil
+	}
+	return n, err
 }
 
 // proxyError answers a request whose app failed: 504 when the app sent
