@@ -128,3 +128,28 @@ func TestDirectIdlePruning(t *testing.T) {
 		t.Error("dropIdle left connections")
 	}
 }
+
+// HEAD answers carry the length of the body they do not send, and the
+// connection stays usable.
+func TestDirectHead(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.addApp(t, skiff.AppRoute{Name: "app"}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	}))
+	c := tr.client()
+	for range 3 {
+		req, _ := http.NewRequest("HEAD", "http://app.skiff.test/", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != 5 {
+			t.Fatalf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
+		}
+		if _, body := get(t, c, "http://app.skiff.test/"); body != "hello" {
+			t.Fatalf("GET after HEAD: %q", body)
+		}
+	}
+}
