@@ -14,7 +14,9 @@ type AppRoute struct {
 	AppID string // keys the access log file and certificates; stable across renames
 	Name  string // the app's name: <Name>.<base domain> is always one of its hosts
 
-	// Domains are the app's custom hosts, as ValidateDomain returns them. "*.example.com" matches one label below example.com.
+	// Domains are the app's custom hosts, as ValidateDomain returns them;
+	// "*.example.com" matches one label below example.com (wildcards are
+	// for admins: the admin layer checks who adds them).
 	Domains []string
 
 	Health HealthCheck
@@ -24,7 +26,8 @@ type AppRoute struct {
 	Maintenance     bool
 	MaintenancePage string
 
-	// ACME obtains and renews certificates for the app's hosts automatically.
+	// ACME obtains and renews certificates for the app's hosts automatically
+	// (not for wildcard domains, which need DNS-01).
 	ACME bool
 	// HSTS adds Strict-Transport-Security to HTTPS responses.
 	HSTS bool
@@ -32,7 +35,7 @@ type AppRoute struct {
 	// by default such requests are redirected to HTTPS.
 	NoRedirect bool
 
-	MaxBodyBytes    int64         // request body cap; 0 for the router's default, <0 for none
+	MaxBodyBytes    int64         // request body cap (413 above it); 0 for the router's default, <0 for none
 	ResponseTimeout time.Duration // time to the app's first byte; 0 for the default (30 s)
 	DrainTimeout    time.Duration // grace for old instances after a switch; 0 for the default (30 s)
 }
@@ -70,7 +73,9 @@ type Routes interface {
 	// backend fails its check nothing changes and the error says why
 	// (EUNAVAILABLE). Deploys of one app are serialized.
 	Deploy(ctx context.Context, appID string, backends []string) error
-	// RemoveApp stops routing to the app at once and forgets it. Idempotent.
+	// RemoveApp stops routing to the app at once and forgets it (requests in
+	// flight finish); its certificate stays until RemoveCertificate.
+	// Idempotent.
 	RemoveApp(appID string)
 	// SetCertificate stores an uploaded certificate for the app from what
 	// `certs:add` read on stdin (at most MaxCertBundle bytes): PEM blocks of

@@ -19,6 +19,7 @@ type backend struct {
 	inflight  atomic.Int64
 	fails     atomic.Int32
 	downUntil atomic.Int64 // unix nanoseconds; 0 when up
+	cut       atomic.Bool  // replaced, and its drain grace is over
 }
 
 func newBackend(addr string) *backend { return &backend{addr: addr} }

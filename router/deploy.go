@@ -176,6 +176,8 @@ wait:
 		}
 	}
 	for _, b := range gone {
+		b.cut.Store(true)
+		r.direct.dropIdle(b.addr)
 		r.conns.closeAll(b.addr)
 	}
 	for end := time.Now().Add(2 * time.Second); busy() && time.Now().Before(end); {

@@ -253,13 +253,39 @@ func (t *directTransport) put(addr string, dc *directConn) {
 	}
 	dc.lastUsed = time.Now()
 	t.mu.Lock()
-	if len(t.idle[addr]) < t.maxIdle {
-		t.idle[addr] = append(t.idle[addr], dc)
-		t.mu.Unlock()
-		return
+	list := t.idle[addr]
+	// get takes the most recent connection, so old ones collect at the
+	// front: close those past the idle timeout here.
+	var stale []*directConn
+	for len(list) > 0 && dc.lastUsed.Sub(list[0].lastUsed) > t.idleTimeout {
+		stale = append(stale, list[0])
+		list = list[1:]
+	}
+	if len(list) < t.maxIdle {
+		t.idle[addr] = append(list, dc)
+		dc = nil
+	} else {
+		t.idle[addr] = list
 	}
 	t.mu.Unlock()
-	dc.conn.Close()
+	for _, s := range stale {
+		s.conn.Close()
+	}
+	if dc != nil {
+		dc.conn.Close()
+	}
+}
+
+// dropIdle forgets (and closes) the idle connections to addr, an instance
+// that is gone.
+func (t *directTransport) dropIdle(addr string) {
+	t.mu.Lock()
+	list := t.idle[addr]
+	delete(t.idle, addr)
+	t.mu.Unlock()
+	for _, dc := range list {
+		dc.conn.Close()
+	}
 }
 
 // closeIdle closes every idle connection.

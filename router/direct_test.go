@@ -101,3 +101,55 @@ func TestDirectRawResponses(t *testing.T) {
 		}
 	}
 }
+
+// Idle connections past the idle timeout are closed, not kept forever at the
+// bottom of the pool.
+func TestDirectIdlePruning(t *testing.T) {
+	tr := &directTransport{idleTimeout: time.Minute, maxIdle: 10, idle: map[string][]*directConn{}}
+	mk := func(age time.Duration) (*directConn, net.Conn) {
+		a, b := net.Pipe()
+		dc := &directConn{conn: a, br: bufioReader(a)}
+		dc.lastUsed = time.Now().Add(-age)
+		return dc, b
+	}
+	old, oldPeer := mk(2 * time.Minute)
+	tr.idle["x"] = []*directConn{old}
+	fresh, _ := mk(0)
+	tr.put("x", fresh)
+	if len(tr.idle["x"]) != 1 || tr.idle["x"][0] != fresh {
+		t.Fatalf("idle list after put: %d entries", len(tr.idle["x"]))
+	}
+	oldPeer.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := oldPeer.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("stale connection not closed: %v", err)
+	}
+	tr.dropIdle("x")
+	if len(tr.idle) != 0 {
+		t.Error("dropIdle left connections")
+	}
+}
+
+// HEAD answers carry the length of the body they do not send, and the
+// connection stays usable.
+func TestDirectHead(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.addApp(t, skiff.AppRoute{Name: "app"}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	}))
+	c := tr.client()
+	for range 3 {
+		req, _ := http.NewRequest("HEAD", "http://app.skiff.test/", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != 5 {
+			t.Fatalf("HEAD: %d, length %d", resp.StatusCode, resp.ContentLength)
+		}
+		if _, body := get(t, c, "http://app.skiff.test/"); body != "hello" {
+			t.Fatalf("GET after HEAD: %q", body)
+		}
+	}
+}

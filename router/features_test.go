@@ -78,8 +78,12 @@ func TestWebsocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := br.ReadString('\n'); err == nil || isTimeout(err) {
+	rest, err := io.ReadAll(br)
+	if isTimeout(err) {
 		t.Fatalf("websocket on the old instance still open after the grace: %v", err)
+	}
+	if string(rest) != "\x88\x02\x03\xe9" {
+		t.Errorf("after the grace the client got %q, want a close frame with 1001", rest)
 	}
 }
 

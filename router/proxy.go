@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -135,6 +136,8 @@ func (r *Router) rewrite(pr *httputil.ProxyRequest) {
 		delete(h, "X-Forwarded-Port")
 	}
 	h["X-Request-Id"] = []string{st.reqID}
+	// Heroku's queue-time header, which APM agents read.
+	h["X-Request-Start"] = []string{"t=" + strconv.FormatInt(st.start.UnixMilli(), 10)}
 }
 
 // modifyResponse decides about compression once the app's headers are known.
@@ -145,6 +148,9 @@ func (r *Router) modifyResponse(resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.rw.status = http.StatusSwitchingProtocols
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+			resp.Body = &wsBody{ReadWriteCloser: rwc, b: st.backend}
+		}
 		return nil
 	}
 	if st.coding != identity && shouldCompress(resp) {
@@ -158,6 +164,26 @@ func (r *Router) modifyResponse(resp *http.Response) error {
 		st.rw.compress = st.coding
 	}
 	return nil
+}
+
+// wsBody is the app's side of a websocket. When the drain cuts it, the client
+// gets a close frame with 1001 (going away), as a server that shuts down
+// would send, instead of a bare reset.
+type wsBody struct {
+	io.ReadWriteCloser
+	b    *backend
+	sent bool
+}
+
+var wsGoingAway = []byte{0x88, 0x02, 0x03, 0xe9} // FIN+close, length 2, code 1001
+
+func (w *wsBody) Read(p []byte) (int, error) {
+	n, err := w.ReadWriteCloser.Read(p)
+	if err != nil && n == 0 && !w.sent && w.b.cut.Load() && len(p) >= len(wsGoingAway) {
+		w.sent = true
+		return copy(p, wsGoingAway), nil
+	}
+	return n, err
 }
 
 // proxyError answers a request whose app failed: 504 when the app sent

@@ -103,6 +103,13 @@ func New(cfg Config, log *slog.Logger) (*Router, error) {
 	if cfg.LogDir == "" || cfg.TLSDir == "" {
 		return nil, fmt.Errorf("router: LogDir and TLSDir are required")
 	}
+	if cfg.BaseDomain != "" {
+		d, err := skiff.ValidateDomain(cfg.BaseDomain)
+		if err != nil || d[0] == '*' {
+			return nil, fmt.Errorf("router: base domain: %s", skiff.ErrorMessage(err))
+		}
+		cfg.BaseDomain = d
+	}
 	setDefaults(&cfg)
 	for _, d := range []string{cfg.LogDir, cfg.TLSDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

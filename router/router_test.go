@@ -129,6 +129,9 @@ func TestForwardedHeadersAreOurs(t *testing.T) {
 			t.Errorf("client's %s reached the app: %q", k, h[k])
 		}
 	}
+	if rs := h.Get("X-Request-Start"); !strings.HasPrefix(rs, "t=1") || len(rs) != 15 {
+		t.Errorf("X-Request-Start = %q", rs)
+	}
 	if id := h.Get("X-Request-Id"); len(id) != 32 || id == "client-chosen" {
 		t.Errorf("X-Request-Id = %q, want one of ours", id)
 	}

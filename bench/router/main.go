@@ -28,6 +28,8 @@ func main() {
 		err = skiffRouter(os.Args[2:])
 	case "slowloris":
 		err = slowloris(os.Args[2:])
+	case "redeploy":
+		err = redeploy(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

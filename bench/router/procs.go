@@ -64,6 +64,9 @@ func skiffRouter(args []string) error {
 	key := fs.String("key", "", "PEM key")
 	data := fs.String("data", "", "directory for logs and TLS state")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until the process stops")
+	up2 := fs.String("upstream2", "", "second upstream: with -swaps, deploys alternate between the two")
+	swaps := fs.Int("swaps", 0, "number of deploys to run, alternating upstreams")
+	swapEvery := fs.Duration("swap-interval", 500*time.Millisecond, "pause between deploys")
 	fs.Parse(args)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -105,6 +108,21 @@ func skiffRouter(args []string) error {
 		return err
 	}
 	go r.ServeTLS(tl)
+	if *swaps > 0 && *up2 != "" {
+		go func() {
+			time.Sleep(2 * time.Second)
+			for i := range *swaps {
+				to := *up
+				if i%2 == 0 {
+					to = *up2
+				}
+				start := time.Now()
+				err := r.Deploy(context.Background(), "bench", []string{to})
+				fmt.Fprintf(os.Stderr, "deploy %d to %s: %v in %v\n", i+1, to, err, time.Since(start).Round(time.Millisecond))
+				time.Sleep(*swapEvery)
+			}
+		}()
+	}
 	go stopOnSignal(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

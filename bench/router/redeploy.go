@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// redeploy measures F2 with a real load generator: wrk against skiff's router
+// while it switches the app between two upstreams 20 times (health check,
+// atomic swap, drain), with keep-alive and with a new connection per request.
+func redeploy(args []string) error {
+	fs := newFlags("redeploy")
+	swaps := fs.Int("swaps", 20, "deploys per run")
+	out := fs.String("out", "bench/out", "output directory")
+	fs.Parse(args)
+	work, _ := filepath.Abs(filepath.Join(*out, "redeploy-work"))
+	os.RemoveAll(work)
+	os.MkdirAll(work, 0o755)
+	certFile, keyFile, err := writeCert(work)
+	if err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	for _, addr := range []string{"127.0.0.1:18080", "127.0.0.1:18081"} {
+		up := start(nil, self, "upstream", "-addr", addr)
+		defer stop(up)
+	}
+	var report strings.Builder
+	fmt.Fprintf(&report, "Redeploy: wrk -t1 -c50 through skiff's router during %d deploys (every 0.5 s, alternating two upstreams)\n", *swaps)
+	report.WriteString("| connections | requests | req/s | p99 ms | socket errors + non-2xx | deploys ok |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, closeConn := range []bool{false, true} {
+		data := filepath.Join(work, fmt.Sprint("skiff-", closeConn))
+		rt := exec.Command(self, "skiff", "-cert", certFile, "-key", keyFile, "-data", data,
+			"-upstream2", "127.0.0.1:18081", "-swaps", fmt.Sprint(*swaps), "-swap-interval", "500ms")
+		var deploys strings.Builder
+		rt.Stderr = &deploys
+		if err := rt.Start(); err != nil {
+			return err
+		}
+		if err := waitUp("http://127.0.0.1:19080/small", "bench.test"); err != nil {
+			rt.Process.Kill()
+			return err
+		}
+		dur := time.Duration(*swaps)*600*time.Millisecond + 4*time.Second
+		wargs := []string{"-t1", "-c50", fmt.Sprintf("-d%ds", int(dur.Seconds())), "--latency", "-H", "Host: bench.test"}
+		mode := "keep-alive"
+		if closeConn {
+			wargs = append(wargs, "-H", "Connection: close")
+			mode = "close"
+		}
+		o, err := exec.Command("wrk", append(wargs, "http://127.0.0.1:19080/small")...).CombinedOutput()
+		rt.Process.Signal(os.Interrupt)
+		rt.Wait()
+		if err != nil {
+			return fmt.Errorf("wrk: %v\n%s", err, o)
+		}
+		s := string(o)
+		r := result{}
+		r.P99ms = latency(s, "99%")
+		var errs int64
+		for _, m := range regexp.MustCompile(`(?:connect|read|write|timeout|responses:) (\d+)`).FindAllStringSubmatch(s, -1) {
+			var n int64
+			fmt.Sscan(m[1], &n)
+			errs += n
+		}
+		total := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(s)
+		rps := regexp.MustCompile(`Requests/sec:\s+([\d.]+)`).FindStringSubmatch(s)
+		ok := strings.Count(deploys.String(), ": <nil> in")
+		fmt.Fprintf(&report, "| %s | %s | %s | %.2f | %d | %d of %d |\n", mode, at(total, 1), at(rps, 1), r.P99ms, errs, ok, *swaps)
+	}
+	os.WriteFile(filepath.Join(*out, "redeploy-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report.String()), 0o644)
+	fmt.Print(report.String())
+	return nil
+}
+
+func at(m []string, i int) string {
+	if len(m) > i {
+		return m[i]
+	}
+	return "?"
+}
