@@ -12,7 +12,8 @@ func pyApp(version string) map[string]string {
 	return map[string]string{
 		"Procfile": "web: exec python3 server.py\nworker: exec python3 -u -c \"import time; print('worker up'); time.sleep(1e9)\"\n",
 		"VERSION":  version + "\n",
-		"server.py": `import http.server, json, os
+		"server.py": `import http.server, json, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = json.dumps({"version": open("VERSION").read().strip(), "greeting": os.environ.get("GREETING", ""),

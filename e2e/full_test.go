@@ -84,7 +84,7 @@ func startFullDaemon() (*daemon, error) {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
-	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytes.Buffer)}
+	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	d.cmd = exec.Command(skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", "tskiff", "--network-pool", "10.214.0.0/16",
 		"--debootstrap-cache", debootstrapCache, "--acme-ca", "")
@@ -164,3 +164,34 @@ func copyApp(t *testing.T, src string) string {
 func hostOf(app string) string { return app + ".skiff.test" }
 
 var _ = net.Dial
+
+// bytesBuffer is a bytes.Buffer safe for one writer and one reader.
+type bytesBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *bytesBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *bytesBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *bytesBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+// startFull starts (or restarts) a daemon of this test that builds and
+// runs apps.
+func (d *daemon) startFull(args ...string) {
+	d.t.Helper()
+	d.start(args...)
+}

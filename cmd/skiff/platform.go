@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -52,13 +53,24 @@ func namesFor(prefix string) hostNames {
 
 func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform, error) {
 	p := &platform{}
+	acme := router.ACMEConfig{CA: cfg.ACMECA, Email: cfg.ACMEEmail, HTTPPort: cfg.publicHTTPPort, TLSPort: cfg.publicTLSPort}
+	if cfg.ACMECARoots != "" {
+		pem, err := os.ReadFile(cfg.ACMECARoots)
+		if err != nil {
+			return nil, fmt.Errorf("--acme-ca-roots: %w", err)
+		}
+		acme.TrustedRoots = x509.NewCertPool()
+		if !acme.TrustedRoots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--acme-ca-roots: no certificate in %s", cfg.ACMECARoots)
+		}
+	}
 	var err error
 	if p.router, err = router.New(router.Config{
 		BaseDomain: cfg.Domain,
 		LogDir:     filepath.Join(cfg.DataDir, "logs", "router"),
 		TLSDir:     filepath.Join(cfg.DataDir, "tls"),
 		HTTPSPort:  cfg.publicHTTPSPort,
-		ACME:       router.ACMEConfig{CA: cfg.ACMECA, Email: cfg.ACMEEmail},
+		ACME:       acme,
 	}, log.With("component", "router")); err != nil {
 		return nil, err
 	}
