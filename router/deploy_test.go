@@ -255,7 +255,13 @@ func TestLeastConnections(t *testing.T) {
 	for range 2 {
 		wg.Go(func() { get(t, c, "http://app.skiff.test/slow") })
 	}
-	time.Sleep(100 * time.Millisecond)
+	var slowB *backend
+	for _, b := range tr.lookupID("id-app").state.pool.Load().backends {
+		if b.addr == slow.addr {
+			slowB = b
+		}
+	}
+	waitFor(t, 5*time.Second, "a request in flight on the slow instance", func() bool { return slowB.inflight.Load() > 0 })
 	for range 20 {
 		get(t, c, "http://app.skiff.test/fast")
 	}
