@@ -126,10 +126,11 @@ func TestDrainWaitsForInflight(t *testing.T) {
 	}()
 	<-started
 	deployed := make(chan error)
-	go func() {
-		deployed <- tr.Deploy(context.Background(), "id-app", []string{startBackend(t, echo("new")).addr})
-	}()
-	time.Sleep(100 * time.Millisecond)
+	next := startBackend(t, echo("new"))
+	go func() { deployed <- tr.Deploy(context.Background(), "id-app", []string{next.addr}) }()
+	waitFor(t, 5*time.Second, "the switch", func() bool {
+		return tr.lookupID("id-app").state.pool.Load().backends[0].addr == next.addr
+	})
 	if resp, _ := get(t, tr.client(), "http://app.skiff.test/"); resp.Header.Get("X-Instance") != "new" {
 		t.Error("new requests did not go to the new instance during the drain")
 	}
