@@ -125,6 +125,9 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
 	defer unlock()
 	if p.cfg.Routes != nil {
 		p.cfg.Routes.RemoveApp(app.ID)
+		if err := p.cfg.Routes.RemoveCertificate(app.ID); err != nil {
+			p.log.Error("remove certificate", "app", app.Name, "err", err)
+		}
 	}
 	if p.cfg.Runtime != nil {
 		if err := p.cfg.Runtime.RemoveApp(ctx, app.ID); err != nil {
