@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,8 +20,7 @@ func TestACMECertificate(t *testing.T) {
 	requireFull(t)
 	ports := pebbletest.FreePorts(t, 2)
 	ca := pebbletest.Start(t, ports[0], ports[1], 90*24*time.Hour)
-	dir := t.TempDir()
-	os.Chmod(dir, 0o711)
+	dir := sandboxDir(t)
 	d := &daemon{t: t, dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	d.start("--resource-prefix", "tsacme", "--network-pool", "10.217.0.0/16", "--debootstrap-cache", debootstrapCache,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--https-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]),

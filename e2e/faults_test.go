@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -43,8 +42,7 @@ func TestUnreadyReleaseIsNotPromoted(t *testing.T) {
 // interrupted deploy is left running.
 func TestDaemonKilledMidDeploy(t *testing.T) {
 	requireFull(t)
-	dir := t.TempDir()
-	os.Chmod(dir, 0o711)
+	dir := sandboxDir(t)
 	d := &daemon{t: t, dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	args := []string{"--resource-prefix", "tskill", "--network-pool", "10.216.0.0/16", "--debootstrap-cache", debootstrapCache, "--acme-ca", ""}
 	d.startFull(args...)

@@ -132,7 +132,7 @@ func (d *daemon) get(t *testing.T, host, path string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+d.addr.HTTP+path, nil)
 	req.Host = host
-	c := http.Client{Timeout: 10 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s%s: %v", host, path, err)
@@ -194,4 +194,17 @@ func (b *bytesBuffer) Len() int {
 func (d *daemon) startFull(args ...string) {
 	d.t.Helper()
 	d.start(args...)
+}
+
+// sandboxDir makes a directory for a daemon's data that sandboxed
+// processes can traverse (as /var/lib): t.TempDir's parent is private.
+func sandboxDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "skiff-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o711)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

@@ -54,13 +54,16 @@ type load struct {
 func startLoad(d *daemon, host string, pool *x509.CertPool) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{stop: cancel}
+	_, httpsPort, _ := net.SplitHostPort(d.addr.HTTPS)
 	client := func(scheme string) *http.Client {
-		addr := d.addr.HTTP
-		if scheme == "https" {
-			addr = d.addr.HTTPS
-		}
-		dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		// Every name resolves to the router; a redirect to HTTPS (the app
+		// has a certificate) names the HTTPS port.
+		dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+			target := d.addr.HTTP
+			if _, port, _ := net.SplitHostPort(addr); port == httpsPort || port == "443" {
+				target = d.addr.HTTPS
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, target)
 		}
 		return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 4,
 			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: host}, ForceAttemptHTTP2: true}}
@@ -75,7 +78,11 @@ func startLoad(d *daemon, host string, pool *x509.CertPool) *load {
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, "GET", scheme+"://"+host+"/", nil)
+				url := scheme + "://" + host + "/"
+				if scheme == "https" {
+					url = "https://" + host + ":" + httpsPort + "/"
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 				resp, err := c.Do(req)
 				if ctx.Err() != nil {
 					return
@@ -156,7 +163,19 @@ func TestZeroDowntimeRedeploys(t *testing.T) {
 	if l.ok.Load() < 200 {
 		t.Fatalf("only %d requests answered: the load did not run", l.ok.Load())
 	}
-	if a := d.answer(t, app); a.Version != "15" {
-		t.Fatalf("after the redeploys the app answers %+v", a)
+	if code, _ := d.get(t, host, "/"); code != http.StatusMovedPermanently {
+		t.Errorf("with a certificate, HTTP answers %d, want a redirect", code)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: host}}}
+	req, _ := http.NewRequest("GET", "https://"+d.addr.HTTPS+"/", nil)
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"version": "15"`) {
+		t.Fatalf("after the redeploys the app answers %s", body)
 	}
 }
