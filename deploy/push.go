@@ -101,9 +101,9 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 			p.log.Error("record build", "err", ferr)
 		}
 		if skiff.ErrorCode(err) == skiff.EINTERNAL {
-			return nil, nil, skiff.Errorf(skiff.EUNAVAILABLE, "build %d failed: the server could not run it; an admin finds why in the server log", b.ID)
+			return nil, nil, skiff.Errorf(skiff.EUNAVAILABLE, "Build failed: the server could not run build %d; an admin finds why in the server log", b.ID)
 		}
-		return nil, nil, fmt.Errorf("build failed: %w", err)
+		return nil, nil, skiff.Errorf(skiff.ErrorCode(err), "Build failed: %s", skiff.ErrorMessage(err))
 	}
 	b.Status, b.Image, b.Builder, b.Buildpacks, b.Phases = skiff.BuildSucceeded, res.Image, res.Builder, res.Buildpacks, res.Phases
 	if err := p.cfg.Store.FinishBuild(finish, b); err != nil {
@@ -135,7 +135,10 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 		if p.cfg.Runtime != nil {
 			p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Release v%d failed: %s", rel.Version, reason))
 		}
-		return fmt.Errorf("release v%d failed, the previous release keeps serving: %w", rel.Version, err)
+		if skiff.ErrorCode(err) == skiff.EINTERNAL {
+			p.log.Error("release", "app", app.Name, "version", rel.Version, "err", err)
+		}
+		return skiff.Errorf(skiff.EUNAVAILABLE, "Release v%d failed, the previous release keeps serving: %s", rel.Version, skiff.ErrorMessage(err))
 	}
 	if err := p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch); err != nil {
 		return err

@@ -16,6 +16,9 @@ func pyApp(version string) map[string]string {
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/health" and os.environ.get("UNHEALTHY"):
+            self.send_error(503, "unhealthy on purpose")
+            return
         body = json.dumps({"version": open("VERSION").read().strip(), "greeting": os.environ.get("GREETING", ""),
             "process": os.environ.get("SKIFF_PROCESS", ""), "release": os.environ.get("SKIFF_RELEASE", "")}).encode()
         self.send_response(200)
