@@ -22,7 +22,7 @@ deps:
 run: deps build
 	scripts/run.sh
 
-test: deps
+test: deps build
 	scripts/test.sh
 
 check:

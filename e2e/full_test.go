@@ -86,7 +86,7 @@ func startFullDaemon() (*daemon, error) {
 	}
 	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	d.cmd = exec.Command(skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", "tskiff", "--network-pool", "10.214.0.0/16",
+		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", "tskiff", "--network-pool", "10.220.0.0/16",
 		"--debootstrap-cache", debootstrapCache, "--acme-ca", "")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}

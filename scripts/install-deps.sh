@@ -16,6 +16,9 @@ want runc runc
 want debootstrap debootstrap   # builder:create makes the default builder from Debian
 want sqlite3 sqlite3    # not needed by skiff; for looking at skiff.db by hand
 want curl curl
+want ip iproute2                # tests: network namespaces
+want python3 python3            # tests: the Python buildpack and sample apps
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need="$need python3-venv"
 if [ "${SKIFF_BENCH:-}" = 1 ]; then
 	want sshd openssh-server
 fi
