@@ -94,6 +94,7 @@ func newTestPlatform(t *testing.T, cfg Config) *Platform {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 
