@@ -11,8 +11,10 @@ package buildpacks
 
 import (
 	"github.com/skiffhq/skiff/buildpacks/internal/cnb"
+	"github.com/skiffhq/skiff/buildpacks/internal/golang"
 	"github.com/skiffhq/skiff/buildpacks/internal/nodejs"
 	"github.com/skiffhq/skiff/buildpacks/internal/procfile"
+	"github.com/skiffhq/skiff/buildpacks/internal/python"
 	"github.com/skiffhq/skiff/buildpacks/internal/static"
 )
 
@@ -25,6 +27,8 @@ var all = []*cnb.Buildpack{
 	procfile.Buildpack,
 	static.Buildpack,
 	nodejs.Buildpack,
+	golang.Buildpack,
+	python.Buildpack,
 }
 
 func init() {

@@ -10,6 +10,7 @@ package buildpacks
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -447,9 +448,16 @@ func (p *platform) restore() {
 				must(p.t, os.Remove(filepath.Join(dir, name+".toml")))
 				continue
 			}
+			// The lifecycle keeps layer metadata in a JSON image label (or
+			// the cache's JSON) and writes it back as TOML: numbers come back
+			// as floats and times as strings.
 			var buf bytes.Buffer
 			if doc.Metadata != nil {
-				must(p.t, toml.NewEncoder(&buf).Encode(map[string]any{"metadata": doc.Metadata}))
+				js, err := json.Marshal(doc.Metadata)
+				must(p.t, err)
+				var back map[string]any
+				must(p.t, json.Unmarshal(js, &back))
+				must(p.t, toml.NewEncoder(&buf).Encode(map[string]any{"metadata": back}))
 			}
 			must(p.t, os.WriteFile(filepath.Join(dir, name+".toml"), buf.Bytes(), 0o644))
 		}
@@ -485,7 +493,7 @@ func (p *platform) mustBuild(rebuild bool) {
 	} else {
 		ok = p.build()
 	}
-	p.t.Logf("build (rebuild=%v) took %s", rebuild, time.Since(start).Round(time.Millisecond))
+	p.t.Logf("build (rebuild=%v) took %s:\n%s", rebuild, time.Since(start).Round(time.Millisecond), p.out.String())
 	if !ok {
 		p.t.Fatalf("build failed:\n%s", p.out.String())
 	}

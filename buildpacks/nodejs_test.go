@@ -20,7 +20,7 @@ func TestNodeApp(t *testing.T) {
 	}
 	for _, want := range []string{
 		"-----> Node.js app detected\n",
-		"-----> Installing Node.js\n       Resolving engines.node 24.x\n       Downloading Node.js 24.",
+		"-----> Installing Node.js\n       Resolving 24.x (engines.node)\n       Downloading Node.js 24.",
 		"-----> Installing dependencies\n       Running npm ci (package-lock.json)\n",
 		"-----> Running build (npm run build)\n",
 	} {

@@ -78,3 +78,13 @@ func checkGet(t *testing.T, url string, status int, contains string) {
 		t.Errorf("GET %s: %d %q, want %d containing %q", url, resp.StatusCode, body, status, contains)
 	}
 }
+
+func TestStaticRootWithPublicFolder(t *testing.T) {
+	p := newPlatform(t, "static")
+	must(t, os.Mkdir(filepath.Join(p.app, "public"), 0o755))
+	must(t, os.WriteFile(filepath.Join(p.app, "public", "logo.txt"), []byte("logo"), 0o644))
+	p.mustBuild(false)
+	url := p.start("web")
+	checkGet(t, url+"/", 200, "Hello from a static site")
+	checkGet(t, url+"/public/logo.txt", 200, "logo")
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -46,15 +47,9 @@ func (bc *BuildContext) Output(c Cmd) (string, error) {
 }
 
 func command(ctx context.Context, c Cmd) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
-	if !strings.Contains(c.Name, "/") {
-		for _, dir := range strings.Split(c.Env.Get("PATH"), ":") {
-			if p := dir + "/" + c.Name; dir != "" && isExec(p) {
-				cmd.Path, cmd.Err = p, nil
-				break
-			}
-		}
-	}
+	// exec.Command would look the name up in this process's PATH; the
+	// command's own environment decides which node or go runs.
+	cmd := exec.CommandContext(ctx, lookPath(c.Name, c.Env.Get("PATH")), c.Args...)
 	cmd.Dir = c.Dir
 	cmd.Env = []string(c.Env)
 	if cmd.Env == nil {
@@ -81,7 +76,20 @@ func ExitCode(err error) int {
 	return -1
 }
 
-func isExec(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+// lookPath finds an executable in the directories of path; a name with a
+// slash, or one not found, is returned as it is (and fails when run).
+func lookPath(name, path string) string {
+	if strings.Contains(name, "/") {
+		return name
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
 }

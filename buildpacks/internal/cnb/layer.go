@@ -3,9 +3,11 @@ package cnb
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -115,6 +117,55 @@ func (l *Layer) Remove() error {
 		return fmt.Errorf("layer %s: %w", l.Name, err)
 	}
 	return nil
+}
+
+// Timestamp returns the current time for layer metadata. Metadata holds
+// strings only: the lifecycle keeps it as JSON in the image and the cache,
+// so numbers come back as floats and times as strings.
+func Timestamp() string { return time.Now().UTC().Format(time.RFC3339) }
+
+// Fresh reports whether a Timestamp is less than ttl old (and not from the
+// future, as after a clock jump).
+func Fresh(ts string, ttl time.Duration) bool {
+	t, err := time.Parse(time.RFC3339, ts)
+	age := time.Since(t)
+	return err == nil && age < ttl && age > -time.Hour
+}
+
+// CacheLayer returns the directory of a cache-only layer (a download or
+// build cache), keeping what the last build left in it.
+func (bc *BuildContext) CacheLayer(name string) (string, error) {
+	l, err := bc.Layer(name)
+	if err != nil {
+		return "", err
+	}
+	if !l.HasContents() {
+		if err := l.Reset(); err != nil {
+			return "", err
+		}
+	}
+	return l.Path, l.Commit(LayerTypes{Cache: true}, nil)
+}
+
+// CopyFile copies a regular file, creating dst's directory.
+func CopyFile(src, dst string, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // EnvScope is where a layer's environment file applies.

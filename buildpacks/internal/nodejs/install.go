@@ -24,23 +24,26 @@ const DefaultNodeRange = "24.x"
 // patch release is picked up by the next day's build.
 const resolveTTL = 24 * time.Hour
 
-const layoutVersion = 1
+// Layer metadata holds strings only: the lifecycle keeps it as JSON in
+// the image and the cache, so numbers would come back as floats and times
+// as strings, and no longer decode into the types they were written from.
+const layoutVersion = "1"
 
 // nodeMeta is the node layer's metadata.
 type nodeMeta struct {
-	Layout   int       `toml:"layout"`
-	Range    string    `toml:"range"`     // engines.node as requested (or the default)
-	NPMRange string    `toml:"npm_range"` // engines.npm as requested
-	Arch     string    `toml:"arch"`
-	Node     string    `toml:"node"`
-	NPM      string    `toml:"npm"`
-	Resolved time.Time `toml:"resolved"`
+	Layout   string `toml:"layout"`
+	Range    string `toml:"range"`     // engines.node as requested (or the default)
+	NPMRange string `toml:"npm_range"` // engines.npm as requested
+	Arch     string `toml:"arch"`
+	Node     string `toml:"node"`
+	NPM      string `toml:"npm"`
+	Resolved string `toml:"resolved"` // RFC 3339
 }
 
 // runtimeInfo is what was installed.
 type runtimeInfo struct {
 	Node, NPM string
-	Dir       string // the layer: bin/node, bin/npm, include/node
+	Dir       string // the layer: bin/node, bin/npm, include/node (headers for node-gyp)
 }
 
 // installNode makes the node layer hold a Node.js matching nodeRange and an
@@ -71,20 +74,16 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 		}
 		// Production is what Node.js users expect when their app runs
 		// (Heroku sets it too); a config var overrides it.
-		if err := layer.SetEnv(cnb.EnvLaunch, "NODE_ENV", cnb.EnvDefault, "production"); err != nil {
-			return err
-		}
-		// node-gyp finds the headers here instead of downloading them.
-		return layer.SetEnv(cnb.EnvBuild, "npm_config_nodedir", cnb.EnvDefault, layer.Path)
+		return layer.SetEnv(cnb.EnvLaunch, "NODE_ENV", cnb.EnvDefault, "production")
 	}
 
 	bc.Log.Step("Installing Node.js")
-	if sameRequest && time.Since(old.Resolved) < resolveTTL {
+	if sameRequest && cnb.Fresh(old.Resolved, resolveTTL) {
 		bc.Log.Detail("Using cached Node.js %s and npm %s (%s: %s)", old.Node, old.NPM, source, nodeRange)
 		info.Node, info.NPM = old.Node, old.NPM
 		return info, commit(old)
 	}
-	bc.Log.Detail("Resolving %s %s", source, nodeRange)
+	bc.Log.Detail("Resolving %s (%s)", nodeRange, source)
 	nodePkg, err := reg.packument(ctx, "node-linux-"+arch)
 	if err != nil {
 		if v, perr := semver.Parse(old.Node); intact && perr == nil && rng.Contains(v) {
@@ -104,7 +103,7 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 		return nil, err
 	}
 	m := nodeMeta{Layout: layoutVersion, Range: nodeRange, NPMRange: npmRange, Arch: arch,
-		Node: nodeV.String(), NPM: npmDoc.Version, Resolved: time.Now().UTC().Truncate(time.Second)}
+		Node: nodeV.String(), NPM: npmDoc.Version, Resolved: cnb.Timestamp()}
 	info.Node, info.NPM = m.Node, m.NPM
 	if intact && old.Node == m.Node && old.NPM == m.NPM {
 		bc.Log.Detail("Using cached Node.js %s and npm %s", m.Node, m.NPM)
@@ -116,6 +115,9 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 	}
 	bc.Log.Detail("Downloading Node.js %s", m.Node)
 	if err := unpack(ctx, reg.client, nodeDoc.Dist, layer.Path, layer.Path); err != nil {
+		return nil, fmt.Errorf("install Node.js %s: %w", m.Node, err)
+	}
+	if err := os.Chmod(filepath.Join(layer.Path, "bin", "node"), 0o755); err != nil {
 		return nil, fmt.Errorf("install Node.js %s: %w", m.Node, err)
 	}
 	bc.Log.Detail("Downloading npm %s", m.NPM)

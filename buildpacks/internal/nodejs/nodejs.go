@@ -60,7 +60,7 @@ func build(bc *cnb.BuildContext) error {
 
 	nodeRange, source := pj.NodeRange, "engines.node"
 	if nodeRange == "" {
-		nodeRange, source = DefaultNodeRange, "default"
+		nodeRange, source = DefaultNodeRange, "the default"
 		bc.Log.Detail("package.json has no engines.node; using %s", DefaultNodeRange)
 	}
 	base := bc.Env.Get("npm_config_registry")
@@ -77,21 +77,12 @@ func build(bc *cnb.BuildContext) error {
 	}
 	bc.Log.Detail("Node.js %s, npm %s", rt.Node, rt.NPM)
 
-	cache, err := bc.Layer("npm-cache")
+	npmCache, err := bc.CacheLayer("npm-cache")
 	if err != nil {
 		return err
 	}
-	if !cache.HasContents() {
-		if err := cache.Reset(); err != nil {
-			return err
-		}
-	}
-	if err := cache.Commit(cnb.LayerTypes{Cache: true}, nil); err != nil {
-		return err
-	}
 	env := bc.Env.PrependPath(filepath.Join(rt.Dir, "bin")).With(
-		"npm_config_cache="+cache.Path,
-		"npm_config_nodedir="+rt.Dir,
+		"npm_config_cache="+npmCache,
 		"npm_config_update_notifier=false",
 		"npm_config_fund=false",
 		"npm_config_audit=false",
@@ -152,7 +143,7 @@ func warnOtherManagers(bc *cnb.BuildContext, pj *PackageJSON) {
 }
 
 type modulesMeta struct {
-	Layout int    `toml:"layout"`
+	Layout string `toml:"layout"`
 	Key    string `toml:"key"`
 }
 
@@ -237,7 +228,7 @@ func installDependencies(bc *cnb.BuildContext, env cnb.Env, rt *runtimeInfo) (fu
 
 func modulesKey(bc *cnb.BuildContext, lockfile string, rt *runtimeInfo, omitDev bool) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "layout=%d node=%s npm=%s omitdev=%v\n", layoutVersion, rt.Node, rt.NPM, omitDev)
+	fmt.Fprintf(h, "layout=%s node=%s npm=%s omitdev=%v\n", layoutVersion, rt.Node, rt.NPM, omitDev)
 	for _, f := range []string{"package.json", lockfile, ".npmrc"} {
 		if f == "" {
 			continue

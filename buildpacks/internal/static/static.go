@@ -35,14 +35,15 @@ func detect(dc *cnb.DetectContext) (*cnb.BuildPlan, error) {
 	return &cnb.BuildPlan{}, nil
 }
 
-// root returns the directory to serve: public/ when there is one, else the
-// app itself when it has an index.html, else "".
+// root returns the directory to serve: the app itself when it has an
+// index.html (its public/ is then just a folder of the site), else public/,
+// else "".
 func root(app string) string {
-	if fi, err := os.Stat(filepath.Join(app, "public")); err == nil && fi.IsDir() {
-		return filepath.Join(app, "public")
-	}
 	if fi, err := os.Stat(filepath.Join(app, "index.html")); err == nil && fi.Mode().IsRegular() {
 		return app
+	}
+	if fi, err := os.Stat(filepath.Join(app, "public")); err == nil && fi.IsDir() {
+		return filepath.Join(app, "public")
 	}
 	return ""
 }
@@ -87,7 +88,7 @@ func build(bc *cnb.BuildContext) error {
 		if err := layer.Reset(); err != nil {
 			return err
 		}
-		if err := copyFile(self, server, 0o755); err != nil {
+		if err := cnb.CopyFile(self, server, 0o755); err != nil {
 			return fmt.Errorf("install the web server: %w", err)
 		}
 		if err := layer.Commit(cnb.LayerTypes{Launch: true}, serverMeta{Binary: sum}); err != nil {
@@ -110,24 +111,4 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func copyFile(src, dst string, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
