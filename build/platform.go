@@ -58,6 +58,10 @@ type Config struct {
 	// ResolvConf is the resolv.conf builds get; default the host's
 	// upstream resolvers (see resolvConf).
 	ResolvConf string
+	// StateDir (runc's state) and CgroupParent keep build containers apart
+	// from app instances' and from other skiffs' (tests); defaults
+	// /run/skiff/runc-builds and skiff-builds.
+	StateDir, CgroupParent string
 }
 
 // Platform runs builds. It implements skiff.Builder.
@@ -126,8 +130,14 @@ func New(cfg Config) (*Platform, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs", "builds"), 0o700); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = "/run/skiff/runc-builds"
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "skiff-builds"
+	}
 	sb := &sandbox{log: cfg.Log, cfg: container.Config{
-		Runc: cfg.Runc, StateDir: buildStateDir, CgroupParent: buildCgroupParent,
+		Runc: cfg.Runc, StateDir: cfg.StateDir, CgroupParent: cfg.CgroupParent,
 		Network: cfg.Network, IDMap: container.IDMap{HostID: uint32(cfg.UIDBase), Size: 65536}, Log: cfg.Log,
 	}}
 	return &Platform{

@@ -31,21 +31,16 @@ type sandboxSpec struct {
 }
 
 // sandbox runs builds as containers of internal/container: their own
-// runc state directory and cgroup parent, so that builds and app instances
-// never clean up each other's containers, and a user namespace of their own
-// (Config.UIDBase) whose ids are no host user's.
+// runc state directory and cgroup parent (Config.StateDir, CgroupParent),
+// so that builds and app instances never clean up each other's containers,
+// and a user namespace of their own (Config.UIDBase) whose ids are no host
+// user's.
 type sandbox struct {
 	cfg  container.Config
 	log  *slog.Logger
 	mu   sync.Mutex
 	runc *container.Runc
 }
-
-// Where build containers live on the host.
-const (
-	buildStateDir     = "/run/skiff/runc-builds"
-	buildCgroupParent = "skiff-builds"
-)
 
 // get checks runc and sets up the containers' Runc on first use (so that
 // a Platform can be made where runc is missing, as in the fast tests). A

@@ -54,7 +54,8 @@ func run(data, bps, apps, lifecycle string, verbose bool) error {
 		return err
 	}
 	defer nw.Remove()
-	p, err := build.New(build.Config{DataDir: data, Store: store, Log: log, LifecycleDir: lifecycle, Network: nw})
+	p, err := build.New(build.Config{DataDir: data, Store: store, Log: log, LifecycleDir: lifecycle, Network: nw,
+		StateDir: "/run/skiff/runc-bench-builds", CgroupParent: "skiff-bench-builds"})
 	if err != nil {
 		return err
 	}
