@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,4 +169,30 @@ func TestConcurrentBuildOfOneAppRefused(t *testing.T) {
 	}
 	cancel()
 	noBuildLeftovers(t, p, "s1")
+}
+
+func TestBuildFillingTheDiskIsStopped(t *testing.T) {
+	requireRoot(t)
+	dir := openDataDir(t)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	// The floor sits 256 MiB below today's free space; the build writes
+	// up to 2 GiB, then would sleep for an hour.
+	p := newTestPlatform(t, Config{DataDir: dir, MinFreeBytes: 64 << 20, DiskFloorBytes: free - 256<<20,
+		Limits: Limits{Timeout: 2 * time.Minute}})
+	builder := synthBuilder(t, p)
+	var out bytes.Buffer
+	start := time.Now()
+	_, err := p.Build(context.Background(), &skiff.BuildRequest{App: &skiff.App{ID: "filler", Name: "filler"}, BuildID: "fill1",
+		Builder: builder, Source: tarOf(t, map[string]string{"synth.txt": "fill 2048"})}, &out)
+	if err == nil || !strings.Contains(err.Error(), "filled the disk") {
+		t.Fatalf("err = %v\n%s", err, out.String())
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("stopped after %s", took)
+	}
+	noBuildLeftovers(t, p, "fill1") // the scratch space, with what it wrote, is gone
 }

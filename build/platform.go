@@ -44,6 +44,9 @@ type Config struct {
 	// MinFreeBytes is the free space DATA must have for a build to start;
 	// default 2 GiB.
 	MinFreeBytes int64
+	// DiskFloorBytes is the free space below which a running build is
+	// stopped (a build filling the disk); default half of MinFreeBytes.
+	DiskFloorBytes int64
 	// LogMaxBytes caps each build log on disk; default 10 MiB.
 	LogMaxBytes int64
 	// UIDBase is the host uid (and gid) that root in a build's user
@@ -109,6 +112,9 @@ func New(cfg Config) (*Platform, error) {
 	}
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = 2 << 30
+	}
+	if cfg.DiskFloorBytes == 0 {
+		cfg.DiskFloorBytes = cfg.MinFreeBytes / 2
 	}
 	if cfg.LogMaxBytes == 0 {
 		cfg.LogMaxBytes = 10 << 20

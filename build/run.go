@@ -147,8 +147,11 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, err
 	}
 
-	runCtx, cancelRun := context.WithTimeout(ctx, p.cfg.Limits.Timeout)
+	diskCtx, diskCancel := context.WithCancelCause(ctx)
+	defer diskCancel(nil)
+	runCtx, cancelRun := context.WithTimeout(diskCtx, p.cfg.Limits.Timeout)
 	defer cancelRun()
+	go p.watchDisk(runCtx, diskCancel)
 	code, err := p.sandbox.run(runCtx, &sandboxSpec{
 		ID: "build-" + req.BuildID, Bundle: j.dirs["bundle"], Rootfs: bi.Rootfs, Args: j.args, Cwd: "/workspace",
 		Env: append(filterEnv(bi.Env),
@@ -159,6 +162,9 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		Network: p.cfg.Network != nil,
 	}, bo)
 	if err != nil {
+		if errors.Is(context.Cause(diskCtx), errDiskFloor) && ctx.Err() == nil {
+			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %d MiB); its files were removed", p.cfg.DiskFloorBytes>>20)
+		}
 		if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "build timed out after %s; its processes were stopped", p.cfg.Limits.Timeout)
 		}
