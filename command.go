@@ -30,3 +30,18 @@ type WindowSize struct{ Width, Height int }
 type CommandRunner interface {
 	RunCommand(ctx context.Context, inv *Invocation) int
 }
+
+// Hook is a git hook run that reached the daemon: its name, the push token
+// from its environment, its stdin, and the git variables of its environment.
+type Hook struct {
+	Name  string   `json:"name"`
+	Token string   `json:"token"`
+	Input string   `json:"input"`
+	Env   []string `json:"env"`
+}
+
+// HookRunner runs git hooks in the daemon. A non-nil error fails the hook
+// (rejecting the push); its message is shown to the pusher.
+type HookRunner interface {
+	RunHook(ctx context.Context, h *Hook, out io.Writer) error
+}

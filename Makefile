@@ -1,0 +1,30 @@
+# skiff — `sudo make run` starts the platform, `sudo make test` runs every test tier.
+# Multi-line shell lives in scripts/.
+
+# sudo resets PATH; Go lives in /usr/local/go on the machines we target.
+export PATH := /usr/local/go/bin:$(PATH)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/skiffhq/skiff.Version=$(VERSION)
+
+.PHONY: build run test check deps bench-push clean
+
+build:
+	go build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
+
+deps:
+	scripts/install-deps.sh
+
+run: deps build
+	scripts/run.sh
+
+test: deps
+	scripts/test.sh
+
+check:
+	scripts/check.sh
+
+bench-push: build
+	bench/push/run.sh
+
+clean:
+	rm -rf bin

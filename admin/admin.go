@@ -1,0 +1,221 @@
+// Package admin is skiff's command vocabulary: it turns a command line
+// (from SSH or the local CLI) into calls on the platform's services and
+// writes the answer — data to stdout, progress and errors to stderr, and an
+// exit status: 0 success, 1 error, 2 bad usage. One command table drives
+// dispatch and help for every caller.
+//
+// Authorization lives here, once: admin-only commands check the actor's role,
+// and commands on an app check access before anything else, answering "not
+// authorized" alike for apps that are not the caller's and apps that do not
+// exist.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/skiffhq/skiff"
+)
+
+// Services are what the commands act on.
+type Services struct {
+	Apps     skiff.AppService
+	Users    skiff.UserService
+	Access   skiff.AccessService
+	Events   skiff.EventService
+	Pushes   skiff.PushService
+	Deployer skiff.Deployer
+}
+
+// Info describes the server to users: where to push and browse.
+type Info struct {
+	SSHHost string // host[:port] users reach the SSH server at
+	Domain  string // base domain: apps answer at <app>.<Domain>
+}
+
+// GitURL is the git remote of an app.
+func (i Info) GitURL(app string) string { return "ssh://skiff@" + i.SSHHost + "/" + app }
+
+// WebURL is the default address of an app.
+func (i Info) WebURL(app string) string { return "http://" + app + "." + i.Domain }
+
+// Runner runs admin commands; it implements skiff.CommandRunner.
+type Runner struct {
+	services Services
+	info     Info
+	log      *slog.Logger
+	commands []*command
+	byName   map[string]*command
+}
+
+var _ skiff.CommandRunner = (*Runner)(nil)
+
+// New returns a Runner over the services.
+func New(s Services, info Info, log *slog.Logger) *Runner {
+	r := &Runner{services: s, info: info, log: log, byName: map[string]*command{}}
+	r.commands = commandTable()
+	for _, c := range r.commands {
+		for _, n := range append([]string{c.name}, c.aliases...) {
+			if r.byName[n] != nil {
+				panic("admin: duplicate command name " + n)
+			}
+			r.byName[n] = c
+		}
+	}
+	return r
+}
+
+// usageError is bad usage: exit status 2 and the command's usage line.
+type usageError struct {
+	cmd *command
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// RunCommand runs inv.Args and returns the exit status.
+func (r *Runner) RunCommand(ctx context.Context, inv *skiff.Invocation) int {
+	ctx = skiff.WithActor(ctx, inv.Actor)
+	err := r.run(ctx, inv)
+	var uerr *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &uerr):
+		fmt.Fprintf(inv.Stderr, " !     %s\n", uerr.msg)
+		if uerr.cmd != nil {
+			fmt.Fprintf(inv.Stderr, "       usage: %s\n", uerr.cmd.synopsis())
+		}
+		return 2
+	default:
+		if skiff.ErrorCode(err) == skiff.EINTERNAL {
+			r.log.Error("command failed", "command", inv.Args[0], "actor", inv.Actor.Name, "err", err)
+		}
+		fmt.Fprintf(inv.Stderr, " !     %s\n", skiff.ErrorMessage(err))
+		return 1
+	}
+}
+
+func (r *Runner) run(ctx context.Context, inv *skiff.Invocation) error {
+	if len(inv.Args) == 0 {
+		return &usageError{msg: "no command; try `help`"}
+	}
+	name := inv.Args[0]
+	if name == "--help" || name == "-h" {
+		name = "help"
+	}
+	cmd := r.byName[name]
+	if cmd == nil {
+		if topic := r.topicCommands(name); len(topic) > 0 {
+			return &usageError{msg: fmt.Sprintf("%s is a topic, not a command; `help %s` lists its commands", name, name)}
+		}
+		return &usageError{msg: fmt.Sprintf("unknown command %s; `help` lists the commands", quoteArg(name))}
+	}
+	args, flags, err := cmd.parse(inv.Args[1:])
+	if err != nil {
+		return err
+	}
+	if _, ok := flags["help"]; ok {
+		r.printCommandHelp(inv.Stdout, cmd)
+		return nil
+	}
+	c := &call{ctx: ctx, inv: inv, actor: inv.Actor, args: args, flags: flags, r: r, cmd: cmd}
+	if f, ok := flags["format"]; ok && f != "json" && f != "text" {
+		return &usageError{cmd: cmd, msg: "--format takes json or text"}
+	}
+	if cmd.admin && !inv.Actor.Admin() {
+		r.deny(ctx, c, "")
+		return skiff.ErrNotAuthorized
+	}
+	if cmd.app {
+		if err := c.resolveApp(); err != nil {
+			return err
+		}
+	}
+	return cmd.run(c)
+}
+
+// deny logs a refused command; the caller gets "not authorized" and nothing
+// else.
+func (r *Runner) deny(ctx context.Context, c *call, app string) {
+	r.log.Warn("not authorized", "actor", c.actor.Name, "fingerprint", c.actor.Fingerprint, "command", c.cmd.name, "app", app)
+}
+
+// call is one command being run.
+type call struct {
+	ctx   context.Context
+	inv   *skiff.Invocation
+	actor *skiff.Actor
+	cmd   *command
+	r     *Runner
+	app   *skiff.App // set for commands on an app
+	args  []string   // positional arguments after the app
+	flags map[string]string
+}
+
+func (c *call) services() Services { return c.r.services }
+
+// resolveApp takes the app argument, validates it, and checks access.
+func (c *call) resolveApp() error {
+	name := c.args[0]
+	if err := skiff.ValidateAppName(name); err != nil {
+		return err
+	}
+	app, err := c.services().Apps.FindAppByName(c.ctx, name)
+	if skiff.ErrorCode(err) == skiff.ENOTFOUND {
+		if c.actor.Admin() {
+			return skiff.Errorf(skiff.ENOTFOUND, "app %s does not exist; create it with apps:create %s", name, name)
+		}
+		c.r.deny(c.ctx, c, name)
+		return skiff.ErrNotAuthorized
+	} else if err != nil {
+		return err
+	}
+	if !c.actor.Admin() {
+		ok, err := c.services().Access.HasAccess(c.ctx, app.ID, c.actor.User)
+		if err != nil {
+			return err
+		}
+		if !ok || (c.cmd.owner && app.Owner != c.actor.Name) {
+			c.r.deny(c.ctx, c, name)
+			return skiff.ErrNotAuthorized
+		}
+	}
+	c.app, c.args = app, c.args[1:]
+	return nil
+}
+
+func (c *call) json() bool            { return c.flags["format"] == "json" }
+func (c *call) stdout() io.Writer     { return c.inv.Stdout }
+func (c *call) stderr() io.Writer     { return c.inv.Stderr }
+func (c *call) flag(n string) bool    { _, ok := c.flags[n]; return ok }
+func (c *call) value(n string) string { return c.flags[n] }
+
+func quoteArg(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// topicCommands lists the commands of a topic ("apps" for apps:*).
+func (r *Runner) topicCommands(topic string) []*command {
+	var cmds []*command
+	for _, c := range r.commands {
+		if c.topic() == topic {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds
+}
+
+func (c *command) topic() string {
+	if i := strings.IndexByte(c.name, ':'); i >= 0 {
+		return c.name[:i]
+	}
+	return c.name
+}

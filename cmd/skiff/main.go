@@ -1,0 +1,142 @@
+// Command skiff is the whole platform in one binary:
+//
+//	skiff serve [--data DIR] [--ssh-addr :2222] [--http-addr :80] [--https-addr :443] [--domain D]
+//	skiff hook pre-receive          (run by git for each push; talks to the daemon)
+//	skiff <command> [args]          (admin commands, run by the daemon over DATA/control.sock)
+//
+// This is the only package that sees every other one: it reads flags and
+// the environment, validates them once, and wires the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/control"
+)
+
+const defaultData = "/var/lib/skiff"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	dataDir := envOr("SKIFF_DATA", defaultData)
+	// A leading --data DIR applies to every subcommand.
+	if len(args) > 0 && (args[0] == "--data" || strings.HasPrefix(args[0], "--data=")) {
+		if v, ok := strings.CutPrefix(args[0], "--data="); ok {
+			dataDir, args = v, args[1:]
+		} else if len(args) > 1 {
+			dataDir, args = args[1], args[2:]
+		} else {
+			fmt.Fprintln(os.Stderr, "skiff: --data needs a directory")
+			return 2
+		}
+	}
+	if len(args) == 0 {
+		usage()
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(dataDir, args[1:])
+	case "hook":
+		return hook(args[1:])
+	case "--version", "-v":
+		fmt.Println("skiff", skiff.Version)
+		return 0
+	case "--help", "-h":
+		usage()
+		return 0
+	}
+	return local(dataDir, args)
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `Usage:
+  skiff serve [--data DIR] [--ssh-addr :2222] [--http-addr :80] [--https-addr :443] [--domain D]
+  skiff [--data DIR] <command> [args]    run an admin command in the running daemon (as root)
+  skiff help                             list the admin commands
+
+The data directory is --data, or $SKIFF_DATA, or `+defaultData+`.
+`)
+}
+
+// local runs an admin command in the daemon, as the server's local admin.
+func local(dataDir string, args []string) int {
+	var stdin io.Reader
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		stdin = os.Stdin // piped input (keys:add < key.pub); a terminal is left alone
+	}
+	code, err := control.RunCommand(filepath.Join(dataDir, "control.sock"), args, stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skiff: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+// hook is git's pre-receive hook: it hands the push to the daemon and
+// relays the pipeline's output, which git shows the pusher as "remote:".
+func hook(args []string) int {
+	if len(args) != 1 || args[0] != "pre-receive" {
+		fmt.Fprintln(os.Stderr, "usage: skiff hook pre-receive (git runs this; you do not)")
+		return 2
+	}
+	token, socket := os.Getenv("SKIFF_PUSH_TOKEN"), os.Getenv("SKIFF_CONTROL_SOCKET")
+	if token == "" || socket == "" {
+		fmt.Fprintln(os.Stderr, "skiff hook: not run by skiff's git server")
+		return 1
+	}
+	input, err := readLimited(os.Stdin, 1<<20)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, " !     %v\n", err)
+		return 1
+	}
+	h := &skiff.Hook{Name: args[0], Token: token, Input: input}
+	for _, k := range []string{"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"} {
+		if v, ok := os.LookupEnv(k); ok {
+			h.Env = append(h.Env, k+"="+v)
+		}
+	}
+	code, err := control.RunHook(socket, h, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, " !     %v\n", err)
+		return 1
+	}
+	return code
+}
+
+func readLimited(f *os.File, max int64) (string, error) {
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return "", err
+	}
+	if int64(len(data)) > max {
+		return "", errors.New("hook input too large")
+	}
+	return string(data), nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// signalContext is canceled by SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}

@@ -1,0 +1,71 @@
+package control
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/skiffhq/skiff"
+)
+
+// RunCommand runs an admin command in the daemon listening at socket and
+// returns its exit status. stdin may be nil.
+func RunCommand(socket string, args []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return roundTrip(socket, request{Command: args}, stdin, stdout, stderr)
+}
+
+// RunHook hands a git hook to the daemon; the pipeline's output is written
+// to out. It returns the hook's exit status.
+func RunHook(socket string, h *skiff.Hook, out io.Writer) (int, error) {
+	hf := hookFrame(*h)
+	return roundTrip(socket, request{Hook: &hf}, nil, out, out)
+}
+
+func roundTrip(socket string, req request, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return 1, fmt.Errorf("cannot reach the skiff daemon at %s (is `skiff serve` running, and are you root?): %w", socket, err)
+	}
+	defer c.Close()
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 1, err
+	}
+	var mu sync.Mutex
+	if err := writeFrame(c, frameRequest, body); err != nil {
+		return 1, err
+	}
+	if stdin != nil {
+		go func() {
+			io.Copy(frameWriter{&mu, c, frameStdin}, stdin)
+			mu.Lock()
+			writeFrame(c, frameStdinEOF, nil)
+			mu.Unlock()
+		}()
+	} else {
+		mu.Lock()
+		writeFrame(c, frameStdinEOF, nil)
+		mu.Unlock()
+	}
+	for {
+		kind, data, err := readFrame(c)
+		if err != nil {
+			return 1, fmt.Errorf("lost the connection to the skiff daemon: %w", err)
+		}
+		switch kind {
+		case frameStdout:
+			stdout.Write(data)
+		case frameStderr:
+			stderr.Write(data)
+		case frameExit:
+			code, err := strconv.Atoi(string(data))
+			if err != nil {
+				return 1, fmt.Errorf("bad exit status from the daemon: %q", data)
+			}
+			return code, nil
+		}
+	}
+}

@@ -1,0 +1,329 @@
+// Package e2e drives a real skiff daemon (the binary, started as a process
+// on 127.0.0.1 with port 0) with the real OpenSSH and git clients and with
+// x/crypto SSH clients: the way users and attackers reach it.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+var skiffBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "skiff-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	skiffBin = filepath.Join(dir, "skiff")
+	build := exec.Command("go", "build", "-o", skiffBin, "../cmd/skiff")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build skiff:", err)
+		os.Exit(1)
+	}
+	for _, tool := range []string{"git", "ssh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e tests need %s on PATH (apt-get install git openssh-client)\n", tool)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type ready struct {
+	SSH, HTTP, HTTPS string
+}
+
+// daemon is a running `skiff serve`.
+type daemon struct {
+	t    *testing.T
+	dir  string // scratch directory of the test
+	data string // --data
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	addr ready
+}
+
+func startDaemon(t *testing.T, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dir: t.TempDir(), log: new(bytes.Buffer)}
+	d.data = filepath.Join(d.dir, "data")
+	d.start(args...)
+	return d
+}
+
+func (d *daemon) start(args ...string) {
+	t := d.t
+	t.Helper()
+	all := append([]string{"serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test"}, args...)
+	d.cmd = exec.Command(skiffBin, all...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			d.cmd.Process.Kill()
+			t.Error("daemon did not stop within 20s of SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		data, err := os.ReadFile(filepath.Join(d.data, "ready.json"))
+		if err == nil && json.Unmarshal(data, &d.addr) == nil {
+			return
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("daemon exited: %v\n%s", err, d.log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready after 20s\n%s", d.log.String())
+		}
+	}
+}
+
+// result is what a command printed and its exit status.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+}
+
+func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		r.code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	return r
+}
+
+// local runs `skiff --data DIR args…` on the server, as root.
+func (d *daemon) local(stdin string, args ...string) result {
+	d.t.Helper()
+	cmd := exec.Command(skiffBin, append([]string{"--data", d.data}, args...)...)
+	return runCmd(d.t, cmd, stdin)
+}
+
+// user is a registered SSH identity with its key on disk.
+type user struct {
+	name    string
+	keyPath string
+	signer  gossh.Signer
+}
+
+func newKey(t *testing.T, dir, name string) *user {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := gossh.MarshalPrivateKey(priv, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".key")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &user{name: name, keyPath: path, signer: signer}
+}
+
+func (u *user) authorizedKey() string {
+	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(u.signer.PublicKey()))) + " " + u.name + "@test"
+}
+
+// addUser makes a key and registers it with the local CLI.
+func (d *daemon) addUser(name string, admin bool) *user {
+	d.t.Helper()
+	u := newKey(d.t, d.dir, name)
+	args := []string{"keys:add", name}
+	if admin {
+		args = append(args, "--admin")
+	}
+	if r := d.local(u.authorizedKey()+"\n", args...); r.code != 0 {
+		d.t.Fatalf("keys:add %s: %s", name, r)
+	}
+	return u
+}
+
+func (d *daemon) port() string {
+	_, port, _ := net.SplitHostPort(d.addr.SSH)
+	return port
+}
+
+func (d *daemon) sshBase(u *user) []string {
+	return []string{"-i", u.keyPath, "-p", d.port(), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=" + filepath.Join(d.dir, "known_hosts"),
+		"-o", "LogLevel=ERROR"}
+}
+
+// ssh runs a command over SSH with the real OpenSSH client.
+func (d *daemon) ssh(u *user, stdin string, args ...string) result {
+	d.t.Helper()
+	cmd := exec.Command("ssh", append(append(d.sshBase(u), "skiff@127.0.0.1", "--"), args...)...)
+	return runCmd(d.t, cmd, stdin)
+}
+
+// git runs git in dir as the user, over skiff's SSH server.
+func (d *daemon) git(u *user, dir string, args ...string) result {
+	d.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = gitEnv(d.dir, "ssh "+strings.Join(d.sshBase(u), " "))
+	return runCmd(d.t, cmd, "")
+}
+
+func (d *daemon) remote(app string) string {
+	return "ssh://skiff@127.0.0.1:" + d.port() + "/" + app
+}
+
+func gitEnv(home, sshCommand string) []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1",
+		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
+		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
+		"GIT_SSH_COMMAND=" + sshCommand,
+	}
+}
+
+// newRepo makes a work tree with one commit on main and returns its path.
+func newRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	env := gitEnv(dir, "false")
+	gitIn := func(args ...string) {
+		cmd := exec.Command("git", args...)
+		cmd.Dir, cmd.Env = dir, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	gitIn("init", "-q", "-b", "main")
+	if files == nil {
+		files = map[string]string{"index.html": "<h1>hello</h1>\n"}
+	}
+	for name, body := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitIn("add", ".")
+	gitIn("commit", "-q", "-m", "first commit")
+	return dir
+}
+
+// commit adds a file and commits it in a work tree.
+func commit(t *testing.T, dir, file, body, msg string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"add", file}, {"commit", "-q", "-m", msg}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir, cmd.Env = dir, gitEnv(dir, "false")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// revParse returns the commit a ref names in a work tree.
+func revParse(t *testing.T, dir, ref string) string {
+	t.Helper()
+	cmd := exec.Command("git", "rev-parse", ref)
+	cmd.Dir, cmd.Env = dir, gitEnv(dir, "false")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rev-parse %s: %v", ref, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// dial opens an x/crypto SSH client with the given config.
+func (d *daemon) dial(cfg *gossh.ClientConfig) (*gossh.Client, error) {
+	cfg.User = "skiff"
+	cfg.HostKeyCallback = gossh.InsecureIgnoreHostKey()
+	cfg.Timeout = 10 * time.Second
+	return gossh.Dial("tcp", d.addr.SSH, cfg)
+}
+
+// exec runs one command on an x/crypto client.
+func execOn(t *testing.T, c *gossh.Client, command string) result {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errb
+	err = s.Run(command)
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var exit *gossh.ExitError
+	if errors.As(err, &exit) {
+		r.code = exit.ExitStatus()
+	} else if err != nil {
+		t.Fatalf("run %q: %v", command, err)
+	}
+	return r
+}
+
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func execGit(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command("git", args...)
+	cmd.Dir, cmd.Env = dir, gitEnv(dir, "false")
+	return cmd
+}
+
+func execSkiff(args ...string) *exec.Cmd { return exec.Command(skiffBin, args...) }

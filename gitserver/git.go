@@ -1,0 +1,145 @@
+package gitserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/gliderlabs/ssh"
+
+	"github.com/skiffhq/skiff"
+)
+
+// appFromPath reads the app name from the path git sends: "myapp",
+// "myapp.git", "/myapp" and "~/myapp" all name myapp.
+func appFromPath(p string) (string, error) {
+	name := strings.TrimPrefix(p, "~/")
+	name = strings.TrimPrefix(name, "/")
+	name = strings.TrimSuffix(name, ".git")
+	if err := skiff.ValidateAppName(name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// serveGit runs git's own receive-pack or upload-pack for an app the actor
+// may use, and returns the exit status for the SSH session.
+func (s *Server) serveGit(sess ssh.Session, actor *skiff.Actor, verb string, args []string) int {
+	ctx := skiff.WithActor(sess.Context(), actor)
+	if args[0] == "git" {
+		args = args[1:]
+	}
+	if verb == "git-upload-archive" {
+		return gitFail(sess, "git archive --remote is not supported; clone the app instead")
+	}
+	if len(args) != 2 {
+		return gitFail(sess, "usage: git-receive-pack|git-upload-pack '<app>'")
+	}
+	name, err := appFromPath(args[1])
+	if err != nil {
+		return gitFail(sess, skiff.ErrorMessage(err))
+	}
+	app, err := s.authorizeGit(ctx, sess, actor, verb, name)
+	if err != nil {
+		return gitFail(sess, skiff.ErrorMessage(err))
+	}
+	if err := s.cfg.Repos.InitRepo(ctx, app.ID); err != nil {
+		s.cfg.Log.Error("init repository", "app", app.Name, "err", err)
+		return gitFail(sess, "the app's repository is not available; the server log has the details")
+	}
+	path, _ := s.cfg.Repos.Path(app.ID)
+
+	var gitArgs []string
+	for _, kv := range repoConfig(s.cfg.MaxPushBytes) {
+		gitArgs = append(gitArgs, "-c", kv)
+	}
+	gitArgs = append(gitArgs, "-c", "core.hooksPath="+s.cfg.HooksDir)
+	env := s.cfg.Repos.env()
+	for _, kv := range sess.Environ() { // the channel filter let only a valid GIT_PROTOCOL through
+		if strings.HasPrefix(kv, "GIT_PROTOCOL=") && gitProtocolRE.MatchString(strings.TrimPrefix(kv, "GIT_PROTOCOL=")) {
+			env = append(env, kv)
+		}
+	}
+	if verb == "git-receive-pack" {
+		token := s.pushes.add(&pushSession{actor: actor, appID: app.ID})
+		defer s.pushes.remove(token)
+		env = append(env, "SKIFF_PUSH_TOKEN="+token, "SKIFF_CONTROL_SOCKET="+s.cfg.ControlSocket)
+		gitArgs = append(gitArgs, "receive-pack", path)
+	} else {
+		gitArgs = append(gitArgs, "upload-pack", "--strict", path)
+	}
+	s.cfg.Log.Info(strings.TrimPrefix(verb, "git-"), "app", app.Name, "actor", actor.Name)
+	return s.runGit(ctx, sess, env, gitArgs)
+}
+
+// authorizeGit finds the app and checks access. An admin's push to an app
+// that does not exist creates it, as Dokku does.
+func (s *Server) authorizeGit(ctx context.Context, sess ssh.Session, actor *skiff.Actor, verb, name string) (*skiff.App, error) {
+	app, err := s.cfg.Apps.FindAppByName(ctx, name)
+	switch {
+	case skiff.ErrorCode(err) == skiff.ENOTFOUND && actor.Admin() && verb == "git-receive-pack":
+		fmt.Fprintf(sess.Stderr(), "-----> Creating app %s\n", name)
+		return s.cfg.Deployer.CreateApp(ctx, name)
+	case skiff.ErrorCode(err) == skiff.ENOTFOUND && actor.Admin():
+		return nil, skiff.Errorf(skiff.ENOTFOUND, "app %s does not exist", name)
+	case skiff.ErrorCode(err) == skiff.ENOTFOUND:
+		s.cfg.Log.Warn("not authorized", "actor", actor.Name, "fingerprint", actor.Fingerprint, "git", verb, "app", name)
+		return nil, skiff.ErrNotAuthorized
+	case err != nil:
+		return nil, err
+	}
+	ok, err := s.cfg.Access.HasAccess(ctx, app.ID, actor.User)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		s.cfg.Log.Warn("not authorized", "actor", actor.Name, "fingerprint", actor.Fingerprint, "git", verb, "app", name)
+		return nil, skiff.ErrNotAuthorized
+	}
+	return app, nil
+}
+
+// runGit runs git with the session as its stdio. Stdin is copied by our own
+// goroutine: exec's copier would keep Wait blocked until the client closes
+// its side, which a git client does not do before it reads the result.
+func (s *Server) runGit(ctx context.Context, sess ssh.Session, env, args []string) int {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Env = env
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = sess, sess.Stderr()
+	cmd.WaitDelay = 10 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return gitFail(sess, "internal error")
+	}
+	if err := cmd.Start(); err != nil {
+		s.cfg.Log.Error("start git", "err", err)
+		return gitFail(sess, "git is not available on the server")
+	}
+	go func() {
+		io.Copy(stdin, sess)
+		stdin.Close()
+	}()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit) && exit.ExitCode() > 0:
+		return exit.ExitCode()
+	default:
+		if ctx.Err() == nil {
+			s.cfg.Log.Error("git", "err", err)
+		}
+		return 1
+	}
+}
+
+func gitFail(sess ssh.Session, msg string) int {
+	fmt.Fprintf(sess.Stderr(), " !     %s\n", msg)
+	return 1
+}

@@ -1,0 +1,75 @@
+package gitserver
+
+import (
+	"fmt"
+
+	"github.com/gliderlabs/ssh"
+
+	"github.com/skiffhq/skiff"
+)
+
+// handleSession runs one exec request: a git transfer or an admin command.
+// Shell requests never get here (SessionRequestCallback refuses them).
+func (s *Server) handleSession(sess ssh.Session) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	ctx := sess.Context()
+	actor, err := s.actor(ctx)
+	if err != nil {
+		fail(sess, 1, "not authorized")
+		return
+	}
+	raw := sess.RawCommand()
+	if raw == "" {
+		fail(sess, 1, "skiff has no shell; try `ssh -p <port> skiff@<host> help`")
+		return
+	}
+	args, err := skiff.ParseCommandLine(raw)
+	if err != nil {
+		fail(sess, 2, skiff.ErrorMessage(err))
+		return
+	}
+	if verb, ok := gitVerb(args); ok {
+		sess.Exit(s.serveGit(sess, actor, verb, args))
+		return
+	}
+	inv := &skiff.Invocation{Actor: actor, Args: args, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
+	if pty, winch, ok := sess.Pty(); ok {
+		inv.TTY = &skiff.TTY{Term: pty.Term, Width: pty.Window.Width, Height: pty.Window.Height, Resize: windowSizes(winch)}
+	}
+	sess.Exit(s.cfg.Commands.RunCommand(ctx, inv))
+}
+
+// windowSizes converts gliderlabs window changes; the channel closes with
+// the session.
+func windowSizes(in <-chan ssh.Window) <-chan skiff.WindowSize {
+	out := make(chan skiff.WindowSize, 1)
+	go func() {
+		defer close(out)
+		for w := range in {
+			select {
+			case out <- skiff.WindowSize{Width: w.Width, Height: w.Height}:
+			default: // a reader that is not reading only needs the latest size
+			}
+		}
+	}()
+	return out
+}
+
+func fail(sess ssh.Session, code int, msg string) {
+	fmt.Fprintf(sess.Stderr(), " !     %s\n", msg)
+	sess.Exit(code)
+}
+
+// gitVerb recognizes the commands git runs over SSH.
+func gitVerb(args []string) (string, bool) {
+	switch args[0] {
+	case "git-receive-pack", "git-upload-pack", "git-upload-archive":
+		return args[0], true
+	case "git":
+		if len(args) > 1 && (args[1] == "receive-pack" || args[1] == "upload-pack" || args[1] == "upload-archive") {
+			return "git-" + args[1], true
+		}
+	}
+	return "", false
+}

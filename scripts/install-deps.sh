@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs what skiff needs on Debian (and what its tests need), and only
+# what is missing: running it again is cheap.
+set -eu
+
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+want() { # want <command> <debian package>
+	have "$1" || need="$need $2"
+}
+want git git
+want ssh openssh-client
+want ssh-keygen openssh-client
+want gcc gcc            # cgo, for SQLite
+want runc runc
+want sqlite3 sqlite3    # not needed by skiff; for looking at skiff.db by hand
+want curl curl
+if [ "${SKIFF_BENCH:-}" = 1 ]; then
+	want sshd openssh-server
+fi
+
+if [ -n "$need" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "skiff needs:$need — run as root (sudo make run) to install them" >&2
+		exit 1
+	fi
+	echo "-----> Installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $need >/dev/null
+fi
+
+if ! have go; then
+	echo " !     Go is not installed; skiff needs Go 1.26 (the machine image has it in /usr/local/go)" >&2
+	exit 1
+fi

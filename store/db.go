@@ -1,0 +1,189 @@
+// Package store keeps skiff's state in one SQLite file: users and keys, apps,
+// access grants, pushes and the audit trail. It is the only package that
+// imports database/sql and the SQLite driver.
+//
+// Durability settings are deliberate: WAL with synchronous=FULL (an
+// acknowledged change survives power loss), one writer connection whose
+// transactions BEGIN IMMEDIATE (no SQLITE_BUSY from lock upgrades), a small
+// pool of query-only readers, and forward-only migrations embedded in the
+// binary and tracked in PRAGMA user_version.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/skiffhq/skiff"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is skiff's database. It implements the root package's service
+// interfaces (AppService, UserService, AccessService, EventService,
+// PushService).
+type DB struct {
+	path  string
+	write *sql.DB // one connection: SQLite has one writer anyway
+	read  *sql.DB
+	now   func() time.Time
+}
+
+// Open opens (creating if needed) the database at path and applies
+// migrations. A database written by a newer skiff is refused.
+func Open(ctx context.Context, path string) (*DB, error) {
+	// The file holds every key and config var: create it private before
+	// SQLite does (its -wal and -shm files copy the mode of the main file).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	f.Close()
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	dsn := func(extra string) string {
+		return "file:" + url.PathEscape(path) + "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000&_foreign_keys=1" + extra
+	}
+	db := &DB{path: path, now: time.Now}
+	if db.write, err = sql.Open("sqlite3", dsn("&_txlock=immediate")); err != nil {
+		return nil, err
+	}
+	db.write.SetMaxOpenConns(1)
+	db.write.SetConnMaxIdleTime(0)
+	if db.read, err = sql.Open("sqlite3", dsn("&_query_only=1")); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+	db.read.SetMaxOpenConns(4)
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes both connection pools.
+func (db *DB) Close() error {
+	err := db.read.Close()
+	if werr := db.write.Close(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// migrate applies the embedded migrations that the file has not seen yet,
+// each in its own transaction together with the new user_version.
+func (db *DB) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	var version int
+	if err := db.write.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(names) {
+		return fmt.Errorf("database %s has schema version %d but this skiff knows only %d: run the newer skiff (migrations are forward-only)", db.path, version, len(names))
+	}
+	for i, name := range names[version:] {
+		n := version + i + 1
+		if want := fmt.Sprintf("migrations/%04d_", n); !strings.HasPrefix(name, want) {
+			return fmt.Errorf("migration %s is out of sequence: want %s*", name, want)
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := db.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(n)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Tx is a write transaction that knows its actor and time, so every change
+// records its audit event in the same commit.
+type Tx struct {
+	*sql.Tx
+	ctx   context.Context
+	now   time.Time
+	actor *skiff.Actor
+}
+
+// update runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
+func (db *DB) update(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err)
+	}
+	tx := &Tx{Tx: sqlTx, ctx: ctx, now: db.now().UTC(), actor: skiff.ActorFrom(ctx)}
+	if err := fn(tx); err != nil {
+		sqlTx.Rollback()
+		return translate(err)
+	}
+	return translate(sqlTx.Commit())
+}
+
+// event records an audit event in the transaction.
+func (tx *Tx) event(appID, appName, action, detail string) error {
+	_, err := tx.ExecContext(tx.ctx, `INSERT INTO events (created_at, actor, fingerprint, app_id, app_name, action, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, formatTime(tx.now), tx.actor.Name, tx.actor.Fingerprint, appID, appName, action, detail)
+	return err
+}
+
+// timeLayout sorts lexically in time order, and reads well in sqlite3.
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(timeLayout, s)
+	return t
+}
+
+// translate turns driver errors that users can act on into skiff errors.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
+		return skiff.Errorf(skiff.EUNAVAILABLE, "the database is busy; try again in a moment")
+	case strings.Contains(msg, "database or disk is full"):
+		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's disk is full; free space and try again")
+	}
+	return err
+}
+
+// IntegrityCheck runs SQLite's integrity check and returns its verdict.
+func (db *DB) IntegrityCheck(ctx context.Context) (string, error) {
+	var s string
+	err := db.read.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&s)
+	return s, err
+}
