@@ -233,6 +233,9 @@ func TestPinnedBuildpacksAndProjectTOML(t *testing.T) {
 			t.Errorf("pin %q: %v, want invalid", pin, err)
 		}
 	}
+	if bps, err := p.BuilderBuildpacks(builder); err != nil || len(bps) != 1 || bps[0] != "synth/bp@1.0.0" {
+		t.Errorf("BuilderBuildpacks = %v, %v", bps, err)
+	}
 	_, err = p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "p4", Builder: builder, Buildpacks: []string{"nope/missing"},
 		Source: tarOf(t, map[string]string{"synth.txt": "ok"})}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "synth/bp") {
