@@ -164,6 +164,7 @@ func putBase(t *testing.T, s *imagestore.Store, ref string, extra map[string]str
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
 	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	cf.Config.User = "1000:1000" // CNB base images name their non-root user
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)
