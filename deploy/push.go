@@ -44,7 +44,20 @@ func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out i
 		return nil
 	}
 
-	result, build, err := p.build(ctx, app, commit, req.GitEnv, out)
+	if err := p.buildAndRelease(ctx, app, commit, req.GitEnv, out); err != nil {
+		return err
+	}
+	p.collectGarbage(context.WithoutCancel(ctx))
+	return nil
+}
+
+// buildAndRelease builds the commit and releases the image. The image
+// collector waits while it runs: between the export and the release, the
+// new image is referenced by nothing the collector could see.
+func (p *Pipeline) buildAndRelease(ctx context.Context, app *skiff.App, commit *skiff.Commit, gitEnv []string, out io.Writer) error {
+	p.gc.RLock()
+	defer p.gc.RUnlock()
+	result, build, err := p.build(ctx, app, commit, gitEnv, out)
 	if err != nil {
 		return err
 	}
@@ -146,7 +159,6 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 	if p.cfg.Runtime != nil {
 		p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
 	}
-	p.collectGarbage(context.WithoutCancel(ctx))
 	step(out, "Released v%d", rel.Version)
 	fmt.Fprintf(out, "=====> Application deployed:\n       %s\n", p.webURL(app))
 	return nil

@@ -114,6 +114,15 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 	return p, nil
 }
 
+// collectGarbage removes the images no release keeps, then the unpacked
+// layers that neither a kept image nor a running instance uses.
+func (p *platform) collectGarbage(ctx context.Context, keep []string) error {
+	if err := p.builder.CollectGarbage(ctx, keep); err != nil {
+		return err
+	}
+	return p.runtime.PruneLayers(ctx, keep)
+}
+
 // close stops what the platform runs in the daemon; app instances keep
 // running, and are re-adopted by the next start.
 func (p *platform) close(ctx context.Context) error {
@@ -124,6 +133,9 @@ func (p *platform) close(ctx context.Context) error {
 	if p.runtime != nil {
 		errs = append(errs, p.runtime.Close())
 	}
+	if p.builder != nil {
+		errs = append(errs, p.builder.Close())
+	}
 	if p.runc != nil {
 		errs = append(errs, p.runc.Close())
 	}
@@ -133,17 +145,13 @@ func (p *platform) close(ctx context.Context) error {
 // builders implements admin.Builders over the CNB platform.
 type builders struct {
 	platform *build.Platform
-	images   *imagestore.Store
 	dataDir  string
 	mirror   string
 	cache    string // debootstrap's cache; "" for DATA/builder/debootstrap
 }
 
 // HasDefault reports whether the default builder exists.
-func (b *builders) HasDefault() bool {
-	_, err := b.images.Resolve(build.DefaultBuilder)
-	return err == nil
-}
+func (b *builders) HasDefault() bool { return b.platform.HasBuilder(build.DefaultBuilder) }
 
 // CreateDefault lays out skiff's own buildpacks from the buildpack binary
 // that `make build` puts next to skiff, and makes the default builder.
@@ -160,7 +168,8 @@ func (b *builders) CreateDefault(ctx context.Context, out io.Writer) error {
 	if err := buildpacks.WriteTree(tree, bin, goruntime.GOARCH); err != nil {
 		return err
 	}
-	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror, CacheDir: b.cache}, out)
+	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror, CacheDir: b.cache,
+		BuildPackages: buildpacks.BuilderPackages, RunPackages: buildpacks.RunPackages}, out)
 }
 
 // Pull fetches a builder image from a registry.

@@ -246,9 +246,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ReleaseImages: db.ReleaseImages}
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router}
 	if pl.runtime != nil {
-		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.builder.CollectGarbage
+		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
 		svc.Runtime, svc.Builder = pl.runtime, pl.builder
-		svc.Builders = &builders{platform: pl.builder, images: pl.images, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
+		svc.Builders = &builders{platform: pl.builder, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
 	}
 	m.pipeline = deploy.New(dcfg)
 	svc.Deployer = m.pipeline
