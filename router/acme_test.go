@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/pebbletest"
 )
