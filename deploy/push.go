@@ -35,6 +35,9 @@ func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out i
 	if commit.Subject != "" {
 		detail(out, "%q — %s", commit.Subject, commit.Author)
 	}
+	if err := p.readAppJSON(ctx, app, commit.ID, req.GitEnv); err != nil {
+		return err
+	}
 	push := &skiff.Push{AppID: app.ID, Ref: update.Ref, OldCommit: update.Old, Commit: update.New, Pusher: req.Pusher.Name}
 	if err := p.cfg.Store.RecordPush(ctx, push); err != nil {
 		return err

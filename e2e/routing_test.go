@@ -82,3 +82,25 @@ func TestRoutingCommands(t *testing.T) {
 		t.Fatalf("instances of the failed release are left:\n%s", ps)
 	}
 }
+
+// app.json's startup check of web is the health check new instances pass,
+// and a malformed app.json fails the push with the reason.
+func TestAppJSONHealthcheck(t *testing.T) {
+	d, admin := fullDaemon(t)
+	const app = "appjson"
+	files := pyApp("1")
+	files["app.json"] = `{"healthchecks": {"web": [{"type": "startup", "path": "/health", "attempts": 2, "timeout": 1, "wait": 1}]}}`
+	repo := newRepo(t, files)
+	d.git(admin, repo, "remote", "add", "skiff", d.remote(app))
+	if r := d.git(admin, repo, "push", "skiff", "main"); r.code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	defer d.ssh(admin, "", "apps:destroy", app, "--force")
+	if r := d.ssh(admin, "", "config:set", app, "UNHEALTHY=1"); r.code == 0 || !strings.Contains(r.stderr, "health check") {
+		t.Fatalf("an unhealthy release under app.json's check: %s", r)
+	}
+	commit(t, repo, "app.json", `{"healthchecks": {"web": [{"path": "health"}]}}`, "bad app.json")
+	if r := d.git(admin, repo, "push", "skiff", "main"); r.code == 0 || !strings.Contains(r.stderr, "app.json") {
+		t.Fatalf("push of a malformed app.json: %s", r)
+	}
+}
