@@ -378,3 +378,5 @@ func (d *daemon) kill9() {
 	<-d.exited
 	d.exited <- nil // for the test's cleanup
 }
+
+func errorAs(err error, target any) bool { return errors.As(err, target) }
