@@ -212,7 +212,7 @@ func (p *Platform) prepareInputs(ctx context.Context, j *job) error {
 	// No escapes, no devices (internal/layer); chowned to the build user
 	// in prepareMounts.
 	if j.req.Source != nil {
-		if _, err := layer.Extract(ctx, j.req.Source, j.dirs["workspace"], layer.Options{Whiteouts: layer.ApplyWhiteouts, MaxBytes: maxSourceBytes}); err != nil {
+		if _, err := layer.Extract(ctx, j.req.Source, j.dirs["workspace"], layer.Options{Whiteouts: layer.NoWhiteouts, MaxBytes: maxSourceBytes}); err != nil {
 			return skiff.Errorf(skiff.EINVALID, "unpack source: %v", err)
 		}
 	}

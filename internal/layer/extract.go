@@ -27,6 +27,10 @@ const (
 	// ApplyWhiteouts deletes what whiteouts name, for layers unpacked one
 	// over the other into a single directory.
 	ApplyWhiteouts
+	// NoWhiteouts treats .wh. names as ordinary files: for trees that are
+	// not image layers, like a pushed source tree, where a file named
+	// .wh.x must not delete x.
+	NoWhiteouts
 )
 
 // Default limits; a layer over them is refused, not truncated.
@@ -131,7 +135,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	parent, base := path.Split(name)
 	parent = path.Clean(parent)
-	if strings.HasPrefix(base, whiteoutPrefix) {
+	if strings.HasPrefix(base, whiteoutPrefix) && x.opt.Whiteouts != NoWhiteouts {
 		return x.whiteout(parent, base)
 	}
 	switch hdr.Typeflag {

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -262,4 +263,24 @@ func TestOverlayWhiteouts(t *testing.T) {
 		t.Fatalf("owner not shifted: %d:%d %v", st.Uid, st.Gid, err)
 	}
 	s.intact(t)
+}
+
+// A source tree is no image layer: its .wh. files are files.
+func TestNoWhiteouts(t *testing.T) {
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range []string{"x", ".wh.x", ".wh..wh..opq"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
+		tw.Write([]byte("ok"))
+	}
+	tw.Close()
+	if _, err := Extract(context.Background(), &buf, dir, Options{Whiteouts: NoWhiteouts}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"x", ".wh.x", ".wh..wh..opq"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != "ok" {
+			t.Errorf("%s: %q %v", name, b, err)
+		}
+	}
 }
