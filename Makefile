@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/skiffhq/skiff.Version=$(VERSION)
 
-.PHONY: build run test check deps bench-push clean
+.PHONY: build run install test check deps bench-push clean
 
 # The CNB lifecycle is built from its pinned module (tools/lifecycle) and
 # embedded in skiff; skiff's own buildpacks are one static binary that
@@ -21,6 +21,10 @@ deps:
 
 run: deps build
 	scripts/run.sh
+
+# A system service instead of the foreground: systemd starts skiff at boot.
+install: deps build
+	scripts/install.sh
 
 test: deps build
 	scripts/test.sh
