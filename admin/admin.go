@@ -38,6 +38,12 @@ type Services struct {
 	Runtime  skiff.Runtime
 	Routes   skiff.Routes
 	Builders Builders
+	Backup   Backuper
+}
+
+// Backuper writes a consistent copy of the state database.
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) error
 }
 
 // Builders manages builder images: the default one skiff makes, and any

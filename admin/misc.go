@@ -60,3 +60,14 @@ func version(c *call) error {
 	fmt.Fprintf(c.stdout(), "skiff %s\n", skiff.Version)
 	return nil
 }
+
+func backup(c *call) error {
+	if c.services().Backup == nil {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "backups are not available on this server")
+	}
+	if err := c.services().Backup.Backup(c.ctx, c.stdout()); err != nil {
+		return err
+	}
+	c.services().Events.RecordEvent(c.ctx, &skiff.Event{Action: "backup"})
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"syscall"
 	"strings"
 	"testing"
 )
@@ -182,5 +183,35 @@ func TestDataDirectory(t *testing.T) {
 	r := runCmd(t, execSkiff("--data", t.TempDir(), "apps:list"), "")
 	if r.code != 1 || !strings.Contains(r.stderr, "is `skiff serve` running") {
 		t.Fatalf("CLI without a daemon: %s", r)
+	}
+}
+
+// backup streams a database that opens on its own with the same state.
+func TestBackupCommand(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	root := d.addUser("root", true)
+	user := d.addUser("user", false)
+	d.ssh(root, "", "apps:create", "saved")
+	r := d.ssh(root, "", "backup")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "SQLite format 3\x00") {
+		t.Fatalf("backup: exit %d, %d bytes, stderr %s", r.code, len(r.stdout), r.stderr)
+	}
+	if r := d.ssh(user, "", "backup"); r.code != 1 || !strings.Contains(r.stderr, "not authorized") {
+		t.Fatalf("backup by a user: %s", r)
+	}
+	// A daemon started on the restored file has the app.
+	restored := startDaemon(t)
+	restored.cmd.Process.Signal(syscall.SIGTERM)
+	<-restored.exited
+	restored.exited <- nil
+	if err := os.WriteFile(filepath.Join(restored.data, "skiff.db"), []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(restored.data, "skiff.db-wal"))
+	os.Remove(filepath.Join(restored.data, "skiff.db-shm"))
+	restored.start("--git-only")
+	if r := restored.local("", "apps"); !strings.Contains(r.stdout, "saved") {
+		t.Fatalf("restored daemon: %s", r)
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -186,4 +188,26 @@ func (db *DB) IntegrityCheck(ctx context.Context) (string, error) {
 	var s string
 	err := db.read.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&s)
 	return s, err
+}
+
+// Backup writes a consistent copy of the database to w while the daemon
+// keeps serving: SQLite's VACUUM INTO makes the copy in a transaction of
+// its own (never cp a live WAL database).
+func (db *DB) Backup(ctx context.Context, w io.Writer) error {
+	dir, err := os.MkdirTemp(filepath.Dir(db.path), ".backup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "skiff.db")
+	if _, err := db.write.ExecContext(ctx, "VACUUM INTO ?", tmp); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	f, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -251,5 +252,35 @@ func TestPushes(t *testing.T) {
 	pushes, err := db.ListPushes(ctx, app.ID, 0)
 	if err != nil || len(pushes) != 1 || pushes[0].Pusher != "alice" || pushes[0].Commit != "abcdef1234" {
 		t.Fatalf("pushes %+v %v", pushes, err)
+	}
+}
+
+// A backup taken while writes go on is a complete database of its own.
+func TestBackup(t *testing.T) {
+	db, _ := open(t)
+	ctx := as(addUser(t, db, "root", true))
+	for i := range 20 {
+		db.CreateApp(ctx, &skiff.App{Name: fmt.Sprintf("app-%d", i)})
+	}
+	path := filepath.Join(t.TempDir(), "backup.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Backup(context.Background(), f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	restored, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restored.Close()
+	apps, _ := restored.ListApps(context.Background(), skiff.AppFilter{})
+	if len(apps) != 20 {
+		t.Fatalf("the backup has %d apps, want 20", len(apps))
+	}
+	if s, err := restored.IntegrityCheck(context.Background()); err != nil || s != "ok" {
+		t.Fatalf("integrity: %s %v", s, err)
 	}
 }

@@ -244,7 +244,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
 		ReleaseImages: db.ReleaseImages}
-	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router}
+	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router, Backup: db}
 	if pl.runtime != nil {
 		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
 		svc.Runtime, svc.Builder = pl.runtime, pl.builder
