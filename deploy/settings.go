@@ -39,7 +39,7 @@ func (p *Pipeline) appRoute(ctx context.Context, app *skiff.App) (skiff.AppRoute
 	}
 	return skiff.AppRoute{
 		AppID: app.ID, Name: app.Name, Domains: domains,
-		Health: health,
+		Health:          health,
 		Maintenance:     s[skiff.SettingMaintenance] == "on",
 		MaintenancePage: s[skiff.SettingMaintenancePage],
 		ACME:            s[skiff.SettingACME] == "on",
