@@ -22,7 +22,8 @@ func TestACMECertificate(t *testing.T) {
 	ca := pebbletest.Start(t, ports[0], ports[1], 90*24*time.Hour)
 	dir := sandboxDir(t)
 	d := &daemon{t: t, dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
-	d.start("--resource-prefix", "tsacme", "--network-pool", "10.222.0.0/16", "--debootstrap-cache", debootstrapCache,
+	hr := hostResources(2)
+	d.start("--resource-prefix", hr.prefix, "--network-pool", hr.pool, "--debootstrap-cache", debootstrapCache,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--https-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"--acme-ca", ca.Directory, "--acme-ca-roots", ca.TrustPEM, "--acme-email", "ops@skiff.test")
 	admin := d.addUser("admin", true)

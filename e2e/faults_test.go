@@ -44,7 +44,8 @@ func TestDaemonKilledMidDeploy(t *testing.T) {
 	requireFull(t)
 	dir := sandboxDir(t)
 	d := &daemon{t: t, dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
-	args := []string{"--resource-prefix", "tskill", "--network-pool", "10.221.0.0/16", "--debootstrap-cache", debootstrapCache, "--acme-ca", ""}
+	hr := hostResources(1)
+	args := []string{"--resource-prefix", hr.prefix, "--network-pool", hr.pool, "--debootstrap-cache", debootstrapCache, "--acme-ca", ""}
 	d.startFull(args...)
 	admin := d.addUser("admin", true)
 	if r := d.local("", "builder:create"); r.code != 0 {

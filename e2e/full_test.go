@@ -86,7 +86,7 @@ func startFullDaemon() (*daemon, error) {
 	}
 	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	d.cmd = exec.Command(skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", "tskiff", "--network-pool", "10.220.0.0/16",
+		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", hostResources(0).prefix, "--network-pool", hostResources(0).pool,
 		"--debootstrap-cache", debootstrapCache, "--acme-ca", "")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -207,4 +207,16 @@ func sandboxDir(t *testing.T) string {
 	os.Chmod(dir, 0o711)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// hostResources names what a full daemon of this test process owns on the
+// host (nftables table, cgroups, runc state, veth prefix) and its address
+// pool: apart from another test process's, so that two runs on one
+// machine do not clean up each other's containers.
+func hostResources(n int) struct{ prefix, pool string } {
+	id := os.Getpid() % 0xfff
+	return struct{ prefix, pool string }{
+		prefix: fmt.Sprintf("t%d%03x", n, id),
+		pool:   fmt.Sprintf("10.%d.0.0/16", 224+(id+n*7)%24),
+	}
 }
