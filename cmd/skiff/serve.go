@@ -49,6 +49,11 @@ type Config struct {
 	// for DATA/builder/debootstrap.
 	DebootstrapCache string
 
+	KeepReleases     int           // releases per app whose images are kept
+	BuildTimeout     time.Duration // wall clock of one build
+	BuildMemory      int64         // memory of one build
+	BuildConcurrency int           // builds running at once, across apps
+
 	publicHTTPSPort int // the HTTPS port in redirects
 	// The bound ports, where ACME validation reaches the router.
 	publicHTTPPort, publicTLSPort int
@@ -72,6 +77,10 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.StringVar(&cfg.ACMEEmail, "acme-email", envOr("SKIFF_ACME_EMAIL", ""), "contact address for the ACME account")
 	fs.StringVar(&cfg.DebianMirror, "debian-mirror", envOr("SKIFF_DEBIAN_MIRROR", ""), "Debian mirror for builder:create (default: the machine's apt sources)")
 	fs.StringVar(&cfg.DebootstrapCache, "debootstrap-cache", envOr("SKIFF_DEBOOTSTRAP_CACHE", ""), "where builder:create keeps Debian root file systems (default DATA/builder/debootstrap)")
+	fs.IntVar(&cfg.KeepReleases, "keep-releases", envInt("SKIFF_KEEP_RELEASES", 5), "releases per app whose images are kept (older ones cannot be rolled back to)")
+	fs.DurationVar(&cfg.BuildTimeout, "build-timeout", envDuration("SKIFF_BUILD_TIMEOUT", 30*time.Minute), "longest a build may run")
+	buildMemory := fs.String("build-memory", envOr("SKIFF_BUILD_MEMORY", "2g"), "memory one build may use")
+	fs.IntVar(&cfg.BuildConcurrency, "build-concurrency", envInt("SKIFF_BUILD_CONCURRENCY", 2), "builds running at once across apps; more wait their turn")
 	maxPush := fs.String("max-push-size", envOr("SKIFF_MAX_PUSH_SIZE", "1g"), "largest pack a push may send (env SKIFF_MAX_PUSH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -82,6 +91,12 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	var err error
 	if cfg.MaxPushBytes, err = parseSize(*maxPush); err != nil {
 		return nil, fmt.Errorf("--max-push-size: %w", err)
+	}
+	if cfg.BuildMemory, err = parseSize(*buildMemory); err != nil || cfg.BuildMemory < 64<<20 {
+		return nil, fmt.Errorf("--build-memory: use a size of at least 64m, like 2g")
+	}
+	if cfg.KeepReleases < 1 || cfg.BuildConcurrency < 1 || cfg.BuildTimeout < time.Minute {
+		return nil, errors.New("--keep-releases and --build-concurrency take 1 or more, --build-timeout a minute or more")
 	}
 	cfg.Domain = strings.TrimSuffix(strings.ToLower(cfg.Domain), ".")
 	if cfg.Domain == "" {
@@ -243,7 +258,7 @@ func (m *Main) Run(ctx context.Context) error {
 	pl := m.platform
 
 	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
-		ReleaseImages: db.ReleaseImages}
+		ReleaseImages: db.ReleaseImages, KeepReleases: cfg.KeepReleases}
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router, Backup: db}
 	if pl.runtime != nil {
 		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
