@@ -78,6 +78,16 @@ func (p *Pipeline) Rollback(ctx context.Context, app *skiff.App, version int, ou
 	if target.Status == skiff.ReleaseFailed {
 		return skiff.Errorf(skiff.EINVALID, "v%d failed to deploy; roll back to a release that ran", target.Version)
 	}
+	if p.cfg.ReleaseImages != nil {
+		kept, err := p.cfg.ReleaseImages(ctx, p.cfg.KeepReleases)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(kept, target.Image) {
+			return skiff.Errorf(skiff.ENOTFOUND, "the image of v%d is gone: skiff keeps the images of each app's last %d releases; push commit %s again to get it back",
+				target.Version, p.cfg.KeepReleases, skiff.ShortID(target.Commit))
+		}
+	}
 	vars, err := p.cfg.Store.Config(ctx, app.ID)
 	if err != nil {
 		return err
