@@ -3,6 +3,8 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/container/containertest"
 )
 
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
@@ -98,6 +101,32 @@ func TestStopAppIgnoringSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "stubborn-id"}), "Process killed by signal 9") {
 		t.Fatal("SIGKILL not logged")
+	}
+}
+
+// TestStopAppWithoutSIGTERMHandler: sleep has no SIGTERM handler; behind
+// skiff-init it ends at the SIGTERM, not at the end of the grace period.
+func TestStopAppWithoutSIGTERMHandler(t *testing.T) {
+	f, rt := newRuntime(t)
+	s := spec(f, "sleepy")
+	s.Image = busyboxImage(t, f.images, "echo up; exec sleep 3600")
+	in, err := rt.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "output", 10*time.Second, func() bool {
+		return strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "sleepy-id"}), "app[web.1]: up")
+	})
+	time.Sleep(100 * time.Millisecond) // until sh has become sleep
+	t0 := time.Now()
+	if err := rt.Stop(context.Background(), in.ID, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("stop took %v", d)
+	}
+	if logs := logText(t, rt, skiff.LogQuery{AppID: "sleepy-id"}); !strings.Contains(logs, "Process exited with status 143") {
+		t.Fatalf("log:\n%s", logs)
 	}
 }
 
@@ -223,8 +252,48 @@ func TestReadoptAfterDaemonRestart(t *testing.T) {
 	if err := rt2.Stop(context.Background(), in.ID, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process exited with status 2") &&
-		!strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process killed by signal") {
+	if !strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process exited with status 143") {
 		t.Fatalf("stop of the adopted instance not logged:\n%s", logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}))
 	}
+}
+
+// TestRunShellWithTerminal: `run` with a TTY gives the terminal to the
+// app behind skiff-init: a shell prompt, ctrl-C ending the command the
+// shell runs (not the shell), and the shell's exit code.
+func TestRunShellWithTerminal(t *testing.T) {
+	f, rt := newRuntime(t)
+	s := spec(f, "console")
+	s.Image = busyboxImage(t, f.images, "exit 1")
+	s.Env = map[string]string{"PS1": "PROMPT> "}
+	inR, inW := io.Pipe()
+	out := &containertest.Buffer{}
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *s, Args: []string{"sh", "-i"}, Stdin: inR, Stdout: out,
+			TTY: &skiff.TTY{Term: "dumb", Width: 80, Height: 24}})
+		done <- result{code, err}
+	}()
+	wait := func(s string, n int) {
+		t.Helper()
+		waitUntil(t, fmt.Sprintf("%d× %q in %q", n, s, out.String()), 10*time.Second, func() bool { return strings.Count(out.String(), s) >= n })
+	}
+	wait("PROMPT> ", 1)
+	io.WriteString(inW, "sleep 30\n")
+	time.Sleep(300 * time.Millisecond)
+	io.WriteString(inW, "\x03")
+	wait("PROMPT> ", 2)
+	io.WriteString(inW, "exit 4\n")
+	select {
+	case r := <-done:
+		if r.err != nil || r.code != 4 {
+			t.Fatalf("run: %d %v; terminal: %q", r.code, r.err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the shell did not exit; terminal: %q", out.String())
+	}
+	inW.Close()
 }

@@ -153,7 +153,7 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 			{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
 		},
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
-		Args:   args, Env: env(img, spec), Cwd: img.workdir, UID: img.uid, GID: img.gid,
+		Init:   r.init, Args: args, Env: env(img, spec), Cwd: img.workdir, UID: img.uid, GID: img.gid,
 		Hostname: hostname,
 		UserNS:   true, Network: true,
 		Limits: container.Limits{MemoryBytes: lim.MemoryBytes, CPU: lim.CPU, Pids: lim.Pids},

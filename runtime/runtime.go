@@ -27,6 +27,11 @@ type Config struct {
 	Layers   *layer.Store    // unpacked layers, shifted by Runc's id map (layer.Options.IDShift)
 	Runc     *container.Runc // with a Network, and its own state dir and cgroup parent
 	Log      *slog.Logger
+	// Init is the init program (cmd/skiff-init) that runs as the first
+	// process of every instance and one-off run, in front of the app: it
+	// forwards SIGTERM and the like to the app and reaps orphans. It is
+	// copied to DATA/runtime/.
+	Init string
 
 	// Nameservers go into instances' /etc/resolv.conf; default: the
 	// host's, without loopback ones (instances cannot reach the host).
@@ -48,6 +53,7 @@ type Runtime struct {
 	layers      *layer.Store
 	logs        *logStore
 	nameservers []string
+	init        string // the installed copy of Config.Init
 
 	// gcMu is held by PruneLayers, and briefly by pin, so that an image
 	// is either pinned before a prune looks or unpacked after it is done.
@@ -66,8 +72,8 @@ var _ skiff.Runtime = (*Runtime)(nil)
 // running (or restarts those that had exited); containers of this Runc that
 // no instance owns are removed.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
-	if cfg.Runc == nil || cfg.Layers == nil || cfg.DataDir == "" || cfg.ImageDir == "" {
-		return nil, errors.New("runtime: DataDir, ImageDir, Layers and Runc are required")
+	if cfg.Runc == nil || cfg.Layers == nil || cfg.DataDir == "" || cfg.ImageDir == "" || cfg.Init == "" {
+		return nil, errors.New("runtime: DataDir, ImageDir, Layers, Runc and Init are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -90,13 +96,17 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "instances"), 0o711); err != nil {
 		return nil, err
 	}
+	init, err := installInit(cfg.Init, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	logs, err := newLogStore(filepath.Join(cfg.DataDir, "logs", "apps"), cfg.LogCap)
 	if err != nil {
 		return nil, err
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, runc: cfg.Runc, layers: cfg.Layers, logs: logs,
 		inst: map[string]*instance{}, pinned: map[string]int{}, runSeq: map[string]int{}, closing: make(chan struct{}),
-		nameservers: cfg.Nameservers}
+		nameservers: cfg.Nameservers, init: init}
 	if r.nameservers == nil {
 		r.nameservers = hostNameservers()
 	}

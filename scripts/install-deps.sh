@@ -16,6 +16,7 @@ want runc runc
 want debootstrap debootstrap   # builder:create makes the default builder from Debian
 want sqlite3 sqlite3    # not needed by skiff; for looking at skiff.db by hand
 want curl curl
+want busybox busybox-static  # tests only: programs without signal handlers, a shell with job control
 if [ "${SKIFF_BENCH:-}" = 1 ]; then
 	want sshd openssh-server
 fi
