@@ -241,11 +241,16 @@ func TestReadoptAfterDaemonRestart(t *testing.T) {
 	if body := get(t, "http://"+up.Addr+"/"); body != "hello from web.1\n" {
 		t.Fatalf("instance died with the daemon: %q", body)
 	}
+	time.Sleep(1500 * time.Millisecond)
 	rt2 := f.open(t)
 	t.Cleanup(func() { stopAll(t, rt2) })
 	got := ready(t, rt2, in.ID)
 	if got.Addr != up.Addr || got.Restarts != 0 || got.State != skiff.InstanceUp {
 		t.Fatalf("re-adopted %+v, was %+v", got, up)
+	}
+	// Its uptime goes on from its start, not from the re-adoption.
+	if d := got.StartedAt.Sub(up.StartedAt); d < -time.Second/2 || d > time.Second/2 || time.Since(got.StartedAt) < 1500*time.Millisecond {
+		t.Fatalf("re-adopted instance started at %v, was %v", got.StartedAt, up.StartedAt)
 	}
 	// Its output still reaches the log through the reopened FIFO.
 	get(t, "http://"+up.Addr+"/env")
@@ -254,6 +259,41 @@ func TestReadoptAfterDaemonRestart(t *testing.T) {
 	}
 	if !strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process exited with status 143") {
 		t.Fatalf("stop of the adopted instance not logged:\n%s", logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}))
+	}
+}
+
+// TestRestartsSurviveReadoption: ps's restart count and last exit outlive
+// the daemon, and a process that ended while no daemon ran counts as a
+// crash.
+func TestRestartsSurviveReadoption(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open(t)
+	crashy, err := rt.Start(context.Background(), spec(f, "crashy", "exit", "3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brief, err := rt.Start(context.Background(), spec(f, "brief", "sleep", "1s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "3 restarts", 15*time.Second, func() bool { return instance(rt, crashy.ID).Restarts >= 3 })
+	rt.Close()
+	before := instance(rt, crashy.ID)
+	time.Sleep(2 * time.Second) // brief ends meanwhile
+	rt2 := f.open(t)
+	t.Cleanup(func() { stopAll(t, rt2) })
+	got := instance(rt2, crashy.ID)
+	// (It may have crashed again since, while the daemon was away or
+	// after.)
+	if got.Restarts < before.Restarts || got.LastExit == "" || got.LastExitAt.Before(before.LastExitAt) {
+		t.Fatalf("after re-adoption %+v, before %+v", got, before)
+	}
+	b := instance(rt2, brief.ID)
+	if b.Restarts != 1 || b.LastExit != "exited (status unknown)" {
+		t.Fatalf("an instance that ended while the daemon was away: %+v", b)
+	}
+	if logs := logText(t, rt2, skiff.LogQuery{AppID: "brief-id"}); !strings.Contains(logs, "State changed from up to crashed") {
+		t.Fatalf("its crash is not logged:\n%s", logs)
 	}
 }
 

@@ -38,8 +38,19 @@ func (r *Runtime) newInstance(rec record) *instance {
 	return &instance{
 		id: rec.ID, dir: filepath.Join(r.instancesDir(), rec.ID), rec: rec,
 		stopReq: make(chan time.Duration), done: make(chan struct{}), changed: make(chan struct{}),
-		info: skiff.Instance{ID: rec.ID, Spec: rec.Spec, State: skiff.InstanceStarting, CreatedAt: rec.CreatedAt},
+		info: skiff.Instance{ID: rec.ID, Spec: rec.Spec, State: skiff.InstanceStarting, CreatedAt: rec.CreatedAt,
+			Restarts: rec.Restarts, LastExit: rec.LastExit, LastExitAt: rec.LastExitAt},
 	}
+}
+
+// save records the instance's restarts and last exit in instance.json.
+// Only its supervisor (or adoption, before there is one) calls it.
+func (in *instance) save() error {
+	in.mu.Lock()
+	rec := in.rec
+	rec.Restarts, rec.LastExit, rec.LastExitAt = in.info.Restarts, in.info.LastExit, in.info.LastExitAt
+	in.mu.Unlock()
+	return writeRecord(in.dir, rec)
 }
 
 // openFIFO opens (making it if needed) the FIFO that carries the
@@ -218,7 +229,12 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 		if c.Addr.IsValid() {
 			addr = netip.AddrPortFrom(c.Addr, skiff.DefaultPort).String()
 		}
-		started := time.Now()
+		// A re-adopted container has run since it was created, not since
+		// this daemon found it.
+		started := c.Created
+		if started.IsZero() {
+			started = time.Now()
+		}
 		in.mu.Lock()
 		in.c = c
 		in.mu.Unlock()
@@ -237,16 +253,7 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 			in.c = nil
 			in.mu.Unlock()
 			c = nil
-			how := st.String()
-			if stats.OOMKills > 0 {
-				how = "killed: out of memory (" + how + ")"
-			}
-			r.platform(in, "Process %s", how)
-			r.platform(in, "State changed from up to crashed")
-			in.update(func(i *skiff.Instance) {
-				i.State, i.LastExit, i.LastExitAt, i.Addr = skiff.InstanceCrashed, how, time.Now(), ""
-				i.Restarts++
-			})
+			r.crashed(in, st, stats)
 			if time.Since(started) >= r.cfg.ResetAfter {
 				backoff = r.cfg.MinBackoff
 			}
@@ -262,6 +269,24 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 			in.closeFIFO()
 			return
 		}
+	}
+}
+
+// crashed records that the instance's process ended on its own: in the
+// log, in ps, and in instance.json.
+func (r *Runtime) crashed(in *instance, st container.ExitStatus, stats container.Stats) {
+	how := st.String()
+	if stats.OOMKills > 0 {
+		how = "killed: out of memory (" + how + ")"
+	}
+	r.platform(in, "Process %s", how)
+	r.platform(in, "State changed from up to crashed")
+	in.update(func(i *skiff.Instance) {
+		i.State, i.LastExit, i.LastExitAt, i.Addr = skiff.InstanceCrashed, how, time.Now(), ""
+		i.Restarts++
+	})
+	if err := in.save(); err != nil {
+		r.log.Warn("save instance record", "id", in.id, "err", err)
 	}
 }
 

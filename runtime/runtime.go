@@ -138,6 +138,25 @@ type record struct {
 	ID        string             `json:"id"`
 	Spec      skiff.InstanceSpec `json:"spec"`
 	CreatedAt time.Time          `json:"created_at"`
+	// What ps shows of past runs, kept across daemon restarts (the
+	// current run's start is the container's, from runc's state).
+	Restarts   int       `json:"restarts,omitempty"`
+	LastExit   string    `json:"last_exit,omitempty"`
+	LastExitAt time.Time `json:"last_exit_at,omitzero"`
+}
+
+// writeRecord replaces dir/instance.json atomically: a torn record would
+// lose the instance at the next adoption.
+func writeRecord(dir string, rec record) error {
+	b, err := json.MarshalIndent(rec, "", "\t")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "instance.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "instance.json"))
 }
 
 func (r *Runtime) adoptAll(ctx context.Context) error {
@@ -157,6 +176,13 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		c, err := r.runc.Adopt(ctx, rec.ID)
 		if err != nil {
 			c = nil // gone (host reboot, or it exited and was deleted): start again
+		} else if c.Status == "stopped" {
+			// It ended while no daemon watched: a crash like any other.
+			st, _ := c.Wait(ctx)
+			stats, _ := c.Stats()
+			c.Delete(ctx)
+			c = nil
+			r.crashed(in, st, stats)
 		} else if c.Status != "running" {
 			// Created but never started, or paused: start it afresh.
 			c.Delete(ctx)
@@ -225,8 +251,7 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 		os.RemoveAll(in.dir)
 		return nil, err
 	}
-	b, _ := json.MarshalIndent(rec, "", "\t")
-	if err := os.WriteFile(filepath.Join(in.dir, "instance.json"), b, 0o600); err != nil {
+	if err := writeRecord(in.dir, rec); err != nil {
 		c.Delete(context.WithoutCancel(ctx))
 		in.closeFIFO()
 		os.RemoveAll(in.dir)

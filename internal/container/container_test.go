@@ -304,7 +304,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c2.Pid != c.Pid || c2.Addr != c.Addr || !c2.Addr.IsValid() {
+	if d := c2.Created.Sub(c.Created); c2.Pid != c.Pid || c2.Addr != c.Addr || !c2.Addr.IsValid() || d < -time.Second || d > time.Second {
 		t.Fatalf("adopted %+v, created %+v", c2, c)
 	}
 	select {
