@@ -49,6 +49,12 @@ func layerOf(t testing.TB, ents ...tarEntry) v1.Layer {
 // 1000, plus extra layers.
 func testImage(t testing.TB, dir string, extra ...v1.Layer) string {
 	t.Helper()
+	return testImageAs(t, dir, "1000:1000", extra...)
+}
+
+// testImageAs is testImage with the config's user set to user.
+func testImageAs(t testing.TB, dir, user string, extra ...v1.Layer) string {
+	t.Helper()
 	probe, err := os.ReadFile(containertest.Probe(t))
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +73,7 @@ func testImage(t testing.TB, dir string, extra ...v1.Layer) string {
 	return writeImage(t, dir, img, func(c *v1.Config) {
 		c.Entrypoint = []string{"/app/probe"}
 		c.Cmd = []string{"serve"}
-		c.User = "1000:1000"
+		c.User = user
 		c.WorkingDir = "/app"
 		c.Env = []string{"PATH=/app", "FROM_IMAGE=yes"}
 	})

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -164,7 +165,9 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 			{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
 		},
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
-		Init:   r.init, Args: args, Env: env(img, spec), Cwd: img.workdir, UID: img.uid, GID: img.gid,
+		Init:   r.init,
+		Args:   args, Env: env(img, spec), Cwd: img.workdir,
+		UID: img.uid, GID: img.gid, User: img.user,
 		Hostname: hostname,
 		UserNS:   true, Network: true,
 		Limits: container.Limits{MemoryBytes: lim.MemoryBytes, CPU: lim.CPU, Pids: lim.Pids},
@@ -185,13 +188,22 @@ func (r *Runtime) startContainer(ctx context.Context, in *instance) (*container.
 	defer out.Close() // the container holds its own copy
 	c, err := r.runc.Create(ctx, spec, container.Stdio{Stdout: out, Stderr: out})
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), err)
+		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), userError(err))
 	}
 	if err := c.Start(ctx); err != nil {
 		c.Delete(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), err)
 	}
 	return c, nil
+}
+
+// userError makes an image user the image does not have the user's to
+// fix.
+func userError(err error) error {
+	if errors.Is(err, container.ErrUnknownUser) || errors.Is(err, container.ErrUnknownGroup) {
+		return skiff.Errorf(skiff.EINVALID, "%v: set the image's user to one it has, or to numeric ids (uid:gid)", err)
+	}
+	return err
 }
 
 func (r *Runtime) platform(in *instance, format string, args ...any) {

@@ -202,6 +202,13 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 	if err != nil {
 		return nil, err
 	}
+	if s.User != "" {
+		resolved, err := r.resolveUser(s, rootPath)
+		if err != nil {
+			return nil, err
+		}
+		s = resolved
+	}
 	sp, err := r.ociSpec(s, rootPath, r.cgroupPath(s.ID))
 	if err != nil {
 		return nil, err

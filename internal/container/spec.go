@@ -23,11 +23,17 @@ type Spec struct {
 	// read-only at InitPath, it forwards signals to the app and reaps
 	// orphans. Its directories must be traversable by the container's
 	// root. Empty: Args[0] is the first process.
-	Init        string
-	Env         []string // KEY=VALUE, passed as is (never through a file that is parsed)
-	Cwd         string   // default "/"
-	UID, GID    uint32   // inside the container
-	ExtraGIDs   []uint32
+	Init      string
+	Env       []string // KEY=VALUE, passed as is (never through a file that is parsed)
+	Cwd       string   // default "/"
+	UID, GID  uint32   // inside the container
+	ExtraGIDs []uint32
+	// User, when set, replaces UID, GID and ExtraGIDs: an image config's
+	// user ("name", "name:group", "uid:group"…) looked up in the root
+	// file system's /etc/passwd and /etc/group once it is mounted, without
+	// following any symlink out of it. An unknown name is an error that
+	// wraps ErrUnknownUser or ErrUnknownGroup.
+	User        string
 	Terminal    bool     // allocate a pty; Create returns its master
 	Caps        []string // e.g. "CAP_CHOWN"; none by default
 	Hostname    string   // default: the ID

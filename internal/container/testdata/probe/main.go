@@ -31,7 +31,7 @@ func main() {
 	case "status":
 		b, _ := os.ReadFile("/proc/self/status")
 		for _, l := range strings.Split(string(b), "\n") {
-			for _, k := range []string{"Uid:", "Gid:", "CapEff:", "CapPrm:", "NoNewPrivs:", "Seccomp:"} {
+			for _, k := range []string{"Uid:", "Gid:", "Groups:", "CapEff:", "CapPrm:", "NoNewPrivs:", "Seccomp:"} {
 				if strings.HasPrefix(l, k) {
 					fmt.Println(strings.Join(strings.Fields(l), " "))
 				}
