@@ -165,7 +165,7 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 			{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
 		},
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
-		Init:   r.init,
+		Init:   r.initPath,
 		Args:   args, Env: env(img, spec), Cwd: img.workdir,
 		UID: img.uid, GID: img.gid, User: img.user,
 		Hostname: hostname,

@@ -53,7 +53,7 @@ type Runtime struct {
 	layers      *layer.Store
 	logs        *logStore
 	nameservers []string
-	init        string // the installed copy of Config.Init
+	initPath    string // the installed copy of Config.Init
 
 	// gcMu is held by PruneLayers, and briefly by pin, so that an image
 	// is either pinned before a prune looks or unpacked after it is done.
@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "instances"), 0o711); err != nil {
 		return nil, err
 	}
-	init, err := installInit(cfg.Init, cfg.DataDir)
+	initPath, err := installInit(cfg.Init, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, runc: cfg.Runc, layers: cfg.Layers, logs: logs,
 		inst: map[string]*instance{}, pinned: map[string]int{}, runSeq: map[string]int{}, closing: make(chan struct{}),
-		nameservers: cfg.Nameservers, init: init}
+		nameservers: cfg.Nameservers, initPath: initPath}
 	if r.nameservers == nil {
 		r.nameservers = hostNameservers()
 	}
