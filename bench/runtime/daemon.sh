@@ -51,6 +51,10 @@ cleanup() {
 	stop_daemon
 	[ -n "${KEEP_LOG:-}" ] && cp "$work/skiff.log" "$KEEP_LOG"
 	rm -rf "$work"
+	# The daemon's parent cgroups and runc state; its nftables table
+	# (inet $PREFIX) stays, and the next run reuses it.
+	for c in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir "$c$PREFIX" "$c$PREFIX-builds" 2>/dev/null; done
+	rm -rf "/run/$PREFIX" "/run/$PREFIX-network.lock"
 }
 trap cleanup EXIT
 rss() { awk '/^VmRSS/ {print int($2 / 1024 + 0.5)}' "/proc/$pid/status"; }
