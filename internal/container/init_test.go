@@ -98,7 +98,7 @@ func TestInitTerminal(t *testing.T) {
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	out := &syncBuffer{}
+	out := &containertest.Buffer{}
 	go io.Copy(out, c.Console)
 	waitCount(t, out, "PROMPT> ", 1)
 	c.Console.WriteString("sleep 30\n")
@@ -115,7 +115,7 @@ func TestInitTerminal(t *testing.T) {
 	}
 }
 
-func waitCount(t *testing.T, out *syncBuffer, s string, n int) {
+func waitCount(t *testing.T, out *containertest.Buffer, s string, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if strings.Count(out.String(), s) >= n {
