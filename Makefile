@@ -24,7 +24,7 @@ deps:
 run: deps build
 	scripts/run.sh
 
-test: deps
+test: deps build
 	scripts/test.sh
 
 check:

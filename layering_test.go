@@ -9,8 +9,9 @@ import (
 )
 
 // TestLayering keeps the architecture honest: a package imports the root
-// package, internal/ packages, the standard library and third-party modules,
-// never a sibling. Only cmd/ wires packages together; the root package
+// package, internal/ packages, its own concern's packages (buildpacks/…),
+// the standard library and third-party modules, never a sibling concern.
+// Only commands (cmd/, bench/) wire concerns together; the root package
 // imports nothing of the module.
 func TestLayering(t *testing.T) {
 	const module = "github.com/skiffhq/skiff"
@@ -29,9 +30,11 @@ func TestLayering(t *testing.T) {
 		} else if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(pkg.ImportPath, module+"/cmd/") {
-			continue
+		own := strings.TrimPrefix(pkg.ImportPath, module+"/")
+		if strings.HasPrefix(own, "cmd/") || strings.HasPrefix(own, "bench/") {
+			continue // commands wire packages together
 		}
+		area, _, _ := strings.Cut(own, "/")
 		for _, imp := range pkg.Imports {
 			if !strings.HasPrefix(imp, module+"/") {
 				continue
@@ -39,8 +42,9 @@ func TestLayering(t *testing.T) {
 			if pkg.ImportPath == module {
 				t.Errorf("the root package imports %s; it must use the standard library only", imp)
 			}
-			if strings.HasPrefix(imp, module+"/internal/") || strings.HasPrefix(imp, pkg.ImportPath+"/") {
-				continue // shared low-level code, or the package's own subpackage
+			impArea, _, _ := strings.Cut(strings.TrimPrefix(imp, module+"/"), "/")
+			if impArea == "internal" || impArea == area {
+				continue // shared low-level code, or the same concern's own packages
 			}
 			t.Errorf("%s imports its sibling %s; depend on a root-package interface instead", pkg.ImportPath, imp)
 		}

@@ -123,6 +123,9 @@ type Repos interface {
 	RemoveRepo(ctx context.Context, appID string) error
 	// ReadCommit reads a commit's metadata; env carries the hook's quarantine.
 	ReadCommit(ctx context.Context, appID, id string, env []string) (*Commit, error)
+	// ReadFile reads a file of commit id's tree, at most max bytes;
+	// ENOTFOUND when the tree has no such file.
+	ReadFile(ctx context.Context, appID, id, path string, env []string, max int64) ([]byte, error)
 	// HasBranch reports whether the repository has the branch.
 	HasBranch(ctx context.Context, appID, branch string) (bool, error)
 	// Archive writes the tree of commit id as a tar stream to w.

@@ -205,6 +205,11 @@ func ValidateDomain(d string) (string, error) {
 	if wild {
 		name = name[2:]
 	}
+	for _, r := range name {
+		if r > 0x7f {
+			return "", Errorf(EINVALID, "invalid domain %s: give internationalized names in their xn-- (punycode) form", quoteForUser(d))
+		}
+	}
 	canon, ok := CanonicalHost(name)
 	if !ok || strings.ContainsAny(name, ":[") || !strings.Contains(canon, ".") || len(canon) > 253 {
 		return "", Errorf(EINVALID, "invalid domain %s: use a DNS name like www.example.com or *.example.com", quoteForUser(d))
@@ -216,6 +221,9 @@ func ValidateDomain(d string) (string, error) {
 	}
 	if isIPv4(canon) {
 		return "", Errorf(EINVALID, "invalid domain %s: an IP address is not a domain", quoteForUser(d))
+	}
+	if canon == "localhost" || strings.HasSuffix(canon, ".localhost") {
+		return "", Errorf(EINVALID, "invalid domain %s: localhost is not a public name", quoteForUser(d))
 	}
 	if wild {
 		return "*." + canon, nil

@@ -16,4 +16,5 @@ const (
 	SettingBuilder         = "builder"               // builder image reference
 	SettingBuildpacks      = "buildpacks"            // JSON list
 	SettingStopped         = "ps.stopped"            // JSON list of stopped types, "*" for all
+	SettingAppJSONCheck    = "app.json.check"        // JSON HealthCheck from the last push's app.json
 )

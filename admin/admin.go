@@ -69,7 +69,7 @@ type Runner struct {
 	services Services
 	info     Info
 	log      *slog.Logger
-	access   AccessLogs
+	access   skiff.AccessLogs
 	commands []*command
 	byName   map[string]*command
 }
@@ -78,7 +78,7 @@ var _ skiff.CommandRunner = (*Runner)(nil)
 
 // New returns a Runner over the services. access may be nil when the
 // server has no router.
-func New(s Services, info Info, access AccessLogs, log *slog.Logger) *Runner {
+func New(s Services, info Info, access skiff.AccessLogs, log *slog.Logger) *Runner {
 	r := &Runner{services: s, info: info, log: log, access: access, byName: map[string]*command{}}
 	r.commands = commandTable()
 	for _, c := range r.commands {

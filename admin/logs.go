@@ -2,7 +2,6 @@ package admin
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,14 +12,6 @@ import (
 
 	"github.com/skiffhq/skiff"
 )
-
-// AccessLogs reads the router's per-app access logs.
-type AccessLogs interface {
-	// AccessLogPath is the app's current access log file (JSON lines).
-	AccessLogPath(appID string) string
-	// TailAccessLog delivers new lines until ctx ends.
-	TailAccessLog(ctx context.Context, appID string) <-chan []byte
-}
 
 // parseSince reads "1h", "30m", "2d" or an RFC 3339 time.
 func parseSince(s string) (time.Time, error) {

@@ -34,7 +34,7 @@ func domainsList(c *call) error {
 }
 
 func domainsAdd(c *call) error {
-	host, err := skiff.NormalizeDomain(c.args[0])
+	host, err := skiff.ValidateDomain(c.args[0])
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func domainsAdd(c *call) error {
 }
 
 func domainsRemove(c *call) error {
-	host, err := skiff.NormalizeDomain(c.args[0])
+	host, err := skiff.ValidateDomain(c.args[0])
 	if err != nil {
 		return err
 	}

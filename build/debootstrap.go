@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -132,6 +133,19 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 		base = filepath.Join(p.cfg.DataDir, "builder", "debootstrap")
 	}
 	dir := filepath.Join(base, kind+"-"+opts.Suite+"-"+hex.EncodeToString(sum[:6]))
+	// Two daemons or test binaries sharing a cache take turns: the second
+	// waits, then finds the first one's result complete.
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock the debootstrap cache: %w", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil && !opts.Rebase {
 		fmt.Fprintf(out, "-----> Using the cached Debian %s %s root file system\n", opts.Suite, kind)
 		return filepath.Join(dir, "rootfs"), nil
@@ -180,7 +194,7 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 		}
 		io.Copy(io.Discard, pr)
 	}()
-	err := cmd.Run()
+	err = cmd.Run()
 	pw.Close()
 	<-done
 	if uerr := unmountUnder(root); uerr != nil {

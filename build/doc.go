@@ -13,4 +13,18 @@
 // module that imports it, so it is built in its own module (tools/lifecycle)
 // and skiff declares the few fields it writes and reads (order, run, project
 // descriptor, the build metadata label) itself, in toml.go and metadata.go.
+//
+// On disk, under the data directory (which builds need searchable, 0711):
+//
+//	images/                     the image store (internal/imagestore)
+//	builder/<digest>/rootfs     each builder's root file system, unpacked once
+//	builder/debootstrap/        builder:create's cached Debian roots and .debs
+//	cache/<app-id>/             the app's CNB cache volume, owned by the build user
+//	tmp/builds/<build-id>/      one build's scratch: workspace, layers, platform,
+//	                            layout (run and previous image hardlinked from
+//	                            the store), tmp, home; removed when it ends
+//	logs/builds/<app-id>/<build-id>.log   capped, the last 50 kept
+//
+// Build containers keep their runc state in /run/skiff/runc-builds and their
+// cgroups under skiff-builds/, apart from app instances'.
 package build

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,14 +19,14 @@ import (
 // or scratch directory behind.
 func noBuildLeftovers(t *testing.T, p *Platform, buildID string) {
 	t.Helper()
-	out, _ := exec.Command("runc", "--root", buildStateDir, "list", "-q").Output()
+	out, _ := exec.Command("runc", "--root", p.cfg.StateDir, "list", "-q").Output()
 	if strings.Contains(string(out), "build-"+buildID) {
 		t.Errorf("runc still lists build-%s", buildID)
 	}
 	for _, c := range []string{"pids", "memory", "unified"} {
-		dir := filepath.Join("/sys/fs/cgroup", c, buildCgroupParent, "build-"+buildID)
+		dir := filepath.Join("/sys/fs/cgroup", c, p.cfg.CgroupParent, "build-"+buildID)
 		if c == "unified" {
-			dir = filepath.Join("/sys/fs/cgroup", buildCgroupParent, "build-"+buildID)
+			dir = filepath.Join("/sys/fs/cgroup", p.cfg.CgroupParent, "build-"+buildID)
 		}
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("cgroup %s left behind", dir)
@@ -65,7 +66,7 @@ func TestSyntheticBuildFailures(t *testing.T) {
 			}
 			id := "f" + string(rune('a'+i))
 			var out bytes.Buffer
-			peak := watchPids(t, "build-"+id)
+			peak := watchPids(t, p.cfg.CgroupParent, "build-"+id)
 			start := time.Now()
 			_, err := p.Build(context.Background(), &skiff.BuildRequest{
 				App: app, BuildID: id, Commit: "abc", Builder: builder, Source: tarOf(t, files),
@@ -99,10 +100,10 @@ func TestSyntheticBuildFailures(t *testing.T) {
 
 // watchPids samples the build cgroup's pids.current until the returned
 // function is called, which returns the peak seen.
-func watchPids(t *testing.T, id string) func() int64 {
+func watchPids(t *testing.T, parent, id string) func() int64 {
 	files := []string{
-		filepath.Join("/sys/fs/cgroup/pids", buildCgroupParent, id, "pids.current"),
-		filepath.Join("/sys/fs/cgroup", buildCgroupParent, id, "pids.current"),
+		filepath.Join("/sys/fs/cgroup/pids", parent, id, "pids.current"),
+		filepath.Join("/sys/fs/cgroup", parent, id, "pids.current"),
 	}
 	stop := make(chan struct{})
 	done := make(chan int64)
@@ -168,4 +169,30 @@ func TestConcurrentBuildOfOneAppRefused(t *testing.T) {
 	}
 	cancel()
 	noBuildLeftovers(t, p, "s1")
+}
+
+func TestBuildFillingTheDiskIsStopped(t *testing.T) {
+	requireRoot(t)
+	dir := openDataDir(t)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	// The floor sits 256 MiB below today's free space; the build writes
+	// up to 2 GiB, then would sleep for an hour.
+	p := newTestPlatform(t, Config{DataDir: dir, MinFreeBytes: 64 << 20, DiskFloorBytes: free - 256<<20,
+		Limits: Limits{Timeout: 2 * time.Minute}})
+	builder := synthBuilder(t, p)
+	var out bytes.Buffer
+	start := time.Now()
+	_, err := p.Build(context.Background(), &skiff.BuildRequest{App: &skiff.App{ID: "filler", Name: "filler"}, BuildID: "fill1",
+		Builder: builder, Source: tarOf(t, map[string]string{"synth.txt": "fill 2048"})}, &out)
+	if err == nil || !strings.Contains(err.Error(), "filled the disk") {
+		t.Fatalf("err = %v\n%s", err, out.String())
+	}
+	if took := time.Since(start); took > time.Minute {
+		t.Errorf("stopped after %s", took)
+	}
+	noBuildLeftovers(t, p, "fill1") // the scratch space, with what it wrote, is gone
 }

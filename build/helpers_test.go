@@ -90,10 +90,28 @@ func newTestPlatform(t *testing.T, cfg Config) *Platform {
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = 64 << 20
 	}
+	// Containers and cgroups of this test process only: other test
+	// processes (go test ./... of other packages or worktrees) may run
+	// builds with the same ids at the same time.
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(cfg.DataDir, "runc")
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = fmt.Sprintf("skiff-builds-test-%d", os.Getpid())
+		parent := cfg.CgroupParent
+		t.Cleanup(func() {
+			ctls, _ := os.ReadDir("/sys/fs/cgroup")
+			os.Remove(filepath.Join("/sys/fs/cgroup", parent))
+			for _, c := range ctls {
+				os.Remove(filepath.Join("/sys/fs/cgroup", c.Name(), parent))
+			}
+		})
+	}
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 
@@ -146,6 +164,7 @@ func putBase(t *testing.T, s *imagestore.Store, ref string, extra map[string]str
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", "amd64"
 	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	cf.Config.User = "1000:1000" // CNB base images name their non-root user
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package build
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -18,17 +20,48 @@ import (
 // What a build needs from the host besides the sandbox: free space,
 // ownership of its directories, resolvers, and its logs kept in bounds.
 
-// checkDisk refuses to start a build when the data directory is low on space.
-func (p *Platform) checkDisk() error {
+// freeBytes is the space left to unprivileged users on DATA's file system.
+func (p *Platform) freeBytes() (int64, error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(p.cfg.DataDir, &st); err != nil {
-		return fmt.Errorf("check free space: %w", err)
+		return 0, fmt.Errorf("check free space: %w", err)
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// checkDisk refuses to start a build when the data directory is low on space.
+func (p *Platform) checkDisk() error {
+	free, err := p.freeBytes()
+	if err != nil {
+		return err
+	}
 	if free < p.cfg.MinFreeBytes {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "not enough free disk space to build (%d MiB free, %d MiB needed); free some space or run the garbage collector", free>>20, p.cfg.MinFreeBytes>>20)
 	}
 	return nil
+}
+
+// errDiskFloor ends a build that drove free space below the floor.
+var errDiskFloor = errors.New("free disk space fell below the floor")
+
+// watchDisk stops the build (cancel with errDiskFloor) when DATA's free
+// space falls below Config.DiskFloorBytes while it runs, so that a build
+// filling the disk fails before the host does (SQLite, logs, other apps'
+// writes). It returns when ctx ends.
+func (p *Platform) watchDisk(ctx context.Context, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if free, err := p.freeBytes(); err == nil && free < p.cfg.DiskFloorBytes {
+			cancel(errDiskFloor)
+			return
+		}
+	}
 }
 
 func chownTree(dir string, uid, gid int) error {

@@ -54,3 +54,30 @@ func (p *Platform) readResult(res *skiff.BuildResult) error {
 	}
 	return nil
 }
+
+// BuilderBuildpacks lists the buildpacks (id@version) a builder holds, from
+// its io.buildpacks.builder.metadata label: what buildpacks:add may pin.
+func (p *Platform) BuilderBuildpacks(ref string) ([]string, error) {
+	img, err := p.store.Image(ref)
+	if err != nil {
+		return nil, skiff.Errorf(skiff.ENOTFOUND, "builder %s is not in the image store", ref)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	var meta struct {
+		Buildpacks []struct {
+			ID      string `json:"id"`
+			Version string `json:"version"`
+		} `json:"buildpacks"`
+	}
+	if err := json.Unmarshal([]byte(cf.Config.Labels[labelBuilderMetadata]), &meta); err != nil {
+		return nil, skiff.Errorf(skiff.EINVALID, "builder %s has no readable %s label", ref, labelBuilderMetadata)
+	}
+	var out []string
+	for _, bp := range meta.Buildpacks {
+		out = append(out, bp.ID+"@"+bp.Version)
+	}
+	return out, nil
+}

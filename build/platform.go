@@ -44,6 +44,9 @@ type Config struct {
 	// MinFreeBytes is the free space DATA must have for a build to start;
 	// default 2 GiB.
 	MinFreeBytes int64
+	// DiskFloorBytes is the free space below which a running build is
+	// stopped (a build filling the disk); default half of MinFreeBytes.
+	DiskFloorBytes int64
 	// LogMaxBytes caps each build log on disk; default 10 MiB.
 	LogMaxBytes int64
 	// UIDBase is the host uid (and gid) that root in a build's user
@@ -55,13 +58,13 @@ type Config struct {
 	// proxy) and nothing else: not the host's services, not apps. It is the
 	// one the runtime uses too. nil: builds get no network at all.
 	Network *container.Network
-	// RuncStateDir and CgroupParent are where build containers live on the
-	// host; defaults /run/skiff/runc-builds and skiff-builds. Another daemon
-	// on the same host needs others.
-	RuncStateDir, CgroupParent string
 	// ResolvConf is the resolv.conf builds get; default the host's
 	// upstream resolvers (see resolvConf).
 	ResolvConf string
+	// StateDir (runc's state) and CgroupParent keep build containers apart
+	// from app instances' and from other skiffs' (tests); defaults
+	// /run/skiff/runc-builds and skiff-builds.
+	StateDir, CgroupParent string
 }
 
 // Platform runs builds. It implements skiff.Builder.
@@ -104,17 +107,14 @@ func New(cfg Config) (*Platform, error) {
 	if cfg.Limits.Timeout == 0 {
 		cfg.Limits.Timeout = 30 * time.Minute
 	}
-	if cfg.RuncStateDir == "" {
-		cfg.RuncStateDir = buildStateDir
-	}
-	if cfg.CgroupParent == "" {
-		cfg.CgroupParent = buildCgroupParent
-	}
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = 2
 	}
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = 2 << 30
+	}
+	if cfg.DiskFloorBytes == 0 {
+		cfg.DiskFloorBytes = cfg.MinFreeBytes / 2
 	}
 	if cfg.LogMaxBytes == 0 {
 		cfg.LogMaxBytes = 10 << 20
@@ -136,8 +136,14 @@ func New(cfg Config) (*Platform, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs", "builds"), 0o700); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = "/run/skiff/runc-builds"
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "skiff-builds"
+	}
 	sb := &sandbox{log: cfg.Log, cfg: container.Config{
-		Runc: cfg.Runc, StateDir: cfg.RuncStateDir, CgroupParent: cfg.CgroupParent,
+		Runc: cfg.Runc, StateDir: cfg.StateDir, CgroupParent: cfg.CgroupParent,
 		Network: cfg.Network, IDMap: container.IDMap{HostID: uint32(cfg.UIDBase), Size: 65536}, Log: cfg.Log,
 	}}
 	return &Platform{

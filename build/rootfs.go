@@ -197,3 +197,10 @@ func prepareBuilderRootfs(root string) error {
 	}
 	return f.Close()
 }
+
+// HasBuilder reports whether the store holds the builder ref (make run
+// creates the default builder when it does not).
+func (p *Platform) HasBuilder(ref string) bool {
+	_, err := p.store.Resolve(ref)
+	return err == nil
+}

@@ -111,9 +111,8 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if err != nil {
 		return nil, err
 	}
-	// A missing run image only fails at export, cryptically: check first.
-	if _, err := p.store.Resolve(bi.RunImage); err != nil {
-		return nil, skiff.Errorf(skiff.EUNAVAILABLE, "run image %s of builder %s is not in the image store; create or pull the builder again", bi.RunImage, shortRef(builderRef))
+	if err := p.checkRunImage(bi.RunImage, builderRef); err != nil {
+		return nil, err
 	}
 	j := &job{req: req, builderRef: builderRef, bi: bi, dirs: map[string]string{},
 		work:   filepath.Join(p.cfg.DataDir, "tmp", "builds", req.BuildID),
@@ -147,8 +146,11 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, err
 	}
 
-	runCtx, cancelRun := context.WithTimeout(ctx, p.cfg.Limits.Timeout)
+	diskCtx, diskCancel := context.WithCancelCause(ctx)
+	defer diskCancel(nil)
+	runCtx, cancelRun := context.WithTimeout(diskCtx, p.cfg.Limits.Timeout)
 	defer cancelRun()
+	go p.watchDisk(runCtx, diskCancel)
 	code, err := p.sandbox.run(runCtx, &sandboxSpec{
 		ID: "build-" + req.BuildID, Bundle: j.dirs["bundle"], Rootfs: bi.Rootfs, Args: j.args, Cwd: "/workspace",
 		Env: append(filterEnv(bi.Env),
@@ -159,6 +161,9 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		Network: p.cfg.Network != nil,
 	}, bo)
 	if err != nil {
+		if errors.Is(context.Cause(diskCtx), errDiskFloor) && ctx.Err() == nil {
+			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %d MiB); its files were removed", p.cfg.DiskFloorBytes>>20)
+		}
 		if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "build timed out after %s; its processes were stopped", p.cfg.Limits.Timeout)
 		}
@@ -181,6 +186,24 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, err
 	}
 	return res, nil
+}
+
+// checkRunImage checks the builder's run image before anything runs: a
+// missing one only fails at export, cryptically, and one without a non-root
+// user (which the CNB platform spec requires) would run apps as root.
+func (p *Platform) checkRunImage(ref, builderRef string) error {
+	img, err := p.store.Image(ref)
+	if err != nil {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "run image %s of builder %s is not in the image store; create or pull the builder again", ref, shortRef(builderRef))
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("run image %s: %w", ref, err)
+	}
+	if u, _, _ := strings.Cut(cf.Config.User, ":"); u == "" || u == "0" || u == "root" {
+		return skiff.Errorf(skiff.EINVALID, "run image %s of builder %s sets no non-root user; CNB run images must", ref, shortRef(builderRef))
+	}
+	return nil
 }
 
 // prepareInputs unpacks the source into the workspace, applies project.toml,

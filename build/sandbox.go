@@ -31,26 +31,34 @@ type sandboxSpec struct {
 }
 
 // sandbox runs builds as containers of internal/container: their own
-// runc state directory and cgroup parent, so that builds and app instances
-// never clean up each other's containers, and a user namespace of their own
-// (Config.UIDBase) whose ids are no host user's.
+// runc state directory and cgroup parent (Config.StateDir, CgroupParent),
+// so that builds and app instances never clean up each other's containers,
+// and a user namespace of their own (Config.UIDBase) whose ids are no host
+// user's.
 type sandbox struct {
 	cfg  container.Config
 	log  *slog.Logger
-	once sync.Once
+	mu   sync.Mutex
 	runc *container.Runc
-	err  error
 }
 
-// Where build containers live on the host.
-const (
-	buildStateDir     = "/run/skiff/runc-builds"
-	buildCgroupParent = "skiff-builds"
-)
-
+// get checks runc and sets up the containers' Runc on first use (so that
+// a Platform can be made where runc is missing, as in the fast tests). A
+// failure is not kept: the next build tries again.
 func (s *sandbox) get(ctx context.Context) (*container.Runc, error) {
-	s.once.Do(func() { s.runc, s.err = container.New(ctx, s.cfg) })
-	return s.runc, s.err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runc != nil {
+		return s.runc, nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	r, err := container.New(ctx, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.runc = r
+	return r, nil
 }
 
 // run runs spec to its end, copying its merged stdout and stderr to out,
@@ -143,4 +151,17 @@ func (p *Platform) Cleanup(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Close stops watching build containers' exits. Call it after the last
+// build has returned.
+func (p *Platform) Close() error {
+	p.sandbox.mu.Lock()
+	defer p.sandbox.mu.Unlock()
+	if p.sandbox.runc == nil {
+		return nil
+	}
+	err := p.sandbox.runc.Close()
+	p.sandbox.runc = nil
+	return err
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
 	"github.com/skiffhq/skiff"
 )
 
@@ -233,9 +235,36 @@ func TestPinnedBuildpacksAndProjectTOML(t *testing.T) {
 			t.Errorf("pin %q: %v, want invalid", pin, err)
 		}
 	}
+	if bps, err := p.BuilderBuildpacks(builder); err != nil || len(bps) != 1 || bps[0] != "synth/bp@1.0.0" {
+		t.Errorf("BuilderBuildpacks = %v, %v", bps, err)
+	}
 	_, err = p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "p4", Builder: builder, Buildpacks: []string{"nope/missing"},
 		Source: tarOf(t, map[string]string{"synth.txt": "ok"})}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "synth/bp") {
 		t.Errorf("error does not list the builder's buildpacks: %v", err)
+	}
+}
+
+func TestRunImageMustNotRunAsRoot(t *testing.T) {
+	requireRoot(t)
+	p := newTestPlatform(t, Config{})
+	synthBuilder(t, p)
+	h := putBase(t, p.store, "skiff.local/run:rootly", nil)
+	img, _ := p.store.Image(h.String())
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.User = ""
+	img, _ = mutate.ConfigFile(img, cf)
+	if _, err := p.store.Put(context.Background(), "skiff.local/run:rootly", img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.CreateBuilderImage(context.Background(), BuilderSpec{Ref: "skiff.local/builder:rootly", BaseRef: "skiff.local/build-base:synth",
+		RunRef: "skiff.local/run:rootly", UID: 1000, GID: 1000, BuildpacksDir: synthBuildpacks(t)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Build(context.Background(), &skiff.BuildRequest{App: &skiff.App{ID: "rootly", Name: "rootly"}, BuildID: "x1",
+		Builder: "skiff.local/builder:rootly", Source: tarOf(t, map[string]string{"synth.txt": "ok"})}, &bytes.Buffer{})
+	if skiff.ErrorCode(err) != skiff.EINVALID || !strings.Contains(err.Error(), "non-root user") {
+		t.Fatalf("err = %v", err)
 	}
 }

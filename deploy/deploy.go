@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/skiffhq/skiff"
@@ -56,6 +57,9 @@ type Pipeline struct {
 	cfg   Config
 	log   *slog.Logger
 	locks appLocks
+	// gc is held for reading by builds until their image is released, and
+	// for writing by the image collector.
+	gc sync.RWMutex
 }
 
 var _ skiff.Deployer = (*Pipeline)(nil)
@@ -125,6 +129,9 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
 	defer unlock()
 	if p.cfg.Routes != nil {
 		p.cfg.Routes.RemoveApp(app.ID)
+		if err := p.cfg.Routes.RemoveCertificate(app.ID); err != nil {
+			p.log.Error("remove certificate", "app", app.Name, "err", err)
+		}
 	}
 	if p.cfg.Runtime != nil {
 		if err := p.cfg.Runtime.RemoveApp(ctx, app.ID); err != nil {
@@ -148,11 +155,13 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
 	return nil
 }
 
-// collectGarbage removes images that no release keeps any more.
+// collectGarbage removes images that no release keeps any more. While a
+// build is in flight it does nothing: the next push collects.
 func (p *Pipeline) collectGarbage(ctx context.Context) {
-	if p.cfg.ImageGC == nil || p.cfg.ReleaseImages == nil {
+	if p.cfg.ImageGC == nil || p.cfg.ReleaseImages == nil || !p.gc.TryLock() {
 		return
 	}
+	defer p.gc.Unlock()
 	keep, err := p.cfg.ReleaseImages(ctx, p.cfg.KeepReleases)
 	if err == nil {
 		err = p.cfg.ImageGC(ctx, keep)

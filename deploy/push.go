@@ -35,6 +35,9 @@ func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out i
 	if commit.Subject != "" {
 		detail(out, "%q — %s", commit.Subject, commit.Author)
 	}
+	if err := p.readAppJSON(ctx, app, commit.ID, req.GitEnv); err != nil {
+		return err
+	}
 	push := &skiff.Push{AppID: app.ID, Ref: update.Ref, OldCommit: update.Old, Commit: update.New, Pusher: req.Pusher.Name}
 	if err := p.cfg.Store.RecordPush(ctx, push); err != nil {
 		return err
@@ -44,7 +47,20 @@ func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out i
 		return nil
 	}
 
-	result, build, err := p.build(ctx, app, commit, req.GitEnv, out)
+	if err := p.buildAndRelease(ctx, app, commit, req.GitEnv, out); err != nil {
+		return err
+	}
+	p.collectGarbage(context.WithoutCancel(ctx))
+	return nil
+}
+
+// buildAndRelease builds the commit and releases the image. The image
+// collector waits while it runs: between the export and the release, the
+// new image is referenced by nothing the collector could see.
+func (p *Pipeline) buildAndRelease(ctx context.Context, app *skiff.App, commit *skiff.Commit, gitEnv []string, out io.Writer) error {
+	p.gc.RLock()
+	defer p.gc.RUnlock()
+	result, build, err := p.build(ctx, app, commit, gitEnv, out)
 	if err != nil {
 		return err
 	}
@@ -101,9 +117,9 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 			p.log.Error("record build", "err", ferr)
 		}
 		if skiff.ErrorCode(err) == skiff.EINTERNAL {
-			return nil, nil, skiff.Errorf(skiff.EUNAVAILABLE, "build %d failed: the server could not run it; an admin finds why in the server log", b.ID)
+			return nil, nil, skiff.Errorf(skiff.EUNAVAILABLE, "Build failed: the server could not run build %d; an admin finds why in the server log", b.ID)
 		}
-		return nil, nil, fmt.Errorf("build failed: %w", err)
+		return nil, nil, skiff.Errorf(skiff.ErrorCode(err), "Build failed: %s", skiff.ErrorMessage(err))
 	}
 	b.Status, b.Image, b.Builder, b.Buildpacks, b.Phases = skiff.BuildSucceeded, res.Image, res.Builder, res.Buildpacks, res.Phases
 	if err := p.cfg.Store.FinishBuild(finish, b); err != nil {
@@ -135,7 +151,10 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 		if p.cfg.Runtime != nil {
 			p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Release v%d failed: %s", rel.Version, reason))
 		}
-		return fmt.Errorf("release v%d failed, the previous release keeps serving: %w", rel.Version, err)
+		if skiff.ErrorCode(err) == skiff.EINTERNAL {
+			p.log.Error("release", "app", app.Name, "version", rel.Version, "err", err)
+		}
+		return skiff.Errorf(skiff.EUNAVAILABLE, "Release v%d failed, the previous release keeps serving: %s", rel.Version, skiff.ErrorMessage(err))
 	}
 	if err := p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch); err != nil {
 		return err
@@ -143,7 +162,6 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 	if p.cfg.Runtime != nil {
 		p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
 	}
-	p.collectGarbage(context.WithoutCancel(ctx))
 	step(out, "Released v%d", rel.Version)
 	fmt.Fprintf(out, "=====> Application deployed:\n       %s\n", p.webURL(app))
 	return nil

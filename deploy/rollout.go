@@ -103,7 +103,10 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 	for _, spec := range specs {
 		in, err := rt.Start(ctx, spec)
 		if err != nil {
-			return abort(fmt.Errorf("start %s: %w", spec.Name(), err))
+			if skiff.ErrorCode(err) == skiff.EINTERNAL {
+				p.log.Error("start instance", "app", app.Name, "instance", spec.Name(), "err", err)
+			}
+			return abort(skiff.Errorf(skiff.ErrorCode(err), "could not start %s: %s", spec.Name(), skiff.ErrorMessage(err)))
 		}
 		started = append(started, in)
 	}
@@ -150,7 +153,7 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 				step(out, "Switching traffic to %d web instance(s)", len(addrs))
 			}
 			if err := p.cfg.Routes.Deploy(ctx, app.ID, addrs); err != nil {
-				return abort(fmt.Errorf("health check: %w", err))
+				return abort(skiff.Errorf(skiff.ErrorCode(err), "the new instances failed the health check: %s", skiff.ErrorMessage(err)))
 			}
 		}
 	}

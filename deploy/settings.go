@@ -28,13 +28,18 @@ func (p *Pipeline) appRoute(ctx context.Context, app *skiff.App) (skiff.AppRoute
 		return skiff.AppRoute{}, err
 	}
 	maxBody, _ := strconv.ParseInt(s[skiff.SettingMaxBody], 10, 64)
+	health := skiff.HealthCheck{
+		Path:     s[skiff.SettingHealthPath],
+		Timeout:  seconds(s[skiff.SettingHealthTimeout]),
+		Deadline: seconds(s[skiff.SettingHealthDeadline]),
+	}
+	// checks:set wins; else app.json's startup check of web.
+	if health.Path == "" && s[skiff.SettingAppJSONCheck] != "" {
+		json.Unmarshal([]byte(s[skiff.SettingAppJSONCheck]), &health)
+	}
 	return skiff.AppRoute{
 		AppID: app.ID, Name: app.Name, Domains: domains,
-		Health: skiff.HealthCheck{
-			Path:     s[skiff.SettingHealthPath],
-			Timeout:  seconds(s[skiff.SettingHealthTimeout]),
-			Deadline: seconds(s[skiff.SettingHealthDeadline]),
-		},
+		Health: health,
 		Maintenance:     s[skiff.SettingMaintenance] == "on",
 		MaintenancePage: s[skiff.SettingMaintenancePage],
 		ACME:            s[skiff.SettingACME] == "on",
@@ -70,4 +75,34 @@ func buildpacksSetting(s map[string]string) []string {
 		json.Unmarshal([]byte(v), &bps)
 	}
 	return bps
+}
+
+// readAppJSON applies the pushed commit's app.json: its startup check of
+// web becomes the app's health check (unless checks:set set one). A
+// malformed app.json fails the push, saying what is wrong.
+func (p *Pipeline) readAppJSON(ctx context.Context, app *skiff.App, commit string, gitEnv []string) error {
+	data, err := p.cfg.Repos.ReadFile(ctx, app.ID, commit, "app.json", gitEnv, skiff.MaxAppJSON)
+	value := ""
+	switch {
+	case skiff.ErrorCode(err) == skiff.ENOTFOUND:
+	case err != nil:
+		return err
+	default:
+		a, err := skiff.ParseAppJSON(data)
+		if err != nil {
+			return err
+		}
+		if hc, ok := a.WebCheck(); ok {
+			b, _ := json.Marshal(hc)
+			value = string(b)
+		}
+	}
+	settings, err := p.cfg.Store.Settings(ctx, app.ID)
+	if err != nil {
+		return err
+	}
+	if settings[skiff.SettingAppJSONCheck] == value {
+		return nil
+	}
+	return p.cfg.Store.SetSettings(ctx, app.ID, "app.json", map[string]string{skiff.SettingAppJSONCheck: value})
 }

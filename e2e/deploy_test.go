@@ -12,9 +12,13 @@ func pyApp(version string) map[string]string {
 	return map[string]string{
 		"Procfile": "web: exec python3 server.py\nworker: exec python3 -u -c \"import time; print('worker up'); time.sleep(1e9)\"\n",
 		"VERSION":  version + "\n",
-		"server.py": `import http.server, json, os
+		"server.py": `import http.server, json, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/health" and os.environ.get("UNHEALTHY"):
+            self.send_error(503, "unhealthy on purpose")
+            return
         body = json.dumps({"version": open("VERSION").read().strip(), "greeting": os.environ.get("GREETING", ""),
             "process": os.environ.get("SKIFF_PROCESS", ""), "release": os.environ.get("SKIFF_RELEASE", "")}).encode()
         self.send_response(200)

@@ -84,9 +84,9 @@ func startFullDaemon() (*daemon, error) {
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
-	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytes.Buffer)}
+	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	d.cmd = exec.Command(skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", "tskiff", "--network-pool", "10.214.0.0/16",
+		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", "tskiff", "--network-pool", "10.220.0.0/16",
 		"--debootstrap-cache", debootstrapCache, "--acme-ca", "")
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -132,7 +132,7 @@ func (d *daemon) get(t *testing.T, host, path string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+d.addr.HTTP+path, nil)
 	req.Host = host
-	c := http.Client{Timeout: 10 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s%s: %v", host, path, err)
@@ -164,3 +164,47 @@ func copyApp(t *testing.T, src string) string {
 func hostOf(app string) string { return app + ".skiff.test" }
 
 var _ = net.Dial
+
+// bytesBuffer is a bytes.Buffer safe for one writer and one reader.
+type bytesBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *bytesBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *bytesBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *bytesBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+// startFull starts (or restarts) a daemon of this test that builds and
+// runs apps.
+func (d *daemon) startFull(args ...string) {
+	d.t.Helper()
+	d.start(args...)
+}
+
+// sandboxDir makes a directory for a daemon's data that sandboxed
+// processes can traverse (as /var/lib): t.TempDir's parent is private.
+func sandboxDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "skiff-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o711)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -72,15 +72,18 @@ type daemon struct {
 	dir  string // scratch directory of the test
 	data string // --data
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *bytesBuffer
 	addr ready
+
+	exited  chan error // receives the daemon process's exit
+	cleanup bool       // a stop is registered with the test
 }
 
 // startDaemon starts a daemon that receives and records pushes but builds
 // and runs nothing (--git-only): the SSH, git and command layers.
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dir: t.TempDir(), log: new(bytes.Buffer)}
+	d := &daemon{t: t, dir: t.TempDir(), log: new(bytesBuffer)}
 	d.data = filepath.Join(d.dir, "data")
 	d.start(append([]string{"--git-only"}, args...)...)
 	return d
@@ -94,24 +97,29 @@ func (d *daemon) start(args ...string) {
 	d.cmd = exec.Command(skiffBin, all...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	os.Remove(filepath.Join(d.data, "ready.json"))
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
+	d.exited = exited
 	go func() { exited <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			d.cmd.Process.Kill()
-			t.Error("daemon did not stop within 20s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.log.String())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
+	if !d.cleanup {
+		d.cleanup = true
+		t.Cleanup(func() {
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(30 * time.Second):
+				d.cmd.Process.Kill()
+				t.Error("daemon did not stop within 30s of SIGTERM")
+			}
+			if t.Failed() {
+				t.Logf("daemon log:\n%s", d.log.String())
+			}
+		})
+	}
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		data, err := os.ReadFile(filepath.Join(d.data, "ready.json"))
 		if err == nil && json.Unmarshal(data, &d.addr) == nil {
@@ -123,7 +131,7 @@ func (d *daemon) start(args ...string) {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready after 20s\n%s", d.log.String())
+			t.Fatalf("daemon not ready after 60s\n%s", d.log.String())
 		}
 	}
 }
@@ -364,3 +372,12 @@ func execGit(dir string, args ...string) *exec.Cmd {
 }
 
 func execSkiff(args ...string) *exec.Cmd { return exec.Command(skiffBin, args...) }
+
+// kill9 kills the daemon the hard way and waits until it is gone.
+func (d *daemon) kill9() {
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.exited
+	d.exited <- nil // for the test's cleanup
+}
+
+func errorAs(err error, target any) bool { return errors.As(err, target) }

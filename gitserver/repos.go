@@ -241,3 +241,27 @@ func (r *Repos) Archive(ctx context.Context, appID, id string, env []string, w i
 	}
 	return r.git(ctx, path, quarantineEnv(path, env), w, "archive", "--format=tar", id)
 }
+
+// ReadFile reads a file of a commit's tree with git cat-file.
+func (r *Repos) ReadFile(ctx context.Context, appID, id, path string, env []string, max int64) ([]byte, error) {
+	repo, err := r.Path(appID)
+	if err != nil {
+		return nil, err
+	}
+	if !skiff.ValidObjectID(id) || path == "" || strings.HasPrefix(path, "-") || strings.HasPrefix(path, "/") || strings.Contains(path, "..") {
+		return nil, skiff.Errorf(skiff.EINVALID, "invalid file %s of commit %s", path, id)
+	}
+	env = quarantineEnv(repo, env)
+	var size bytes.Buffer
+	if err := r.git(ctx, repo, env, &size, "cat-file", "-s", id+":"+path); err != nil {
+		return nil, skiff.Errorf(skiff.ENOTFOUND, "%s has no %s", skiff.ShortID(id), path)
+	}
+	if n, _ := strconv.ParseInt(strings.TrimSpace(size.String()), 10, 64); n > max {
+		return nil, skiff.Errorf(skiff.EINVALID, "%s is larger than %d bytes", path, max)
+	}
+	var out bytes.Buffer
+	if err := r.git(ctx, repo, env, &out, "cat-file", "blob", id+":"+path); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}

@@ -3,98 +3,21 @@ package router
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
-
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/pebbletest"
 )
-
-// pebble is an ACME CA run in-process on 127.0.0.1. Its validation
-// authority resolves every name to 127.0.0.1 (through a DNS server the test
-// runs) and connects to the router's own ports.
-type pebble struct {
-	dir    string         // directory URL
-	trust  *x509.CertPool // for the CA's HTTPS endpoint
-	roots  *x509.CertPool // for certificates it issues
-	orders atomic.Int64
-}
-
-func startPebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) *pebble {
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")
-	logger := log.New(io.Discard, "", 0)
-	if testing.Verbose() {
-		logger = log.New(os.Stderr, "pebble ", 0)
-	}
-	dnsAddr := startDNS(t)
-	store := db.NewMemoryStore()
-	profiles := map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: uint64(validity.Seconds())}}
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)
-	validator := va.New(logger, httpPort, tlsPort, false, dnsAddr, store)
-	front := wfe.New(logger, store, validator, authority, nil, false, false, 0, 0)
-	p := &pebble{}
-	h := front.Handler()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
-			p.orders.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.dir = srv.URL + wfe.DirectoryPath
-	p.trust = x509.NewCertPool()
-	p.trust.AddCert(srv.Certificate())
-	p.roots = x509.NewCertPool()
-	p.roots.AddCert(authority.GetRootCert(0).Cert)
-	return p
-}
-
-// startDNS answers A queries for every name with 127.0.0.1, over TCP (what
-// Pebble's validation authority uses).
-func startDNS(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{Listener: l, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		for _, question := range q.Question {
-			if question.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{
-					Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-					A:   net.IPv4(127, 0, 0, 1),
-				})
-			}
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
-	return l.Addr().String()
-}
 
 // newACMERouter starts a router on two fresh ports and a Pebble that
 // validates on them.
-func newACMERouter(t *testing.T, validity, renewCheck time.Duration, challenge string) (*testRouter, *pebble) {
+func newACMERouter(t *testing.T, validity, renewCheck time.Duration, challenge string) (*testRouter, *pebbletest.CA) {
 	httpL, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -104,9 +27,9 @@ func newACMERouter(t *testing.T, validity, renewCheck time.Duration, challenge s
 		t.Fatal(err)
 	}
 	httpPort, tlsPort := httpL.Addr().(*net.TCPAddr).Port, tlsL.Addr().(*net.TCPAddr).Port
-	p := startPebble(t, httpPort, tlsPort, validity)
+	p := pebbletest.Start(t, httpPort, tlsPort, validity)
 	cfg := Config{BaseDomain: "skiff.test", LogDir: t.TempDir(), TLSDir: t.TempDir(), HTTPSPort: tlsPort,
-		ACME: ACMEConfig{CA: p.dir, Email: "ops@skiff.test", TrustedRoots: p.trust, HTTPPort: httpPort, TLSPort: tlsPort,
+		ACME: ACMEConfig{CA: p.Directory, Email: "ops@skiff.test", TrustedRoots: p.Trust, HTTPPort: httpPort, TLSPort: tlsPort,
 			ListenHost: "127.0.0.1", RenewCheckInterval: renewCheck}}
 	r, err := New(cfg, testLogger(t))
 	if err != nil {
@@ -150,7 +73,7 @@ func TestACMEWithPebble(t *testing.T) {
 				return len(tr.Certificates("id-app")) == 2
 			})
 			for _, host := range []string{"www.example.com", "app.skiff.test"} {
-				resp, err := tr.tlsClient(p.roots, true).Get("https://" + host + "/")
+				resp, err := tr.tlsClient(p.Roots, true).Get("https://" + host + "/")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -167,7 +90,7 @@ func TestACMEWithPebble(t *testing.T) {
 			if info.Source != "acme" || time.Until(info.NotAfter) < 24*time.Hour {
 				t.Errorf("certificate info: %+v", info)
 			}
-			if n := p.orders.Load(); n != 2 {
+			if n := p.Orders(); n != 2 {
 				t.Errorf("%d orders for 2 names", n)
 			}
 			// Key material is private.
@@ -200,7 +123,7 @@ func TestACMEOnlyForRegisteredNames(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	if n := p.orders.Load(); n != 0 {
+	if n := p.Orders(); n != 0 {
 		t.Fatalf("%d certificate orders for unregistered names", n)
 	}
 	// The challenge path of a non-ACME app is the app's; of an ACME app, the router's.
@@ -235,7 +158,7 @@ func TestACMERenewal(t *testing.T) {
 		c := tr.Certificates("id-app")
 		return len(c) == 1 && c[0].NotAfter.After(first)
 	})
-	if n := p.orders.Load(); n < 2 {
+	if n := p.Orders(); n < 2 {
 		t.Errorf("%d orders", n)
 	}
 }

@@ -126,10 +126,11 @@ func TestDrainWaitsForInflight(t *testing.T) {
 	}()
 	<-started
 	deployed := make(chan error)
-	go func() {
-		deployed <- tr.Deploy(context.Background(), "id-app", []string{startBackend(t, echo("new")).addr})
-	}()
-	time.Sleep(100 * time.Millisecond)
+	next := startBackend(t, echo("new"))
+	go func() { deployed <- tr.Deploy(context.Background(), "id-app", []string{next.addr}) }()
+	waitFor(t, 5*time.Second, "the switch", func() bool {
+		return tr.lookupID("id-app").state.pool.Load().backends[0].addr == next.addr
+	})
 	if resp, _ := get(t, tr.client(), "http://app.skiff.test/"); resp.Header.Get("X-Instance") != "new" {
 		t.Error("new requests did not go to the new instance during the drain")
 	}
@@ -255,7 +256,13 @@ func TestLeastConnections(t *testing.T) {
 	for range 2 {
 		wg.Go(func() { get(t, c, "http://app.skiff.test/slow") })
 	}
-	time.Sleep(100 * time.Millisecond)
+	var slowB *backend
+	for _, b := range tr.lookupID("id-app").state.pool.Load().backends {
+		if b.addr == slow.addr {
+			slowB = b
+		}
+	}
+	waitFor(t, 5*time.Second, "a request in flight on the slow instance", func() bool { return slowB.inflight.Load() > 0 })
 	for range 20 {
 		get(t, c, "http://app.skiff.test/fast")
 	}

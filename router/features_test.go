@@ -68,8 +68,11 @@ func TestWebsocket(t *testing.T) {
 	}
 	// A deploy drains the websocket: open through the grace, closed after.
 	done := make(chan error)
-	go func() { done <- tr.Deploy(context.Background(), "id-app", []string{startBackend(t, wsEcho).addr}) }()
-	time.Sleep(100 * time.Millisecond)
+	next := startBackend(t, wsEcho)
+	go func() { done <- tr.Deploy(context.Background(), "id-app", []string{next.addr}) }()
+	waitFor(t, 5*time.Second, "the switch", func() bool {
+		return tr.lookupID("id-app").state.pool.Load().backends[0].addr == next.addr
+	})
 	io.WriteString(c, "during\n")
 	if got, err := br.ReadString('\n'); err != nil || got != "during\n" {
 		t.Fatalf("websocket during the drain grace: %q, %v", got, err)

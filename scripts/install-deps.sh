@@ -16,7 +16,10 @@ want runc runc
 want debootstrap debootstrap   # builder:create makes the default builder from Debian
 want sqlite3 sqlite3    # not needed by skiff; for looking at skiff.db by hand
 want curl curl
-want busybox busybox-static  # tests only: programs without signal handlers, a shell with job control
+want ip iproute2                # tests: network namespaces
+want python3 python3            # tests: the Python buildpack and sample apps
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need="$need python3-venv"
+want busybox busybox-static     # tests: programs without signal handlers, a shell with job control
 if [ "${SKIFF_BENCH:-}" = 1 ]; then
 	want sshd openssh-server
 fi

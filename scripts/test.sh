@@ -11,13 +11,14 @@ scripts/check.sh
 echo "-----> Tests (unit, fuzz seeds, end to end), with the race detector"
 go test -race -count=1 -timeout 30m ./...
 
-echo "-----> Short fuzzing of the parsers of untrusted input"
-for target in \
-	".:FuzzParseCommandLine" \
-	".:FuzzValidateAppName" \
-	".:FuzzParseRefUpdates"; do
-	pkg=${target%%:*}
-	fn=${target#*:}
-	go test -run '^$' -fuzz "^${fn}\$" -fuzztime "${SKIFF_FUZZTIME:-10s}" "$pkg"
+echo "-----> Short fuzzing of every fuzz target (the parsers of untrusted input), ${SKIFF_FUZZTIME:-10s} each"
+go list -f '{{.ImportPath}} {{.Dir}}' ./... | while read -r pkg dir; do
+	for fn in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+		go test -run '^$' -fuzz "^${fn}\$" -fuzztime "${SKIFF_FUZZTIME:-10s}" "$pkg" >/dev/null || {
+			echo " !     fuzzing $pkg $fn failed; run: go test -run '^\$' -fuzz '^${fn}\$' $pkg" >&2
+			exit 1
+		}
+		echo "       $pkg $fn: ok"
+	done
 done
 echo "-----> All tests passed"

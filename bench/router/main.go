@@ -4,7 +4,8 @@
 //
 //	go run ./bench/router run [-reps 3] [-duration 10s] [-out bench/out]
 //
-// The subcommands upstream and skiff are the processes it starts.
+// The subcommand upstream is the app it starts; the router process is the
+// router package's test binary (router/benchserve_test.go).
 package main
 
 import (
@@ -15,7 +16,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: router-bench run|upstream|skiff [flags]")
+		fmt.Fprintln(os.Stderr, "usage: router-bench run|slowloris|redeploy|upstream [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -24,8 +25,6 @@ func main() {
 		err = run(os.Args[2:])
 	case "upstream":
 		err = upstream(os.Args[2:])
-	case "skiff":
-		err = skiffRouter(os.Args[2:])
 	case "slowloris":
 		err = slowloris(os.Args[2:])
 	case "redeploy":

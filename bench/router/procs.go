@@ -1,30 +1,26 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/skiffhq/skiff"
-	"github.com/skiffhq/skiff/router"
 )
 
 // upstream is the app every proxy forwards to: fixed bodies with explicit
@@ -54,81 +50,39 @@ func upstream(args []string) error {
 	return nil
 }
 
-// skiffRouter runs skiff's router with one app, bench.test, on the upstream.
-func skiffRouter(args []string) error {
-	fs := newFlags("skiff")
-	httpAddr := fs.String("http", "127.0.0.1:19080", "HTTP listen address")
-	httpsAddr := fs.String("https", "127.0.0.1:19443", "HTTPS listen address")
-	up := fs.String("upstream", "127.0.0.1:18080", "upstream address")
-	cert := fs.String("cert", "", "PEM certificate")
-	key := fs.String("key", "", "PEM key")
-	data := fs.String("data", "", "directory for logs and TLS state")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile here until the process stops")
-	up2 := fs.String("upstream2", "", "second upstream: with -swaps, deploys alternate between the two")
-	swaps := fs.Int("swaps", 0, "number of deploys to run, alternating upstreams")
-	swapEvery := fs.Duration("swap-interval", 500*time.Millisecond, "pause between deploys")
-	fs.Parse(args)
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+// routerBinary builds the router package's test binary, whose TestMain
+// serves as the router process (see router/benchserve_test.go): the driver
+// itself imports nothing of skiff.
+func routerBinary(outDir string) (string, error) {
+	bin := filepath.Join(outDir, "bin", "router.test")
+	cmd := exec.Command("go", "test", "-c", "-o", bin, "./router")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building the router (run from the repository root): %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r, err := router.New(router.Config{BaseDomain: "skiff.bench", LogDir: filepath.Join(*data, "logs"), TLSDir: filepath.Join(*data, "tls")}, log)
-	if err != nil {
-		return err
+	return bin, nil
+}
+
+// routerSpec is router/benchserve_test.go's benchSpec.
+type routerSpec struct {
+	HTTP, HTTPS  string
+	Upstream     string
+	Upstream2    string        `json:",omitempty"`
+	Swaps        int           `json:",omitempty"`
+	SwapInterval time.Duration `json:",omitempty"`
+	Cert, Key    string
+	Data         string
+	CPUProfile   string `json:",omitempty"`
+}
+
+// startRouter runs the router process on 127.0.0.1:19080 and :19443.
+func startRouter(bin string, s routerSpec) *exec.Cmd {
+	s.HTTP, s.HTTPS = "127.0.0.1:19080", "127.0.0.1:19443"
+	if s.Upstream == "" {
+		s.Upstream = "127.0.0.1:18080"
 	}
-	if err := r.SetApp(skiff.AppRoute{AppID: "bench", Name: "bench", Domains: []string{"bench.test"}, NoRedirect: true}); err != nil {
-		return err
-	}
-	if err := r.Deploy(context.Background(), "bench", []string{*up}); err != nil {
-		return err
-	}
-	certPEM, err := os.ReadFile(*cert)
-	if err != nil {
-		return err
-	}
-	keyPEM, err := os.ReadFile(*key)
-	if err != nil {
-		return err
-	}
-	// The default certificate: wrk sends the IP address as server name.
-	if err := r.SetDefaultCertificate(append(certPEM, keyPEM...)); err != nil {
-		return err
-	}
-	hl, err := net.Listen("tcp", *httpAddr)
-	if err != nil {
-		return err
-	}
-	tl, err := net.Listen("tcp", *httpsAddr)
-	if err != nil {
-		return err
-	}
-	go r.ServeTLS(tl)
-	if *swaps > 0 && *up2 != "" {
-		go func() {
-			time.Sleep(2 * time.Second)
-			for i := range *swaps {
-				to := *up
-				if i%2 == 0 {
-					to = *up2
-				}
-				start := time.Now()
-				err := r.Deploy(context.Background(), "bench", []string{to})
-				fmt.Fprintf(os.Stderr, "deploy %d to %s: %v in %v\n", i+1, to, err, time.Since(start).Round(time.Millisecond))
-				time.Sleep(*swapEvery)
-			}
-		}()
-	}
-	go stopOnSignal(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		r.Shutdown(ctx)
-	})
-	return r.Serve(hl)
+	js, _ := json.Marshal(s)
+	return start([]string{"GOMAXPROCS=2", "SKIFF_ROUTER_BENCH=" + string(js)}, bin)
 }
 
 func stopOnSignal(stop func()) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,6 +27,10 @@ func redeploy(args []string) error {
 		return err
 	}
 	self, _ := os.Executable()
+	bin, err := routerBinary(*out)
+	if err != nil {
+		return err
+	}
 	for _, addr := range []string{"127.0.0.1:18080", "127.0.0.1:18081"} {
 		up := start(nil, self, "upstream", "-addr", addr)
 		defer stop(up)
@@ -35,8 +40,10 @@ func redeploy(args []string) error {
 	report.WriteString("| connections | requests | req/s | p99 ms | socket errors + non-2xx | deploys ok |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, closeConn := range []bool{false, true} {
 		data := filepath.Join(work, fmt.Sprint("skiff-", closeConn))
-		rt := exec.Command(self, "skiff", "-cert", certFile, "-key", keyFile, "-data", data,
-			"-upstream2", "127.0.0.1:18081", "-swaps", fmt.Sprint(*swaps), "-swap-interval", "500ms")
+		js, _ := json.Marshal(routerSpec{HTTP: "127.0.0.1:19080", HTTPS: "127.0.0.1:19443", Upstream: "127.0.0.1:18080",
+			Upstream2: "127.0.0.1:18081", Swaps: *swaps, SwapInterval: 500 * time.Millisecond, Cert: certFile, Key: keyFile, Data: data})
+		rt := exec.Command(bin)
+		rt.Env = append(os.Environ(), "GOMAXPROCS=2", "SKIFF_ROUTER_BENCH="+string(js))
 		var deploys strings.Builder
 		rt.Stderr = &deploys
 		if err := rt.Start(); err != nil {

@@ -104,8 +104,12 @@ func run(args []string) error {
 				caddy, "run", "--config", caddyFile, "--adapter", "caddyfile")})
 	}
 	if slices.Contains(want, "skiff") {
+		bin, err := routerBinary(outDir)
+		if err != nil {
+			return err
+		}
 		proxies = append(proxies, &proxy{name: "skiff", http: "127.0.0.1:19080", https: "127.0.0.1:19443",
-			cmd: start([]string{"GOMAXPROCS=2"}, self, "skiff", "-cert", certFile, "-key", keyFile, "-data", filepath.Join(work, "skiff"))})
+			cmd: startRouter(bin, routerSpec{Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")})})
 	}
 	for _, p := range proxies {
 		defer stop(p.cmd)

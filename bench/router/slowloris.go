@@ -36,7 +36,11 @@ func slowloris(args []string) error {
 	self, _ := os.Executable()
 	up := start(nil, self, "upstream", "-addr", "127.0.0.1:18080")
 	defer stop(up)
-	rt := start(nil, self, "skiff", "-cert", certFile, "-key", keyFile, "-data", filepath.Join(work, "skiff"))
+	bin, err := routerBinary(*out)
+	if err != nil {
+		return err
+	}
+	rt := startRouter(bin, routerSpec{Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")})
 	defer stop(rt)
 	if err := waitUp("http://127.0.0.1:19080/small", "bench.test"); err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -52,13 +53,24 @@ func namesFor(prefix string) hostNames {
 
 func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform, error) {
 	p := &platform{}
+	acme := router.ACMEConfig{CA: cfg.ACMECA, Email: cfg.ACMEEmail, HTTPPort: cfg.publicHTTPPort, TLSPort: cfg.publicTLSPort}
+	if cfg.ACMECARoots != "" {
+		pem, err := os.ReadFile(cfg.ACMECARoots)
+		if err != nil {
+			return nil, fmt.Errorf("--acme-ca-roots: %w", err)
+		}
+		acme.TrustedRoots = x509.NewCertPool()
+		if !acme.TrustedRoots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--acme-ca-roots: no certificate in %s", cfg.ACMECARoots)
+		}
+	}
 	var err error
 	if p.router, err = router.New(router.Config{
 		BaseDomain: cfg.Domain,
 		LogDir:     filepath.Join(cfg.DataDir, "logs", "router"),
 		TLSDir:     filepath.Join(cfg.DataDir, "tls"),
 		HTTPSPort:  cfg.publicHTTPSPort,
-		ACME:       router.ACMEConfig{CA: cfg.ACMECA, Email: cfg.ACMEEmail},
+		ACME:       acme,
 	}, log.With("component", "router")); err != nil {
 		return nil, err
 	}
@@ -97,13 +109,22 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 		return nil, err
 	}
 	if p.builder, err = build.New(build.Config{DataDir: cfg.DataDir, Store: p.images, Network: p.network,
-		RuncStateDir: names.buildRuncState, CgroupParent: names.buildCgroup, Log: log.With("component", "build")}); err != nil {
+		StateDir: names.buildRuncState, CgroupParent: names.buildCgroup, Log: log.With("component", "build")}); err != nil {
 		return nil, err
 	}
 	if err := p.builder.Cleanup(ctx); err != nil {
 		log.Warn("clean up interrupted builds", "err", err)
 	}
 	return p, nil
+}
+
+// collectGarbage removes the images no release keeps, then the unpacked
+// layers that neither a kept image nor a running instance uses.
+func (p *platform) collectGarbage(ctx context.Context, keep []string) error {
+	if err := p.builder.CollectGarbage(ctx, keep); err != nil {
+		return err
+	}
+	return p.runtime.PruneLayers(ctx, keep)
 }
 
 // close stops what the platform runs in the daemon; app instances keep
@@ -116,6 +137,9 @@ func (p *platform) close(ctx context.Context) error {
 	if p.runtime != nil {
 		errs = append(errs, p.runtime.Close())
 	}
+	if p.builder != nil {
+		errs = append(errs, p.builder.Close())
+	}
 	if p.runc != nil {
 		errs = append(errs, p.runc.Close())
 	}
@@ -125,17 +149,13 @@ func (p *platform) close(ctx context.Context) error {
 // builders implements admin.Builders over the CNB platform.
 type builders struct {
 	platform *build.Platform
-	images   *imagestore.Store
 	dataDir  string
 	mirror   string
 	cache    string // debootstrap's cache; "" for DATA/builder/debootstrap
 }
 
 // HasDefault reports whether the default builder exists.
-func (b *builders) HasDefault() bool {
-	_, err := b.images.Resolve(build.DefaultBuilder)
-	return err == nil
-}
+func (b *builders) HasDefault() bool { return b.platform.HasBuilder(build.DefaultBuilder) }
 
 // CreateDefault lays out skiff's own buildpacks from the buildpack binary
 // that `make build` puts next to skiff, and makes the default builder.
@@ -152,7 +172,8 @@ func (b *builders) CreateDefault(ctx context.Context, out io.Writer) error {
 	if err := buildpacks.WriteTree(tree, bin, goruntime.GOARCH); err != nil {
 		return err
 	}
-	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror, CacheDir: b.cache}, out)
+	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror, CacheDir: b.cache,
+		BuildPackages: buildpacks.BuilderPackages, RunPackages: buildpacks.RunPackages}, out)
 }
 
 // Pull fetches a builder image from a registry.

@@ -43,12 +43,15 @@ type Config struct {
 	NetworkPool    string // where instances' addresses come from
 	ACMECA         string // ACME directory URL; "" turns automatic certificates off
 	ACMEEmail      string
+	ACMECARoots    string // PEM file of roots for the ACME directory's own HTTPS; "" for the system's
 	DebianMirror   string // for builder:create; "" reads the machine's apt sources
 	// DebootstrapCache keeps builder:create's Debian root file systems; ""
 	// for DATA/builder/debootstrap.
 	DebootstrapCache string
 
 	publicHTTPSPort int // the HTTPS port in redirects
+	// The bound ports, where ACME validation reaches the router.
+	publicHTTPPort, publicTLSPort int
 }
 
 func parseServe(dataDir string, args []string) (*Config, error) {
@@ -65,6 +68,7 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.StringVar(&cfg.ResourcePrefix, "resource-prefix", envOr("SKIFF_RESOURCE_PREFIX", "skiff"), "name of skiff's nftables table, cgroups and runc state on the host; change it only to run two daemons on one host")
 	fs.StringVar(&cfg.NetworkPool, "network-pool", envOr("SKIFF_NETWORK_POOL", "10.213.0.0/16"), "private addresses for app instances and builds (a /30 each)")
 	fs.StringVar(&cfg.ACMECA, "acme-ca", envOr("SKIFF_ACME_CA", "https://acme-v02.api.letsencrypt.org/directory"), "ACME directory for certs:auto; empty turns ACME off")
+	fs.StringVar(&cfg.ACMECARoots, "acme-ca-roots", envOr("SKIFF_ACME_CA_ROOTS", ""), "PEM file of the roots that the ACME directory's HTTPS certificate chains to (default: the system's)")
 	fs.StringVar(&cfg.ACMEEmail, "acme-email", envOr("SKIFF_ACME_EMAIL", ""), "contact address for the ACME account")
 	fs.StringVar(&cfg.DebianMirror, "debian-mirror", envOr("SKIFF_DEBIAN_MIRROR", ""), "Debian mirror for builder:create (default: the machine's apt sources)")
 	fs.StringVar(&cfg.DebootstrapCache, "debootstrap-cache", envOr("SKIFF_DEBOOTSTRAP_CACHE", ""), "where builder:create keeps Debian root file systems (default DATA/builder/debootstrap)")
@@ -88,9 +92,6 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	}
 	if !regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`).MatchString(cfg.ResourcePrefix) {
 		return nil, fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens", cfg.ResourcePrefix)
-	}
-	if _, port, err := net.SplitHostPort(cfg.HTTPSAddr); err == nil {
-		cfg.publicHTTPSPort, _ = strconv.Atoi(port)
 	}
 	if cfg.HookCommand, err = os.Executable(); err != nil {
 		return nil, fmt.Errorf("find the skiff binary: %w", err)
@@ -211,21 +212,6 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.platform, err = openPlatform(ctx, cfg, m.Log); err != nil {
-		return err
-	}
-	pl := m.platform
-
-	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
-		ReleaseImages: db.ReleaseImages}
-	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router}
-	if pl.runtime != nil {
-		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.builder.CollectGarbage
-		svc.Runtime, svc.Builder = pl.runtime, pl.builder
-		svc.Builders = &builders{platform: pl.builder, images: pl.images, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
-	}
-	m.pipeline = deploy.New(dcfg)
-	svc.Deployer = m.pipeline
 
 	listen := func(what, addr string) (net.Listener, error) {
 		l, err := net.Listen("tcp", addr)
@@ -247,6 +233,25 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+
+	// ACME validates on the ports the router really has.
+	cfg.publicHTTPPort, cfg.publicTLSPort = tcpPort(httpListener.Addr()), tcpPort(httpsListener.Addr())
+	cfg.publicHTTPSPort = cfg.publicTLSPort
+	if m.platform, err = openPlatform(ctx, cfg, m.Log); err != nil {
+		return err
+	}
+	pl := m.platform
+
+	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
+		ReleaseImages: db.ReleaseImages}
+	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router}
+	if pl.runtime != nil {
+		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
+		svc.Runtime, svc.Builder = pl.runtime, pl.builder
+		svc.Builders = &builders{platform: pl.builder, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
+	}
+	m.pipeline = deploy.New(dcfg)
+	svc.Deployer = m.pipeline
 
 	info := admin.Info{SSHHost: cfg.Domain + portSuffix(sshListener.Addr()), Domain: cfg.Domain}
 	commands := admin.New(svc, info, pl.router, m.Log.With("component", "admin"))
@@ -332,6 +337,13 @@ func (m *Main) Close() error {
 		errs = append(errs, m.db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+func tcpPort(a net.Addr) int {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
+	}
+	return 0
 }
 
 func portSuffix(a net.Addr) string {

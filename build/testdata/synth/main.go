@@ -8,6 +8,7 @@
 //	forkbomb            spawn processes without end
 //	connect <host:port> print whether a TCP connection works
 //	spam                print 64 MiB without a newline
+//	fill <MiB>          write that much to /tmp, then sleep
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -75,6 +77,19 @@ func build() {
 		}
 		layer(layers, "app", "launch = true", "version = \"0\"")
 		launch(layers)
+	case "fill":
+		n, _ := strconv.Atoi(f[1])
+		w, err := os.Create("/tmp/fill")
+		must(err)
+		buf := make([]byte, 1<<20)
+		for i := 0; i < n; i++ {
+			if _, err := w.Write(buf); err != nil {
+				fail("fill: %v", err)
+			}
+		}
+		w.Sync()
+		fmt.Printf("       wrote %d MiB\n", n)
+		time.Sleep(time.Hour)
 	case "spam":
 		buf := make([]byte, 1<<20)
 		for i := range buf {

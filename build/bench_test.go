@@ -1,10 +1,13 @@
-// Command build measures push-to-image time: each app under -apps is built
-// cold (no cache, no previous image), then again after a one-line change
-// (cache and previous image in place), with the default builder, and the
-// lifecycle's phase times and skiff's own overhead (the time outside the
-// buildpacks' build phase) are printed as a table. Run it as root through
-// run.sh, which builds the lifecycle and packages the buildpacks first.
-package main
+//go:build skiffbench
+
+// The push-to-image benchmark (bench/build/run.sh): each app under -apps is
+// built cold (no cache, no previous image), then again after a one-line
+// change (cache and previous image in place), with the default builder, and
+// the lifecycle's phase times and skiff's own overhead (the time outside the
+// buildpacks' build phase) are printed as a table. It measures; it asserts
+// nothing about time. A test file behind a build tag, so that it drives the
+// package from inside rather than wiring packages together.
+package build
 
 import (
 	"archive/tar"
@@ -18,28 +21,31 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff"
-	"github.com/skiffhq/skiff/build"
 	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/internal/imagestore"
 )
 
-func main() {
-	data := flag.String("data", "/var/tmp/skiff-bench-build", "data directory (kept between runs: the debootstrap cache lives there)")
-	bps := flag.String("buildpacks", "", "packaged buildpacks (go run ./buildpacks/cmd/package -o DIR)")
-	apps := flag.String("apps", "bench/build/apps", "one directory per app")
-	lifecycle := flag.String("lifecycle", "build/lifecycle", "directory with the lifecycle binaries")
-	verbose := flag.Bool("v", false, "show the builds' output")
-	flag.Parse()
-	if err := run(*data, *bps, *apps, *lifecycle, *verbose); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+var (
+	benchData       = flag.String("bench.data", "/var/tmp/skiff-bench-build", "data directory (kept between runs: the debootstrap cache lives there)")
+	benchBuildpacks = flag.String("bench.buildpacks", "", "packaged buildpacks (go run ./buildpacks/cmd/package -o DIR)")
+	benchApps       = flag.String("bench.apps", "../bench/build/apps", "one directory per app")
+	benchShow       = flag.Bool("bench.show", false, "show the builds' output")
+)
+
+func TestBenchPushToImage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the benchmark runs builds: run it as root (bench/build/run.sh)")
+	}
+	if err := runBench(*benchData, *benchBuildpacks, *benchApps, testLifecycle(t), *benchShow); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func run(data, bps, apps, lifecycle string, verbose bool) error {
+func runBench(data, bps, apps, lifecycle string, verbose bool) error {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := imagestore.Open(filepath.Join(data, "images"))
@@ -54,7 +60,8 @@ func run(data, bps, apps, lifecycle string, verbose bool) error {
 		return err
 	}
 	defer nw.Remove()
-	p, err := build.New(build.Config{DataDir: data, Store: store, Log: log, LifecycleDir: lifecycle, Network: nw})
+	p, err := New(Config{DataDir: data, Store: store, Log: log, LifecycleDir: lifecycle, Network: nw,
+		StateDir: "/run/skiff/runc-bench-builds", CgroupParent: "skiff-bench-builds"})
 	if err != nil {
 		return err
 	}
@@ -66,7 +73,7 @@ func run(data, bps, apps, lifecycle string, verbose bool) error {
 		out = os.Stderr
 	}
 	start := time.Now()
-	if err := p.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: bps}, os.Stderr); err != nil {
+	if err := p.CreateDefaultBuilder(ctx, CreateOptions{BuildpacksDir: bps}, os.Stderr); err != nil {
 		return err
 	}
 	fmt.Printf("builder:create: %.1fs\n\n", time.Since(start).Seconds())
