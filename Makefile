@@ -10,10 +10,12 @@ LDFLAGS := -X github.com/skiffhq/skiff.Version=$(VERSION)
 
 # The CNB lifecycle is built from its pinned module (tools/lifecycle) and
 # embedded in skiff; skiff's own buildpacks are one static binary that
-# builder:create lays out.
+# builder:create lays out; skiff-init, static too, is the first process of
+# every app instance.
 build:
 	scripts/build-lifecycle.sh
 	CGO_ENABLED=0 go build -trimpath -o bin/skiff-buildpack ./buildpacks/cmd/skiff-buildpack
+	CGO_ENABLED=0 go build -trimpath -o bin/skiff-init ./cmd/skiff-init
 	go build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
 deps:

@@ -37,13 +37,14 @@ func TestMain(m *testing.M) {
 	var steps [][]string
 	if os.Geteuid() == 0 {
 		steps = append(steps, []string{"../scripts/build-lifecycle.sh"},
-			[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-buildpack"), "../buildpacks/cmd/skiff-buildpack"})
+			[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-buildpack"), "../buildpacks/cmd/skiff-buildpack"},
+			[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-init"), "../cmd/skiff-init"})
 	}
 	steps = append(steps, []string{"go", "build", "-o", skiffBin, "../cmd/skiff"})
 	for _, step := range steps {
 		build := exec.Command(step[0], step[1:]...)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		build.Env = append(os.Environ(), "CGO_ENABLED="+map[bool]string{true: "0", false: "1"}[strings.Contains(step[len(step)-1], "buildpack")])
+		build.Env = append(os.Environ(), "CGO_ENABLED="+map[bool]string{true: "0", false: "1"}[strings.Contains(step[len(step)-1], "buildpack") || strings.Contains(step[len(step)-1], "skiff-init")])
 		if err := build.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "%v: %v\n", step, err)
 			os.Exit(1)

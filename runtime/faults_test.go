@@ -3,6 +3,8 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/container/containertest"
 )
 
 func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
@@ -98,6 +101,32 @@ func TestStopAppIgnoringSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "stubborn-id"}), "Process killed by signal 9") {
 		t.Fatal("SIGKILL not logged")
+	}
+}
+
+// TestStopAppWithoutSIGTERMHandler: sleep has no SIGTERM handler; behind
+// skiff-init it ends at the SIGTERM, not at the end of the grace period.
+func TestStopAppWithoutSIGTERMHandler(t *testing.T) {
+	f, rt := newRuntime(t)
+	s := spec(f, "sleepy")
+	s.Image = busyboxImage(t, f.images, "echo up; exec sleep 3600")
+	in, err := rt.Start(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "output", 10*time.Second, func() bool {
+		return strings.Contains(logText(t, rt, skiff.LogQuery{AppID: "sleepy-id"}), "app[web.1]: up")
+	})
+	time.Sleep(100 * time.Millisecond) // until sh has become sleep
+	t0 := time.Now()
+	if err := rt.Stop(context.Background(), in.ID, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Fatalf("stop took %v", d)
+	}
+	if logs := logText(t, rt, skiff.LogQuery{AppID: "sleepy-id"}); !strings.Contains(logs, "Process exited with status 143") {
+		t.Fatalf("log:\n%s", logs)
 	}
 }
 
@@ -212,19 +241,99 @@ func TestReadoptAfterDaemonRestart(t *testing.T) {
 	if body := get(t, "http://"+up.Addr+"/"); body != "hello from web.1\n" {
 		t.Fatalf("instance died with the daemon: %q", body)
 	}
+	time.Sleep(1500 * time.Millisecond)
 	rt2 := f.open(t)
 	t.Cleanup(func() { stopAll(t, rt2) })
 	got := ready(t, rt2, in.ID)
 	if got.Addr != up.Addr || got.Restarts != 0 || got.State != skiff.InstanceUp {
 		t.Fatalf("re-adopted %+v, was %+v", got, up)
 	}
+	// Its uptime goes on from its start, not from the re-adoption.
+	if d := got.StartedAt.Sub(up.StartedAt); d < -time.Second/2 || d > time.Second/2 || time.Since(got.StartedAt) < 1500*time.Millisecond {
+		t.Fatalf("re-adopted instance started at %v, was %v", got.StartedAt, up.StartedAt)
+	}
 	// Its output still reaches the log through the reopened FIFO.
 	get(t, "http://"+up.Addr+"/env")
 	if err := rt2.Stop(context.Background(), in.ID, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process exited with status 2") &&
-		!strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process killed by signal") {
+	if !strings.Contains(logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}), "Process exited with status 143") {
 		t.Fatalf("stop of the adopted instance not logged:\n%s", logText(t, rt2, skiff.LogQuery{AppID: "durable-id"}))
 	}
+}
+
+// TestRestartsSurviveReadoption: ps's restart count and last exit outlive
+// the daemon, and a process that ended while no daemon ran counts as a
+// crash.
+func TestRestartsSurviveReadoption(t *testing.T) {
+	f := newFixture(t)
+	rt := f.open(t)
+	crashy, err := rt.Start(context.Background(), spec(f, "crashy", "exit", "3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brief, err := rt.Start(context.Background(), spec(f, "brief", "sleep", "1s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "3 restarts", 15*time.Second, func() bool { return instance(rt, crashy.ID).Restarts >= 3 })
+	rt.Close()
+	before := instance(rt, crashy.ID)
+	time.Sleep(2 * time.Second) // brief ends meanwhile
+	rt2 := f.open(t)
+	t.Cleanup(func() { stopAll(t, rt2) })
+	got := instance(rt2, crashy.ID)
+	// (It may have crashed again since, while the daemon was away or
+	// after.)
+	if got.Restarts < before.Restarts || got.LastExit == "" || got.LastExitAt.Before(before.LastExitAt) {
+		t.Fatalf("after re-adoption %+v, before %+v", got, before)
+	}
+	b := instance(rt2, brief.ID)
+	if b.Restarts != 1 || b.LastExit != "exited (status unknown)" {
+		t.Fatalf("an instance that ended while the daemon was away: %+v", b)
+	}
+	if logs := logText(t, rt2, skiff.LogQuery{AppID: "brief-id"}); !strings.Contains(logs, "State changed from up to crashed") {
+		t.Fatalf("its crash is not logged:\n%s", logs)
+	}
+}
+
+// TestRunShellWithTerminal: `run` with a TTY gives the terminal to the
+// app behind skiff-init: a shell prompt, ctrl-C ending the command the
+// shell runs (not the shell), and the shell's exit code.
+func TestRunShellWithTerminal(t *testing.T) {
+	f, rt := newRuntime(t)
+	s := spec(f, "console")
+	s.Image = busyboxImage(t, f.images, "exit 1")
+	s.Env = map[string]string{"PS1": "PROMPT> "}
+	inR, inW := io.Pipe()
+	out := &containertest.Buffer{}
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *s, Args: []string{"sh", "-i"}, Stdin: inR, Stdout: out,
+			TTY: &skiff.TTY{Term: "dumb", Width: 80, Height: 24}})
+		done <- result{code, err}
+	}()
+	wait := func(s string, n int) {
+		t.Helper()
+		waitUntil(t, fmt.Sprintf("%d× %q in %q", n, s, out.String()), 10*time.Second, func() bool { return strings.Count(out.String(), s) >= n })
+	}
+	wait("PROMPT> ", 1)
+	io.WriteString(inW, "sleep 30\n")
+	time.Sleep(300 * time.Millisecond)
+	io.WriteString(inW, "\x03")
+	wait("PROMPT> ", 2)
+	io.WriteString(inW, "exit 4\n")
+	select {
+	case r := <-done:
+		if r.err != nil || r.code != 4 {
+			t.Fatalf("run: %d %v; terminal: %q", r.code, r.err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the shell did not exit; terminal: %q", out.String())
+	}
+	inW.Close()
 }

@@ -2,12 +2,15 @@ package runtime_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/container"
 )
 
@@ -140,5 +143,58 @@ func TestPruneLayersKeepsWhatRuns(t *testing.T) {
 	after, _ = filepath.Glob(filepath.Join(f.cfg.DataDir, "layers", "*"))
 	if len(after) != 1 {
 		t.Fatalf("after pruning all but the plain image: %v", after)
+	}
+}
+
+// TestImageUserNames: an image config may name its user (USER app,
+// USER app:staff); the names are looked up in the image's own
+// /etc/passwd and /etc/group, never the host's, and an unknown one is the
+// user's error.
+func TestImageUserNames(t *testing.T) {
+	f, rt := newRuntime(t)
+	group := layerOf(t, tarEntry{name: "etc/group", typ: tar.TypeReg, mode: 0o644, body: []byte("root:x:0:\napp:x:1000:\nstaff:x:50:app\n")})
+	run := func(user string, extra ...v1.Layer) (string, error) {
+		t.Helper()
+		s := spec(f, "named")
+		s.Image = testImageAs(t, f.images, user, extra...)
+		var out bytes.Buffer
+		code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *s, Args: []string{"status"}, Stdout: &out})
+		if err == nil && code != 0 {
+			t.Fatalf("%s: exit %d %s", user, code, out.String())
+		}
+		return out.String(), err
+	}
+	for user, want := range map[string][]string{
+		"app":       {"Uid: 1000 1000 1000 1000", "Gid: 1000 1000 1000 1000", "Groups: 50"},
+		"app:staff": {"Uid: 1000 1000 1000 1000", "Gid: 50 50 50 50"},
+		"1000:app":  {"Uid: 1000 1000 1000 1000", "Gid: 1000 1000 1000 1000"},
+	} {
+		out, err := run(user, group)
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("USER %s: no %q in\n%s", user, w, out)
+			}
+		}
+	}
+	if _, err := run("nobody", group); skiff.ErrorCode(err) != skiff.EINVALID || !strings.Contains(err.Error(), `"nobody"`) {
+		t.Errorf("unknown user: %v", err)
+	}
+	if _, err := run("app:wheel", group); skiff.ErrorCode(err) != skiff.EINVALID || !strings.Contains(err.Error(), `"wheel"`) {
+		t.Errorf("unknown group: %v", err)
+	}
+	s := spec(f, "named")
+	s.Image = testImageAs(t, f.images, "nobody", group)
+	if _, err := rt.Start(context.Background(), s); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Errorf("Start with an unknown user: %v", err)
+	}
+	// An /etc/passwd that links to a host file names nobody.
+	host := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(host, []byte("hostonly:x:1000:1000::/:/\n"), 0o644)
+	escape := layerOf(t, tarEntry{name: "etc/passwd", typ: tar.TypeSymlink, link: host})
+	if _, err := run("hostonly", escape); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Errorf("the host's passwd was read: %v", err)
 	}
 }

@@ -20,7 +20,8 @@ type image struct {
 	env        []string
 	workdir    string
 	uid, gid   uint32
-	cnb        bool // built by Cloud Native Buildpacks: has /cnb/process and the launcher
+	user       string // a user name to look up in the image instead of uid and gid
+	cnb        bool   // built by Cloud Native Buildpacks: has /cnb/process and the launcher
 }
 
 // cnbMetadataLabel marks images the CNB lifecycle exported.
@@ -49,8 +50,8 @@ func (r *Runtime) loadImage(ctx context.Context, ref string) (*image, error) {
 		entrypoint: cf.Config.Entrypoint, cmd: cf.Config.Cmd, env: cf.Config.Env,
 		workdir: cf.Config.WorkingDir, cnb: cf.Config.Labels[cnbMetadataLabel] != "",
 	}
-	if out.uid, out.gid, err = parseUser(cf.Config.User); err != nil {
-		return nil, fmt.Errorf("image %s: %w", ref, err)
+	if out.uid, out.gid, out.user, err = parseUser(cf.Config.User); err != nil {
+		return nil, skiff.Errorf(skiff.EINVALID, "image %s: %v", ref, err)
 	}
 	for _, l := range ls {
 		diffID, err := l.DiffID()
@@ -66,29 +67,33 @@ func (r *Runtime) loadImage(ctx context.Context, ref string) (*image, error) {
 	return out, nil
 }
 
-// parseUser reads the image config's User. Only numeric ids are used: a
-// name would have to be looked up in the image's /etc/passwd, and CNB
-// images (the lifecycle writes "uid:gid") never need that. An image with
-// no user runs as root of its user namespace, which is no host root.
-func parseUser(u string) (uint32, uint32, error) {
+// parseUser reads the image config's User. Numeric ids are used as they
+// are; a name (USER cnb, USER cnb:staff) is returned as is, to be looked up
+// in the image's /etc/passwd and /etc/group once its root file system is
+// mounted (container.Spec.User). An image with no user runs as root of its
+// user namespace, which is no host root.
+func parseUser(u string) (uid, gid uint32, name string, err error) {
 	if u == "" {
-		return 0, 0, nil
+		return 0, 0, "", nil
 	}
 	us, gs, hasGroup := strings.Cut(u, ":")
-	uid, err := strconv.ParseUint(us, 10, 32)
-	if err != nil {
-		return 0, 0, fmt.Errorf("image user %q is not numeric", u)
+	if us == "" || (hasGroup && gs == "") {
+		return 0, 0, "", fmt.Errorf("image user %q has an empty user or group", u)
 	}
-	gid := uid
+	n, err := strconv.ParseUint(us, 10, 32)
+	if err != nil {
+		return 0, 0, u, nil
+	}
+	m := n
 	if hasGroup {
-		if gid, err = strconv.ParseUint(gs, 10, 32); err != nil {
-			return 0, 0, fmt.Errorf("image group %q is not numeric", u)
+		if m, err = strconv.ParseUint(gs, 10, 32); err != nil {
+			return 0, 0, u, nil
 		}
 	}
-	if uid >= 65536 || gid >= 65536 {
-		return 0, 0, fmt.Errorf("image user %q is outside the container's id range", u)
+	if n >= 65536 || m >= 65536 {
+		return 0, 0, "", fmt.Errorf("image user %q is outside the container's id range", u)
 	}
-	return uint32(uid), uint32(gid), nil
+	return uint32(n), uint32(m), "", nil
 }
 
 // args is the command line of a process type. CNB images run

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -48,6 +49,12 @@ func layerOf(t testing.TB, ents ...tarEntry) v1.Layer {
 // 1000, plus extra layers.
 func testImage(t testing.TB, dir string, extra ...v1.Layer) string {
 	t.Helper()
+	return testImageAs(t, dir, "1000:1000", extra...)
+}
+
+// testImageAs is testImage with the config's user set to user.
+func testImageAs(t testing.TB, dir, user string, extra ...v1.Layer) string {
+	t.Helper()
 	probe, err := os.ReadFile(containertest.Probe(t))
 	if err != nil {
 		t.Fatal(err)
@@ -63,16 +70,48 @@ func testImage(t testing.TB, dir string, extra ...v1.Layer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return writeImage(t, dir, img, func(c *v1.Config) {
+		c.Entrypoint = []string{"/app/probe"}
+		c.Cmd = []string{"serve"}
+		c.User = user
+		c.WorkingDir = "/app"
+		c.Env = []string{"PATH=/app", "FROM_IMAGE=yes"}
+	})
+}
+
+// busyboxImage writes an image of busybox's programs (C, with no signal
+// handlers of their own) running cmd through sh, as uid 1000.
+func busyboxImage(t testing.TB, dir, cmd string) string {
+	t.Helper()
+	bb, err := os.ReadFile(filepath.Join(containertest.BusyboxRootfs(t), "bin", "busybox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := []tarEntry{{name: "bin/", typ: tar.TypeDir, mode: 0o755}, {name: "bin/busybox", typ: tar.TypeReg, mode: 0o755, body: bb}}
+	for _, n := range []string{"sh", "sleep", "echo"} {
+		ents = append(ents, tarEntry{name: "bin/" + n, typ: tar.TypeSymlink, link: "busybox"})
+	}
+	img, err := mutate.AppendLayers(empty.Image, layerOf(t, ents...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeImage(t, dir, img, func(c *v1.Config) {
+		c.Cmd = []string{"sh", "-c", cmd}
+		c.User = "1000:1000"
+		c.Env = []string{"PATH=/bin"}
+	})
+}
+
+// writeImage sets img's config with edit and appends it to the OCI layout
+// in dir; it returns the manifest digest.
+func writeImage(t testing.TB, dir string, img v1.Image, edit func(*v1.Config)) string {
+	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cf = cf.DeepCopy()
-	cf.Config.Entrypoint = []string{"/app/probe"}
-	cf.Config.Cmd = []string{"serve"}
-	cf.Config.User = "1000:1000"
-	cf.Config.WorkingDir = "/app"
-	cf.Config.Env = []string{"PATH=/app", "FROM_IMAGE=yes"}
+	edit(&cf.Config)
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}

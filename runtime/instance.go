@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -38,8 +39,19 @@ func (r *Runtime) newInstance(rec record) *instance {
 	return &instance{
 		id: rec.ID, dir: filepath.Join(r.instancesDir(), rec.ID), rec: rec,
 		stopReq: make(chan time.Duration), done: make(chan struct{}), changed: make(chan struct{}),
-		info: skiff.Instance{ID: rec.ID, Spec: rec.Spec, State: skiff.InstanceStarting, CreatedAt: rec.CreatedAt},
+		info: skiff.Instance{ID: rec.ID, Spec: rec.Spec, State: skiff.InstanceStarting, CreatedAt: rec.CreatedAt,
+			Restarts: rec.Restarts, LastExit: rec.LastExit, LastExitAt: rec.LastExitAt},
 	}
+}
+
+// save records the instance's restarts and last exit in instance.json.
+// Only its supervisor (or adoption, before there is one) calls it.
+func (in *instance) save() error {
+	in.mu.Lock()
+	rec := in.rec
+	rec.Restarts, rec.LastExit, rec.LastExitAt = in.info.Restarts, in.info.LastExit, in.info.LastExitAt
+	in.mu.Unlock()
+	return writeRecord(in.dir, rec)
 }
 
 // openFIFO opens (making it if needed) the FIFO that carries the
@@ -153,7 +165,9 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 			{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
 		},
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
-		Args:   args, Env: env(img, spec), Cwd: img.workdir, UID: img.uid, GID: img.gid,
+		Init:   r.initPath,
+		Args:   args, Env: env(img, spec), Cwd: img.workdir,
+		UID: img.uid, GID: img.gid, User: img.user,
 		Hostname: hostname,
 		UserNS:   true, Network: true,
 		Limits: container.Limits{MemoryBytes: lim.MemoryBytes, CPU: lim.CPU, Pids: lim.Pids},
@@ -174,13 +188,22 @@ func (r *Runtime) startContainer(ctx context.Context, in *instance) (*container.
 	defer out.Close() // the container holds its own copy
 	c, err := r.runc.Create(ctx, spec, container.Stdio{Stdout: out, Stderr: out})
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), err)
+		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), userError(err))
 	}
 	if err := c.Start(ctx); err != nil {
 		c.Delete(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), err)
 	}
 	return c, nil
+}
+
+// userError makes an image user the image does not have the user's to
+// fix.
+func userError(err error) error {
+	if errors.Is(err, container.ErrUnknownUser) || errors.Is(err, container.ErrUnknownGroup) {
+		return skiff.Errorf(skiff.EINVALID, "%v: set the image's user to one it has, or to numeric ids (uid:gid)", err)
+	}
+	return err
 }
 
 func (r *Runtime) platform(in *instance, format string, args ...any) {
@@ -218,7 +241,12 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 		if c.Addr.IsValid() {
 			addr = netip.AddrPortFrom(c.Addr, skiff.DefaultPort).String()
 		}
-		started := time.Now()
+		// A re-adopted container has run since it was created, not since
+		// this daemon found it.
+		started := c.Created
+		if started.IsZero() {
+			started = time.Now()
+		}
 		in.mu.Lock()
 		in.c = c
 		in.mu.Unlock()
@@ -237,16 +265,7 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 			in.c = nil
 			in.mu.Unlock()
 			c = nil
-			how := st.String()
-			if stats.OOMKills > 0 {
-				how = "killed: out of memory (" + how + ")"
-			}
-			r.platform(in, "Process %s", how)
-			r.platform(in, "State changed from up to crashed")
-			in.update(func(i *skiff.Instance) {
-				i.State, i.LastExit, i.LastExitAt, i.Addr = skiff.InstanceCrashed, how, time.Now(), ""
-				i.Restarts++
-			})
+			r.crashed(in, st, stats)
 			if time.Since(started) >= r.cfg.ResetAfter {
 				backoff = r.cfg.MinBackoff
 			}
@@ -262,6 +281,24 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 			in.closeFIFO()
 			return
 		}
+	}
+}
+
+// crashed records that the instance's process ended on its own: in the
+// log, in ps, and in instance.json.
+func (r *Runtime) crashed(in *instance, st container.ExitStatus, stats container.Stats) {
+	how := st.String()
+	if stats.OOMKills > 0 {
+		how = "killed: out of memory (" + how + ")"
+	}
+	r.platform(in, "Process %s", how)
+	r.platform(in, "State changed from up to crashed")
+	in.update(func(i *skiff.Instance) {
+		i.State, i.LastExit, i.LastExitAt, i.Addr = skiff.InstanceCrashed, how, time.Now(), ""
+		i.Restarts++
+	})
+	if err := in.save(); err != nil {
+		r.log.Warn("save instance record", "id", in.id, "err", err)
 	}
 }
 

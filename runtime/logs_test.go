@@ -128,13 +128,19 @@ func FuzzLogPump(f *testing.F) {
 
 func TestImageUserAndArgs(t *testing.T) {
 	for u, want := range map[string][2]uint32{"": {0, 0}, "1000": {1000, 1000}, "1000:2000": {1000, 2000}} {
-		uid, gid, err := parseUser(u)
-		if err != nil || uid != want[0] || gid != want[1] {
-			t.Errorf("parseUser(%q) = %d %d %v", u, uid, gid, err)
+		uid, gid, name, err := parseUser(u)
+		if err != nil || uid != want[0] || gid != want[1] || name != "" {
+			t.Errorf("parseUser(%q) = %d %d %q %v", u, uid, gid, name, err)
 		}
 	}
-	for _, bad := range []string{"cnb", "1000:cnb", "70000", "-1"} {
-		if _, _, err := parseUser(bad); err == nil {
+	// Names are looked up in the image once it is mounted.
+	for _, u := range []string{"cnb", "1000:cnb", "cnb:1000", "cnb:staff"} {
+		if _, _, name, err := parseUser(u); err != nil || name != u {
+			t.Errorf("parseUser(%q) = %q %v", u, name, err)
+		}
+	}
+	for _, bad := range []string{"70000", "1000:70000", ":", "cnb:", ":1000"} {
+		if _, _, _, err := parseUser(bad); err == nil {
 			t.Errorf("parseUser(%q) accepted", bad)
 		}
 	}

@@ -80,7 +80,8 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		f.Close() // the container has its own copies
 	}
 	if err != nil {
-		return 0, err
+		copies.Wait() // nothing writes to the caller's streams after Run
+		return 0, userError(err)
 	}
 	defer c.Delete(context.WithoutCancel(ctx))
 	if cs.Terminal {
@@ -107,6 +108,8 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		}()
 	}
 	if err := c.Start(ctx); err != nil {
+		c.Delete(context.WithoutCancel(ctx)) // which ends the copies
+		copies.Wait()
 		return 0, err
 	}
 	st, err := c.Wait(ctx)

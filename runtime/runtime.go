@@ -27,6 +27,11 @@ type Config struct {
 	Layers   *layer.Store    // unpacked layers, shifted by Runc's id map (layer.Options.IDShift)
 	Runc     *container.Runc // with a Network, and its own state dir and cgroup parent
 	Log      *slog.Logger
+	// Init is the init program (cmd/skiff-init) that runs as the first
+	// process of every instance and one-off run, in front of the app: it
+	// forwards SIGTERM and the like to the app and reaps orphans. It is
+	// copied to DATA/runtime/.
+	Init string
 
 	// Nameservers go into instances' /etc/resolv.conf; default: the
 	// host's, without loopback ones (instances cannot reach the host).
@@ -48,6 +53,7 @@ type Runtime struct {
 	layers      *layer.Store
 	logs        *logStore
 	nameservers []string
+	initPath    string // the installed copy of Config.Init
 
 	// gcMu is held by PruneLayers, and briefly by pin, so that an image
 	// is either pinned before a prune looks or unpacked after it is done.
@@ -66,8 +72,8 @@ var _ skiff.Runtime = (*Runtime)(nil)
 // running (or restarts those that had exited); containers of this Runc that
 // no instance owns are removed.
 func New(ctx context.Context, cfg Config) (*Runtime, error) {
-	if cfg.Runc == nil || cfg.Layers == nil || cfg.DataDir == "" || cfg.ImageDir == "" {
-		return nil, errors.New("runtime: DataDir, ImageDir, Layers and Runc are required")
+	if cfg.Runc == nil || cfg.Layers == nil || cfg.DataDir == "" || cfg.ImageDir == "" || cfg.Init == "" {
+		return nil, errors.New("runtime: DataDir, ImageDir, Layers, Runc and Init are required")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -90,13 +96,17 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "instances"), 0o711); err != nil {
 		return nil, err
 	}
+	initPath, err := installInit(cfg.Init, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	logs, err := newLogStore(filepath.Join(cfg.DataDir, "logs", "apps"), cfg.LogCap)
 	if err != nil {
 		return nil, err
 	}
 	r := &Runtime{cfg: cfg, log: cfg.Log, runc: cfg.Runc, layers: cfg.Layers, logs: logs,
 		inst: map[string]*instance{}, pinned: map[string]int{}, runSeq: map[string]int{}, closing: make(chan struct{}),
-		nameservers: cfg.Nameservers}
+		nameservers: cfg.Nameservers, initPath: initPath}
 	if r.nameservers == nil {
 		r.nameservers = hostNameservers()
 	}
@@ -128,6 +138,25 @@ type record struct {
 	ID        string             `json:"id"`
 	Spec      skiff.InstanceSpec `json:"spec"`
 	CreatedAt time.Time          `json:"created_at"`
+	// What ps shows of past runs, kept across daemon restarts (the
+	// current run's start is the container's, from runc's state).
+	Restarts   int       `json:"restarts,omitempty"`
+	LastExit   string    `json:"last_exit,omitempty"`
+	LastExitAt time.Time `json:"last_exit_at,omitzero"`
+}
+
+// writeRecord replaces dir/instance.json atomically: a torn record would
+// lose the instance at the next adoption.
+func writeRecord(dir string, rec record) error {
+	b, err := json.MarshalIndent(rec, "", "\t")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "instance.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "instance.json"))
 }
 
 func (r *Runtime) adoptAll(ctx context.Context) error {
@@ -147,6 +176,13 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		c, err := r.runc.Adopt(ctx, rec.ID)
 		if err != nil {
 			c = nil // gone (host reboot, or it exited and was deleted): start again
+		} else if c.Status == "stopped" {
+			// It ended while no daemon watched: a crash like any other.
+			st, _ := c.Wait(ctx)
+			stats, _ := c.Stats()
+			c.Delete(ctx)
+			c = nil
+			r.crashed(in, st, stats)
 		} else if c.Status != "running" {
 			// Created but never started, or paused: start it afresh.
 			c.Delete(ctx)
@@ -215,8 +251,7 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 		os.RemoveAll(in.dir)
 		return nil, err
 	}
-	b, _ := json.MarshalIndent(rec, "", "\t")
-	if err := os.WriteFile(filepath.Join(in.dir, "instance.json"), b, 0o600); err != nil {
+	if err := writeRecord(in.dir, rec); err != nil {
 		c.Delete(context.WithoutCancel(ctx))
 		in.closeFIFO()
 		os.RemoveAll(in.dir)

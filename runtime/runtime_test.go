@@ -38,7 +38,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	images := filepath.Join(data, "images")
 	f := &fixture{env: e, images: images, image: testImage(t, images)}
-	f.cfg = runtime.Config{DataDir: data, ImageDir: images, Layers: ls, Runc: e.Runc, Log: log,
+	f.cfg = runtime.Config{DataDir: data, ImageDir: images, Layers: ls, Runc: e.Runc, Log: log, Init: containertest.Init(t),
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 800 * time.Millisecond, Grace: 2 * time.Second}
 	return f
 }

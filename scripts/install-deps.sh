@@ -19,6 +19,7 @@ want curl curl
 want ip iproute2                # tests: network namespaces
 want python3 python3            # tests: the Python buildpack and sample apps
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need="$need python3-venv"
+want busybox busybox-static     # tests: programs without signal handlers, a shell with job control
 if [ "${SKIFF_BENCH:-}" = 1 ]; then
 	want sshd openssh-server
 fi

@@ -100,8 +100,12 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 	if err != nil {
 		return nil, err
 	}
+	initBin, err := besideSkiff("skiff-init")
+	if err != nil {
+		return nil, err
+	}
 	if p.runtime, err = runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, ImageDir: filepath.Join(cfg.DataDir, "images"),
-		Layers: layers, Runc: p.runc, Log: log.With("component", "runtime")}); err != nil {
+		Layers: layers, Runc: p.runc, Init: initBin, Log: log.With("component", "runtime")}); err != nil {
 		return nil, err
 	}
 	if p.builder, err = build.New(build.Config{DataDir: cfg.DataDir, Store: p.images, Network: p.network,
@@ -179,18 +183,22 @@ func (b *builders) Pull(ctx context.Context, ref string, out io.Writer) (string,
 }
 
 // buildpackBinary finds skiff-buildpack next to the skiff binary.
-func buildpackBinary() (string, error) {
+func buildpackBinary() (string, error) { return besideSkiff("skiff-buildpack") }
+
+// besideSkiff finds one of the static helper programs `make build` puts
+// next to skiff (or, failing that, on PATH).
+func besideSkiff(name string) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", err
 	}
 	self, _ = filepath.EvalSymlinks(self)
-	bin := filepath.Join(filepath.Dir(self), "skiff-buildpack")
+	bin := filepath.Join(filepath.Dir(self), name)
 	if _, err := os.Stat(bin); err != nil {
-		if p, lerr := exec.LookPath("skiff-buildpack"); lerr == nil {
+		if p, lerr := exec.LookPath(name); lerr == nil {
 			return p, nil
 		}
-		return "", fmt.Errorf("the buildpack binary %s is missing: `make build` builds it next to skiff", bin)
+		return "", fmt.Errorf("%s is missing: `make build` builds it next to skiff", bin)
 	}
 	return bin, nil
 }

@@ -25,6 +25,25 @@ func cgroupV2() bool {
 	return err == nil
 }
 
+// On cgroup v2 (checked against the kernel's cgroup-v2 documentation, run
+// only where a hybrid host's v2 mount allows): cgroup.kill, and the freezer
+// fallback for kernels before 5.14, are tested on that mount; the stats
+// files are tested as the documentation lays them out. Untested here: runc
+// making the cgroups with the memory, cpu and pids controllers, and the
+// memory.swap.max and memory.oom.group writes (a v2 host without swap
+// accounting has no memory.swap.max, and runc then fails to create any
+// instance with a memory limit).
+
+// cgroupFS is a cgroup hierarchy as runc lays containers out in it: the
+// host's, or in tests another mount (a hybrid host's v2 tree) or a copy of
+// its files.
+type cgroupFS struct {
+	root string // mount point: v2's tree, or the directory of v1's per-controller mounts
+	v2   bool
+}
+
+func hostCgroups() cgroupFS { return cgroupFS{root: cgroupRoot, v2: cgroupV2()} }
+
 // Stats are a container's resource figures from its cgroup.
 type Stats struct {
 	CPU         time.Duration // CPU time used
@@ -35,11 +54,17 @@ type Stats struct {
 }
 
 // cgroupStats reads the stats of cgroup path rel (the spec's cgroupsPath).
-func cgroupStats(rel string) (Stats, error) {
+func cgroupStats(rel string) (Stats, error) { return hostCgroups().stats(rel) }
+
+func (fs cgroupFS) stats(rel string) (Stats, error) {
 	var st Stats
 	var err error
-	if cgroupV2() {
-		dir := filepath.Join(cgroupRoot, rel)
+	if fs.v2 {
+		// Documentation/admin-guide/cgroup-v2.rst: memory.current and
+		// memory.max ("max" when unlimited), the oom_kill count of
+		// memory.events, pids.current, and cpu.stat's usage_usec (there
+		// even without the cpu controller).
+		dir := filepath.Join(fs.root, rel)
 		st.MemoryBytes, err = readInt(filepath.Join(dir, "memory.current"))
 		if err != nil {
 			return st, err
@@ -53,7 +78,7 @@ func cgroupStats(rel string) (Stats, error) {
 		st.OOMKills, _ = readKey(filepath.Join(dir, "memory.events"), "oom_kill")
 		return st, nil
 	}
-	mem := filepath.Join(cgroupRoot, "memory", rel)
+	mem := filepath.Join(fs.root, "memory", rel)
 	st.MemoryBytes, err = readInt(filepath.Join(mem, "memory.usage_in_bytes"))
 	if err != nil {
 		return st, err
@@ -62,32 +87,68 @@ func cgroupStats(rel string) (Stats, error) {
 		st.MemoryLimit = lim
 	}
 	st.OOMKills, _ = readKey(filepath.Join(mem, "memory.oom_control"), "oom_kill")
-	st.Pids, _ = readInt(filepath.Join(cgroupRoot, "pids", rel, "pids.current"))
-	ns, _ := readInt(filepath.Join(cgroupRoot, "cpuacct", rel, "cpuacct.usage"))
+	st.Pids, _ = readInt(filepath.Join(fs.root, "pids", rel, "pids.current"))
+	ns, _ := readInt(filepath.Join(fs.root, "cpuacct", rel, "cpuacct.usage"))
 	st.CPU = time.Duration(ns)
 	return st, nil
 }
 
-// killCgroup kills every process in the cgroup: cgroup.kill on v2; on v1,
-// freeze so nothing can fork while the list is read, SIGKILL all, thaw.
-func killCgroup(rel string) error {
-	if cgroupV2() {
-		err := os.WriteFile(filepath.Join(cgroupRoot, rel, "cgroup.kill"), []byte("1"), 0)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		// Kernels before 5.14 have no cgroup.kill: fall through to signals.
+// killCgroup kills every process in the cgroup.
+func killCgroup(rel string) error { return hostCgroups().kill(rel) }
+
+// kill kills every process in the cgroup rel: at once through cgroup.kill
+// on v2 (Linux 5.14 and later), else by killFrozen.
+func (fs cgroupFS) kill(rel string) error {
+	if !fs.v2 {
+		return fs.killFrozen(rel)
 	}
-	freezer := filepath.Join(cgroupRoot, "freezer", rel, "freezer.state")
-	frozen := os.WriteFile(freezer, []byte("FROZEN"), 0) == nil
-	defer func() {
-		if frozen {
-			os.WriteFile(freezer, []byte("THAWED"), 0)
+	dir := filepath.Join(fs.root, rel)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil // gone already
+	}
+	err := writeCgroup(filepath.Join(dir, "cgroup.kill"), "1")
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// No cgroup.kill before 5.14: Debian 11 runs v2 on 5.10.
+	return fs.killFrozen(rel)
+}
+
+// killFrozen freezes the cgroup, so that nothing forks while its process
+// list is read, SIGKILLs each process, and thaws it. v2's frozen processes
+// die of SIGKILL at once, v1's when thawed.
+func (fs cgroupFS) killFrozen(rel string) error {
+	if !fs.v2 {
+		state := filepath.Join(fs.root, "freezer", rel, "freezer.state")
+		return freezeAndKill(freezer{state: state, freeze: "FROZEN", thaw: "THAWED",
+			frozen: func() bool { return readTrim(state) == "FROZEN" },
+		}, filepath.Join(fs.root, "pids", rel, "cgroup.procs"))
+	}
+	dir := filepath.Join(fs.root, rel)
+	return freezeAndKill(freezer{state: filepath.Join(dir, "cgroup.freeze"), freeze: "1", thaw: "0",
+		frozen: func() bool {
+			v, _ := readKey(filepath.Join(dir, "cgroup.events"), "frozen")
+			return v == 1
+		},
+	}, filepath.Join(dir, "cgroup.procs"))
+}
+
+// freezer is a cgroup's freezer: v1's freezer.state or v2's cgroup.freeze.
+type freezer struct {
+	state, freeze, thaw string
+	frozen              func() bool
+}
+
+// freezeAndKill SIGKILLs every process listed in procs with the cgroup
+// frozen (as far as it can be: without a freezer it goes on regardless),
+// then thaws it, which lets frozen v1 processes die.
+func freezeAndKill(fz freezer, procs string) error {
+	if writeCgroup(fz.state, fz.freeze) == nil {
+		defer writeCgroup(fz.state, fz.thaw)
+		// Freezing is asynchronous: wait until every process is frozen.
+		for deadline := time.Now().Add(2 * time.Second); !fz.frozen() && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
 		}
-	}()
-	procs := filepath.Join(cgroupRoot, "pids", rel, "cgroup.procs")
-	if cgroupV2() {
-		procs = filepath.Join(cgroupRoot, rel, "cgroup.procs")
 	}
 	b, err := os.ReadFile(procs)
 	if errors.Is(err, os.ErrNotExist) {
@@ -104,19 +165,39 @@ func killCgroup(rel string) error {
 	return nil
 }
 
+// writeCgroup writes an existing cgroup file (never creating one).
+func writeCgroup(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func readTrim(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(bytes.TrimSpace(b))
+}
+
 // removeCgroup removes the cgroup directories of rel (runc delete does it
 // too; this is for leftovers). Directories still holding processes stay.
-func removeCgroup(rel string) error {
+func removeCgroup(rel string) error { return hostCgroups().remove(rel) }
+
+func (fs cgroupFS) remove(rel string) error {
 	var dirs []string
-	if cgroupV2() {
-		dirs = []string{filepath.Join(cgroupRoot, rel)}
+	if fs.v2 {
+		dirs = []string{filepath.Join(fs.root, rel)}
 	} else {
-		ents, err := os.ReadDir(cgroupRoot)
+		ents, err := os.ReadDir(fs.root)
 		if err != nil {
 			return err
 		}
 		for _, e := range ents {
-			dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), rel))
+			dirs = append(dirs, filepath.Join(fs.root, e.Name(), rel))
 		}
 	}
 	var errs []error
@@ -129,10 +210,12 @@ func removeCgroup(rel string) error {
 }
 
 // listCgroups returns the names of the cgroups directly under parent.
-func listCgroups(parent string) []string {
-	dir := filepath.Join(cgroupRoot, parent)
-	if !cgroupV2() {
-		dir = filepath.Join(cgroupRoot, "pids", parent)
+func listCgroups(parent string) []string { return hostCgroups().list(parent) }
+
+func (fs cgroupFS) list(parent string) []string {
+	dir := filepath.Join(fs.root, parent)
+	if !fs.v2 {
+		dir = filepath.Join(fs.root, "pids", parent)
 	}
 	ents, _ := os.ReadDir(dir)
 	var names []string

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 
 // run creates and starts a container and returns it with a reader of its
 // combined output.
-func start(t *testing.T, e *containertest.Env, s *container.Spec) (*container.Container, *syncBuffer, chan struct{}) {
+func start(t *testing.T, e *containertest.Env, s *container.Spec) (*container.Container, *containertest.Buffer, chan struct{}) {
 	t.Helper()
 	if s.Bundle == "" {
 		s.Bundle = filepath.Join(t.TempDir(), s.ID)
@@ -42,7 +41,7 @@ func start(t *testing.T, e *containertest.Env, s *container.Spec) (*container.Co
 			t.Errorf("delete: %v", err)
 		}
 	})
-	out := &syncBuffer{}
+	out := &containertest.Buffer{}
 	done := make(chan struct{})
 	go func() {
 		io.Copy(out, r)
@@ -53,24 +52,6 @@ func start(t *testing.T, e *containertest.Env, s *container.Spec) (*container.Co
 		t.Fatalf("start: %v", err)
 	}
 	return c, out, done
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func runToEnd(t *testing.T, e *containertest.Env, s *container.Spec) (container.ExitStatus, string) {
@@ -135,7 +116,7 @@ func TestExitCodeAndSignal(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, out *syncBuffer, s string) {
+func waitFor(t *testing.T, out *containertest.Buffer, s string) {
 	t.Helper()
 	for range 100 {
 		if strings.Contains(out.String(), s) {
@@ -304,7 +285,7 @@ func TestAdoptAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c2.Pid != c.Pid || c2.Addr != c.Addr || !c2.Addr.IsValid() {
+	if d := c2.Created.Sub(c.Created); c2.Pid != c.Pid || c2.Addr != c.Addr || !c2.Addr.IsValid() || d < -time.Second || d > time.Second {
 		t.Fatalf("adopted %+v, created %+v", c2, c)
 	}
 	select {

@@ -162,11 +162,15 @@ type Container struct {
 	Pid        int        // init's pid on the host
 	Addr       netip.Addr // eth0's address; invalid without network
 	Console    *os.File   // the pty master, for Spec.Terminal
-	// Status is runc's word for an adopted container: "running", or
-	// "created" when the process that made it died before Start.
+	// Status is runc's word for an adopted container: "running",
+	// "stopped" when its init has exited, or "created" when the process
+	// that made it died before Start.
 	Status string
-	r      *Runc
-	w      *watch
+	// Created is when the container was created: by Create, or as runc's
+	// state records it for an adopted one (so it survives the daemon).
+	Created time.Time
+	r       *Runc
+	w       *watch
 }
 
 // Create prepares s.Bundle, mounts the root file system and creates the
@@ -198,6 +202,13 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 	if err != nil {
 		return nil, err
 	}
+	if s.User != "" {
+		resolved, err := r.resolveUser(s, rootPath)
+		if err != nil {
+			return nil, err
+		}
+		s = resolved
+	}
 	sp, err := r.ociSpec(s, rootPath, r.cgroupPath(s.ID))
 	if err != nil {
 		return nil, err
@@ -223,7 +234,7 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 	if _, err := r.runcLog(ctx, &stdio, filepath.Join(s.Bundle, "runc.log"), args...); err != nil {
 		return nil, err
 	}
-	c = &Container{ID: s.ID, Bundle: s.Bundle, r: r}
+	c = &Container{ID: s.ID, Bundle: s.Bundle, Created: time.Now(), r: r}
 	if console != nil {
 		if c.Console, err = console.receive(ctx); err != nil {
 			return nil, err
@@ -389,7 +400,7 @@ func (r *Runc) Adopt(ctx context.Context, id string) (*Container, error) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		return nil, fmt.Errorf("runc state %s: %w", id, err)
 	}
-	c := &Container{ID: id, Bundle: st.Bundle, Pid: st.Pid, Status: st.Status, r: r}
+	c := &Container{ID: id, Bundle: st.Bundle, Pid: st.Pid, Status: st.Status, Created: st.Created, r: r}
 	if r.cfg.Network != nil {
 		c.Addr, _ = r.cfg.Network.Addr(id)
 	}

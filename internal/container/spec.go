@@ -17,11 +17,23 @@ type Spec struct {
 	Bundle string // a directory the caller owns; Create fills it, Delete empties its mounts
 	Rootfs Rootfs
 
-	Args        []string
-	Env         []string // KEY=VALUE, passed as is (never through a file that is parsed)
-	Cwd         string   // default "/"
-	UID, GID    uint32   // inside the container
-	ExtraGIDs   []uint32
+	Args []string
+	// Init is the host path of an init program (cmd/skiff-init) to run as
+	// the container's first process, in front of Args: bind-mounted
+	// read-only at InitPath, it forwards signals to the app and reaps
+	// orphans. Its directories must be traversable by the container's
+	// root. Empty: Args[0] is the first process.
+	Init      string
+	Env       []string // KEY=VALUE, passed as is (never through a file that is parsed)
+	Cwd       string   // default "/"
+	UID, GID  uint32   // inside the container
+	ExtraGIDs []uint32
+	// User, when set, replaces UID, GID and ExtraGIDs: an image config's
+	// user ("name", "name:group", "uid:group"…) looked up in the root
+	// file system's /etc/passwd and /etc/group once it is mounted, without
+	// following any symlink out of it. An unknown name is an error that
+	// wraps ErrUnknownUser or ErrUnknownGroup.
+	User        string
 	Terminal    bool     // allocate a pty; Create returns its master
 	Caps        []string // e.g. "CAP_CHOWN"; none by default
 	Hostname    string   // default: the ID
@@ -55,6 +67,11 @@ type Mount struct {
 	Source, Destination string
 	ReadOnly            bool
 }
+
+// InitPath is where Spec.Init appears in the container: under /dev, which
+// is always the runtime's own tmpfs, so it shadows nothing of the image and
+// needs no writable root.
+const InitPath = "/dev/init"
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -97,6 +114,10 @@ func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, erro
 		nofile = lim.Max
 	}
 	caps := append([]string(nil), s.Caps...)
+	args := s.Args
+	if s.Init != "" {
+		args = append([]string{InitPath, "--"}, s.Args...)
+	}
 	sp := &specs.Spec{
 		// runc 1.1 speaks 1.0.2; nothing newer is used.
 		Version:  "1.0.2",
@@ -105,7 +126,7 @@ func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, erro
 		Process: &specs.Process{
 			Terminal:        s.Terminal,
 			User:            specs.User{UID: s.UID, GID: s.GID, AdditionalGids: s.ExtraGIDs},
-			Args:            s.Args,
+			Args:            args,
 			Env:             s.Env,
 			Cwd:             cwd,
 			NoNewPrivileges: true,
@@ -139,6 +160,10 @@ func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, erro
 			opts = append(opts, "ro")
 		}
 		sp.Mounts = append(sp.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+	}
+	if s.Init != "" {
+		sp.Mounts = append(sp.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: s.Init,
+			Options: []string{"bind", "nosuid", "nodev", "ro"}})
 	}
 	if s.UserNS {
 		m := r.cfg.IDMap

@@ -4,7 +4,9 @@
 package containertest
 
 import (
+	"bytes"
 	"context"
+	"debug/elf"
 	"fmt"
 	"net/netip"
 	"os"
@@ -31,36 +33,54 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-var (
-	probeOnce sync.Once
-	probePath string
-	probeErr  error
-)
+// binary is a program of this module built once per test process.
+type binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var probe, initProg binary
+
+// build builds the main package in dir (relative to this file) into a
+// directory the containers' mapped root can traverse.
+func (b *binary) build(t testing.TB, dir, name string) string {
+	t.Helper()
+	b.once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		src := filepath.Join(filepath.Dir(file), dir)
+		out, err := os.MkdirTemp("", "skiff-"+name+"-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		if b.err = os.Chmod(out, 0o711); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(out, name)
+		cmd := exec.Command("go", "build", "-o", b.path, ".")
+		cmd.Dir = src
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build %s: %v\n%s", name, err, msg)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
 
 // Probe returns the path of the static probe binary (see testdata/probe),
 // built once per test process.
-func Probe(t testing.TB) string {
-	t.Helper()
-	probeOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		src := filepath.Join(filepath.Dir(file), "..", "testdata", "probe")
-		dir, err := os.MkdirTemp("", "skiff-probe-")
-		if err != nil {
-			probeErr = err
-			return
-		}
-		probePath = filepath.Join(dir, "probe")
-		cmd := exec.Command("go", "build", "-o", probePath, ".")
-		cmd.Dir = src
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = fmt.Errorf("build probe: %v\n%s", err, out)
-		}
-	})
-	if probeErr != nil {
-		t.Fatal(probeErr)
-	}
-	return probePath
+func Probe(t testing.TB) string { return probe.build(t, "../testdata/probe", "probe") }
+
+// Init returns the path of skiff-init (cmd/skiff-init), built once per
+// test process, for Spec.Init.
+func Init(t testing.TB) string {
+	p := initProg.build(t, "../../../cmd/skiff-init", "skiff-init")
+	OpenPath(t, filepath.Dir(p))
+	return p
 }
 
 // Env is a Runc and Network private to one test.
@@ -175,4 +195,58 @@ func OpenPath(t testing.TB, p string) {
 			os.Chmod(d, fi.Mode().Perm()|0o011)
 		}
 	}
+}
+
+// BusyboxRootfs is Rootfs with a static busybox as /bin/sh, /bin/sleep and
+// the like: real programs without signal handlers, and a shell with job
+// control. The test is skipped where Debian's busybox-static is missing.
+func BusyboxRootfs(t testing.TB) string {
+	t.Helper()
+	const bb = "/bin/busybox"
+	f, err := elf.Open(bb)
+	if err != nil {
+		t.Skipf("needs a static %s (apt-get install busybox-static): %v", bb, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Skipf("%s is dynamically linked: needs busybox-static", bb)
+		}
+	}
+	dir := Rootfs(t)
+	b, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sh", "sleep", "echo", "kill", "cat", "ps"} {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// Buffer is a bytes.Buffer safe for one writer and concurrent readers:
+// where a test collects a container's output while it runs.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

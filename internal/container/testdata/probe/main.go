@@ -31,7 +31,7 @@ func main() {
 	case "status":
 		b, _ := os.ReadFile("/proc/self/status")
 		for _, l := range strings.Split(string(b), "\n") {
-			for _, k := range []string{"Uid:", "Gid:", "CapEff:", "CapPrm:", "NoNewPrivs:", "Seccomp:"} {
+			for _, k := range []string{"Uid:", "Gid:", "Groups:", "CapEff:", "CapPrm:", "NoNewPrivs:", "Seccomp:"} {
 				if strings.HasPrefix(l, k) {
 					fmt.Println(strings.Join(strings.Fields(l), " "))
 				}
@@ -90,6 +90,19 @@ func main() {
 		n, _ := strconv.Atoi(arg(2))
 		fmt.Println("exiting", n)
 		os.Exit(n)
+	case "orphans":
+		// Fork children that fork a short-lived grandchild each and exit
+		// at once: the grandchildren are orphans, and whoever is pid 1
+		// must reap them. Then count the zombies of the pid namespace.
+		for range 5 {
+			c := exec.Command("/proc/self/exe", "spawn", "100ms")
+			c.Run()
+		}
+		time.Sleep(time.Second)
+		fmt.Println("zombies:", zombies())
+	case "spawn":
+		c := exec.Command("/proc/self/exe", "sleep", arg(2))
+		c.Start() // never waited for
 	case "oom":
 		var keep [][]byte
 		for {
@@ -151,4 +164,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "unknown command")
 		os.Exit(2)
 	}
+}
+
+// zombies counts the processes in state Z.
+func zombies() int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] == "Z" {
+			n++
+		}
+	}
+	return n
 }

@@ -1,0 +1,138 @@
+// Command skiff-init is the first process of every app instance and one-off
+// run. The kernel gives the first process of a pid namespace no default
+// signal actions, so an app without a SIGTERM handler (python's
+// http.server, sleep, most shell scripts) would ignore the SIGTERM of a
+// stop and wait out the whole grace period; and orphans would stay zombies,
+// since nobody else waits for them. skiff-init runs the app as its child
+// in a process group of its own, forwards the signals a stop, a terminal or
+// an operator sends to that group, reaps every process that ends, and exits
+// as the app did (128+n when signal n killed it).
+//
+//	skiff-init [--] command [args…]
+//
+// With a terminal (a one-off `run` with a TTY) the app's process group is
+// made the terminal's foreground group, so ctrl-C, job control and a
+// shell's prompt work as in a login. Outside a container (not pid 1) it
+// makes itself a child subreaper, so that orphans are still its to reap.
+//
+// It is built static (CGO_ENABLED=0) and bind-mounted read-only into the
+// container, whatever the image holds.
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	goruntime "runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// forwarded are the signals passed on to the app's process group.
+var forwarded = []os.Signal{
+	unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH,
+}
+
+// ignored are caught only so that skiff-init itself never stops; caught,
+// not ignored, because an ignored disposition would pass on to the app.
+var ignored = []os.Signal{unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP, unix.SIGPIPE}
+
+func init() { goruntime.GOMAXPROCS(1) }
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		os.Stderr.WriteString("usage: skiff-init [--] command [args…]\n")
+		os.Exit(2)
+	}
+	os.Exit(run(args))
+}
+
+func run(args []string) int {
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, append(append([]os.Signal{unix.SIGCHLD}, forwarded...), ignored...)...)
+	if os.Getpid() != 1 {
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	pid, err := start(args)
+	if err != nil {
+		os.Stderr.WriteString("skiff-init: " + err.Error() + "\n")
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, unix.ENOENT) {
+			return 127 // what a shell says for a command that is not there
+		}
+		return 126
+	}
+	for {
+		// Every wake-up reaps: a SIGCHLD dropped while the channel was
+		// full is made up for by the signal that filled it.
+		if code, done := reap(pid); done {
+			return code
+		}
+		sig := <-sigs
+		switch sig {
+		case unix.SIGCHLD, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP, unix.SIGPIPE:
+		default:
+			forward(pid, sig.(unix.Signal))
+		}
+	}
+}
+
+// start starts the app in a process group of its own, in the foreground of
+// the controlling terminal if there is one.
+func start(args []string) (int, error) {
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		return 0, err
+	}
+	sys := &syscall.SysProcAttr{Setpgid: true}
+	if pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && pgrp == unix.Getpgrp() {
+		// Standard input is our controlling terminal and we are its
+		// foreground: hand that to the app.
+		sys.Foreground, sys.Ctty = true, 0
+	}
+	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{
+		Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys,
+	})
+	if err != nil {
+		return 0, &os.PathError{Op: "exec", Path: args[0], Err: err}
+	}
+	return pid, nil
+}
+
+// reap waits for every child that has ended, and reports the app's exit
+// once it is among them.
+func reap(app int) (code int, done bool) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			return code, done
+		}
+		if pid != app {
+			continue
+		}
+		done = true
+		if ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		} else {
+			code = ws.ExitStatus()
+		}
+	}
+}
+
+// forward sends sig to the app's process group, or to the app alone when
+// it has left that group.
+func forward(app int, sig unix.Signal) {
+	if err := unix.Kill(-app, sig); errors.Is(err, unix.ESRCH) {
+		unix.Kill(app, sig)
+	}
+}
