@@ -2,6 +2,7 @@ package skiff
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -30,6 +31,10 @@ type Build struct {
 	StartedAt  time.Time   `json:"started_at"`
 	FinishedAt time.Time   `json:"finished_at,omitzero"`
 }
+
+// Key names the build for the build platform (its container, scratch
+// directory, image tag and log): unique across apps, unlike ID.
+func (b *Build) Key() string { return b.AppID + "-" + strconv.Itoa(b.ID) }
 
 // ReleaseStatus is where a release is. A release is created pending, then
 // becomes deployed when its instances serve (and it is the app's current

@@ -84,7 +84,7 @@ func buildsOutput(c *call) error {
 	if err != nil {
 		return err
 	}
-	rc, err := c.services().Builder.BuildLog(c.app.ID, strconv.Itoa(b.ID))
+	rc, err := c.services().Builder.BuildLog(c.app.ID, b.Key())
 	if err != nil {
 		return skiff.Errorf(skiff.ENOTFOUND, "the output of build %d is no longer kept", b.ID)
 	}

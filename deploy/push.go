@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/skiffhq/skiff"
@@ -99,7 +98,7 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 		srcW.CloseWithError(p.cfg.Repos.Archive(archiveCtx, app.ID, commit.ID, gitEnv, srcW))
 	}()
 	res, err := p.cfg.Builder.Build(ctx, &skiff.BuildRequest{
-		App: app, BuildID: strconv.Itoa(b.ID), Commit: commit.ID, Source: src,
+		App: app, BuildID: b.Key(), Commit: commit.ID, Source: src,
 		Builder: settings[skiff.SettingBuilder], Buildpacks: buildpacksSetting(settings),
 		Env: buildEnv, PreviousImage: previous,
 	}, out)

@@ -92,6 +92,13 @@ func TestDaemonKilledMidDeploy(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The route follows the re-adopted instance a moment after ps shows it.
+	for code, _ := d.get(t, hostOf(app), "/"); code != 200; code, _ = d.get(t, hostOf(app), "/") {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart the app answers %d", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if a := d.answer(t, app); a.Release != "v1" || a.Version != "1" {
 		t.Fatalf("after the restart the app serves %+v", a)
 	}
