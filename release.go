@@ -56,7 +56,10 @@ type Release struct {
 	Image        string            `json:"image"`
 	Config       map[string]string `json:"config"`
 	ProcessTypes map[string]string `json:"process_types"`
-	BuildID      int               `json:"build_id,omitempty"`
+	// Formation is the app's scale when the release was made; a rollback
+	// keeps the current one, as on Heroku.
+	Formation Formation `json:"formation"`
+	BuildID   int       `json:"build_id,omitempty"`
 	Commit       string            `json:"commit,omitempty"`
 	Description  string            `json:"description"`
 	Actor        string            `json:"actor"`

@@ -80,7 +80,8 @@ func releasesInfo(c *call) error {
 	}
 	c.fields("Description", rel.Description, "By", rel.Actor, "When", formatTime(rel.CreatedAt), "Status", status,
 		"Error", orNone(rel.Error), "Commit", orNone(skiff.ShortID(rel.Commit)), "Build", orNone(itoa0(rel.BuildID)),
-		"Image", rel.Image, "Config vars", orNone(strings.Join(keys, ", ")), "Processes", orNone(strings.Join(types, "; ")))
+		"Image", rel.Image, "Config vars", orNone(strings.Join(keys, ", ")), "Processes", orNone(strings.Join(types, "; ")),
+		"Formation", orNone(formationText(rel.Formation)))
 	return nil
 }
 
@@ -104,4 +105,12 @@ func releasesRollback(c *call) error {
 		return err
 	}
 	return nil
+}
+
+func formationText(f skiff.Formation) string {
+	var parts []string
+	for _, t := range sortedKeys(f) {
+		parts = append(parts, fmt.Sprintf("%s=%d", t, f[t].Quantity))
+	}
+	return strings.Join(parts, " ")
 }

@@ -36,7 +36,7 @@ func TestACMECertificate(t *testing.T) {
 	if r := d.git(admin, repo, "push", d.remote(app), "main"); r.code != 0 {
 		t.Fatalf("push: %s", r)
 	}
-	defer d.local("", "apps:destroy", app, "--force")
+	defer d.teardown(hr.prefix, hr.pool)
 
 	// A handshake for a name no app has orders nothing.
 	probe, err := tls.Dial("tcp", d.addr.HTTPS, &tls.Config{ServerName: "random-name.example", InsecureSkipVerify: true})

@@ -57,7 +57,6 @@ func TestDaemonKilledMidDeploy(t *testing.T) {
 	if r := d.git(admin, repo, "push", "skiff", "main"); r.code != 0 {
 		t.Fatalf("push: %s", r)
 	}
-	defer func() { d.local("", "apps:destroy", app, "--force") }()
 
 	// Push v2 and kill the daemon once the new instance is starting.
 	commit(t, repo, "VERSION", "2\n", "v2")
@@ -113,4 +112,6 @@ func TestDaemonKilledMidDeploy(t *testing.T) {
 	if r := d.git(admin, repo, "push", "skiff", "main"); r.code != 0 || !strings.Contains(r.stderr, "Released v3") {
 		t.Fatalf("push after the restart: %s", r)
 	}
+	// Stopped and torn down, the daemon leaves nothing on the host.
+	d.teardown(hr.prefix, hr.pool)
 }

@@ -96,8 +96,11 @@ func startFullDaemon() (*daemon, error) {
 	fullStop = func() {
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		d.cmd.Wait()
-		// The shared daemon's apps must not outlive the tests.
-		exec.Command(skiffBin, "--data", d.data, "apps:list", "--format", "json").Run()
+		// Nothing of the shared daemon may outlive the tests.
+		hr := hostResources(0)
+		if out, err := exec.Command(skiffBin, "--data", d.data, "teardown", "--resource-prefix", hr.prefix, "--network-pool", hr.pool).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: teardown: %v\n%s", err, out)
+		}
 		os.RemoveAll(dir)
 	}
 	deadline := time.Now().Add(60 * time.Second)
@@ -218,5 +221,33 @@ func hostResources(n int) struct{ prefix, pool string } {
 	return struct{ prefix, pool string }{
 		prefix: fmt.Sprintf("t%d%03x", n, id),
 		pool:   fmt.Sprintf("10.%d.0.0/16", 224+(id+n*7)%24),
+	}
+}
+
+// teardown stops the daemon and removes what it put on the host, then
+// checks that nothing is left: no runc state, cgroup or firewall table.
+func (d *daemon) teardown(prefix, pool string) {
+	t := d.t
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.exited
+	d.exited <- nil
+	if r := runCmd(t, execSkiff("--data", d.data, "teardown", "--resource-prefix", prefix, "--network-pool", pool), ""); r.code != 0 {
+		t.Fatalf("teardown: %s", r)
+	}
+	if _, err := os.Stat("/run/" + prefix); !os.IsNotExist(err) {
+		t.Errorf("/run/%s is left: %v", prefix, err)
+	}
+	for _, parent := range []string{prefix, prefix + "-builds"} {
+		matches, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
+		if m, _ := filepath.Glob("/sys/fs/cgroup/" + parent); len(m) > 0 {
+			matches = append(matches, m...)
+		}
+		if len(matches) > 0 {
+			t.Errorf("cgroups left: %v", matches)
+		}
+	}
+	if out, _ := exec.Command("ip", "-o", "link").Output(); bytes.Contains(out, []byte(" "+prefix[:min(5, len(prefix))])) {
+		t.Errorf("veths left:\n%s", out)
 	}
 }

@@ -130,8 +130,11 @@ func (db *DB) CreateRelease(ctx context.Context, r *skiff.Release) error {
 		if r.Config == nil {
 			r.Config = map[string]string{}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app_id, version, image, config, process_types, build_id, commit_id, description, actor, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.AppID, r.Version, r.Image, mustJSON(r.Config), mustJSON(r.ProcessTypes),
+		if r.Formation, err = tx.formation(r.AppID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app_id, version, image, config, process_types, formation, build_id, commit_id, description, actor, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.AppID, r.Version, r.Image, mustJSON(r.Config), mustJSON(r.ProcessTypes), mustJSON(r.Formation),
 			r.BuildID, r.Commit, r.Description, r.Actor, r.Status, formatTime(tx.now)); err != nil {
 			return err
 		}
@@ -190,18 +193,21 @@ func (db *DB) FailPendingReleases(ctx context.Context, reason string) (int, erro
 	return int(n), err
 }
 
-const releaseColumns = `r.app_id, r.version, r.image, r.config, r.process_types, r.build_id, r.commit_id, r.description, r.actor, r.status, r.error, r.created_at, a.current_release = r.version`
+const releaseColumns = `r.app_id, r.version, r.image, r.config, r.process_types, r.formation, r.build_id, r.commit_id, r.description, r.actor, r.status, r.error, r.created_at, a.current_release = r.version`
 
 func scanRelease(row interface{ Scan(...any) error }) (*skiff.Release, error) {
 	var r skiff.Release
-	var cfg, types, created string
-	if err := row.Scan(&r.AppID, &r.Version, &r.Image, &cfg, &types, &r.BuildID, &r.Commit, &r.Description, &r.Actor, &r.Status, &r.Error, &created, &r.Current); err != nil {
+	var cfg, types, formation, created string
+	if err := row.Scan(&r.AppID, &r.Version, &r.Image, &cfg, &types, &formation, &r.BuildID, &r.Commit, &r.Description, &r.Actor, &r.Status, &r.Error, &created, &r.Current); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(cfg), &r.Config); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(types), &r.ProcessTypes); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(formation), &r.Formation); err != nil {
 		return nil, err
 	}
 	r.CreatedAt = parseTime(created)
@@ -278,6 +284,19 @@ func (db *DB) Formation(ctx context.Context, appID string) (skiff.Formation, err
 	if err != nil {
 		return nil, err
 	}
+	return scanFormation(rows)
+}
+
+// formation reads the app's scale inside a transaction.
+func (tx *Tx) formation(appID string) (skiff.Formation, error) {
+	rows, err := tx.QueryContext(tx.ctx, `SELECT process_type, quantity, memory, cpu, pids FROM formation WHERE app_id = ?`, appID)
+	if err != nil {
+		return nil, err
+	}
+	return scanFormation(rows)
+}
+
+func scanFormation(rows *sql.Rows) (skiff.Formation, error) {
 	defer rows.Close()
 	f := skiff.Formation{}
 	for rows.Next() {

@@ -55,6 +55,8 @@ func run(args []string) int {
 		return serve(dataDir, args[1:])
 	case "hook":
 		return hook(args[1:])
+	case "teardown":
+		return teardown(dataDir, args[1:])
 	case "--version", "-v":
 		fmt.Println("skiff", skiff.Version)
 		return 0
@@ -70,6 +72,8 @@ func usage() {
   skiff serve [--data DIR] [--ssh-addr :2222] [--http-addr :80] [--https-addr :443] [--domain D]
   skiff [--data DIR] <command> [args]    run an admin command in the running daemon (as root)
   skiff help                             list the admin commands
+  skiff teardown                         stop every app and remove skiff's cgroups, runc state and
+                                         firewall rules from this host (the daemon must be stopped)
 
 The data directory is --data, or $SKIFF_DATA, or `+defaultData+`.
 `)

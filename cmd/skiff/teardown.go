@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/skiffhq/skiff/internal/container"
+)
+
+// teardown removes what skiff put on the host outside its data directory:
+// it stops every app instance and build, and removes their cgroups, runc
+// state and firewall table. The data directory stays (delete it yourself
+// to remove the apps for good). The daemon must not be running.
+func teardown(dataDir string, args []string) int {
+	fs := flag.NewFlagSet("teardown", flag.ContinueOnError)
+	prefix := fs.String("resource-prefix", envOr("SKIFF_RESOURCE_PREFIX", "skiff"), "as given to skiff serve")
+	pool := fs.String("network-pool", envOr("SKIFF_NETWORK_POOL", "10.213.0.0/16"), "as given to skiff serve")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := runTeardown(dataDir, *prefix, *pool); err != nil {
+		fmt.Fprintf(os.Stderr, " !     %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "-----> Stopped every app instance and build, and removed skiff's cgroups, runc state and firewall rules (%s); the data in %s stays\n", *prefix, dataDir)
+	return 0
+}
+
+func runTeardown(dataDir, prefix, poolText string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("teardown changes the host: run it as root")
+	}
+	if c, err := net.DialTimeout("unix", filepath.Join(dataDir, "control.sock"), time.Second); err == nil {
+		c.Close()
+		return errors.New("skiff serve is running with this data directory: stop it first")
+	}
+	pool, err := netip.ParsePrefix(poolText)
+	if err != nil {
+		return fmt.Errorf("--network-pool: %w", err)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	names := namesFor(prefix)
+	nw, err := container.NewNetwork(container.NetworkConfig{Pool: pool, LinkPrefix: names.vethPrefix, Table: names.table, LockFile: names.lockFile}, log)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, side := range []struct{ state, cgroup, bundles string }{
+		{names.runcState, names.cgroup, filepath.Join(dataDir, "instances")},
+		{names.buildRuncState, names.buildCgroup, filepath.Join(dataDir, "tmp", "builds")},
+	} {
+		r, err := container.New(ctx, container.Config{StateDir: side.state, CgroupParent: side.cgroup, Network: nw, Log: log})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, r.Teardown(ctx, side.bundles), r.Close())
+	}
+	errs = append(errs, nw.Remove(), os.RemoveAll(filepath.Dir(names.runcState)))
+	if err := os.Remove(names.lockFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	// The instances' records are gone with their containers.
+	errs = append(errs, os.RemoveAll(filepath.Join(dataDir, "instances")))
+	return errors.Join(errs...)
+}
