@@ -1,5 +1,11 @@
 package build
 
+import (
+	"bytes"
+
+	"github.com/BurntSushi/toml"
+)
+
 // The few CNB TOML files and labels skiff writes or reads, declared here
 // rather than imported from the lifecycle (see the package doc). Field names
 // follow the CNB platform and buildpack specs.
@@ -75,4 +81,13 @@ type projectBuildpack struct {
 type projectEnv struct {
 	Name  string `toml:"name"`
 	Value string `toml:"value"`
+}
+
+// encodeTOML renders one of these files as skiff writes it.
+func encodeTOML(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
