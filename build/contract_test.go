@@ -212,6 +212,7 @@ func TestContractProjectDescriptor(t *testing.T) {
 	}{
 		{"project-v01.toml", []string{"skiff/go@0.1.0", "skiff/procfile"}, map[string]string{"GOFLAGS": "-mod=vendor"}, []string{"cmd/", "go.mod", "go.sum", "*.go"}, nil},
 		{"project-v02.toml", []string{"skiff/nodejs@0.1.0", "skiff/procfile"}, map[string]string{"NODE_ENV": "production", "NPM_CONFIG_LOGLEVEL": "warn"}, nil, []string{"spec/", "*.log"}},
+		{"project-v02-env-build.toml", []string{"skiff/python"}, map[string]string{"PIP_NO_CACHE_DIR": "1"}, nil, nil},
 	} {
 		var pt projectTOML
 		if err := parseProject(readGolden(t, c.file), &pt); err != nil {

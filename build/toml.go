@@ -53,23 +53,35 @@ type buildpackTOML struct {
 }
 
 // projectTOML is the project descriptor (project.toml) of an app, schema
-// 0.2 ([io.buildpacks]) or 0.1 ([build]).
+// 0.2 ([io.buildpacks]) or 0.1 ([build]), as pack reads them.
 type projectTOML struct {
 	IO struct {
-		Buildpacks projectBuild `toml:"buildpacks"`
+		Buildpacks projectIO `toml:"buildpacks"`
 	} `toml:"io"`
 	Build projectBuild `toml:"build"`
 }
 
-type projectBuild struct {
-	Group      []projectBuildpack `toml:"group"`      // 0.2
-	Buildpacks []projectBuildpack `toml:"buildpacks"` // 0.1
-	Env        []projectEnv       `toml:"env"`        // 0.1
-	Build      struct {
-		Env []projectEnv `toml:"env"` // 0.2: [[io.buildpacks.build.env]]
+// projectIO is schema 0.2's [io.buildpacks].
+type projectIO struct {
+	Group []projectBuildpack `toml:"group"`
+	Build struct {
+		Env []projectEnv `toml:"env"` // [[io.buildpacks.build.env]]
 	} `toml:"build"`
+	// [[io.buildpacks.env.build]], the key pack first documented and still
+	// reads when [[io.buildpacks.build.env]] is absent.
+	Env struct {
+		Build []projectEnv `toml:"build"`
+	} `toml:"env"`
 	Include []string `toml:"include"`
 	Exclude []string `toml:"exclude"`
+}
+
+// projectBuild is schema 0.1's [build], and what section makes of either.
+type projectBuild struct {
+	Buildpacks []projectBuildpack `toml:"buildpacks"`
+	Env        []projectEnv       `toml:"env"`
+	Include    []string           `toml:"include"`
+	Exclude    []string           `toml:"exclude"`
 }
 
 type projectBuildpack struct {
