@@ -41,15 +41,14 @@ type stackTOML struct {
 	RunImage runImageRef `toml:"run-image"`
 }
 
-// buildpackTOML is a buildpack's descriptor.
+// buildpackTOML is the part of a buildpack's descriptor that builder:create
+// reads.
 type buildpackTOML struct {
 	API       string `toml:"api"`
 	Buildpack struct {
 		ID      string `toml:"id"`
 		Version string `toml:"version"`
-		Name    string `toml:"name"`
 	} `toml:"buildpack"`
-	Order []orderGroup `toml:"order"`
 }
 
 // projectTOML is the project descriptor (project.toml) of an app, schema
