@@ -1,15 +1,16 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -96,9 +97,7 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 				return err
 			}
 		}
-		descr := fmt.Sprintf("[apis]\n[apis.buildpack]\n  deprecated = []\n  supported = %s\n[apis.platform]\n  deprecated = []\n  supported = %s\n\n[api]\n  platform = \"0.7\"\n  buildpack = \"0.7\"\n\n[lifecycle]\n  version = %q\n",
-			tomlList(buildpackAPIs), tomlList(platformAPIs), lf.Version)
-		if err := t.file("/cnb/lifecycle/lifecycle.toml", 0o644, []byte(descr)); err != nil {
+		if err := t.file("/cnb/lifecycle/lifecycle.toml", 0o644, lifecycleDescriptor(lf.Version)); err != nil {
 			return err
 		}
 		return t.close()
@@ -110,7 +109,6 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 
 	// One layer per buildpack, so that builders sharing one share its blob.
 	layersLabel := map[string]map[string]any{}
-	var bpList []map[string]string
 	for _, bp := range bps {
 		bp := bp
 		l, err := p.store.PutLayer(ctx, func(w io.Writer) error {
@@ -128,19 +126,12 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 			layersLabel[bp.ID] = map[string]any{}
 		}
 		layersLabel[bp.ID][bp.Version] = map[string]any{"api": bp.API, "layerDiffID": diff.String(), "homepage": ""}
-		bpList = append(bpList, map[string]string{"id": bp.ID, "version": bp.Version})
 		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "skiff: buildpack " + bp.ID + "@" + bp.Version}})
 	}
 
 	// The builder's own configuration.
-	var orderBuf, runBuf, stackBuf bytes.Buffer
-	if err := toml.NewEncoder(&orderBuf).Encode(order); err != nil {
-		return v1.Hash{}, err
-	}
-	if err := toml.NewEncoder(&runBuf).Encode(runTOML{Images: []runImageRef{{Image: spec.RunRef}}}); err != nil {
-		return v1.Hash{}, err
-	}
-	if err := toml.NewEncoder(&stackBuf).Encode(stackTOML{RunImage: runImageRef{Image: spec.RunRef}}); err != nil {
+	files, err := builderConfigFiles(order, spec.RunRef)
+	if err != nil {
 		return v1.Hash{}, err
 	}
 	cfgLayer, err := p.store.PutLayer(ctx, func(w io.Writer) error {
@@ -158,8 +149,9 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 		if err := t.dir("/platform/env", 0o755, 0, 0); err != nil {
 			return err
 		}
-		for name, b := range map[string][]byte{"/cnb/order.toml": orderBuf.Bytes(), "/cnb/run.toml": runBuf.Bytes(), "/cnb/stack.toml": stackBuf.Bytes()} {
-			if err := t.file(name, 0o644, b); err != nil {
+		// In a fixed order, so that the same builder makes the same layer.
+		for _, name := range slices.Sorted(maps.Keys(files)) {
+			if err := t.file(name, 0o644, files[name]); err != nil {
 				return err
 			}
 		}
@@ -187,21 +179,7 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
-	meta := map[string]any{
-		"description": spec.Description,
-		"stack":       map[string]any{"runImage": runImageRef{Image: spec.RunRef}},
-		"images":      []runImageRef{{Image: spec.RunRef}},
-		"buildpacks":  bpList,
-		"lifecycle": map[string]any{
-			"version": lf.Version,
-			"api":     map[string]string{"buildpack": "0.7", "platform": "0.7"},
-			"apis": map[string]any{
-				"buildpack": map[string]any{"deprecated": []string{}, "supported": buildpackAPIs},
-				"platform":  map[string]any{"deprecated": []string{}, "supported": platformAPIs},
-			},
-		},
-		"createdBy": map[string]string{"name": "skiff", "version": skiff.Version},
-	}
+	meta := builderMetadataLabel(spec, bps, lf.Version)
 	for k, v := range map[string]any{labelBuilderMetadata: meta, labelBuildpackLayers: layersLabel, labelBuildpackOrder: order.Order} {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -215,6 +193,56 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 		return v1.Hash{}, err
 	}
 	return p.store.Put(ctx, spec.Ref, img)
+}
+
+// builderConfigFiles renders the builder's /cnb/order.toml, /cnb/run.toml
+// and /cnb/stack.toml.
+func builderConfigFiles(order *orderTOML, runRef string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for name, v := range map[string]any{
+		"/cnb/order.toml": order,
+		"/cnb/run.toml":   runTOML{Images: []runImageRef{{Image: runRef}}},
+		"/cnb/stack.toml": stackTOML{RunImage: runImageRef{Image: runRef}},
+	} {
+		b, err := encodeTOML(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		files[name] = b
+	}
+	return files, nil
+}
+
+// lifecycleDescriptor renders /cnb/lifecycle/lifecycle.toml, which pack
+// and other platforms read to learn the lifecycle's APIs; [api] holds the
+// oldest supported ones, in the older descriptor format (RFC 0011).
+func lifecycleDescriptor(version string) []byte {
+	return fmt.Appendf(nil, "[apis]\n[apis.buildpack]\n  deprecated = []\n  supported = %s\n[apis.platform]\n  deprecated = []\n  supported = %s\n\n[api]\n  platform = %q\n  buildpack = %q\n\n[lifecycle]\n  version = %q\n",
+		tomlList(buildpackAPIs), tomlList(platformAPIs), platformAPIs[0], buildpackAPIs[0], version)
+}
+
+// builderMetadataLabel is the io.buildpacks.builder.metadata label, in the
+// shape pack gives it, which tools and skiff's own builder reading expect.
+func builderMetadataLabel(spec BuilderSpec, bps []buildpackDir, lifecycleVersion string) map[string]any {
+	var bpList []map[string]string
+	for _, bp := range bps {
+		bpList = append(bpList, map[string]string{"id": bp.ID, "version": bp.Version})
+	}
+	return map[string]any{
+		"description": spec.Description,
+		"stack":       map[string]any{"runImage": runImageRef{Image: spec.RunRef}},
+		"images":      []runImageRef{{Image: spec.RunRef}},
+		"buildpacks":  bpList,
+		"lifecycle": map[string]any{
+			"version": lifecycleVersion,
+			"api":     map[string]string{"buildpack": buildpackAPIs[0], "platform": platformAPIs[0]},
+			"apis": map[string]any{
+				"buildpack": map[string]any{"deprecated": []string{}, "supported": buildpackAPIs},
+				"platform":  map[string]any{"deprecated": []string{}, "supported": platformAPIs},
+			},
+		},
+		"createdBy": map[string]string{"name": "skiff", "version": skiff.Version},
+	}
 }
 
 // buildpackDir is a buildpack found on disk.

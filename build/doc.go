@@ -8,11 +8,20 @@
 // and an OCI layout as the export target, and imports the result into the
 // image store (internal/imagestore).
 //
-// The lifecycle's own Go types for its TOML files (platform/files) are not
-// imported: the lifecycle module drags registries' SDKs and more into any
-// module that imports it, so it is built in its own module (tools/lifecycle)
-// and skiff declares the few fields it writes and reads (order, run, project
-// descriptor, the build metadata label) itself, in toml.go and metadata.go.
+// The lifecycle's own Go types for its files (platform/files, buildpack,
+// launch) are the contract, but they are not imported: the lifecycle module
+// drags registries' SDKs and more into any module that imports it, so it is
+// built in its own module (tools/lifecycle) and skiff declares the few
+// fields it writes and reads (order, run, stack, lifecycle.toml, the builder
+// and build metadata labels, buildpack.toml, the project descriptor) itself,
+// in toml.go, metadata.go and builderimage.go. The contract is kept by
+// golden files under testdata/contract, checked from both sides: this
+// package's TestContract* tests write skiff's files and read the
+// lifecycle's with skiff's structs, and tools/lifecycle/contract reads
+// skiff's files with the lifecycle's types (failing on a key they have no
+// field for) and writes the lifecycle's with them, at the pinned version.
+// project.toml, which the lifecycle does not read, is checked against the
+// spec and pack's reading of it.
 //
 // On disk, under the data directory (which builds need searchable, 0711):
 //

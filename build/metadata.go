@@ -25,7 +25,7 @@ type buildMetadata struct {
 }
 
 // readResult fills process types, the default process and the buildpacks
-// from the exported image's label and entrypoint.
+// from the exported image.
 func (p *Platform) readResult(res *skiff.BuildResult) error {
 	img, err := p.store.Image(res.Image)
 	if err != nil {
@@ -35,9 +35,15 @@ func (p *Platform) readResult(res *skiff.BuildResult) error {
 	if err != nil {
 		return err
 	}
+	return resultFromImage(res, cf.Config.Labels[labelBuildMetadata], cf.Config.Entrypoint)
+}
+
+// resultFromImage reads what the lifecycle's exporter wrote into the image:
+// the io.buildpacks.build.metadata label and the entrypoint.
+func resultFromImage(res *skiff.BuildResult, label string, entrypoint []string) error {
 	var md buildMetadata
-	if s := cf.Config.Labels[labelBuildMetadata]; s != "" {
-		if err := json.Unmarshal([]byte(s), &md); err != nil {
+	if label != "" {
+		if err := json.Unmarshal([]byte(label), &md); err != nil {
 			return fmt.Errorf("read %s label: %w", labelBuildMetadata, err)
 		}
 	}
@@ -49,8 +55,8 @@ func (p *Platform) readResult(res *skiff.BuildResult) error {
 		res.Buildpacks = append(res.Buildpacks, bp.ID+"@"+bp.Version)
 	}
 	// The default process is the image's entrypoint /cnb/process/<type>.
-	if ep := cf.Config.Entrypoint; len(ep) == 1 && strings.HasPrefix(ep[0], "/cnb/process/") {
-		res.DefaultProcess = path.Base(ep[0])
+	if len(entrypoint) == 1 && strings.HasPrefix(entrypoint[0], "/cnb/process/") {
+		res.DefaultProcess = path.Base(entrypoint[0])
 	}
 	return nil
 }

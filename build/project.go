@@ -51,19 +51,24 @@ func parseProject(b []byte, pt *projectTOML) error {
 	return nil
 }
 
+// section is the build section in use: schema 0.2's [io.buildpacks] when
+// it says anything, else schema 0.1's [build].
 func (pt *projectTOML) section() projectBuild {
 	io := pt.IO.Buildpacks
-	if len(io.Group) > 0 || len(io.Build.Env) > 0 || len(io.Include) > 0 || len(io.Exclude) > 0 {
-		return io
+	env := io.Build.Env
+	if env == nil {
+		env = io.Env.Build
+	}
+	if len(io.Group) > 0 || len(env) > 0 || len(io.Include) > 0 || len(io.Exclude) > 0 {
+		return projectBuild{Buildpacks: io.Group, Env: env, Include: io.Include, Exclude: io.Exclude}
 	}
 	return pt.Build
 }
 
 // buildpacks returns the buildpacks project.toml pins, as id[@version].
 func (pt *projectTOML) buildpacks() []string {
-	s := pt.section()
 	var out []string
-	for _, bp := range append(s.Group, s.Buildpacks...) {
+	for _, bp := range pt.section().Buildpacks {
 		switch {
 		case bp.ID != "" && bp.Version != "":
 			out = append(out, bp.ID+"@"+bp.Version)
@@ -78,9 +83,8 @@ func (pt *projectTOML) buildpacks() []string {
 
 // env returns project.toml's build environment.
 func (pt *projectTOML) env() map[string]string {
-	s := pt.section()
 	m := map[string]string{}
-	for _, e := range append(s.Build.Env, s.Env...) {
+	for _, e := range pt.section().Env {
 		if e.Name != "" {
 			m[e.Name] = e.Value
 		}

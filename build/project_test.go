@@ -88,6 +88,7 @@ value = "-mod=vendor"
 func FuzzProjectTOML(f *testing.F) {
 	f.Add("[io.buildpacks]\nexclude = [\"*.log\"]\n[[io.buildpacks.group]]\nid = \"a\"\n", "x/y.log")
 	f.Add("[build]\ninclude = [\"[\"]\n", "[")
+	f.Add("[_]\nschema-version = \"0.2\"\n[[io.buildpacks.env.build]]\nname = \"A\"\nvalue = \"1\"\n", "a")
 	f.Fuzz(func(t *testing.T, text, rel string) {
 		var pt projectTOML
 		if parseProject([]byte(text), &pt) != nil {

@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/container"
@@ -235,11 +232,11 @@ func (p *Platform) prepareInputs(ctx context.Context, j *job) error {
 		if err != nil {
 			return err
 		}
-		var b bytes.Buffer
-		if err := toml.NewEncoder(&b).Encode(order); err != nil {
+		b, err := encodeTOML(order)
+		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(j.dirs["layers"], "order.toml"), b.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(j.dirs["layers"], "order.toml"), b, 0o644); err != nil {
 			return err
 		}
 	}

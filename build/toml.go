@@ -1,5 +1,11 @@
 package build
 
+import (
+	"bytes"
+
+	"github.com/BurntSushi/toml"
+)
+
 // The few CNB TOML files and labels skiff writes or reads, declared here
 // rather than imported from the lifecycle (see the package doc). Field names
 // follow the CNB platform and buildpack specs.
@@ -35,35 +41,46 @@ type stackTOML struct {
 	RunImage runImageRef `toml:"run-image"`
 }
 
-// buildpackTOML is a buildpack's descriptor.
+// buildpackTOML is the part of a buildpack's descriptor that builder:create
+// reads.
 type buildpackTOML struct {
 	API       string `toml:"api"`
 	Buildpack struct {
 		ID      string `toml:"id"`
 		Version string `toml:"version"`
-		Name    string `toml:"name"`
 	} `toml:"buildpack"`
-	Order []orderGroup `toml:"order"`
 }
 
 // projectTOML is the project descriptor (project.toml) of an app, schema
-// 0.2 ([io.buildpacks]) or 0.1 ([build]).
+// 0.2 ([io.buildpacks]) or 0.1 ([build]), as pack reads them.
 type projectTOML struct {
 	IO struct {
-		Buildpacks projectBuild `toml:"buildpacks"`
+		Buildpacks projectIO `toml:"buildpacks"`
 	} `toml:"io"`
 	Build projectBuild `toml:"build"`
 }
 
-type projectBuild struct {
-	Group      []projectBuildpack `toml:"group"`      // 0.2
-	Buildpacks []projectBuildpack `toml:"buildpacks"` // 0.1
-	Env        []projectEnv       `toml:"env"`        // 0.1
-	Build      struct {
-		Env []projectEnv `toml:"env"` // 0.2: [[io.buildpacks.build.env]]
+// projectIO is schema 0.2's [io.buildpacks].
+type projectIO struct {
+	Group []projectBuildpack `toml:"group"`
+	Build struct {
+		Env []projectEnv `toml:"env"` // [[io.buildpacks.build.env]]
 	} `toml:"build"`
+	// [[io.buildpacks.env.build]], the key pack first documented and still
+	// reads when [[io.buildpacks.build.env]] is absent.
+	Env struct {
+		Build []projectEnv `toml:"build"`
+	} `toml:"env"`
 	Include []string `toml:"include"`
 	Exclude []string `toml:"exclude"`
+}
+
+// projectBuild is schema 0.1's [build], and what section makes of either.
+type projectBuild struct {
+	Buildpacks []projectBuildpack `toml:"buildpacks"`
+	Env        []projectEnv       `toml:"env"`
+	Include    []string           `toml:"include"`
+	Exclude    []string           `toml:"exclude"`
 }
 
 type projectBuildpack struct {
@@ -75,4 +92,13 @@ type projectBuildpack struct {
 type projectEnv struct {
 	Name  string `toml:"name"`
 	Value string `toml:"value"`
+}
+
+// encodeTOML renders one of these files as skiff writes it.
+func encodeTOML(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
