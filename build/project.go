@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -178,7 +179,7 @@ func pinnedOrder(rootfs string, pins []string, builder string) (*orderTOML, erro
 			return nil, skiff.Errorf(skiff.EINVALID, "buildpack %s is not in builder %s%s", id, builder, available(rootfs))
 		}
 		if version == "" {
-			version = ents[len(ents)-1].Name() // the highest, in directory order
+			version = highestVersion(ents)
 		} else if _, err := os.Stat(filepath.Join(dir, version)); err != nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "buildpack %s has no version %s in builder %s", id, version, builder)
 		}
@@ -197,4 +198,43 @@ func available(rootfs string) string {
 		ids = append(ids, strings.ReplaceAll(e.Name(), "_", "/"))
 	}
 	return fmt.Sprintf(" (it has %s)", strings.Join(ids, ", "))
+}
+
+// highestVersion picks the highest of a buildpack's version directories by
+// their numbers, so 0.10.0 comes after 0.9.0 (names that are no versions
+// sort below those that are).
+func highestVersion(ents []os.DirEntry) string {
+	best := ""
+	for _, e := range ents {
+		if best == "" || versionLess(best, e.Name()) {
+			best = e.Name()
+		}
+	}
+	return best
+}
+
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(strings.TrimPrefix(a, "v"), "."), strings.Split(strings.TrimPrefix(b, "v"), ".")
+	for i := 0; i < len(pa) || i < len(pb); i++ {
+		var x, y string
+		if i < len(pa) {
+			x = pa[i]
+		}
+		if i < len(pb) {
+			y = pb[i]
+		}
+		nx, ex := strconv.Atoi(x)
+		ny, ey := strconv.Atoi(y)
+		switch {
+		case ex == nil && ey == nil && nx != ny:
+			return nx < ny
+		case ex != nil && ey == nil:
+			return true
+		case ex == nil && ey != nil:
+			return false
+		case ex != nil && ey != nil && x != y:
+			return x < y
+		}
+	}
+	return false
 }

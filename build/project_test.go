@@ -101,3 +101,14 @@ func FuzzProjectTOML(f *testing.F) {
 		matchAny(s.Exclude, rel)
 	})
 }
+
+func TestHighestVersion(t *testing.T) {
+	dir := t.TempDir()
+	for _, v := range []string{"0.9.0", "0.10.0", "0.2.1", "latest"} {
+		os.Mkdir(filepath.Join(dir, v), 0o755)
+	}
+	ents, _ := os.ReadDir(dir)
+	if got := highestVersion(ents); got != "0.10.0" {
+		t.Fatalf("highest of 0.9.0, 0.10.0, 0.2.1, latest: %s", got)
+	}
+}
