@@ -52,6 +52,12 @@ func ParseRange(s string) (Range, error) {
 	if len(s) > MaxLen {
 		return Range{}, fmt.Errorf("version range longer than %d characters", MaxLen)
 	}
+	return parseRange(s)
+}
+
+// parseRange parses without the length cap: a range's canonical form may
+// be longer than what it was parsed from ("0 0" expands to comparators).
+func parseRange(s string) (Range, error) {
 	var r Range
 	for _, alt := range strings.Split(s, "||") {
 		set, err := parseSet(strings.TrimSpace(alt))

@@ -113,7 +113,7 @@ func FuzzParseRange(f *testing.F) {
 		if err != nil {
 			return
 		}
-		again, err := ParseRange(r.String())
+		again, err := parseRange(r.String())
 		if err != nil {
 			t.Fatalf("canonical form %q of %q does not parse: %v", r.String(), s, err)
 		}
