@@ -56,7 +56,7 @@ func (p *Pipeline) Reconcile(ctx context.Context) error {
 }
 
 func (p *Pipeline) reconcileApp(ctx context.Context, app *skiff.App) error {
-	unlock, err := p.locks.lock(skiff.WithActor(ctx, &skiff.Actor{Name: "skiff (boot)"}), app, "start-up")
+	unlock, err := p.locks.lockBackground(skiff.WithActor(ctx, &skiff.Actor{Name: "skiff"}), app, "start-up")
 	if err != nil {
 		return err
 	}

@@ -141,9 +141,11 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 		if err != nil {
 			return abort(err)
 		}
+		// New instances answered already; kept ones take traffic only while
+		// up (a crashed one rejoins through Watch once it is back).
 		var addrs []string
 		for _, in := range current {
-			if in.Spec.ProcessType == "web" && in.Addr != "" && (contains(keep, in.ID) || contains(started, in.ID)) {
+			if in.Spec.ProcessType == "web" && in.Addr != "" && (contains(started, in.ID) || contains(keep, in.ID) && in.State == skiff.InstanceUp) {
 				addrs = append(addrs, in.Addr)
 			}
 		}

@@ -307,6 +307,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if err := m.pipeline.Reconcile(bgCtx); err != nil && bgCtx.Err() == nil {
 			m.Log.Error("reconcile", "err", err)
 		}
+		m.pipeline.Watch(bgCtx, 10*time.Second)
 	}()
 	return nil
 }

@@ -1,0 +1,70 @@
+package deploy
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/skiffhq/skiff"
+)
+
+// Watch keeps the router's backends in step with the instances that are up,
+// until ctx ends: an instance that crashed leaves the pool, and one that is
+// back joins it again after passing the health check. Deploys do the same
+// for the instances they start; this covers what happens between them. An
+// app busy with a deploy is skipped until the next round.
+func (p *Pipeline) Watch(ctx context.Context, every time.Duration) {
+	if p.cfg.Runtime == nil || p.cfg.Routes == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		apps, err := p.cfg.Store.ListApps(ctx, skiff.AppFilter{})
+		if err != nil {
+			p.log.Error("watch", "err", err)
+			continue
+		}
+		for _, app := range apps {
+			if ctx.Err() != nil {
+				return
+			}
+			p.syncBackends(ctx, app)
+		}
+	}
+}
+
+// syncBackends routes to the current release's web instances that are up.
+func (p *Pipeline) syncBackends(ctx context.Context, app *skiff.App) {
+	unlock, err := p.locks.lockBackground(skiff.WithActor(ctx, &skiff.Actor{Name: "skiff"}), app, "health sync")
+	if err != nil {
+		return // busy: a deploy sets the backends itself
+	}
+	defer unlock()
+	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)
+	if err != nil {
+		return
+	}
+	ins, err := p.cfg.Runtime.Instances(ctx, app.ID)
+	if err != nil {
+		return
+	}
+	var addrs []string
+	for _, in := range ins {
+		if in.Spec.Release == cur.Version && in.Spec.ProcessType == "web" && in.State == skiff.InstanceUp && in.Addr != "" {
+			addrs = append(addrs, in.Addr)
+		}
+	}
+	slices.Sort(addrs)
+	if len(addrs) == 0 {
+		return // nothing up: keep what the router has, its passive checks answer
+	}
+	if err := p.cfg.Routes.Deploy(ctx, app.ID, addrs); err != nil && ctx.Err() == nil {
+		p.log.Debug("health sync", "app", app.Name, "err", err)
+	}
+}
