@@ -215,3 +215,17 @@ func TestBackupCommand(t *testing.T) {
 		t.Fatalf("restored daemon: %s", r)
 	}
 }
+
+// With no --domain the daemon starts, and apps answer at <app>.localhost:
+// what `make run` does on a fresh machine.
+func TestDefaultDomain(t *testing.T) {
+	t.Parallel()
+	d := &daemon{t: t, dir: t.TempDir(), log: new(bytesBuffer)}
+	d.data = filepath.Join(d.dir, "data")
+	d.cmd = nil
+	d.startArgs([]string{"serve", "--git-only", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0"})
+	root := d.addUser("root", true)
+	if r := d.ssh(root, "", "apps:create", "web"); r.code != 0 || !strings.Contains(r.stdout, "http://web.localhost") {
+		t.Fatalf("apps:create with the default domain: %s", r)
+	}
+}

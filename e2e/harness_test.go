@@ -90,10 +90,15 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 }
 
 func (d *daemon) start(args ...string) {
+	d.t.Helper()
+	d.startArgs(append([]string{"serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test"}, args...))
+}
+
+// startArgs starts skiff with exactly these arguments.
+func (d *daemon) startArgs(all []string) {
 	t := d.t
 	t.Helper()
-	all := append([]string{"serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test"}, args...)
 	d.cmd = exec.Command(skiffBin, all...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"time"
 
 	"github.com/skiffhq/skiff"
@@ -104,9 +105,12 @@ func New(cfg Config, log *slog.Logger) (*Router, error) {
 		return nil, fmt.Errorf("router: LogDir and TLSDir are required")
 	}
 	if cfg.BaseDomain != "" {
-		d, err := skiff.ValidateDomain(cfg.BaseDomain)
-		if err != nil || d[0] == '*' {
-			return nil, fmt.Errorf("router: base domain: %s", skiff.ErrorMessage(err))
+		// Any host name will do, "localhost" included (apps then answer at
+		// <app>.localhost on the machine itself); custom domains, checked
+		// by ValidateDomain, must be public names.
+		d, ok := skiff.CanonicalHost(cfg.BaseDomain)
+		if !ok || strings.ContainsAny(cfg.BaseDomain, ":*[") {
+			return nil, fmt.Errorf("router: base domain %q is not a host name", cfg.BaseDomain)
 		}
 		cfg.BaseDomain = d
 	}
