@@ -242,7 +242,7 @@ func builderCreate(c *call) error {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "this server does not build apps")
 	}
 	if c.flag("if-missing") && c.services().Builders.HasDefault() {
-		c.progress("The default builder exists; `builder:create` without --if-missing refreshes it")
+		c.progress("Using the default builder (it is up to date; builder:create remakes it)")
 		return nil
 	}
 	return c.services().Builders.CreateDefault(c.ctx, c.stderr())

@@ -57,7 +57,7 @@ func commandTable() []*command {
 		{name: "buildpacks:clear", args: "<app>", summary: "unpin all: detect again", app: true, min: 1, max: 1, run: buildpacksChange},
 		{name: "builder:set", args: "<app> <image>|default", summary: "build the app with another CNB builder image (pulled now)", app: true, min: 2, max: 2, run: builderSet},
 		{name: "builder:create", summary: "make (or refresh) the default builder from Debian (admin)", admin: true, max: 0, run: builderCreate,
-			flags: []flag{{name: "if-missing", help: "do nothing when it exists"}}},
+			flags: []flag{{name: "if-missing", help: "do nothing when it exists and this skiff's buildpacks and lifecycle made it"}}},
 
 		{name: "domains", aliases: []string{"domains:report"}, args: "<app>", summary: "list the hosts an app answers", format: true, app: true, min: 1, max: 1, run: domainsList},
 		{name: "domains:add", args: "<app> <host>", summary: "add a custom domain (wildcards: admins)", app: true, min: 2, max: 2, run: domainsAdd},

@@ -65,3 +65,13 @@ func loadLifecycle(dir string) (*LifecycleFiles, error) {
 	}
 	return &lf, nil
 }
+
+// LifecycleVersion is the version of the embedded lifecycle, or "" when
+// this skiff was built without it.
+func LifecycleVersion() string {
+	v, err := fs.ReadFile(embedded, "lifecycle/VERSION")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(v))
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -155,8 +157,44 @@ type builders struct {
 	cache    string // debootstrap's cache; "" for DATA/builder/debootstrap
 }
 
-// HasDefault reports whether the default builder exists.
-func (b *builders) HasDefault() bool { return b.platform.HasBuilder(build.DefaultBuilder) }
+// HasDefault reports whether the default builder exists and was made from
+// this skiff's buildpacks and lifecycle: after an upgrade, `builder:create
+// --if-missing` (which make run does) makes it again.
+func (b *builders) HasDefault() bool {
+	if !b.platform.HasBuilder(build.DefaultBuilder) {
+		return false
+	}
+	want, err := b.fingerprint()
+	if err != nil {
+		return false
+	}
+	have, _ := os.ReadFile(b.fingerprintPath())
+	return string(have) == want
+}
+
+func (b *builders) fingerprintPath() string {
+	return filepath.Join(b.dataDir, "builder", "default.fingerprint")
+}
+
+// fingerprint identifies what the default builder is made of: the
+// buildpack binary, the embedded lifecycle and the Debian package lists.
+func (b *builders) fingerprint() (string, error) {
+	bin, err := buildpackBinary()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.Open(bin)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "\n%s\n%v\n%v\n", build.LifecycleVersion(), buildpacks.BuilderPackages, buildpacks.RunPackages)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
 
 // CreateDefault lays out skiff's own buildpacks from the buildpack binary
 // that `make build` puts next to skiff, and makes the default builder.
@@ -173,8 +211,15 @@ func (b *builders) CreateDefault(ctx context.Context, out io.Writer) error {
 	if err := buildpacks.WriteTree(tree, bin, goruntime.GOARCH); err != nil {
 		return err
 	}
-	return b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror, CacheDir: b.cache,
-		BuildPackages: buildpacks.BuilderPackages, RunPackages: buildpacks.RunPackages}, out)
+	if err := b.platform.CreateDefaultBuilder(ctx, build.CreateOptions{BuildpacksDir: tree, Mirror: b.mirror, CacheDir: b.cache,
+		BuildPackages: buildpacks.BuilderPackages, RunPackages: buildpacks.RunPackages}, out); err != nil {
+		return err
+	}
+	fp, err := b.fingerprint()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(b.fingerprintPath(), []byte(fp), 0o644)
 }
 
 // Pull fetches a builder image from a registry.
