@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/skiffhq/skiff"
 )
@@ -90,6 +91,15 @@ func (o *buildOutput) endPhase() {
 // line handles one line of output.
 func (o *buildOutput) line(s string) {
 	s = sanitize(strings.TrimSuffix(s, "\r"))
+	// Invalid UTF-8 comes back as U+FFFD, three bytes a byte: cap again,
+	// on a rune boundary.
+	if len(s) > maxLine {
+		cut := maxLine
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
 	o.log.WriteLine(s)
 	if ph, ok := strings.CutPrefix(s, "===> "); ok {
 		o.endPhase()
