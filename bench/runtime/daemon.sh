@@ -50,11 +50,10 @@ cleanup() {
 	for i in $(seq 1 "$APPS"); do skiff apps:destroy "bench$i" --force >/dev/null 2>&1; done
 	stop_daemon
 	[ -n "${KEEP_LOG:-}" ] && cp "$work/skiff.log" "$KEEP_LOG"
+	# Everything the daemon put on the host: instances, cgroups, runc
+	# state, its nftables table.
+	"$root/bin/skiff" --data "$work/data" teardown --resource-prefix "$PREFIX" --network-pool "$POOL" >/dev/null 2>&1
 	rm -rf "$work"
-	# The daemon's parent cgroups and runc state; its nftables table
-	# (inet $PREFIX) stays, and the next run reuses it.
-	for c in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do rmdir "$c$PREFIX" "$c$PREFIX-builds" 2>/dev/null; done
-	rm -rf "/run/$PREFIX" "/run/$PREFIX-network.lock"
 }
 trap cleanup EXIT
 rss() { awk '/^VmRSS/ {print int($2 / 1024 + 0.5)}' "/proc/$pid/status"; }
