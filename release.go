@@ -58,15 +58,15 @@ type Release struct {
 	ProcessTypes map[string]string `json:"process_types"`
 	// Formation is the app's scale when the release was made; a rollback
 	// keeps the current one, as on Heroku.
-	Formation Formation `json:"formation"`
-	BuildID   int       `json:"build_id,omitempty"`
-	Commit       string            `json:"commit,omitempty"`
-	Description  string            `json:"description"`
-	Actor        string            `json:"actor"`
-	Status       ReleaseStatus     `json:"status"`
-	Error        string            `json:"error,omitempty"`
-	Current      bool              `json:"current"`
-	CreatedAt    time.Time         `json:"created_at"`
+	Formation   Formation     `json:"formation"`
+	BuildID     int           `json:"build_id,omitempty"`
+	Commit      string        `json:"commit,omitempty"`
+	Description string        `json:"description"`
+	Actor       string        `json:"actor"`
+	Status      ReleaseStatus `json:"status"`
+	Error       string        `json:"error,omitempty"`
+	Current     bool          `json:"current"`
+	CreatedAt   time.Time     `json:"created_at"`
 }
 
 // Scale is how many instances of a process type run, and their limits.
