@@ -285,3 +285,67 @@ func secondsOr(v, def string) string {
 	}
 	return v + "s"
 }
+
+// proxySettings are the router's per-app knobs that proxy:set takes.
+var proxySettings = map[string]struct {
+	key   string
+	parse func(string) (string, error)
+}{
+	"max-body-size": {skiff.SettingMaxBody, func(v string) (string, error) {
+		n, err := parseBytes(v)
+		return strconv.FormatInt(n, 10), err
+	}},
+	"response-timeout": {skiff.SettingResponseTimeout, func(v string) (string, error) {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64)
+		if err != nil || n < 1 || n > 3600 {
+			return "", skiff.Errorf(skiff.EINVALID, "response-timeout takes seconds from 1 to 3600")
+		}
+		return strconv.FormatFloat(n, 'f', -1, 64), nil
+	}},
+}
+
+// proxySet sets a router knob of the app; an empty value restores the
+// default (Dokku's nginx:set shape).
+func proxySet(c *call) error {
+	name, value := c.args[0], ""
+	if len(c.args) == 2 {
+		value = c.args[1]
+	}
+	ps, ok := proxySettings[name]
+	if !ok {
+		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("unknown proxy setting %s; the settings are max-body-size and response-timeout", quoteArg(name))}
+	}
+	if value != "" {
+		var err error
+		if value, err = ps.parse(value); err != nil {
+			return err
+		}
+	}
+	if err := c.services().Domains.SetSettings(c.ctx, c.app.ID, c.cmd.name, map[string]string{ps.key: value}); err != nil {
+		return err
+	}
+	if err := c.services().Deployer.UpdateRoute(c.ctx, c.app); err != nil {
+		return err
+	}
+	c.progress("Setting %s of %s to %s... done", name, c.app.Name, orNone(map[bool]string{true: "the default", false: value}[value == ""]))
+	return nil
+}
+
+func proxyReport(c *call) error {
+	s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
+	if err != nil {
+		return err
+	}
+	report := map[string]string{"max-body-size": s[skiff.SettingMaxBody], "response-timeout": s[skiff.SettingResponseTimeout]}
+	if c.json() {
+		return c.writeJSON(report)
+	}
+	c.section(c.app.Name + " proxy")
+	body := "default"
+	if v := report["max-body-size"]; v != "" {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		body = bytesText(n)
+	}
+	c.fields("Max body size", body, "Response timeout", secondsOr(report["response-timeout"], "30s"))
+	return nil
+}

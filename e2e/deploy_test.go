@@ -102,6 +102,20 @@ func TestDeployLifecycle(t *testing.T) {
 		t.Errorf("requests reached %v, want both web instances", seen)
 	}
 
+	// ps:stop and ps:start of one process type.
+	if r := d.ssh(admin, "", "ps:stop", app, "worker"); r.code != 0 {
+		t.Fatalf("ps:stop: %s", r)
+	}
+	if ps := d.ssh(admin, "", "ps", app).stdout; strings.Contains(ps, "worker.1") || !strings.Contains(ps, "web.2: up") {
+		t.Fatalf("after ps:stop worker:\n%s", ps)
+	}
+	if r := d.ssh(admin, "", "ps:start", app, "worker"); r.code != 0 {
+		t.Fatalf("ps:start: %s", r)
+	}
+	if ps := d.ssh(admin, "", "ps", app).stdout; !strings.Contains(ps, "worker.1: up") {
+		t.Fatalf("after ps:start worker:\n%s", ps)
+	}
+
 	// A second push: v3 runs the new code with the config.
 	commit(t, repo, "VERSION", "2\n", "version 2")
 	if r := d.git(admin, repo, "push", "skiff", "main"); r.code != 0 || !strings.Contains(r.stderr, "Released v3") {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -57,6 +58,28 @@ func TestRoutingCommands(t *testing.T) {
 	d.ssh(admin, "", "maintenance:off", app)
 	if code, _ := d.get(t, hostOf(app), "/"); code != 200 {
 		t.Fatalf("after maintenance:off: %d", code)
+	}
+
+	// Router settings: a body cap answered by the router itself.
+	post := func() int {
+		req, _ := http.NewRequest("POST", "http://"+d.addr.HTTP+"/", strings.NewReader(strings.Repeat("x", 4096)))
+		req.Host = hostOf(app)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if r := d.ssh(admin, "", "proxy:set", app, "max-body-size", "1k"); r.code != 0 {
+		t.Fatalf("proxy:set: %s", r)
+	}
+	if code := post(); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 4 KiB body with a 1 KiB cap: %d", code)
+	}
+	d.ssh(admin, "", "proxy:set", app, "max-body-size")
+	if code := post(); code == http.StatusRequestEntityTooLarge {
+		t.Errorf("the cap stayed after proxy:set without a value")
 	}
 
 	// Health checks: new instances that fail the check take no traffic,
