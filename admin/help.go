@@ -27,14 +27,24 @@ func help(c *call) error {
 
 func (r *Runner) printOverview(w io.Writer, admin bool) {
 	fmt.Fprintf(w, "Usage: ssh -p <port> skiff@<host> <command> [<app>] [args] [--flags]\n")
-	fmt.Fprintf(w, "       git remote add skiff ssh://skiff@<host>:<port>/<app> && git push skiff main\n\n")
-	var shown []*command
+	fmt.Fprintf(w, "       git remote add skiff ssh://skiff@<host>:<port>/<app> && git push skiff main\n")
+	// One block per topic, in the table's order, each aligned on its own.
+	var topics []string
+	byTopic := map[string][]*command{}
 	for _, c := range r.commands {
-		if !c.admin || admin {
-			shown = append(shown, c)
+		if c.admin && !admin {
+			continue
 		}
+		t := c.topic()
+		if byTopic[t] == nil {
+			topics = append(topics, t)
+		}
+		byTopic[t] = append(byTopic[t], c)
 	}
-	r.printCommands(w, shown)
+	for _, t := range topics {
+		fmt.Fprintln(w)
+		r.printCommands(w, byTopic[t])
+	}
 	fmt.Fprintf(w, "\n`help <topic>` or `help <command>` tells more; lists and reports take --format json.\n")
 }
 
