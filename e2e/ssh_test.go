@@ -337,3 +337,50 @@ func TestHookNeedsPushToken(t *testing.T) {
 		t.Fatalf("hook outside a push: %s", r)
 	}
 }
+
+// One address cannot hold more than a few dozen unauthenticated
+// connections; once they go, logging in works again.
+func TestPreAuthCap(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	root := d.addUser("root", true)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range 32 {
+		c, err := net.Dial("tcp", d.addr.SSH)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			t.Fatalf("connection %d got no banner: %v", len(conns), err)
+		}
+	}
+	over, err := net.Dial("tcp", d.addr.SSH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := bufio.NewReader(over).ReadString('\n'); err == nil {
+		t.Fatalf("the 33rd unauthenticated connection got %q", line)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if r := d.ssh(root, "", "whoami"); r.code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no login after the unauthenticated connections closed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

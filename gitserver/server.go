@@ -53,6 +53,10 @@ type Server struct {
 	cfg    Config
 	ssh    *ssh.Server
 	pushes pushTokens
+	// preAuth counts each address's connections that have not
+	// authenticated yet, to cap them.
+	preAuthMu sync.Mutex
+	preAuth   map[string]int
 	// wg counts running sessions, so Shutdown can wait for pushes to end.
 	wg sync.WaitGroup
 }
@@ -68,7 +72,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxDuration == 0 {
 		cfg.MaxDuration = 2 * time.Hour
 	}
-	s := &Server{cfg: cfg, pushes: pushTokens{m: map[string]*pushSession{}}}
+	s := &Server{cfg: cfg, pushes: pushTokens{m: map[string]*pushSession{}}, preAuth: map[string]int{}}
 	if err := s.writeHook(); err != nil {
 		return nil, err
 	}
@@ -126,8 +130,9 @@ func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
 		MaxAuthTries: 6,
 		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
-			if authed, ok := ctx.Value(ctxAuthed).(*atomic.Bool); ok {
-				authed.Store(true)
+			if authed, ok := ctx.Value(ctxAuthed).(*preAuthState); ok {
+				authed.ok.Store(true)
+				authed.done()
 			}
 			// A fresh Permissions object: gliderlabs shares one per connection
 			// among all offered keys; this one belongs to the signing key only.
@@ -143,17 +148,54 @@ func (s *Server) keyKnown(ctx ssh.Context, key ssh.PublicKey) bool {
 	return err == nil
 }
 
+// MaxPreAuthPerAddr caps the connections from one address that have not
+// authenticated yet: a flood of idle or stalled connections from one host
+// cannot crowd out everyone else until their deadline.
+const MaxPreAuthPerAddr = 32
+
 // preAuthDeadline closes connections that have not authenticated within
-// PreAuthTimeout (idle after the banner, stuck in key exchange, …).
+// PreAuthTimeout (idle after the banner, stuck in key exchange, …), and
+// refuses an address's connections beyond MaxPreAuthPerAddr.
 func (s *Server) preAuthDeadline(ctx ssh.Context, conn net.Conn) net.Conn {
-	authed := new(atomic.Bool)
+	host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+	s.preAuthMu.Lock()
+	if s.preAuth[host] >= MaxPreAuthPerAddr {
+		s.preAuthMu.Unlock()
+		s.cfg.Log.Warn("too many unauthenticated connections", "addr", host)
+		return nil // gliderlabs/ssh closes it
+	}
+	s.preAuth[host]++
+	s.preAuthMu.Unlock()
+	var once sync.Once
+	done := func() {
+		once.Do(func() {
+			s.preAuthMu.Lock()
+			if s.preAuth[host]--; s.preAuth[host] <= 0 {
+				delete(s.preAuth, host)
+			}
+			s.preAuthMu.Unlock()
+		})
+	}
+	authed := &preAuthState{done: done}
 	ctx.SetValue(ctxAuthed, authed)
 	time.AfterFunc(s.cfg.PreAuthTimeout, func() {
-		if !authed.Load() {
+		if !authed.ok.Load() {
 			conn.Close()
 		}
+		done()
 	})
+	go func() {
+		<-ctx.Done() // the connection ended
+		done()
+	}()
 	return conn
+}
+
+// preAuthState tells the deadline that a connection authenticated, and
+// gives its place back.
+type preAuthState struct {
+	ok   atomic.Bool
+	done func()
 }
 
 // actor returns who signed this connection's authentication, looked up now:
