@@ -82,3 +82,31 @@ func TestBuildCancel(t *testing.T) {
 		t.Fatalf("builds:purge-cache: %s", r)
 	}
 }
+
+// logs -t follows: a request made after it started shows up in it.
+func TestLogsFollow(t *testing.T) {
+	d, admin := fullDaemon(t)
+	const app = "follow"
+	if r := d.git(admin, newRepo(t, pyApp("1")), "push", d.remote(app), "main"); r.code != 0 {
+		t.Fatalf("push: %s", r)
+	}
+	defer d.ssh(admin, "", "apps:destroy", app, "--force")
+	cmd := exec.Command("ssh", append(append(d.sshBase(admin), "skiff@127.0.0.1", "--"), "logs", app, "-t", "-n", "0", "-p", "web")...)
+	var out bytesBuffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "GET /followed") {
+		if time.Now().After(deadline) {
+			t.Fatalf("logs -t did not show the request:\n%s", out.String())
+		}
+		d.get(t, hostOf(app), "/followed")
+		time.Sleep(300 * time.Millisecond)
+	}
+	if strings.Contains(out.String(), "skiff: Deployed") {
+		t.Errorf("-p web showed platform lines:\n%s", out.String())
+	}
+}
