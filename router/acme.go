@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"crypto/tls"
 	"net/http"
 	"path/filepath"
@@ -21,10 +22,11 @@ type acmeManager struct {
 	cache  *certmagic.Cache
 	magic  *certmagic.Config
 	issuer *certmagic.ACMEIssuer
+	store  *acmeStorage
 }
 
 func newACMEManager(r *Router, c Config) (*acmeManager, error) {
-	m := &acmeManager{r: r}
+	m := &acmeManager{r: r, store: &acmeStorage{FileStorage: &certmagic.FileStorage{Path: filepath.Join(c.TLSDir, "acme")}}}
 	zl := newZapLogger(r.log.With("component", "acme"))
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
@@ -34,7 +36,7 @@ func newACMEManager(r *Router, c Config) (*acmeManager, error) {
 	m.magic = certmagic.New(m.cache, certmagic.Config{
 		// No OnDemand: certificates are obtained only for the names SetApp
 		// hands to ManageAsync, never because of a handshake.
-		Storage: &certmagic.FileStorage{Path: filepath.Join(c.TLSDir, "acme")},
+		Storage: m.store,
 		Logger:  zl,
 	})
 	m.issuer = certmagic.NewACMEIssuer(m.magic, certmagic.ACMEIssuer{
@@ -133,7 +135,12 @@ func (m *acmeManager) handleHTTPChallenge(w http.ResponseWriter, req *http.Reque
 	return true
 }
 
-func (m *acmeManager) stop() { m.cache.Stop() }
+// stop ends renewals and waits (until ctx ends) for orders in flight to let
+// go of their storage; call it after the router's context is cancelled.
+func (m *acmeManager) stop(ctx context.Context) error {
+	m.cache.Stop()
+	return m.store.close(ctx)
+}
 
 // clip shortens user input for messages.
 func clip(s string) string {

@@ -69,7 +69,9 @@ func (r *Router) Shutdown(ctx context.Context) error {
 	}
 	r.cancel()
 	if r.acme != nil {
-		r.acme.stop()
+		if err := r.acme.stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	r.access.stop()
 	r.transport.CloseIdleConnections()
