@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
 
 	"github.com/skiffhq/skiff/build"
@@ -39,6 +40,17 @@ type platform struct {
 // --resource-prefix so that two daemons (say, tests) can share a host.
 type hostNames struct {
 	table, vethPrefix, cgroup, buildCgroup, runcState, buildRuncState, lockFile string
+}
+
+var resourcePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`)
+
+// checkResourcePrefix refuses a prefix that is not a plain name: it becomes
+// paths under /run and /sys/fs/cgroup, which teardown removes.
+func checkResourcePrefix(prefix string) error {
+	if !resourcePrefixRe.MatchString(prefix) {
+		return fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens, starting with a letter", prefix)
+	}
+	return nil
 }
 
 func namesFor(prefix string) hostNames {

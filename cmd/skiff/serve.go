@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,8 +104,8 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if !regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`).MatchString(cfg.ResourcePrefix) {
-		return nil, fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens", cfg.ResourcePrefix)
+	if err := checkResourcePrefix(cfg.ResourcePrefix); err != nil {
+		return nil, err
 	}
 	if cfg.HookCommand, err = os.Executable(); err != nil {
 		return nil, fmt.Errorf("find the skiff binary: %w", err)

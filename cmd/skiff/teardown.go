@@ -26,6 +26,10 @@ func teardown(dataDir string, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if err := checkResourcePrefix(*prefix); err != nil {
+		fmt.Fprintf(os.Stderr, " !     %v\n", err)
+		return 2
+	}
 	if err := runTeardown(dataDir, *prefix, *pool); err != nil {
 		fmt.Fprintf(os.Stderr, " !     %v\n", err)
 		return 1
