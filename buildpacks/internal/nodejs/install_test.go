@@ -75,7 +75,10 @@ func newFakeRegistry(t *testing.T) *fakeRegistry {
 	npm10 := version("npm", "10.9.0", map[string]string{"node": "^18.17.0 || >=20.5.0"}, npmFiles)
 	npm12 := version("npm", "12.0.0", map[string]string{"node": ">=24"}, npmFiles)
 	r.docs["/npm/latest"] = npm12
-	r.docs["/npm"] = map[string]any{"dist-tags": map[string]string{"latest": "12.0.0"}, "versions": map[string]any{"10.9.0": npm10, "12.0.0": npm12}}
+	// Old versions in the real registry follow older conventions: bin as
+	// a string, engines as an array. They must not spoil the document.
+	npm1 := map[string]any{"version": "1.1.0", "bin": "./bin/npm-cli.js", "engines": []string{"node >=0.4"}, "dist": map[string]string{"tarball": r.URL + "/gone.tgz"}}
+	r.docs["/npm"] = map[string]any{"dist-tags": map[string]string{"latest": "12.0.0"}, "versions": map[string]any{"1.1.0": npm1, "10.9.0": npm10, "12.0.0": npm12}}
 	return r
 }
 

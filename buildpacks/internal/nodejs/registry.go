@@ -2,6 +2,7 @@ package nodejs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -32,11 +33,14 @@ type dist struct {
 	Integrity string `json:"integrity"`
 }
 
+// versionDoc is one version of a package. Registry documents span a decade
+// of conventions (engines as an array, bin as a string, …), so the fields
+// skiff does not need are not decoded and engines is read leniently: one odd
+// old version must not make a whole packument unreadable.
 type versionDoc struct {
-	Version string            `json:"version"`
-	Engines map[string]any    `json:"engines"`
-	Dist    dist              `json:"dist"`
-	Bin     map[string]string `json:"bin"`
+	Version string          `json:"version"`
+	Engines json.RawMessage `json:"engines"`
+	Dist    dist            `json:"dist"`
 }
 
 type packument struct {
@@ -84,9 +88,12 @@ func (p *packument) resolve(rng semver.Range) (semver.Version, *versionDoc, bool
 	return best, &doc, true
 }
 
-// enginesNode returns a version document's engines.node range, or "*".
+// enginesNode returns a version document's engines.node range, or "*" when
+// it has none that skiff can read.
 func (v *versionDoc) enginesNode() semver.Range {
-	s, _ := v.Engines["node"].(string)
+	var engines map[string]any
+	json.Unmarshal(v.Engines, &engines)
+	s, _ := engines["node"].(string)
 	r, err := semver.ParseRange(s)
 	if err != nil {
 		r, _ = semver.ParseRange("*")
