@@ -27,6 +27,7 @@ type accessLog struct {
 	log      *slog.Logger
 	ch       chan logLine
 	dropped  atomic.Uint64
+	quit     chan struct{} // closed by stop; ch is never closed, so a late write cannot panic
 	done     chan struct{}
 	stopOnce sync.Once
 
@@ -53,7 +54,7 @@ const idleClose = 5 * time.Minute
 
 func newAccessLog(dir string, maxBytes int64, keep int, log *slog.Logger) *accessLog {
 	l := &accessLog{dir: dir, maxBytes: maxBytes, keep: keep, log: log,
-		ch: make(chan logLine, 8192), done: make(chan struct{}),
+		ch: make(chan logLine, 8192), quit: make(chan struct{}), done: make(chan struct{}),
 		tails: map[string]map[chan []byte]struct{}{}, files: map[string]*logFile{}}
 	go l.run()
 	return l
@@ -76,12 +77,14 @@ func (l *accessLog) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case ll, ok := <-l.ch:
-			if !ok {
-				l.flushAll(true)
-				return
-			}
+		case ll := <-l.ch:
 			l.append(ll)
+		case <-l.quit:
+			for n := len(l.ch); n > 0; n-- {
+				l.append(<-l.ch)
+			}
+			l.flushAll(true)
+			return
 		case <-tick.C:
 			l.flushAll(false)
 			if n := l.dropped.Swap(0); n > 0 {
@@ -188,7 +191,7 @@ func (l *accessLog) tail(ctx context.Context, appID string) <-chan []byte {
 
 // stop writes what is buffered and closes the files.
 func (l *accessLog) stop() {
-	l.stopOnce.Do(func() { close(l.ch) })
+	l.stopOnce.Do(func() { close(l.quit) })
 	<-l.done
 }
 

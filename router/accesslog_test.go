@@ -134,3 +134,26 @@ func TestAppendJSON(t *testing.T) {
 		}
 	}
 }
+
+// A request that outlives Shutdown (a websocket past the grace) still logs
+// its line: after stop the line is dropped, and nothing panics. What was
+// written before stop is on disk.
+func TestAccessLogWriteAfterStop(t *testing.T) {
+	dir := t.TempDir()
+	l := newAccessLog(dir, 1<<20, 2, testLogger(t))
+	line := func(s string) *[]byte {
+		bp := lineBufs.Get().(*[]byte)
+		*bp = append((*bp)[:0], s+"\n"...)
+		return bp
+	}
+	l.write("app", line("before"))
+	l.stop()
+	for range 10000 {
+		l.write("app", line("after"))
+	}
+	l.stop() // twice is fine
+	b, err := os.ReadFile(l.path("app"))
+	if err != nil || string(b) != "before\n" {
+		t.Errorf("log after stop: %q %v", b, err)
+	}
+}
