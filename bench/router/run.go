@@ -57,6 +57,7 @@ func run(args []string) error {
 	out := fs.String("out", "bench/out", "output directory")
 	caddyBin := fs.String("caddy", "", "caddy binary (default: bench/out/bin/caddy, built with go install if missing)")
 	only := fs.String("proxies", "nginx,caddy,skiff", "proxies to measure (nginx is the reference)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of skiff's router for the whole run to this file (go tool pprof)")
 	fs.Parse(args)
 	want := strings.Split(*only, ",")
 
@@ -109,7 +110,7 @@ func run(args []string) error {
 			return err
 		}
 		proxies = append(proxies, &proxy{name: "skiff", http: "127.0.0.1:19080", https: "127.0.0.1:19443",
-			cmd: startRouter(bin, routerSpec{Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")})})
+			cmd: startRouter(bin, routerSpec{Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff"), CPUProfile: *cpuProfile})})
 	}
 	for _, p := range proxies {
 		defer stop(p.cmd)
