@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/skiffhq/skiff"
 )
@@ -52,6 +53,12 @@ type appInfo struct {
 	WebURL   string      `json:"web_url"`
 	Access   []string    `json:"access"`
 	LastPush *skiff.Push `json:"last_push,omitempty"`
+	Domains  []string    `json:"domains"` // custom ones; the default is in web_url
+	// The current release, without its config (config shows that).
+	Release            int             `json:"release,omitempty"`
+	ReleaseDescription string          `json:"release_description,omitempty"`
+	ReleasedAt         *time.Time      `json:"released_at,omitempty"`
+	Formation          skiff.Formation `json:"formation,omitempty"`
 }
 
 func appsInfo(c *call) error {
@@ -67,6 +74,17 @@ func appsInfo(c *call) error {
 	if len(pushes) > 0 {
 		info.LastPush = pushes[0]
 	}
+	if info.Domains, err = c.services().Domains.Domains(c.ctx, c.app.ID); err != nil {
+		return err
+	}
+	f, cur, err := effectiveFormation(c)
+	if err != nil {
+		return err
+	}
+	info.Formation = f
+	if cur != nil {
+		info.Release, info.ReleaseDescription, info.ReleasedAt = cur.Version, cur.Description, &cur.CreatedAt
+	}
 	if c.json() {
 		return c.writeJSON(info)
 	}
@@ -78,9 +96,15 @@ func appsInfo(c *call) error {
 	if p := info.LastPush; p != nil {
 		last = fmt.Sprintf("%s by %s at %s", skiff.ShortID(p.Commit), p.Pusher, formatTime(p.CreatedAt))
 	}
+	release := "none yet"
+	if info.ReleasedAt != nil {
+		release = fmt.Sprintf("v%d (%s) at %s", info.Release, info.ReleaseDescription, formatTime(*info.ReleasedAt))
+	}
 	c.section(c.app.Name)
 	c.fields("Id", c.app.ID, "Owner", owner, "Access", orNone(strings.Join(access, ", ")),
 		"Deploy branch", c.app.DeployBranch, "Git URL", info.GitURL, "Web URL", info.WebURL,
+		"Domains", orNone(strings.Join(info.Domains, ", ")), "Release", release,
+		"Formation", orNone(formationText(info.Formation)),
 		"Created", formatTime(c.app.CreatedAt), "Last push", last)
 	return nil
 }

@@ -133,21 +133,9 @@ func psScale(c *call) error {
 
 // formationReport prints the formation, Heroku's "web=2 worker=1" style.
 func formationReport(c *call) error {
-	f, err := c.services().Releases.Formation(c.ctx, c.app.ID)
+	f, _, err := effectiveFormation(c)
 	if err != nil {
 		return err
-	}
-	cur, err := c.services().Releases.CurrentRelease(c.ctx, c.app.ID)
-	if err == nil {
-		for t := range cur.ProcessTypes {
-			if _, ok := f[t]; !ok {
-				s := skiff.Scale{}
-				if t == "web" {
-					s.Quantity = 1
-				}
-				f[t] = s
-			}
-		}
 	}
 	if c.json() {
 		return c.writeJSON(f)
@@ -284,4 +272,34 @@ func resourceReport(c *call) error {
 	}
 	c.table([]string{"TYPE", "MEMORY", "CPU", "PIDS"}, rows)
 	return nil
+}
+
+// effectiveFormation is the app's scale as it runs: the formation table,
+// plus the current release's process types that were never scaled (web at
+// 1, others at 0). The release is nil before the first deploy.
+func effectiveFormation(c *call) (skiff.Formation, *skiff.Release, error) {
+	f, err := c.services().Releases.Formation(c.ctx, c.app.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f == nil {
+		f = skiff.Formation{}
+	}
+	cur, err := c.services().Releases.CurrentRelease(c.ctx, c.app.ID)
+	if err != nil {
+		if skiff.ErrorCode(err) == skiff.ENOTFOUND {
+			return f, nil, nil
+		}
+		return nil, nil, err
+	}
+	for t := range cur.ProcessTypes {
+		if _, ok := f[t]; !ok {
+			s := skiff.Scale{}
+			if t == "web" {
+				s.Quantity = 1
+			}
+			f[t] = s
+		}
+	}
+	return f, cur, nil
 }

@@ -9,7 +9,7 @@ func commandTable() []*command {
 		{name: "apps:list", aliases: []string{"apps"}, summary: "list the apps you can use", format: true, max: 0, run: appsList},
 		{name: "apps:create", aliases: []string{"create"}, args: "<app>", summary: "create an app", min: 1, max: 1, run: appsCreate,
 			help: "App names are DNS labels: 2 to 63 lower-case letters, digits and hyphens, starting with a letter.\nAn admin's first `git push` to an unknown app also creates it."},
-		{name: "apps:info", args: "<app>", summary: "show an app's details", format: true, app: true, min: 1, max: 1, run: appsInfo},
+		{name: "apps:info", args: "<app>", summary: "show an app's URLs, domains, current release and scale", format: true, app: true, min: 1, max: 1, run: appsInfo},
 		{name: "apps:rename", args: "<app> <new-name>", summary: "rename an app (its owner or an admin)", app: true, owner: true, min: 2, max: 2, run: appsRename,
 			help: "The git remote changes with the name: update it with\n  git remote set-url skiff ssh://skiff@<host>/<new-name>"},
 		{name: "apps:destroy", aliases: []string{"destroy"}, args: "<app>", summary: "destroy an app and everything in it (its owner or an admin)", app: true, owner: true, min: 1, max: 1, run: appsDestroy,

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -39,6 +40,11 @@ func TestRoutingCommands(t *testing.T) {
 	}
 	if r := d.ssh(admin, "", "domains", app, "--format", "json"); !strings.Contains(r.stdout, `"www.example.org"`) {
 		t.Errorf("domains: %s", r)
+	}
+	// apps:info sums the app up: its domains, current release and scale.
+	if r := d.ssh(admin, "", "apps:info", app); r.code != 0 || !strings.Contains(r.stdout, "www.example.org") ||
+		!regexp.MustCompile(`Release: +v1 \(Deploy [0-9a-f]{7}\)`).MatchString(r.stdout) || !regexp.MustCompile(`Formation: +web=1`).MatchString(r.stdout) {
+		t.Errorf("apps:info:\n%s", r)
 	}
 	if code, _ := d.get(t, "nowhere.example.org", "/"); code != 404 {
 		t.Errorf("unknown host: %d", code)
