@@ -21,6 +21,7 @@ type reqState struct {
 	backend  *backend
 	host     string // canonical host routed by
 	clientIP string
+	xff      string // X-Forwarded-For to send
 	proto    string // http or https
 	port     string // the port the client connected to
 	reqID    string
@@ -54,17 +55,18 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		writePage(w, http.StatusNotFound, pageNotFound)
 		return
 	}
+	fw := r.forwardedFor(req, clientIP(req))
 	if req.TLS != nil {
 		if sni := req.TLS.ServerName; sni != "" && sni != host && !r.misdirectedOK(sni, host) {
 			writePage(w, http.StatusMisdirectedRequest, pageMisdirected)
 			return
 		}
-	} else if !a.route.NoRedirect && r.hasCertFor(a, host) {
+	} else if !a.route.NoRedirect && fw.proto != "https" && r.hasCertFor(a, host) {
 		r.redirectHTTPS(w, req, host)
 		return
 	}
 
-	st := &reqState{app: a, host: host, start: time.Now(), reqID: newRequestID(), clientIP: clientIP(req)}
+	st := &reqState{app: a, host: host, start: time.Now(), reqID: newRequestID(), clientIP: fw.clientIP, xff: fw.chain}
 	rw := &respWriter{w: w, st: st}
 	st.rw = rw
 	defer r.logRequest(req, st)
@@ -96,8 +98,14 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			st.port = strconv.Itoa(ta.Port)
 		}
 	}
+	if fw.proto != "" {
+		st.proto = fw.proto
+	}
+	if fw.port != "" {
+		st.port = fw.port
+	}
 	st.coding = negotiate(req.Header)
-	st.hsts = req.TLS != nil && a.route.HSTS
+	st.hsts = (req.TLS != nil || fw.proto == "https") && a.route.HSTS
 	if req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0 {
 		body := req.Body
 		if a.maxBody > 0 {
@@ -126,7 +134,7 @@ func (r *Router) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Host = st.backend.addr
 	out.Host = pr.In.Host
 	h := out.Header
-	h["X-Forwarded-For"] = []string{st.clientIP}
+	h["X-Forwarded-For"] = []string{st.xff}
 	h["X-Real-Ip"] = []string{st.clientIP}
 	h["X-Forwarded-Proto"] = []string{st.proto}
 	h["X-Forwarded-Host"] = []string{pr.In.Host}

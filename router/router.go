@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -50,6 +51,9 @@ type Config struct {
 	// AccessLogKeep old files are kept (0: 3).
 	AccessLogMaxBytes int64
 	AccessLogKeep     int
+	// TrustedProxies are the load balancers or CDNs in front of the router
+	// whose X-Forwarded-For/-Proto/-Port it believes (forwarded.go).
+	TrustedProxies []netip.Prefix
 }
 
 // ACMEConfig points the router at an ACME CA. An empty CA disables ACME.

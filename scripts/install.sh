@@ -13,6 +13,8 @@ if [ ! -f /etc/default/skiff ]; then
 SKIFF_DATA=/var/lib/skiff
 SKIFF_DOMAIN=${SKIFF_DOMAIN:-localhost}
 #SKIFF_ACME_EMAIL=you@example.com
+# Load balancers or CDNs in front of skiff whose X-Forwarded-* headers to believe:
+#SKIFF_TRUSTED_PROXIES=10.0.0.0/8
 CFG
 fi
 if ! command -v systemctl >/dev/null 2>&1 || [ ! -d /run/systemd/system ]; then

@@ -80,11 +80,12 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 	}
 	var err error
 	if p.router, err = router.New(router.Config{
-		BaseDomain: cfg.Domain,
-		LogDir:     filepath.Join(cfg.DataDir, "logs", "router"),
-		TLSDir:     filepath.Join(cfg.DataDir, "tls"),
-		HTTPSPort:  cfg.publicHTTPSPort,
-		ACME:       acme,
+		BaseDomain:     cfg.Domain,
+		LogDir:         filepath.Join(cfg.DataDir, "logs", "router"),
+		TLSDir:         filepath.Join(cfg.DataDir, "tls"),
+		HTTPSPort:      cfg.publicHTTPSPort,
+		ACME:           acme,
+		TrustedProxies: cfg.TrustedProxies,
 	}, log.With("component", "router")); err != nil {
 		return nil, err
 	}

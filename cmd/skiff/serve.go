@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,6 +49,8 @@ type Config struct {
 	// for DATA/builder/debootstrap.
 	DebootstrapCache string
 
+	TrustedProxies []netip.Prefix // load balancers whose X-Forwarded-* the router believes
+
 	KeepReleases     int           // releases per app whose images are kept
 	BuildTimeout     time.Duration // wall clock of one build
 	BuildMemory      int64         // memory of one build
@@ -80,6 +83,7 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.DurationVar(&cfg.BuildTimeout, "build-timeout", envDuration("SKIFF_BUILD_TIMEOUT", 30*time.Minute), "longest a build may run")
 	buildMemory := fs.String("build-memory", envOr("SKIFF_BUILD_MEMORY", "2g"), "memory one build may use")
 	fs.IntVar(&cfg.BuildConcurrency, "build-concurrency", envInt("SKIFF_BUILD_CONCURRENCY", 2), "builds running at once across apps; more wait their turn")
+	trusted := fs.String("trusted-proxies", envOr("SKIFF_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers or CDNs in front of skiff, whose X-Forwarded-For/-Proto/-Port the router believes")
 	maxPush := fs.String("max-push-size", envOr("SKIFF_MAX_PUSH_SIZE", "1g"), "largest pack a push may send (env SKIFF_MAX_PUSH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -88,6 +92,9 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
+	if cfg.TrustedProxies, err = parsePrefixes(*trusted); err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	if cfg.MaxPushBytes, err = parseSize(*maxPush); err != nil {
 		return nil, fmt.Errorf("--max-push-size: %w", err)
 	}
@@ -378,4 +385,28 @@ func writeJSONAtomic(path string, v any) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// parsePrefixes reads "10.0.0.0/8, 192.0.2.7": CIDRs, or single addresses.
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or a CIDR", f)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or a CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
