@@ -56,6 +56,12 @@ type CertInfo struct {
 	Names    []string  `json:"names"`
 	Issuer   string    `json:"issuer"`
 	NotAfter time.Time `json:"not_after"`
+	// Status is "valid" for a certificate in hand; an ACME host without one
+	// is "pending" (being ordered) or "failed", with the CA's error and when
+	// it will be asked again.
+	Status    string     `json:"status"`
+	Error     string     `json:"error,omitempty"`
+	NextRetry *time.Time `json:"next_retry,omitempty"`
 }
 
 // Routes is the router as the deploy pipeline and the admin commands see it.

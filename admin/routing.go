@@ -133,11 +133,31 @@ func certsReport(c *call) error {
 		return nil
 	}
 	rows := [][]string{}
+	var failures []string
 	for _, ci := range certs {
-		rows = append(rows, []string{ci.Source, strings.Join(ci.Names, ","), ci.Issuer, formatTime(ci.NotAfter)})
+		expires := formatTime(ci.NotAfter)
+		switch ci.Status {
+		case "pending":
+			expires = "(being ordered)"
+		case "failed":
+			expires = "(failed)"
+			next := ""
+			if ci.NextRetry != nil {
+				next = "; next attempt after " + formatTime(*ci.NextRetry)
+			}
+			failures = append(failures, fmt.Sprintf(" !     %s: %s%s", strings.Join(ci.Names, ","), ci.Error, next))
+		}
+		rows = append(rows, []string{ci.Source, strings.Join(ci.Names, ","), orNone(ci.Issuer), expires})
 	}
 	fmt.Fprintln(c.stdout())
 	c.table([]string{"SOURCE", "NAMES", "ISSUER", "EXPIRES"}, rows)
+	if len(failures) > 0 {
+		fmt.Fprintln(c.stdout())
+		for _, f := range failures {
+			fmt.Fprintln(c.stdout(), f)
+		}
+		fmt.Fprintln(c.stdout(), "       Check that the name's DNS points at this server and that ports 80 and 443 reach skiff.")
+	}
 	return nil
 }
 

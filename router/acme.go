@@ -23,10 +23,17 @@ type acmeManager struct {
 	magic  *certmagic.Config
 	issuer *certmagic.ACMEIssuer
 	store  *acmeStorage
+	// throttle spaces attempts after a failed validation.
+	throttle *acmeThrottle
 }
 
 func newACMEManager(r *Router, c Config) (*acmeManager, error) {
-	m := &acmeManager{r: r, store: &acmeStorage{FileStorage: &certmagic.FileStorage{Path: filepath.Join(c.TLSDir, "acme")}}}
+	every := c.ACME.RetryEvery
+	if every == 0 {
+		every = acmeRetryEvery
+	}
+	m := &acmeManager{r: r, store: &acmeStorage{FileStorage: &certmagic.FileStorage{Path: filepath.Join(c.TLSDir, "acme")}},
+		throttle: newACMEThrottle(every)}
 	zl := newZapLogger(r.log.With("component", "acme"))
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
@@ -38,6 +45,7 @@ func newACMEManager(r *Router, c Config) (*acmeManager, error) {
 		// hands to ManageAsync, never because of a handshake.
 		Storage: m.store,
 		Logger:  zl,
+		OnEvent: m.throttle.onEvent,
 	})
 	m.issuer = certmagic.NewACMEIssuer(m.magic, certmagic.ACMEIssuer{
 		CA:             c.ACME.CA,
@@ -60,7 +68,9 @@ func acmeHosts(a *app) []string {
 	}
 	var hs []string
 	for _, h := range a.hosts {
-		if !strings.HasPrefix(h, "*.") && strings.Contains(h, ".") {
+		// Wildcards need DNS-01; localhost, .local, .internal and the like
+		// cannot get a public certificate at all.
+		if !strings.HasPrefix(h, "*.") && strings.Contains(h, ".") && certmagic.SubjectQualifiesForPublicCert(h) {
 			hs = append(hs, h)
 		}
 	}
@@ -114,6 +124,10 @@ func (m *acmeManager) certInfos(a *app) []skiff.CertInfo {
 	for _, h := range acmeHosts(a) {
 		if c := m.cached(h); c != nil {
 			out = append(out, certInfo("acme", c))
+		} else if f, next, ok := m.throttle.lastFailure(h); ok {
+			out = append(out, skiff.CertInfo{Source: "acme", Names: []string{h}, Status: "failed", Error: f.err, NextRetry: &next})
+		} else {
+			out = append(out, skiff.CertInfo{Source: "acme", Names: []string{h}, Status: "pending"})
 		}
 	}
 	return out

@@ -60,6 +60,17 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// validCerts are the certificates in hand, without ACME hosts still pending.
+func validCerts(infos []skiff.CertInfo) []skiff.CertInfo {
+	var out []skiff.CertInfo
+	for _, ci := range infos {
+		if ci.Status == "valid" {
+			out = append(out, ci)
+		}
+	}
+	return out
+}
+
 func TestACMEWithPebble(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs an ACME CA")
@@ -70,7 +81,7 @@ func TestACMEWithPebble(t *testing.T) {
 			tr.addApp(t, skiff.AppRoute{Name: "app", Domains: []string{"www.example.com", "*.wild.example.com"}, ACME: true},
 				startBackend(t, echo("a")))
 			waitFor(t, 30*time.Second, "certificates", func() bool {
-				return len(tr.Certificates("id-app")) == 2
+				return len(validCerts(tr.Certificates("id-app"))) == 2
 			})
 			for _, host := range []string{"www.example.com", "app.skiff.test"} {
 				resp, err := tr.tlsClient(p.Roots, true).Get("https://" + host + "/")
@@ -86,7 +97,7 @@ func TestACMEWithPebble(t *testing.T) {
 					t.Errorf("%s: no redirect to HTTPS: %d %s", host, resp.StatusCode, resp.Header.Get("Location"))
 				}
 			}
-			info := tr.Certificates("id-app")[0]
+			info := validCerts(tr.Certificates("id-app"))[0]
 			if info.Source != "acme" || time.Until(info.NotAfter) < 24*time.Hour {
 				t.Errorf("certificate info: %+v", info)
 			}
@@ -148,17 +159,29 @@ func TestACMERenewal(t *testing.T) {
 	tr.addApp(t, skiff.AppRoute{Name: "app", ACME: true}, startBackend(t, echo("a")))
 	var first time.Time
 	waitFor(t, 30*time.Second, "a certificate", func() bool {
-		if c := tr.Certificates("id-app"); len(c) == 1 {
+		if c := validCerts(tr.Certificates("id-app")); len(c) == 1 {
 			first = c[0].NotAfter
 			return true
 		}
 		return false
 	})
 	waitFor(t, 40*time.Second, "a renewal", func() bool {
-		c := tr.Certificates("id-app")
+		c := validCerts(tr.Certificates("id-app"))
 		return len(c) == 1 && c[0].NotAfter.After(first)
 	})
 	if n := p.Orders(); n < 2 {
 		t.Errorf("%d orders", n)
+	}
+}
+
+// Only names that can get a public certificate are ordered.
+func TestACMEHosts(t *testing.T) {
+	a := &app{route: skiff.AppRoute{ACME: true}, hosts: []string{"app.localhost", "www.example.com", "*.wild.example.com", "shop.internal", "api.example.org"}}
+	if got := strings.Join(acmeHosts(a), " "); got != "www.example.com api.example.org" {
+		t.Errorf("acmeHosts = %q", got)
+	}
+	a.route.ACME = false
+	if got := acmeHosts(a); got != nil {
+		t.Errorf("ACME off: %q", got)
 	}
 }

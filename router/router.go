@@ -70,6 +70,9 @@ type ACMEConfig struct {
 	// (0: certmagic's default, 10 minutes). Renewal starts when a third of
 	// a certificate's lifetime is left.
 	RenewCheckInterval time.Duration
+	// RetryEvery is the least time between attempts for a name after a
+	// failed validation (0: 15 minutes; acmethrottle.go).
+	RetryEvery time.Duration
 }
 
 // Router is skiff's public gateway. It is an http.Handler and also runs its

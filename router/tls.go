@@ -191,7 +191,7 @@ func (r *Router) Certificates(appID string) []skiff.CertInfo {
 }
 
 func certInfo(source string, c *tls.Certificate) skiff.CertInfo {
-	return skiff.CertInfo{Source: source, Names: c.Leaf.DNSNames, Issuer: c.Leaf.Issuer.String(), NotAfter: c.Leaf.NotAfter}
+	return skiff.CertInfo{Source: source, Names: c.Leaf.DNSNames, Issuer: c.Leaf.Issuer.String(), NotAfter: c.Leaf.NotAfter, Status: "valid"}
 }
 
 // covers reports whether the certificate is valid for the host name.

@@ -163,7 +163,7 @@ func TestUploadedCertificate(t *testing.T) {
 		t.Error("uploaded certificate not loaded at start")
 	}
 	infos := tr.Certificates("id-app")
-	if len(infos) != 1 || infos[0].Source != "uploaded" || len(infos[0].Names) != 2 {
+	if len(infos) != 1 || infos[0].Source != "uploaded" || len(infos[0].Names) != 2 || infos[0].Status != "valid" {
 		t.Errorf("Certificates = %+v", infos)
 	}
 	if err := tr.RemoveCertificate("id-app"); err != nil {
