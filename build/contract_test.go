@@ -169,7 +169,7 @@ func TestContractLifecycleWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTypes := map[string]string{
-		"web":    "bash -c node server.js",
+		"web":    "node server.js",
 		"worker": "node worker.js --queue default",
 	}
 	if !maps.Equal(res.ProcessTypes, wantTypes) {
@@ -228,6 +228,22 @@ func TestContractProjectDescriptor(t *testing.T) {
 		s := pt.section()
 		if !slices.Equal(s.Include, c.include) || !slices.Equal(s.Exclude, c.exclude) {
 			t.Errorf("%s: include %q exclude %q, want %q and %q", c.file, s.Include, s.Exclude, c.include, c.exclude)
+		}
+	}
+}
+
+func TestCommandText(t *testing.T) {
+	for _, tc := range []struct {
+		command, args []string
+		want          string
+	}{
+		{[]string{"bash", "-c", `exec python3 -m http.server "$PORT"`}, nil, `exec python3 -m http.server "$PORT"`},
+		{[]string{"/workspace/bin/app"}, []string{"--port", "$PORT"}, `/workspace/bin/app --port '$PORT'`},
+		{[]string{"node", "worker.js"}, []string{"--name", "it's here", ""}, `node worker.js --name 'it'\''s here' ''`},
+		{[]string{"bash", "-c", "x"}, []string{"y"}, "bash -c x y"},
+	} {
+		if got := commandText(tc.command, tc.args); got != tc.want {
+			t.Errorf("commandText(%q, %q) = %s, want %s", tc.command, tc.args, got, tc.want)
 		}
 	}
 }

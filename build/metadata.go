@@ -49,7 +49,7 @@ func resultFromImage(res *skiff.BuildResult, label string, entrypoint []string) 
 	}
 	res.ProcessTypes = map[string]string{}
 	for _, pr := range md.Processes {
-		res.ProcessTypes[pr.Type] = strings.Join(append(append([]string{}, pr.Command...), pr.Args...), " ")
+		res.ProcessTypes[pr.Type] = commandText(pr.Command, pr.Args)
 	}
 	for _, bp := range md.Buildpacks {
 		res.Buildpacks = append(res.Buildpacks, bp.ID+"@"+bp.Version)
@@ -86,4 +86,23 @@ func (p *Platform) BuilderBuildpacks(ref string) ([]string, error) {
 		out = append(out, bp.ID+"@"+bp.Version)
 	}
 	return out, nil
+}
+
+// commandText shows a process's command as a user wrote it: a Procfile
+// line that a buildpack wrapped in `bash -c` is shown as the line, and other
+// words are quoted where the shell would need it.
+func commandText(command, args []string) string {
+	if len(command) == 3 && len(args) == 0 && command[1] == "-c" {
+		switch command[0] {
+		case "bash", "sh", "/bin/bash", "/bin/sh":
+			return command[2]
+		}
+	}
+	words := append(append([]string{}, command...), args...)
+	for i, w := range words {
+		if w == "" || strings.ContainsAny(w, " \t\n'\"\\$`|&;<>()*?[]#~") {
+			words[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(words, " ")
 }
