@@ -287,6 +287,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.control = &control.Server{Commands: commands, Hooks: m.ssh, Log: m.Log.With("component", "control")}
 
+	// Routes first: after a restart the apps' instances are still up, and
+	// the first request should reach them, not a 404 (the listeners are
+	// bound, so clients queue meanwhile).
+	m.pipeline.RestoreRoutes(ctx, 5*time.Second)
+
 	m.serve("control socket", func() error { return m.control.Serve(controlListener) })
 	m.serve("ssh server", func() error { return m.ssh.Serve(sshListener) })
 	m.serve("http", func() error { return pl.router.Serve(httpListener) })
@@ -302,9 +307,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Log.Info("skiff is up", "version", skiff.Version, "data", cfg.DataDir, "ssh", ready.SSH, "http", ready.HTTP, "https", ready.HTTPS, "domain", cfg.Domain, "mode", mode)
 
-	// Converge to the stored state: routes, re-adopted instances, what an
-	// earlier stop interrupted. Requests for apps not yet converged get
-	// the router's answer for an app without instances meanwhile.
+	// Converge to the stored state: re-adopted instances, what an earlier
+	// stop interrupted, instances to start (after a reboot). Requests for
+	// apps not yet converged get the router's answer for an app without
+	// instances meanwhile.
 	bgCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	m.bg.Add(1)
