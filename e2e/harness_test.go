@@ -77,6 +77,9 @@ type daemon struct {
 
 	exited  chan error // receives the daemon process's exit
 	cleanup bool       // a stop is registered with the test
+	// sockets, when set, are passed to the daemon as systemd's socket
+	// activation does (fds 3…, LISTEN_FDS, LISTEN_FDNAMES ssh:http:https).
+	sockets []*os.File
 }
 
 // startDaemon starts a daemon that receives and records pushes but builds
@@ -102,6 +105,14 @@ func (d *daemon) startArgs(all []string) {
 	d.cmd = exec.Command(skiffBin, all...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if d.sockets != nil {
+		// LISTEN_PID must be the daemon's own pid: sh exports its pid and
+		// execs skiff, which keeps it.
+		d.cmd = exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`, skiffBin}, all...)...)
+		d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+		d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), fmt.Sprintf("LISTEN_FDS=%d", len(d.sockets)), "LISTEN_FDNAMES=ssh:http:https"}
+		d.cmd.ExtraFiles = d.sockets
+	}
 	os.Remove(filepath.Join(d.data, "ready.json"))
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,9 @@
 # Installs skiff as a system service: the binaries in /usr/local/bin, the
 # settings in /etc/default/skiff (kept if present), and a systemd unit that
 # starts skiff at boot and restarts it if it dies. App instances survive
-# restarts of the daemon.
+# restarts of the daemon. systemd holds skiff's listening sockets (the
+# skiff-*.socket units, made here from the addresses in /etc/default/skiff),
+# so connections that arrive during a restart or upgrade wait, not fail.
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo " !     run as root: sudo make install" >&2; exit 1; }
@@ -21,11 +23,38 @@ if ! command -v systemctl >/dev/null 2>&1 || [ ! -d /run/systemd/system ]; then
 	echo " !     this machine does not run systemd: start skiff with \`sudo make run\` or your own supervisor" >&2
 	exit 1
 fi
-install -m 0644 contrib/skiff.service /etc/systemd/system/skiff.service
-systemctl daemon-reload
-systemctl enable --now skiff
 . /etc/default/skiff
 export SKIFF_DATA
+# One socket unit per listener, named as skiff serve expects them.
+for sock in ssh:${SKIFF_SSH_ADDR:-:2222} http:${SKIFF_HTTP_ADDR:-:80} https:${SKIFF_HTTPS_ADDR:-:443}; do
+	name=${sock%%:*}
+	addr=${sock#*:}
+	case "$addr" in :*) addr=${addr#:} ;; esac # ":80" is every address, port 80
+	cat > /etc/systemd/system/skiff-$name.socket <<UNIT
+# Made by skiff's make install from /etc/default/skiff; run it again after
+# changing the addresses there.
+[Unit]
+Description=skiff's $name socket, kept open across restarts of skiff
+
+[Socket]
+ListenStream=$addr
+FileDescriptorName=$name
+Service=skiff.service
+NoDelay=true
+Backlog=4096
+
+[Install]
+WantedBy=sockets.target
+UNIT
+done
+install -m 0644 contrib/skiff.service /etc/systemd/system/skiff.service
+systemctl daemon-reload
+# A running skiff holds the ports itself until it stops; the sockets take
+# them over, then skiff starts on them (its apps keep running throughout).
+systemctl stop skiff 2>/dev/null || true
+systemctl stop skiff-ssh.socket skiff-http.socket skiff-https.socket 2>/dev/null || true
+systemctl enable --now skiff-ssh.socket skiff-http.socket skiff-https.socket
+systemctl enable --now skiff
 i=0
 until /usr/local/bin/skiff version >/dev/null 2>&1; do
 	i=$((i + 1))

@@ -234,7 +234,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	activated, err := activatedListeners()
+	if err != nil {
+		return err
+	}
 	listen := func(what, addr string) (net.Listener, error) {
+		if l := activated[strings.ToLower(what)]; l != nil {
+			m.Log.Info("using the socket systemd passed", "for", what, "addr", l.Addr().String())
+			m.closers = append(m.closers, l.Close)
+			return l, nil
+		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen for %s on %s: %w (set --%s-addr or SKIFF_%s_ADDR to use another)", what, addr, err, strings.ToLower(what), what)
