@@ -57,8 +57,9 @@ type CertInfo struct {
 	Issuer   string    `json:"issuer"`
 	NotAfter time.Time `json:"not_after"`
 	// Status is "valid" for a certificate in hand; an ACME host without one
-	// is "pending" (being ordered) or "failed", with the CA's error and when
-	// it will be asked again.
+	// is "pending" (being ordered) or "failed". Error is the CA's last error
+	// (of an order, or of a renewal of a valid certificate) and NextRetry
+	// when it will be asked again.
 	Status    string     `json:"status"`
 	Error     string     `json:"error,omitempty"`
 	NextRetry *time.Time `json:"next_retry,omitempty"`

@@ -141,6 +141,8 @@ func certsReport(c *call) error {
 			expires = "(being ordered)"
 		case "failed":
 			expires = "(failed)"
+		}
+		if ci.Error != "" { // an order, or a renewal, failed
 			next := ""
 			if ci.NextRetry != nil {
 				next = "; next attempt after " + formatTime(*ci.NextRetry)

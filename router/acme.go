@@ -123,7 +123,11 @@ func (m *acmeManager) certInfos(a *app) []skiff.CertInfo {
 	var out []skiff.CertInfo
 	for _, h := range acmeHosts(a) {
 		if c := m.cached(h); c != nil {
-			out = append(out, certInfo("acme", c))
+			ci := certInfo("acme", c)
+			if f, next, ok := m.throttle.lastFailure(h); ok { // a renewal failed
+				ci.Error, ci.NextRetry = f.err, &next
+			}
+			out = append(out, ci)
 		} else if f, next, ok := m.throttle.lastFailure(h); ok {
 			out = append(out, skiff.CertInfo{Source: "acme", Names: []string{h}, Status: "failed", Error: f.err, NextRetry: &next})
 		} else {
