@@ -58,7 +58,7 @@ func TestSocketActivationRestart(t *testing.T) {
 			resp, err := c.Do(req)
 			if err != nil {
 				failed.Add(1)
-				lastErr.Store(err.Error())
+				lastErr.Store(time.Now().Format("15:04:05.000000") + " " + err.Error())
 				continue
 			}
 			resp.Body.Close()

@@ -95,8 +95,10 @@ type Router struct {
 	ctx    context.Context // the router's lifetime: ends at Shutdown
 	cancel context.CancelFunc
 
-	srvMu   sync.Mutex
-	servers []*http.Server
+	srvMu     sync.Mutex
+	servers   []*http.Server
+	listeners []net.Listener
+	accepted  acceptedConns // see conntrack.go
 }
 
 var (

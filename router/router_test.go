@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff"
 )
@@ -261,5 +263,46 @@ func TestLookupAllocations(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { tb.lookup(h) }); n != 0 {
 			t.Errorf("lookup(%s) allocates %v times", h, n)
 		}
+	}
+}
+
+// A connection accepted before Shutdown whose request arrives just after it
+// began is answered, not dropped: net/http alone closes such a connection
+// without a response (the client sees EOF).
+func TestShutdownAnswersAcceptedConnections(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.addApp(t, skiff.AppRoute{Name: "app"}, startBackend(t, echo("a")))
+	c, err := net.Dial("tcp", tr.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 5*time.Second, "the connection to be accepted", func() bool { return tr.accepted.fresh() == 1 })
+	done := make(chan error, 1)
+	go func() { done <- tr.Shutdown(context.Background()) }()
+	time.Sleep(50 * time.Millisecond) // Shutdown has begun
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: app.skiff.test\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("request on a connection accepted before Shutdown: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("answer during Shutdown: %d", resp.StatusCode)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	// New connections are no longer accepted.
+	if c2, err := net.DialTimeout("tcp", tr.addr, time.Second); err == nil {
+		c2.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		c2.Write([]byte("GET / HTTP/1.1\r\nHost: app.skiff.test\r\n\r\n"))
+		if _, err := http.ReadResponse(bufio.NewReader(c2), nil); err == nil {
+			t.Error("a connection made after Shutdown was answered")
+		}
+		c2.Close()
 	}
 }

@@ -7,13 +7,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Serve answers plain HTTP on l (port 80): ACME HTTP-01 challenges, redirects
 // to HTTPS for hosts that have a certificate, and proxying for the rest. It
 // returns nil after Shutdown.
 func (r *Router) Serve(l net.Listener) error {
-	return serveErr(r.newServer().Serve(l))
+	return serveErr(r.newServer().Serve(r.track(l)))
 }
 
 // ServeTLS answers HTTPS (HTTP/1.1 and h2) on l, a plain TCP listener (port
@@ -21,14 +22,24 @@ func (r *Router) Serve(l net.Listener) error {
 func (r *Router) ServeTLS(l net.Listener) error {
 	srv := r.newServer()
 	srv.TLSConfig = r.tlsConfig()
-	return serveErr(srv.ServeTLS(l, "", ""))
+	return serveErr(srv.ServeTLS(r.track(l), "", ""))
 }
 
+// serveErr is nil when the server stopped because of Shutdown (which
+// closes the listeners itself first).
 func serveErr(err error) error {
-	if errors.Is(err, http.ErrServerClosed) {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+func (r *Router) track(l net.Listener) net.Listener {
+	cl := countingListener{l, &r.accepted}
+	r.srvMu.Lock()
+	r.listeners = append(r.listeners, cl)
+	r.srvMu.Unlock()
+	return cl
 }
 
 func (r *Router) newServer() *http.Server {
@@ -39,6 +50,7 @@ func (r *Router) newServer() *http.Server {
 		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
 		ErrorLog:          log.New(serverLog{r}, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return r.ctx },
+		ConnState:         r.accepted.connState,
 	}
 	r.srvMu.Lock()
 	r.servers = append(r.servers, srv)
@@ -59,11 +71,17 @@ func (s serverLog) Write(p []byte) (int, error) {
 // then stops certificate maintenance and flushes the access logs.
 func (r *Router) Shutdown(ctx context.Context) error {
 	r.srvMu.Lock()
-	servers := r.servers
+	servers, listeners := r.servers, r.listeners
 	r.srvMu.Unlock()
+	// Stop accepting, let what was accepted get its request read, then
+	// shut down (conntrack.go says why).
+	for _, l := range listeners {
+		l.Close()
+	}
+	r.accepted.waitFresh(ctx, 500*time.Millisecond)
 	var errs []error
 	for _, s := range servers {
-		if err := s.Shutdown(ctx); err != nil {
+		if err := s.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
