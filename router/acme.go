@@ -33,7 +33,7 @@ func newACMEManager(r *Router, c Config) (*acmeManager, error) {
 		every = acmeRetryEvery
 	}
 	m := &acmeManager{r: r, store: &acmeStorage{FileStorage: &certmagic.FileStorage{Path: filepath.Join(c.TLSDir, "acme")}},
-		throttle: newACMEThrottle(every)}
+		throttle: newACMEThrottle(every, filepath.Join(c.TLSDir, "acme-failures.json"))}
 	zl := newZapLogger(r.log.With("component", "acme"))
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
@@ -125,11 +125,11 @@ func (m *acmeManager) certInfos(a *app) []skiff.CertInfo {
 		if c := m.cached(h); c != nil {
 			ci := certInfo("acme", c)
 			if f, next, ok := m.throttle.lastFailure(h); ok { // a renewal failed
-				ci.Error, ci.NextRetry = f.err, &next
+				ci.Error, ci.NextRetry = f.Err, &next
 			}
 			out = append(out, ci)
 		} else if f, next, ok := m.throttle.lastFailure(h); ok {
-			out = append(out, skiff.CertInfo{Source: "acme", Names: []string{h}, Status: "failed", Error: f.err, NextRetry: &next})
+			out = append(out, skiff.CertInfo{Source: "acme", Names: []string{h}, Status: "failed", Error: f.Err, NextRetry: &next})
 		} else {
 			out = append(out, skiff.CertInfo{Source: "acme", Names: []string{h}, Status: "pending"})
 		}

@@ -2,7 +2,9 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 )
@@ -17,22 +19,46 @@ const acmeRetryEvery = 15 * time.Minute
 // acmeThrottle enforces acmeRetryEvery through certmagic's events (an
 // error returned for cert_obtaining cancels that attempt before the CA
 // hears of it, and certmagic schedules the next), and remembers the last
-// failure of each name for `certs <app>`.
+// failure of each name for `certs <app>`. The failures are kept in a file
+// (path), so a restart of the daemon does not reset the spacing.
 type acmeThrottle struct {
 	every time.Duration
 	now   func() time.Time
+	path  string // "" keeps them in memory only
 
 	mu     sync.Mutex
 	failed map[string]acmeFailure
 }
 
 type acmeFailure struct {
-	at  time.Time
-	err string
+	At  time.Time `json:"at"`
+	Err string    `json:"error"`
 }
 
-func newACMEThrottle(every time.Duration) *acmeThrottle {
-	return &acmeThrottle{every: every, now: time.Now, failed: map[string]acmeFailure{}}
+func newACMEThrottle(every time.Duration, path string) *acmeThrottle {
+	t := &acmeThrottle{every: every, now: time.Now, path: path, failed: map[string]acmeFailure{}}
+	if path != "" {
+		if data, err := os.ReadFile(path); err == nil {
+			json.Unmarshal(data, &t.failed) // unreadable: start afresh
+		}
+	}
+	return t
+}
+
+// save writes the failures; called with t.mu held. A failure to write only
+// loses the spacing across a restart.
+func (t *acmeThrottle) save() {
+	if t.path == "" {
+		return
+	}
+	data, err := json.Marshal(t.failed)
+	if err != nil {
+		return
+	}
+	tmp := t.path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err == nil {
+		os.Rename(tmp, t.path)
+	}
 }
 
 // onEvent is certmagic's Config.OnEvent.
@@ -46,9 +72,9 @@ func (t *acmeThrottle) onEvent(_ context.Context, event string, data map[string]
 	switch event {
 	case "cert_obtaining":
 		if f, ok := t.failed[name]; ok {
-			if next := f.at.Add(t.every); t.now().Before(next) {
+			if next := f.At.Add(t.every); t.now().Before(next) {
 				return fmt.Errorf("%s failed validation at %s; the CA is asked again after %s", name,
-					f.at.UTC().Format(time.TimeOnly), next.UTC().Format(time.TimeOnly))
+					f.At.UTC().Format(time.TimeOnly), next.UTC().Format(time.TimeOnly))
 			}
 		}
 	case "cert_failed":
@@ -56,9 +82,13 @@ func (t *acmeThrottle) onEvent(_ context.Context, event string, data map[string]
 		if err, ok := data["error"].(error); ok {
 			msg = err.Error()
 		}
-		t.failed[name] = acmeFailure{at: t.now(), err: clipMessage(msg, 300)}
+		t.failed[name] = acmeFailure{At: t.now(), Err: clipMessage(msg, 300)}
+		t.save()
 	case "cert_obtained":
-		delete(t.failed, name)
+		if _, ok := t.failed[name]; ok {
+			delete(t.failed, name)
+			t.save()
+		}
 	}
 	return nil
 }
@@ -69,7 +99,7 @@ func (t *acmeThrottle) lastFailure(name string) (f acmeFailure, next time.Time, 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f, ok = t.failed[name]
-	return f, f.at.Add(t.every), ok
+	return f, f.At.Add(t.every), ok
 }
 
 func clipMessage(s string, n int) string {

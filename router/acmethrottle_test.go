@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +15,8 @@ import (
 )
 
 func TestACMEThrottle(t *testing.T) {
-	th := newACMEThrottle(15 * time.Minute)
+	path := filepath.Join(t.TempDir(), "acme-failures.json")
+	th := newACMEThrottle(15*time.Minute, path)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	th.now = func() time.Time { return now }
 	ctx := context.Background()
@@ -34,8 +36,14 @@ func TestACMEThrottle(t *testing.T) {
 		t.Errorf("another name is throttled: %v", err)
 	}
 	f, next, ok := th.lastFailure("www.example.com")
-	if !ok || f.err != "connection refused" || !next.Equal(time.Date(2026, 1, 1, 12, 15, 0, 0, time.UTC)) {
+	if !ok || f.Err != "connection refused" || !next.Equal(time.Date(2026, 1, 1, 12, 15, 0, 0, time.UTC)) {
 		t.Errorf("lastFailure: %+v %v %v", f, next, ok)
+	}
+	// A restarted daemon keeps the spacing.
+	th2 := newACMEThrottle(15*time.Minute, path)
+	th2.now = th.now
+	if err := th2.onEvent(ctx, "cert_obtaining", name); err == nil {
+		t.Error("the spacing did not survive a restart")
 	}
 	now = now.Add(time.Minute) // 15 minutes after the failure
 	if err := ev("cert_obtaining", name); err != nil {
