@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -166,7 +165,6 @@ func copyApp(t *testing.T, src string) string {
 
 func hostOf(app string) string { return app + ".skiff.test" }
 
-var _ = net.Dial
 
 // bytesBuffer is a bytes.Buffer safe for one writer and one reader.
 type bytesBuffer struct {
