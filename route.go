@@ -55,7 +55,7 @@ type CertInfo struct {
 	Source   string    `json:"source"` // "uploaded" or "acme"
 	Names    []string  `json:"names"`
 	Issuer   string    `json:"issuer"`
-	NotAfter time.Time `json:"not_after"`
+	NotAfter time.Time `json:"not_after,omitzero"` // zero while pending or failed
 	// Status is "valid" for a certificate in hand; an ACME host without one
 	// is "pending" (being ordered) or "failed". Error is the CA's last error
 	// (of an order, or of a renewal of a valid certificate) and NextRetry
