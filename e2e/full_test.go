@@ -165,7 +165,6 @@ func copyApp(t *testing.T, src string) string {
 
 func hostOf(app string) string { return app + ".skiff.test" }
 
-
 // bytesBuffer is a bytes.Buffer safe for one writer and one reader.
 type bytesBuffer struct {
 	mu  sync.Mutex
