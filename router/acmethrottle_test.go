@@ -116,3 +116,31 @@ func TestACMEFailedValidationIsSpaced(t *testing.T) {
 		t.Errorf("%d new orders within the retry spacing", n-orders)
 	}
 }
+
+// A certificate in hand whose renewal failed is listed as valid, with the
+// CA's error and the next attempt beside it.
+func TestACMERenewalFailureShown(t *testing.T) {
+	tr := newTestRouter(t, func(c *Config) {
+		c.ACME = ACMEConfig{CA: "https://127.0.0.1:1/directory", Email: "ops@skiff.test", RetryEvery: time.Hour}
+	})
+	// No ACME on the route: nothing is ordered while the test adds the
+	// certificate to certmagic's cache by hand.
+	tr.addApp(t, skiff.AppRoute{Name: "app", Domains: []string{"www.example.com"}}, startBackend(t, echo("a")))
+	certPEM, keyPEM := newTestCA(t).issue(t, "www.example.com")
+	if _, err := tr.acme.magic.CacheUnmanagedCertificatePEMBytes(context.Background(), certPEM, keyPEM, nil); err != nil {
+		t.Fatal(err)
+	}
+	tr.acme.throttle.onEvent(context.Background(), "cert_failed", map[string]any{"identifier": "www.example.com", "error": errors.New("rate limited")})
+	a := *tr.lookupID("id-app") // a copy, as if ACME were on
+	a.route.ACME = true
+	infos := tr.acme.certInfos(&a)
+	var www *skiff.CertInfo
+	for i := range infos {
+		if infos[i].Names[0] == "www.example.com" {
+			www = &infos[i]
+		}
+	}
+	if www == nil || www.Status != "valid" || www.Error != "rate limited" || www.NextRetry == nil || www.NotAfter.IsZero() {
+		t.Errorf("certificate with a failed renewal: %+v", www)
+	}
+}
