@@ -42,6 +42,9 @@ func (st *reqState) move(b *backend) {
 
 // ServeHTTP routes one request.
 func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if rejectAmbiguous(w, req) {
+		return
+	}
 	host, ok := skiff.CanonicalHost(req.Host)
 	if !ok {
 		writePage(w, http.StatusBadRequest, pageBadRequest)

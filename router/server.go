@@ -14,7 +14,7 @@ import (
 // to HTTPS for hosts that have a certificate, and proxying for the rest. It
 // returns nil after Shutdown.
 func (r *Router) Serve(l net.Listener) error {
-	return serveErr(r.newServer().Serve(r.track(l)))
+	return serveErr(r.newServer().Serve(r.track(guardListener{l})))
 }
 
 // ServeTLS answers HTTPS (HTTP/1.1 and h2) on l, a plain TCP listener (port
@@ -51,6 +51,7 @@ func (r *Router) newServer() *http.Server {
 		ErrorLog:          log.New(serverLog{r}, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return r.ctx },
 		ConnState:         r.accepted.connState,
+		ConnContext:       guardContext,
 	}
 	r.srvMu.Lock()
 	r.servers = append(r.servers, srv)
