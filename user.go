@@ -41,10 +41,11 @@ func ValidateUserName(name string) error {
 // UserService stores users and their keys. A user exists while it has at
 // least one key; removing the last key removes the user.
 type UserService interface {
-	// AddKey adds key to the named user, creating the user when it does not
-	// exist. admin is applied when it is true (it never demotes). A key that
-	// belongs to anyone already fails with ECONFLICT.
-	AddKey(ctx context.Context, userName string, admin bool, key *Key) (*User, error)
+	// AddKey adds the keys to the named user, creating the user when it does
+	// not exist, all of them or none: a key that belongs to anyone already
+	// (or is given twice) fails with ECONFLICT and changes nothing. admin is
+	// applied when it is true (it never demotes).
+	AddKey(ctx context.Context, userName string, admin bool, keys ...*Key) (*User, error)
 	FindUserByFingerprint(ctx context.Context, fingerprint string) (*User, error)
 	FindUserByName(ctx context.Context, name string) (*User, error)
 	ListKeys(ctx context.Context) ([]*Key, error)

@@ -80,14 +80,14 @@ func keysAdd(c *call) error {
 	if err != nil {
 		return err
 	}
+	if _, err := c.services().Users.AddKey(c.ctx, user, c.flag("admin"), keys...); err != nil {
+		return err
+	}
+	role := ""
+	if c.flag("admin") {
+		role = " (admin)"
+	}
 	for _, k := range keys {
-		if _, err := c.services().Users.AddKey(c.ctx, user, c.flag("admin"), k); err != nil {
-			return err
-		}
-		role := ""
-		if c.flag("admin") {
-			role = " (admin)"
-		}
 		fmt.Fprintf(c.stderr(), "-----> Added key %s to %s%s\n", k.Fingerprint, user, role)
 	}
 	return nil

@@ -149,6 +149,17 @@ func TestKeysCommands(t *testing.T) {
 	if r := d.local(a.authorizedKey(), "keys:add", "mallory"); r.code != 1 || !strings.Contains(r.stderr, "already registered") {
 		t.Fatalf("one key for two users: %s", r)
 	}
+	// All or nothing: a new key before a registered one is not kept either.
+	c := newKey(t, d.dir, "c")
+	if r := d.local(c.authorizedKey()+"\n"+b.authorizedKey()+"\n", "keys:add", "bob"); r.code != 1 || !strings.Contains(r.stderr, "no key was added") {
+		t.Fatalf("a new and a registered key: %s", r)
+	}
+	if r := d.ssh(a, "", "keys"); strings.Contains(r.stdout, "bob") {
+		t.Fatalf("keys:add that failed kept a key: %s", r.stdout)
+	}
+	if r := d.ssh(c, "", "whoami"); r.code == 0 {
+		t.Fatalf("the key of a failed keys:add authenticates: %s", r)
+	}
 	if r := d.local("", "keys:remove", "alice"); r.code != 1 || !strings.Contains(r.stderr, "last admin") {
 		t.Fatalf("removing the last admin: %s", r)
 	}

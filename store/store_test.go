@@ -184,6 +184,26 @@ func TestKeys(t *testing.T) {
 	if _, err := db.AddKey(ctx, "other", false, &skiff.Key{Fingerprint: "SHA256:root", Type: "ssh-ed25519", PublicKey: "x"}); skiff.ErrorCode(err) != skiff.ECONFLICT {
 		t.Fatalf("same key for two users: %v", err)
 	}
+	// Several keys at once: all or none.
+	events, _ := db.ListEvents(ctx, skiff.EventFilter{Limit: 1000})
+	fresh := &skiff.Key{Fingerprint: "SHA256:fresh", Type: "ssh-ed25519", PublicKey: "f"}
+	for _, keys := range [][]*skiff.Key{
+		{fresh, {Fingerprint: "SHA256:root", Type: "ssh-ed25519", PublicKey: "x"}},
+		{fresh, {Fingerprint: "SHA256:fresh", Type: "ssh-ed25519", PublicKey: "f"}},
+	} {
+		if _, err := db.AddKey(ctx, "newcomer", false, keys...); skiff.ErrorCode(err) != skiff.ECONFLICT {
+			t.Fatalf("a registered or repeated key among several: %v", err)
+		}
+		if _, err := db.FindUserByFingerprint(ctx, "SHA256:fresh"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+			t.Fatalf("the first key was kept although the second failed: %v", err)
+		}
+		if _, err := db.FindUserByName(ctx, "newcomer"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+			t.Fatalf("the user was created although no key was added: %v", err)
+		}
+	}
+	if after, _ := db.ListEvents(ctx, skiff.EventFilter{Limit: 1000}); len(after) != len(events) {
+		t.Fatalf("a refused keys:add wrote events: %d -> %d", len(events), len(after))
+	}
 	if _, err := db.AddKey(ctx, "Bad Name", false, &skiff.Key{Fingerprint: "SHA256:z", Type: "t", PublicKey: "x"}); skiff.ErrorCode(err) != skiff.EINVALID {
 		t.Fatalf("bad user name: %v", err)
 	}

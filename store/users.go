@@ -20,10 +20,14 @@ func scanUser(row interface{ Scan(...any) error }) (*skiff.User, error) {
 	return &u, nil
 }
 
-// AddKey adds a key to a user, creating the user if needed.
-func (db *DB) AddKey(ctx context.Context, userName string, admin bool, key *skiff.Key) (*skiff.User, error) {
+// AddKey adds keys to a user, creating the user if needed, in one
+// transaction: all of them or none.
+func (db *DB) AddKey(ctx context.Context, userName string, admin bool, keys ...*skiff.Key) (*skiff.User, error) {
 	if err := skiff.ValidateUserName(userName); err != nil {
 		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, skiff.Errorf(skiff.EINVALID, "no key to add")
 	}
 	var user *skiff.User
 	err := db.update(ctx, func(tx *Tx) error {
@@ -35,19 +39,24 @@ func (db *DB) AddKey(ctx context.Context, userName string, admin bool, key *skif
 		if user, err = scanUser(tx.QueryRowContext(ctx, `SELECT id, name, admin, created_at FROM users WHERE name = ?`, userName)); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO keys (user_id, fingerprint, type, public_key, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			user.ID, key.Fingerprint, key.Type, key.PublicKey, key.Comment, formatTime(tx.now))
-		if isUniqueViolation(err) {
-			return skiff.Errorf(skiff.ECONFLICT, "key %s is already registered; remove it first to give it to someone else", key.Fingerprint)
-		} else if err != nil {
-			return err
+		for _, key := range keys {
+			_, err = tx.ExecContext(ctx, `INSERT INTO keys (user_id, fingerprint, type, public_key, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+				user.ID, key.Fingerprint, key.Type, key.PublicKey, key.Comment, formatTime(tx.now))
+			if isUniqueViolation(err) {
+				return skiff.Errorf(skiff.ECONFLICT, "key %s is already registered (or given twice); no key was added. Remove it first to give it to someone else, or leave it out", key.Fingerprint)
+			} else if err != nil {
+				return err
+			}
+			key.User, key.CreatedAt = user.Name, tx.now
+			detail := "key " + key.Fingerprint + " for " + userName
+			if admin {
+				detail += " (admin)"
+			}
+			if err := tx.event("", "", "keys:add", detail); err != nil {
+				return err
+			}
 		}
-		key.User, key.CreatedAt = user.Name, tx.now
-		detail := "key " + key.Fingerprint + " for " + userName
-		if admin {
-			detail += " (admin)"
-		}
-		return tx.event("", "", "keys:add", detail)
+		return nil
 	})
 	return user, err
 }
