@@ -53,7 +53,7 @@ func runBench(data, bps, apps, lifecycle string, verbose bool) error {
 		return err
 	}
 	nw, err := container.NewNetwork(container.NetworkConfig{
-		Pool: netip.MustParsePrefix("10.215.0.0/16"), LinkPrefix: "skbn", Table: "skiffbench",
+		Pool: netip.MustParsePrefix("10.215.0.0/16"), LinkPrefix: "sbn", Table: "skiffbench",
 		LockFile: "/run/skiff-bench-network.lock",
 	}, log)
 	if err != nil {

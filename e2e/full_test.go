@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -229,7 +231,8 @@ func (d *daemon) teardown(prefix, pool string) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.exited
 	d.exited <- nil
-	if r := runCmd(t, execSkiff("--data", d.data, "teardown", "--resource-prefix", prefix, "--network-pool", pool), ""); r.code != 0 {
+	// teardown takes --data after its name, as every command does.
+	if r := runCmd(t, execSkiff("teardown", "--data", d.data, "--resource-prefix", prefix, "--network-pool", pool), ""); r.code != 0 {
 		t.Fatalf("teardown: %s", r)
 	}
 	if _, err := os.Stat("/run/" + prefix); !os.IsNotExist(err) {
@@ -244,7 +247,20 @@ func (d *daemon) teardown(prefix, pool string) {
 			t.Errorf("cgroups left: %v", matches)
 		}
 	}
-	if out, _ := exec.Command("ip", "-o", "link").Output(); bytes.Contains(out, []byte(" "+prefix[:min(5, len(prefix))])) {
+	if out, _ := exec.Command("ip", "-o", "link").Output(); bytes.Contains(out, []byte(" "+vethPrefix(prefix))) {
 		t.Errorf("veths left:\n%s", out)
 	}
+	if out, _ := exec.Command("ip", "route", "show", "type", "unreachable").Output(); bytes.Contains(out, []byte(pool)) {
+		t.Errorf("the pool's route is left:\n%s", out)
+	}
+	if out, _ := exec.Command("nft", "list", "tables").Output(); bytes.Contains(out, []byte("inet "+prefix+"\n")) {
+		t.Errorf("the firewall table is left:\n%s", out)
+	}
+}
+
+// vethPrefix is the daemon's veth prefix for a resource prefix other than
+// the default (cmd/skiff's namesFor, whose test pins the same values).
+func vethPrefix(prefix string) string {
+	h := sha256.Sum256([]byte(prefix))
+	return "v" + hex.EncodeToString(h[:])[:5]
 }

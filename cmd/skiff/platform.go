@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
+	"strings"
 
 	"github.com/skiffhq/skiff/build"
 	"github.com/skiffhq/skiff/buildpacks"
@@ -45,18 +46,27 @@ type hostNames struct {
 var resourcePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`)
 
 // checkResourcePrefix refuses a prefix that is not a plain name: it becomes
-// paths under /run and /sys/fs/cgroup, which teardown removes.
+// paths under /run and /sys/fs/cgroup, which teardown removes. One ending in
+// -builds would be another daemon's build cgroup.
 func checkResourcePrefix(prefix string) error {
-	if !resourcePrefixRe.MatchString(prefix) {
-		return fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens, starting with a letter", prefix)
+	if !resourcePrefixRe.MatchString(prefix) || strings.HasSuffix(prefix, "-builds") {
+		return fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens, starting with a letter and not ending in -builds", prefix)
 	}
 	return nil
 }
 
+// namesFor derives the host's names from the resource prefix. The veth
+// prefix is matched as a wildcard by the firewall rules and by teardown, so
+// no daemon's may start with another's: the default daemon's is "sk" (as it
+// always was, so running instances keep theirs across an upgrade), every
+// other's "v" and 5 hex digits of a hash of its prefix: all the same length,
+// none starting with "sk". container.NewNetwork refuses one that another
+// table on the host already matches.
 func namesFor(prefix string) hostNames {
 	veth := "sk"
 	if prefix != "skiff" {
-		veth = prefix[:min(5, len(prefix))]
+		h := sha256.Sum256([]byte(prefix))
+		veth = "v" + hex.EncodeToString(h[:])[:5]
 	}
 	return hostNames{
 		table: prefix, vethPrefix: veth, cgroup: prefix, buildCgroup: prefix + "-builds",

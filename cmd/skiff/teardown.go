@@ -17,10 +17,13 @@ import (
 
 // teardown removes what skiff put on the host outside its data directory:
 // it stops every app instance and build, and removes their cgroups, runc
-// state and firewall table. The data directory stays (delete it yourself
-// to remove the apps for good). The daemon must not be running.
+// state, veths, firewall table and the pool's route. It sets nothing up on
+// its way (IPv4 forwarding stays as it is). The data directory stays
+// (delete it yourself to remove the apps for good). The daemon must not be
+// running.
 func teardown(dataDir string, args []string) int {
 	fs := flag.NewFlagSet("teardown", flag.ContinueOnError)
+	fs.StringVar(&dataDir, "data", dataDir, "the data directory, as given to skiff serve")
 	prefix := fs.String("resource-prefix", envOr("SKIFF_RESOURCE_PREFIX", "skiff"), "as given to skiff serve")
 	pool := fs.String("network-pool", envOr("SKIFF_NETWORK_POOL", "10.213.0.0/16"), "as given to skiff serve")
 	if err := fs.Parse(args); err != nil {
@@ -34,17 +37,17 @@ func teardown(dataDir string, args []string) int {
 		fmt.Fprintf(os.Stderr, " !     %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "-----> Stopped every app instance and build, and removed skiff's cgroups, runc state and firewall rules (%s); the data in %s stays\n", *prefix, dataDir)
+	fmt.Fprintf(os.Stderr, "-----> Stopped every app instance and build, and removed skiff's cgroups, runc state, veths, firewall rules and route (%s); the data in %s stays\n", *prefix, dataDir)
 	return 0
 }
 
 func runTeardown(dataDir, prefix, poolText string) error {
-	if os.Geteuid() != 0 {
-		return errors.New("teardown changes the host: run it as root")
-	}
 	if c, err := net.DialTimeout("unix", filepath.Join(dataDir, "control.sock"), time.Second); err == nil {
 		c.Close()
-		return errors.New("skiff serve is running with this data directory: stop it first")
+		return fmt.Errorf("skiff serve is running with the data directory %s: stop it first", dataDir)
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("teardown changes the host: run it as root")
 	}
 	pool, err := netip.ParsePrefix(poolText)
 	if err != nil {
@@ -53,23 +56,22 @@ func runTeardown(dataDir, prefix, poolText string) error {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	names := namesFor(prefix)
-	nw, err := container.NewNetwork(container.NetworkConfig{Pool: pool, LinkPrefix: names.vethPrefix, Table: names.table, LockFile: names.lockFile}, log)
-	if err != nil {
-		return err
-	}
 	var errs []error
 	for _, side := range []struct{ state, cgroup, bundles string }{
 		{names.runcState, names.cgroup, filepath.Join(dataDir, "instances")},
 		{names.buildRuncState, names.buildCgroup, filepath.Join(dataDir, "tmp", "builds")},
 	} {
-		r, err := container.New(ctx, container.Config{StateDir: side.state, CgroupParent: side.cgroup, Network: nw, Log: log})
+		// No Network: the veths go with RemoveNetwork below, and making
+		// one would install the rules teardown removes.
+		r, err := container.New(ctx, container.Config{StateDir: side.state, CgroupParent: side.cgroup, Log: log})
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		errs = append(errs, r.Teardown(ctx, side.bundles), r.Close())
 	}
-	errs = append(errs, nw.Remove(), os.RemoveAll(filepath.Dir(names.runcState)))
+	nw := container.NetworkConfig{Pool: pool, LinkPrefix: names.vethPrefix, Table: names.table, LockFile: names.lockFile}
+	errs = append(errs, container.RemoveNetwork(nw), os.RemoveAll(filepath.Dir(names.runcState)))
 	if err := os.Remove(names.lockFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}

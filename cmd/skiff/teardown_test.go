@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 // A prefix becomes paths that teardown removes (/run/<prefix>, cgroups):
 // anything but a plain name is refused before anything is touched.
@@ -14,5 +19,50 @@ func TestTeardownRefusesBadPrefix(t *testing.T) {
 		if err := checkResourcePrefix(p); err != nil {
 			t.Errorf("%q: %v", p, err)
 		}
+	}
+}
+
+// No two daemons' veth prefixes start one with the other, whatever their
+// resource prefixes (5 characters in common used to give them one veth
+// prefix, and the default's "sk" matched them all).
+func TestVethPrefixesNeverOverlap(t *testing.T) {
+	prefixes := []string{"skiff", "skiffrt", "skiffbars", "skiffpf", "skiffp", "sk", "s", "t0abc", "t1abc", "t0abd", "a", "a-b", "veth", "v"}
+	for i, a := range prefixes {
+		va := namesFor(a).vethPrefix
+		if len(va) > 7 {
+			t.Errorf("%s: veth prefix %q longer than 7", a, va)
+		}
+		for _, b := range prefixes[i+1:] {
+			vb := namesFor(b).vethPrefix
+			if strings.HasPrefix(va, vb) || strings.HasPrefix(vb, va) {
+				t.Errorf("%s (%s) and %s (%s) overlap", a, va, b, vb)
+			}
+		}
+	}
+	// The default keeps its prefix across upgrades; e2e's vethPrefix
+	// computes the others the same way.
+	if v := namesFor("skiff").vethPrefix; v != "sk" {
+		t.Errorf("default veth prefix %q, want sk", v)
+	}
+	if v := namesFor("t0123").vethPrefix; v != "vd23fb" {
+		t.Errorf("t0123: %q", v)
+	}
+	// A prefix ending in -builds would be another daemon's build cgroup.
+	if checkResourcePrefix("skiff-builds") == nil {
+		t.Error("skiff-builds accepted as a resource prefix")
+	}
+}
+
+// teardown takes --data after its name, as every command does: here it
+// finds the running daemon's socket in that directory and refuses.
+func TestTeardownTakesData(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(dir, "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if code := teardown(filepath.Join(dir, "elsewhere"), []string{"--data", dir, "--resource-prefix", "tdtest"}); code != 1 {
+		t.Errorf("teardown --data DIR with a daemon running there: exit %d, want 1", code)
 	}
 }

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -25,8 +26,9 @@ type NetworkConfig struct {
 	// Pool is where each container's /30 comes from (default
 	// 10.213.0.0/16): .1 is the host's end, .2 the container's.
 	Pool netip.Prefix
-	// LinkPrefix starts the host-side veth names (default "sk"); every
-	// rule matches it, so it must be unique to skiff on the host.
+	// LinkPrefix starts the host-side veth names (default "sk", at most 7
+	// characters); every rule matches it as a wildcard, so no other table
+	// on the host may match a prefix of it, or it one of theirs.
 	LinkPrefix string
 	// Table is the nftables table (family inet) skiff owns (default "skiff").
 	Table string
@@ -51,8 +53,36 @@ type Network struct {
 }
 
 // NewNetwork installs the rules (replacing the table if it exists) and
-// turns on IPv4 forwarding.
+// turns on IPv4 forwarding when it is off. It refuses a link prefix that
+// another nftables table on the host matches, or that matches one of its
+// (another skiff daemon's, or one not torn down): their rules would apply
+// to each other's containers.
 func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkLinkPrefix(cfg); err != nil {
+		return nil, err
+	}
+	n := &Network{cfg: cfg, log: log}
+	if err := n.installRules(); err != nil {
+		return nil, fmt.Errorf("network rules: %w", err)
+	}
+	// Addresses of the pool that no container holds are unreachable, not
+	// sent to the default gateway: a dial to an instance that just went
+	// away must fail here, never leave the host. Each container's /30 is
+	// more specific and wins.
+	if err := netlink.RouteReplace(poolRoute(cfg.Pool)); err != nil {
+		return nil, fmt.Errorf("pool route: %w", err)
+	}
+	if err := EnableForwarding(ipForwardPath); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (cfg NetworkConfig) withDefaults() (NetworkConfig, error) {
 	if !cfg.Pool.IsValid() {
 		cfg.Pool = netip.MustParsePrefix("10.213.0.0/16")
 	}
@@ -65,25 +95,85 @@ func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
 	if cfg.LockFile == "" {
 		cfg.LockFile = "/run/skiff-network.lock"
 	}
-	if !cfg.Pool.Addr().Is4() || cfg.Pool.Bits() > 28 || len(cfg.LinkPrefix) > 5 {
-		return nil, fmt.Errorf("network: pool %s must be IPv4 and /28 or larger, link prefix %q at most 5 characters", cfg.Pool, cfg.LinkPrefix)
+	if !cfg.Pool.Addr().Is4() || cfg.Pool.Bits() > 28 || len(cfg.LinkPrefix) > 7 {
+		return cfg, fmt.Errorf("network: pool %s must be IPv4 and /28 or larger, link prefix %q at most 7 characters", cfg.Pool, cfg.LinkPrefix)
 	}
 	cfg.Pool = cfg.Pool.Masked()
-	n := &Network{cfg: cfg, log: log}
-	if err := n.installRules(); err != nil {
-		return nil, fmt.Errorf("network rules: %w", err)
+	return cfg, nil
+}
+
+func poolRoute(pool netip.Prefix) *netlink.Route {
+	return &netlink.Route{Dst: ipnet(pool.Addr(), pool.Bits()), Type: unix.RTN_UNREACHABLE}
+}
+
+const ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
+
+// EnableForwarding turns on IPv4 forwarding (at path, the sysctl's file)
+// unless it is on already: a host where /proc/sys is read-only (a
+// container, say) works when its owner has turned it on, and gets told what
+// to set when not.
+func EnableForwarding(path string) error {
+	if v, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(v)) == "1" {
+		return nil
 	}
-	// Addresses of the pool that no container holds are unreachable, not
-	// sent to the default gateway: a dial to an instance that just went
-	// away must fail here, never leave the host. Each container's /30 is
-	// more specific and wins.
-	if err := netlink.RouteReplace(&netlink.Route{Dst: ipnet(cfg.Pool.Addr(), cfg.Pool.Bits()), Type: unix.RTN_UNREACHABLE}); err != nil {
-		return nil, fmt.Errorf("pool route: %w", err)
+	if err := os.WriteFile(path, []byte("1"), 0); err != nil {
+		return fmt.Errorf("IPv4 forwarding is off and skiff cannot turn it on (%w); apps need it for their outbound traffic: "+
+			"set net.ipv4.ip_forward=1 on the host (sysctl -w net.ipv4.ip_forward=1, and in /etc/sysctl.d/ to keep it; "+
+			"in a container, in the container's configuration), then start skiff again", err)
 	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
-		return nil, fmt.Errorf("enable forwarding: %w", err)
+	return nil
+}
+
+// checkLinkPrefix refuses a link prefix that overlaps a wildcard interface
+// match in another table on the host.
+func checkLinkPrefix(cfg NetworkConfig) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
 	}
-	return n, nil
+	tables, err := c.ListTables()
+	if err != nil {
+		return fmt.Errorf("list nftables tables: %w", err)
+	}
+	mine := []byte(cfg.LinkPrefix)
+	for _, t := range tables {
+		if t.Name == cfg.Table && t.Family == nftables.TableFamilyINet {
+			continue
+		}
+		for _, p := range linkMatches(c, t) {
+			if bytes.HasPrefix(p, mine) || bytes.HasPrefix(mine, p) {
+				return fmt.Errorf("network: the veth prefix %q overlaps %q, which nftables table %s matches "+
+					"(another skiff daemon, or one not torn down): give this daemon another --resource-prefix, "+
+					"or stop that one and run skiff teardown with its --resource-prefix", cfg.LinkPrefix, p, t.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// linkMatches returns the interface-name prefixes the table's rules match
+// as wildcards (an exact name match ends in NUL and is left out).
+func linkMatches(c *nftables.Conn, t *nftables.Table) [][]byte {
+	var out [][]byte
+	chains, _ := c.ListChainsOfTableFamily(t.Family)
+	for _, ch := range chains {
+		if ch.Table.Name != t.Name {
+			continue
+		}
+		rules, _ := c.GetRules(t, ch)
+		for _, r := range rules {
+			for i, e := range r.Exprs {
+				m, ok := e.(*expr.Meta)
+				if !ok || (m.Key != expr.MetaKeyIIFNAME && m.Key != expr.MetaKeyOIFNAME) || i+1 >= len(r.Exprs) {
+					continue
+				}
+				if cmp, ok := r.Exprs[i+1].(*expr.Cmp); ok && len(cmp.Data) > 0 && bytes.IndexByte(cmp.Data, 0) < 0 {
+					out = append(out, cmp.Data)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Remove deletes the table. Containers still running lose their isolation
@@ -95,6 +185,39 @@ func (n *Network) Remove() error {
 	}
 	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: n.cfg.Table})
 	return c.Flush()
+}
+
+// RemoveNetwork takes everything NewNetwork put on the host away again,
+// without setting anything up first: the table, the pool's unreachable
+// route and any veth left with the prefix. IPv4 forwarding stays as it is
+// (other software may need it). For teardown; never while a daemon uses
+// the network.
+func RemoveNetwork(cfg NetworkConfig) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	if t, _ := c.ListTableOfFamily(cfg.Table, nftables.TableFamilyINet); t != nil {
+		c.DelTable(t)
+		errs = append(errs, c.Flush())
+	}
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, poolRoute(cfg.Pool), netlink.RT_FILTER_DST|netlink.RT_FILTER_TYPE)
+	errs = append(errs, err)
+	for _, r := range routes {
+		errs = append(errs, netlink.RouteDel(&r))
+	}
+	n := &Network{cfg: cfg}
+	for _, name := range n.links() {
+		if l, err := netlink.LinkByName(name); err == nil {
+			errs = append(errs, netlink.LinkDel(l))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (n *Network) installRules() error {

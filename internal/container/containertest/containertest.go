@@ -99,10 +99,11 @@ func New(t testing.TB) *Env {
 	t.Helper()
 	RequireRoot(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	tag := fmt.Sprintf("%x", os.Getpid()%0xfff)
-	e := &Env{Prefix: "st" + tag[:min(3, len(tag))], Parent: "skiff-test-" + tag, State: t.TempDir()}
+	// Fixed-length tags: no test process's veth prefix starts with
+	// another's (the network refuses one that would).
+	tag := fmt.Sprintf("%03x", os.Getpid()%0xfff)
+	e := &Env{Prefix: "st" + tag, Parent: "skiff-test-" + tag, State: t.TempDir()}
 	e.tmp = filepath.Dir(e.State)
-	e.Prefix = e.Prefix[:min(5, len(e.Prefix))]
 	nw, err := container.NewNetwork(container.NetworkConfig{
 		Pool: netip.MustParsePrefix("10.213.0.0/16"), LinkPrefix: e.Prefix, Table: "skifftest" + tag,
 	}, log)
