@@ -22,6 +22,9 @@ func (r *Router) Serve(l net.Listener) error {
 func (r *Router) ServeTLS(l net.Listener) error {
 	srv := r.newServer()
 	srv.TLSConfig = r.tlsConfig()
+	if err := configureHTTP2(srv); err != nil {
+		return err
+	}
 	return serveErr(srv.ServeTLS(r.track(l), "", ""))
 }
 

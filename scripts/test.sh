@@ -11,6 +11,23 @@ scripts/check.sh
 echo "-----> Tests (unit, fuzz seeds, end to end), with the race detector"
 go test -race -count=1 -timeout 30m ./...
 
+echo "-----> HTTP/2 conformance: h2spec against the router of a real daemon (e2e TestH2Spec)"
+# Its own tier: the pinned h2spec (tools/h2spec) runs every case, strict
+# ones too, over TLS; a case that fails and is not a known failure of Go's
+# (h2specKnown in e2e/h2spec_test.go) fails the run. As root only (it
+# deploys an app); the tier says so when it skips.
+scripts/build-h2spec.sh
+log=$(mktemp)
+if SKIFF_H2SPEC="$PWD/bin/h2spec" go test -count=1 -run '^TestH2Spec$' -v ./e2e >"$log" 2>&1; then
+	grep -E 'h2spec \(strict|--- (PASS|SKIP)|skip' "$log" | sed 's/^ */       /'
+	rm -f "$log"
+else
+	tail -80 "$log" >&2
+	rm -f "$log"
+	echo " !     the h2spec tier failed (above)" >&2
+	exit 1
+fi
+
 echo "-----> The contract with the lifecycle's own types (tools/lifecycle, a module of its own)"
 (cd tools/lifecycle && go vet ./... && go test -race -count=1 ./...)
 

@@ -1,0 +1,355 @@
+package router
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/skiffhq/skiff"
+)
+
+// h2client is a raw HTTP/2 client over TLS: frames as the test writes them.
+type h2client struct {
+	t    *testing.T
+	conn *tls.Conn
+	fr   *http2.Framer
+	enc  *hpack.Encoder
+	buf  bytes.Buffer
+}
+
+// newH2Router serves one app over TLS and returns a raw HTTP/2 client
+// connected to it, past the SETTINGS exchange.
+func newH2Router(t *testing.T, h http.HandlerFunc) *h2client {
+	t.Helper()
+	tr := newTestRouter(t, nil)
+	tr.startTLS(t)
+	ca := newTestCA(t)
+	c, k := ca.issue(t, "app.skiff.test")
+	if err := tr.SetDefaultCertificate(cat(c, k)); err != nil {
+		t.Fatal(err)
+	}
+	tr.addApp(t, skiff.AppRoute{Name: "app", NoRedirect: true}, startBackend(t, h))
+	return dialH2(t, tr.tls)
+}
+
+func dialH2(t *testing.T, addr string) *h2client {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "app.skiff.test", InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c := &h2client{t: t, conn: conn, fr: http2.NewFramer(conn, conn)}
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.enc = hpack.NewEncoder(&c.buf)
+	io.WriteString(conn, http2.ClientPreface)
+	c.fr.WriteSettings()
+	for local, remote := false, false; !local || !remote; {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok {
+			if sf.IsAck() {
+				local = true
+			} else {
+				remote = true
+				if v, _ := sf.Value(http2.SettingMaxFrameSize); v != h2MaxFrameSize {
+					t.Errorf("SETTINGS_MAX_FRAME_SIZE %d, want %d", v, h2MaxFrameSize)
+				}
+				c.fr.WriteSettingsAck()
+			}
+		}
+	}
+	return c
+}
+
+// block encodes a GET (or POST) of / followed by extra fields.
+func (c *h2client) block(method string, extra ...string) []byte {
+	c.buf.Reset()
+	fields := []string{":method", method, ":scheme", "https", ":path", "/", ":authority", "app.skiff.test"}
+	fields = append(fields, extra...)
+	for i := 0; i+1 < len(fields); i += 2 {
+		c.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return bytes.Clone(c.buf.Bytes())
+}
+
+// outcome reads frames until the stream is answered or reset, or the
+// connection ends: "status 200", "reset PROTOCOL_ERROR", "goaway FRAME_SIZE_ERROR".
+func (c *h2client) outcome(stream uint32) string {
+	c.t.Helper()
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return "read error: " + err.Error()
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == stream {
+				return "status " + f.PseudoValue("status")
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == stream {
+				return "reset " + f.ErrCode.String()
+			}
+		case *http2.GoAwayFrame:
+			return "goaway " + f.ErrCode.String()
+		}
+	}
+}
+
+// Requests RFC 9113 §8.2.2 calls malformed end in a stream error, not a
+// response; the connection and its HPACK state live on (each next request
+// reuses the table entries the rejected one made).
+func TestH2ConnectionSpecificFields(t *testing.T) {
+	c := newH2Router(t, echo("a"))
+	stream := uint32(1)
+	for _, tc := range []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"connection", "keep-alive"}, "reset PROTOCOL_ERROR"},
+		{[]string{"x-fine", "yes"}, "status 200"},
+		{[]string{"keep-alive", "timeout=5"}, "reset PROTOCOL_ERROR"},
+		{[]string{"proxy-connection", "keep-alive"}, "reset PROTOCOL_ERROR"},
+		{[]string{"transfer-encoding", "chunked"}, "reset PROTOCOL_ERROR"},
+		{[]string{"upgrade", "websocket"}, "reset PROTOCOL_ERROR"},
+		{[]string{"te", "trailers, deflate"}, "reset PROTOCOL_ERROR"},
+		{[]string{"te", "gzip"}, "reset PROTOCOL_ERROR"},
+		{[]string{"te", "trailers"}, "status 200"},
+		{[]string{"x-fine", "yes", "x-also", "fine"}, "status 200"},
+	} {
+		c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: c.block("GET", tc.extra...), EndStream: true, EndHeaders: true})
+		if got := c.outcome(stream); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.extra, got, tc.want)
+		}
+		stream += 2
+	}
+
+	// Split across CONTINUATION frames, padded, with a priority: the same.
+	b := c.block("GET", "x-pad", strings.Repeat("p", 100), "connection", "close")
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: b[:7], EndStream: true, PadLength: 9,
+		Priority: http2.PriorityParam{Weight: 10}})
+	c.fr.WriteContinuation(stream, false, b[7:50])
+	c.fr.WriteContinuation(stream, true, b[50:])
+	if got := c.outcome(stream); got != "reset PROTOCOL_ERROR" {
+		t.Errorf("split header block: %s", got)
+	}
+	stream += 2
+
+	// Trailers are a header block too.
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: c.block("POST"), EndHeaders: true})
+	c.fr.WriteData(stream, false, []byte("body"))
+	c.buf.Reset()
+	c.enc.WriteField(hpack.HeaderField{Name: "connection", Value: "close"})
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: bytes.Clone(c.buf.Bytes()), EndStream: true, EndHeaders: true})
+	if got := c.outcome(stream); got != "reset PROTOCOL_ERROR" {
+		t.Errorf("connection field in trailers: %s", got)
+	}
+	stream += 2
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: c.block("GET"), EndStream: true, EndHeaders: true})
+	if got := c.outcome(stream); got != "status 200" {
+		t.Errorf("after all that, a plain GET: %s", got)
+	}
+}
+
+// A SETTINGS frame may repeat a setting (RFC 9113 §6.5.3): processed in
+// order, acknowledged. An invalid value among the repeats is still the
+// error it deserves.
+func TestH2RepeatedSettings(t *testing.T) {
+	body := strings.Repeat("x", 100)
+	c := newH2Router(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) })
+	c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+	f, err := c.fr.ReadFrame()
+	if sf, ok := f.(*http2.SettingsFrame); err != nil || !ok || !sf.IsAck() {
+		t.Fatalf("want a SETTINGS ACK, got %v %v", f, err)
+	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: c.block("GET"), EndStream: true, EndHeaders: true})
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok {
+			if n := len(d.Data()); n != 1 {
+				t.Errorf("first DATA frame of %d bytes, want 1 (the last SETTINGS_INITIAL_WINDOW_SIZE)", n)
+			}
+			break
+		}
+	}
+
+	for _, tc := range []struct {
+		settings []http2.Setting
+		want     string
+	}{
+		{[]http2.Setting{{ID: http2.SettingEnablePush, Val: 2}, {ID: http2.SettingEnablePush, Val: 0}}, "goaway PROTOCOL_ERROR"},
+		{[]http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 1 << 31}, {ID: http2.SettingInitialWindowSize, Val: 10}}, "goaway FLOW_CONTROL_ERROR"},
+	} {
+		c := newH2Router(t, echo("a"))
+		c.fr.WriteSettings(tc.settings...)
+		if got := c.outcome(1); got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.settings, got, tc.want)
+		}
+	}
+}
+
+// Frames larger than SETTINGS_MAX_FRAME_SIZE (16 KiB, advertised) are a
+// connection error (RFC 9113 §4.2); a large header block in frames of the
+// right size is served.
+func TestH2FrameSize(t *testing.T) {
+	c := newH2Router(t, echo("a"))
+	b := c.block("GET", "x-a", strings.Repeat("~", 12000), "x-b", strings.Repeat("~", 12000), "x-c", strings.Repeat("~", 12000))
+	if len(b) <= 2*h2MaxFrameSize {
+		// "~" is longer Huffman-coded than not: the block stays this long.
+		t.Fatalf("header block of %d bytes", len(b))
+	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b[:h2MaxFrameSize], EndStream: true})
+	c.fr.WriteContinuation(1, false, b[h2MaxFrameSize:2*h2MaxFrameSize])
+	c.fr.WriteContinuation(1, true, b[2*h2MaxFrameSize:])
+	if got := c.outcome(1); got != "status 200" {
+		t.Errorf("header block in three frames: %s", got)
+	}
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: c.block("GET", "x-a", strings.Repeat("~", 20000)), EndStream: true, EndHeaders: true})
+	if got := c.outcome(3); got != "goaway FRAME_SIZE_ERROR" {
+		t.Errorf("a 20 KB HEADERS frame: %s, want goaway FRAME_SIZE_ERROR", got)
+	}
+}
+
+func TestDedupSettings(t *testing.T) {
+	enc := func(s ...http2.Setting) []byte {
+		var b []byte
+		for _, x := range s {
+			b = binary.BigEndian.AppendUint16(b, uint16(x.ID))
+			b = binary.BigEndian.AppendUint32(b, x.Val)
+		}
+		return b
+	}
+	iws, push, mfs := http2.SettingInitialWindowSize, http2.SettingEnablePush, http2.SettingMaxFrameSize
+	for _, tc := range []struct{ in, want []http2.Setting }{
+		{nil, nil},
+		{[]http2.Setting{{ID: iws, Val: 5}, {ID: push, Val: 0}}, []http2.Setting{{ID: iws, Val: 5}, {ID: push, Val: 0}}},
+		{[]http2.Setting{{ID: iws, Val: 100}, {ID: iws, Val: 1}}, []http2.Setting{{ID: iws, Val: 1}}},
+		{[]http2.Setting{{ID: iws, Val: 100}, {ID: push, Val: 0}, {ID: iws, Val: 1}, {ID: mfs, Val: 20000}}, []http2.Setting{{ID: push, Val: 0}, {ID: iws, Val: 1}, {ID: mfs, Val: 20000}}},
+		{[]http2.Setting{{ID: push, Val: 1}, {ID: push, Val: 3}, {ID: push, Val: 0}, {ID: push, Val: 4}}, []http2.Setting{{ID: push, Val: 3}}},
+	} {
+		if got := dedupSettings(enc(tc.in...)); !bytes.Equal(got, enc(tc.want...)) {
+			t.Errorf("%v: got % x, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzH2Guard feeds arbitrary client byte streams through the guard: it
+// never fails, and what it changes is only what it is meant to change. The
+// oracle reads the input with x/net's own frame reader: when that finds no
+// SETTINGS frame with a repeat and no header block with a
+// connection-specific field, the server must get the input byte for byte.
+func FuzzH2Guard(f *testing.F) {
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	enc := hpack.NewEncoder(&b)
+	b.WriteString(http2.ClientPreface)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
+	f.Add(bytes.Clone(b.Bytes()))
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
+	f.Add(bytes.Clone(b.Bytes()))
+	for _, extra := range [][2]string{{"x-ok", "1"}, {"connection", "close"}, {"te", "gzip"}} {
+		var blk bytes.Buffer
+		enc = hpack.NewEncoder(&blk)
+		for _, kv := range [][2]string{{":method", "GET"}, {":path", "/"}, {":scheme", "https"}, {":authority", "a"}, extra} {
+			enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk.Bytes()[:3], PadLength: 2})
+		fr.WriteContinuation(1, true, blk.Bytes()[3:])
+		f.Add(bytes.Clone(b.Bytes()))
+	}
+	fr.WriteData(1, true, []byte("data"))
+	f.Add(bytes.Clone(b.Bytes()))
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		g := newH2Guard(bytes.NewReader(in))
+		var out []byte
+		buf := make([]byte, 7) // small reads, as the server's frame reader does
+		for {
+			n, err := g.Read(buf)
+			out = append(out, buf[:n]...)
+			if err != nil {
+				if err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("read error %v", err)
+				}
+				break
+			}
+			if len(out) > 2*len(in)+len(h2Malformed)+h2FrameHeaderLen {
+				t.Fatalf("%d bytes out of %d in", len(out), len(in))
+			}
+		}
+		bad, upTo := h2NeedsAmending(in)
+		if !bad && !bytes.HasPrefix(out, in[:upTo]) || !bad && upTo == len(in) && len(out) != len(in) {
+			t.Fatalf("changed a stream that needed nothing (its first %d bytes):\n in % x\nout % x", upTo, in, out)
+		}
+	})
+}
+
+// h2NeedsAmending reads a client stream the way the server does and
+// reports whether it has a SETTINGS frame that repeats a setting or a
+// header block with a connection-specific field (or one the reader cannot
+// decode), up to upTo, where the stream ends or the server would hang up.
+func h2NeedsAmending(in []byte) (bad bool, upTo int) {
+	if !bytes.HasPrefix(in, []byte(http2.ClientPreface)) {
+		return false, 0
+	}
+	cr := &countingReader{r: bytes.NewReader(in[len(http2.ClientPreface):])}
+	fr := http2.NewFramer(nil, cr)
+	fr.SetMaxReadFrameSize(h2MaxFrameSize)
+	fr.ReadMetaHeaders = hpack.NewDecoder(h2HeaderTableSize, nil)
+	for {
+		f, err := fr.ReadFrame()
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			bad = true // an invalid field, which may hide a connection-specific one
+			continue
+		}
+		if err != nil {
+			return bad, len(http2.ClientPreface) + cr.n
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if f.HasDuplicates() {
+				bad = true
+			}
+		case *http2.MetaHeadersFrame:
+			for _, hf := range f.Fields {
+				switch hf.Name {
+				case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+					bad = true
+				case "te":
+					bad = bad || hf.Value != "trailers"
+				}
+			}
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
