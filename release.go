@@ -58,7 +58,13 @@ type Release struct {
 	ProcessTypes map[string]string `json:"process_types"`
 	// Formation is the app's scale when the release was made; a rollback
 	// keeps the current one, as on Heroku.
-	Formation   Formation     `json:"formation"`
+	Formation Formation `json:"formation"`
+	// Scripts and Cron come from the app.json of the release's commit;
+	// Mounts are the app's volume mounts when the release was made. A
+	// rollback brings back all three with the image.
+	Scripts     DeployScripts `json:"scripts,omitzero"`
+	Cron        []CronJob     `json:"cron,omitempty"`
+	Mounts      []AppMount    `json:"mounts,omitempty"`
 	BuildID     int           `json:"build_id,omitempty"`
 	Commit      string        `json:"commit,omitempty"`
 	Description string        `json:"description"`
@@ -99,6 +105,11 @@ type ReleaseService interface {
 	// CurrentRelease is the deployed release serving the app; ENOTFOUND
 	// before the first deploy.
 	CurrentRelease(ctx context.Context, appID string) (*Release, error)
+
+	// SetReleaseOutput keeps what the release phase printed (its last
+	// bytes); ReleaseOutput returns it.
+	SetReleaseOutput(ctx context.Context, appID string, version int, output []byte) error
+	ReleaseOutput(ctx context.Context, appID string, version int) ([]byte, error)
 
 	Formation(ctx context.Context, appID string) (Formation, error)
 	SetFormation(ctx context.Context, appID string, f Formation) error

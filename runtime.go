@@ -33,6 +33,19 @@ type InstanceSpec struct {
 	Command     []string          `json:"command,omitempty"` // empty: the image's own command for ProcessType
 	Env         map[string]string `json:"env,omitempty"`     // the release's config vars
 	Limits      Limits            `json:"limits"`
+	// Mounts are named volumes to mount into the process. A scheduler
+	// that cannot provide one refuses the spec (EINVALID): a process never
+	// runs without the storage it was given.
+	Mounts []Mount `json:"mounts,omitempty"`
+}
+
+// Mount is a named volume mounted at Path inside the process. Volume is
+// the volume's ID (Volume.ID); the scheduler hands its directory to the
+// process's user.
+type Mount struct {
+	Volume   string `json:"volume"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
 // Name is the instance's name as users see it: "web.1".

@@ -1,0 +1,83 @@
+package skiff
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// The commands a release runs besides its long-running processes: the
+// release phase (a Procfile's `release:` and app.json's
+// scripts.dokku.predeploy) before any of its instances start, and
+// scripts.dokku.postdeploy after the switch.
+
+// ReleaseProcessType is the Procfile type that holds the release command.
+// It is never scaled and never counted in a formation.
+const ReleaseProcessType = "release"
+
+// MaxCommandLen caps a command from app.json.
+const MaxCommandLen = 4096
+
+// ValidateCommand checks a shell command written in app.json: text of at
+// most MaxCommandLen bytes, not blank, with no control characters but tab
+// and newline (a stray escape sequence would hide what really runs).
+func ValidateCommand(cmd string) error {
+	switch {
+	case strings.TrimSpace(cmd) == "":
+		return Errorf(EINVALID, "the command is empty")
+	case len(cmd) > MaxCommandLen:
+		return Errorf(EINVALID, "the command is longer than %d bytes", MaxCommandLen)
+	case !utf8.ValidString(cmd):
+		return Errorf(EINVALID, "the command is not UTF-8 text")
+	case strings.ContainsFunc(cmd, func(r rune) bool { return (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f }):
+		return Errorf(EINVALID, "the command contains a control character")
+	}
+	return nil
+}
+
+// DeployScripts are the commands of app.json's "scripts" that a release
+// carries. Empty means none.
+type DeployScripts struct {
+	// Predeploy (scripts.dokku.predeploy) runs in the release phase, before
+	// the Procfile's release command, as Dokku orders them.
+	Predeploy string `json:"predeploy,omitempty"`
+	// Postdeploy (scripts.dokku.postdeploy) runs after the switch; its
+	// failure is reported, and the release stays.
+	Postdeploy string `json:"postdeploy,omitempty"`
+	// FirstDeploy (Heroku's scripts.postdeploy) runs after the switch of
+	// the app's first deployed release only.
+	FirstDeploy string `json:"first_deploy,omitempty"`
+}
+
+// ReleaseTask is one command of a release's release phase.
+type ReleaseTask struct {
+	Name    string // "predeploy" or "release", as the output names it
+	Command string // a shell command; empty with ProcessType set
+	// ProcessType, when set, runs the image's own process of that type
+	// (a CNB image's /cnb/process/release) rather than Command.
+	ProcessType string
+}
+
+// ReleasePhase returns what r's release phase runs, in order: the
+// predeploy script, then the Procfile's release command (Dokku's order).
+func (r *Release) ReleasePhase() []ReleaseTask {
+	var tasks []ReleaseTask
+	if r.Scripts.Predeploy != "" {
+		tasks = append(tasks, ReleaseTask{Name: "predeploy", Command: r.Scripts.Predeploy})
+	}
+	if cmd, ok := r.ProcessTypes[ReleaseProcessType]; ok {
+		tasks = append(tasks, ReleaseTask{Name: "release", Command: cmd, ProcessType: ReleaseProcessType})
+	}
+	return tasks
+}
+
+// ScalableTypes are the process types of r that a formation may scale:
+// all but the release command.
+func (r *Release) ScalableTypes() []string {
+	var types []string
+	for t := range r.ProcessTypes {
+		if t != ReleaseProcessType {
+			types = append(types, t)
+		}
+	}
+	return types
+}
