@@ -133,9 +133,19 @@ func (db *DB) CreateRelease(ctx context.Context, r *skiff.Release) error {
 		if r.Formation, err = tx.formation(r.AppID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app_id, version, image, config, process_types, formation, build_id, commit_id, description, actor, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.AppID, r.Version, r.Image, mustJSON(r.Config), mustJSON(r.ProcessTypes), mustJSON(r.Formation),
-			r.BuildID, r.Commit, r.Description, r.Actor, r.Status, formatTime(tx.now)); err != nil {
+		if err := skiff.ValidateMounts(r.Mounts); err != nil {
+			return err
+		}
+		cron, mounts := r.Cron, r.Mounts
+		if cron == nil {
+			cron = []skiff.CronJob{}
+		}
+		if mounts == nil {
+			mounts = []skiff.AppMount{}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app_id, version, image, config, process_types, formation, scripts, cron, mounts, build_id, commit_id, description, actor, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.AppID, r.Version, r.Image, mustJSON(r.Config), mustJSON(r.ProcessTypes), mustJSON(r.Formation),
+			mustJSON(r.Scripts), mustJSON(cron), mustJSON(mounts), r.BuildID, r.Commit, r.Description, r.Actor, r.Status, formatTime(tx.now)); err != nil {
 			return err
 		}
 		return tx.event(r.AppID, app, "release", fmt.Sprintf("v%d: %s", r.Version, r.Description))
@@ -143,8 +153,9 @@ func (db *DB) CreateRelease(ctx context.Context, r *skiff.Release) error {
 }
 
 // DeployRelease makes a pending release the current one and applies the
-// config change that made it, in one transaction: after a crash the app has
-// either the old release and config or the new ones.
+// config change that made it and the release's mounts, in one transaction:
+// after a crash the app has either the old release, config and mounts or
+// the new ones.
 func (db *DB) DeployRelease(ctx context.Context, appID string, version int, ch *skiff.ConfigChange) error {
 	return db.update(ctx, func(tx *Tx) error {
 		app, err := tx.appName(appID)
@@ -166,6 +177,17 @@ func (db *DB) DeployRelease(ctx context.Context, appID string, version int, ch *
 			if err := tx.applyConfig(appID, app, ch); err != nil {
 				return err
 			}
+		}
+		var mounts string
+		if err := tx.QueryRowContext(ctx, `SELECT mounts FROM releases WHERE app_id = ? AND version = ?`, appID, version).Scan(&mounts); err != nil {
+			return err
+		}
+		var ms []skiff.AppMount
+		if err := json.Unmarshal([]byte(mounts), &ms); err != nil {
+			return err
+		}
+		if err := tx.setMounts(appID, ms); err != nil {
+			return err
 		}
 		return tx.event(appID, app, "deploy", fmt.Sprintf("v%d", version))
 	})
@@ -193,13 +215,21 @@ func (db *DB) FailPendingReleases(ctx context.Context, reason string) (int, erro
 	return int(n), err
 }
 
-const releaseColumns = `r.app_id, r.version, r.image, r.config, r.process_types, r.formation, r.build_id, r.commit_id, r.description, r.actor, r.status, r.error, r.created_at, a.current_release = r.version`
+const releaseColumns = `r.app_id, r.version, r.image, r.config, r.process_types, r.formation, r.scripts, r.cron, r.mounts, r.build_id, r.commit_id, r.description, r.actor, r.status, r.error, r.created_at, a.current_release = r.version`
 
 func scanRelease(row interface{ Scan(...any) error }) (*skiff.Release, error) {
 	var r skiff.Release
-	var cfg, types, formation, created string
-	if err := row.Scan(&r.AppID, &r.Version, &r.Image, &cfg, &types, &formation, &r.BuildID, &r.Commit, &r.Description, &r.Actor, &r.Status, &r.Error, &created, &r.Current); err != nil {
+	var cfg, types, formation, scripts, cron, mounts, created string
+	if err := row.Scan(&r.AppID, &r.Version, &r.Image, &cfg, &types, &formation, &scripts, &cron, &mounts, &r.BuildID, &r.Commit, &r.Description, &r.Actor, &r.Status, &r.Error, &created, &r.Current); err != nil {
 		return nil, err
+	}
+	for _, f := range []struct {
+		s string
+		v any
+	}{{scripts, &r.Scripts}, {cron, &r.Cron}, {mounts, &r.Mounts}} {
+		if err := json.Unmarshal([]byte(f.s), f.v); err != nil {
+			return nil, err
+		}
 	}
 	if err := json.Unmarshal([]byte(cfg), &r.Config); err != nil {
 		return nil, err
@@ -328,4 +358,36 @@ func (db *DB) SetFormation(ctx context.Context, appID string, f skiff.Formation)
 		}
 		return tx.event(appID, app, "formation", strings.Join(detail, " "))
 	})
+}
+
+// maxReleaseOutput is how much of a release phase's output is kept: its
+// last bytes, where a failure explains itself.
+const maxReleaseOutput = 256 << 10
+
+// SetReleaseOutput keeps the last bytes of the release phase's output.
+func (db *DB) SetReleaseOutput(ctx context.Context, appID string, version int, output []byte) error {
+	if len(output) > maxReleaseOutput {
+		output = output[len(output)-maxReleaseOutput:]
+	}
+	return db.update(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE releases SET output = ? WHERE app_id = ? AND version = ?`, output, appID, version)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return skiff.Errorf(skiff.ENOTFOUND, "release v%d does not exist", version)
+		}
+		return nil
+	})
+}
+
+// ReleaseOutput returns what the release phase of a release printed (empty
+// when it had none).
+func (db *DB) ReleaseOutput(ctx context.Context, appID string, version int) ([]byte, error) {
+	var out []byte
+	err := db.read.QueryRowContext(ctx, `SELECT output FROM releases WHERE app_id = ? AND version = ?`, appID, version).Scan(&out)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, skiff.Errorf(skiff.ENOTFOUND, "release v%d does not exist", version)
+	}
+	return out, err
 }
