@@ -158,12 +158,32 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 	if err != nil {
 		return nil, err
 	}
+	mounts := []container.Mount{
+		{Source: resolv, Destination: "/etc/resolv.conf", ReadOnly: true},
+		{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
+	}
+	for _, m := range spec.Mounts {
+		if r.cfg.VolumePath == nil {
+			return nil, skiff.Errorf(skiff.EINVALID, "this server has no storage to mount at %s", m.Path)
+		}
+		src, err := r.cfg.VolumePath(m.Volume)
+		if err != nil {
+			return nil, skiff.Errorf(skiff.EINVALID, "cannot mount %s: %v", m.Path, err)
+		}
+		if _, err := os.Lstat(src); err != nil {
+			return nil, skiff.Errorf(skiff.EINVALID, "the storage mounted at %s is missing on this server; storage:unmount it, or an admin restores %s", m.Path, src)
+		}
+		mounts = append(mounts, container.Mount{Source: src, Destination: m.Path, ReadOnly: m.ReadOnly, Owned: true})
+	}
+	var links map[string]string
+	if img.cnb && img.workdir != "" && img.workdir != "/app" {
+		// Heroku's apps live in /app; a CNB image's in /workspace.
+		links = map[string]string{"/app": img.workdir}
+	}
 	return &container.Spec{
 		ID: id, Bundle: dir,
-		Mounts: []container.Mount{
-			{Source: resolv, Destination: "/etc/resolv.conf", ReadOnly: true},
-			{Source: hosts, Destination: "/etc/hosts", ReadOnly: true},
-		},
+		Mounts: mounts,
+		Links:  links,
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
 		Init:   r.initPath,
 		Args:   args, Env: env(img, spec), Cwd: img.workdir,

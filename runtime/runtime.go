@@ -33,6 +33,10 @@ type Config struct {
 	// copied to DATA/runtime/.
 	Init string
 
+	// VolumePath is the host directory of a volume (skiff.Volumes.Path),
+	// for the mounts of instances and one-off runs; nil: mounts fail.
+	VolumePath func(id string) (string, error)
+
 	// Nameservers go into instances' /etc/resolv.conf; default: the
 	// host's, without loopback ones (instances cannot reach the host).
 	Nameservers []string

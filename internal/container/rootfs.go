@@ -78,7 +78,64 @@ func (r *Runc) prepareRootfs(s *Spec) (string, error) {
 	if err := checkSystemDirs(rootfs, true); err != nil {
 		return "", err
 	}
+	if err := makeLinks(rootfs, s.Links, owner); err != nil {
+		return "", err
+	}
 	return rootfs, nil
+}
+
+// makeLinks makes the spec's top-level symlinks in a layered root, where
+// the image has no entry of that name; an existing entry is left alone,
+// and nothing is followed.
+func makeLinks(rootfs string, links map[string]string, owner int) error {
+	for name, target := range links {
+		base := strings.TrimPrefix(name, "/")
+		if base == "" || strings.ContainsAny(base, "/\x00") || base == "." || base == ".." || target == "" || strings.ContainsRune(target, 0) {
+			return fmt.Errorf("rootfs: bad link %q -> %q", name, target)
+		}
+		p := filepath.Join(rootfs, base)
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.Symlink(target, p); err != nil {
+			return fmt.Errorf("rootfs: link /%s: %w", base, err)
+		}
+		if err := os.Lchown(p, owner, owner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chownMounts hands the Owned mounts' directories to the container's
+// process user, mapped to the host's ids. The source must be a real
+// directory: a symlink in its place is refused, not followed.
+func (r *Runc) chownMounts(s *Spec) error {
+	uid, gid := int(s.UID), int(s.GID)
+	if s.UserNS {
+		uid += int(r.cfg.IDMap.HostID)
+		gid += int(r.cfg.IDMap.HostID)
+	}
+	for _, m := range s.Mounts {
+		if !m.Owned {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(m.Source, &st); err != nil {
+			return fmt.Errorf("mount %s: %w", m.Destination, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return fmt.Errorf("mount %s: %s is not a directory", m.Destination, m.Source)
+		}
+		if int(st.Uid) != uid || int(st.Gid) != gid {
+			if err := unix.Lchown(m.Source, uid, gid); err != nil {
+				return fmt.Errorf("mount %s: %w", m.Destination, err)
+			}
+		}
+	}
+	return nil
 }
 
 // checkSystemDirs makes sure /dev, /proc and /sys are real directories, so

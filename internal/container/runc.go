@@ -209,6 +209,9 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 		}
 		s = resolved
 	}
+	if err := r.chownMounts(s); err != nil {
+		return nil, err
+	}
 	sp, err := r.ociSpec(s, rootPath, r.cgroupPath(s.ID))
 	if err != nil {
 		return nil, err

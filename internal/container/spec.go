@@ -43,6 +43,10 @@ type Spec struct {
 	Mounts      []Mount
 	NoFile      uint64 // RLIMIT_NOFILE, default 65536
 	ReadonlyDir bool   // for Rootfs.Dir: mount it read-only
+	// Links are symlinks made at the top of a layered root file system
+	// (in its writable layer) where the image has nothing of that name:
+	// "/app" → "/workspace". Names are single top-level entries.
+	Links map[string]string
 }
 
 // Rootfs is either a directory used as is, or overlay layers.
@@ -66,6 +70,11 @@ type Limits struct {
 type Mount struct {
 	Source, Destination string
 	ReadOnly            bool
+	// Owned hands the source, a directory, to the container's process
+	// user (through the id map) before the container starts, so that the
+	// app's unprivileged user can write it: a volume. Only the directory
+	// itself changes owner, never what is in it.
+	Owned bool
 }
 
 // InitPath is where Spec.Init appears in the container: under /dev, which
