@@ -146,20 +146,42 @@ func (o *buildOutput) Phases() skiff.BuildPhases {
 	}
 }
 
-// lastOutput returns the last line the buildpacks printed, without the
-// buildpack convention's markers: what a failed build's error repeats.
+// lastOutput returns what a failed build's error repeats: the buildpack's
+// own failure message when the output ends with one (the block of " !"
+// lines a buildpack prints, its message and hints, joined into one line, so
+// the summary keeps whole sentences), else the last line the buildpacks
+// printed, without the buildpack convention's markers.
 func (o *buildOutput) lastOutput() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for i := len(o.tail) - 1; i >= 0; i-- {
-		s := strings.TrimSpace(o.tail[i])
-		s = strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(s, "!"), "----->"))
-		if s != "" && !strings.HasPrefix(s, "ERROR:") && !strings.HasPrefix(s, "WARNING:") {
-			return s
-		}
+	end := len(o.tail) - 1
+	for end >= 0 && (strings.TrimSpace(o.tail[end]) == "" || strings.HasPrefix(o.tail[end], "ERROR:") || strings.HasPrefix(o.tail[end], "WARNING:")) {
+		end--
 	}
-	return ""
+	if end < 0 {
+		return ""
+	}
+	var block []string
+	for i := end; i >= 0; i-- {
+		msg, ok := strings.CutPrefix(o.tail[i], " !")
+		msg = strings.TrimSpace(msg)
+		if !ok || msg == "" || strings.HasPrefix(msg, "Warning:") {
+			break
+		}
+		block = append([]string{msg}, block...)
+	}
+	if len(block) > 0 {
+		s := strings.Join(block, " ")
+		if len(s) > maxSummary {
+			s = s[:maxSummary] + "…"
+		}
+		return s
+	}
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(o.tail[end]), "----->"))
 }
+
+// maxSummary caps the buildpack message a failed build's error repeats.
+const maxSummary = 2000
 
 // lastError returns the last ERROR: line, if any.
 func (o *buildOutput) lastError() string {

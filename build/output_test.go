@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,5 +97,27 @@ func TestBuildOutputCappedForThePusher(t *testing.T) {
 	}
 	if o.lastOutput() != strings.Repeat("y", 99) {
 		t.Errorf("lastOutput %q", o.lastOutput())
+	}
+}
+
+// A buildpack's failure message of several lines (the message and its
+// hints) is repeated whole in the build's error, not only its last line;
+// warnings printed before it are not part of it.
+func TestBuildOutputFailureMessageWhole(t *testing.T) {
+	o := newBuildOutput(io.Discard, nil, 1<<20)
+	o.Write([]byte("===> BUILDING\n-----> Node.js app detected\n" +
+		" !     Warning: yarn.lock found\n" +
+		" !     missing npm start: package.json has no \"start\" script and there is no server.js\n" +
+		" !     Add a start script to package.json, like \"scripts\": {\"start\": \"node index.js\"},\n" +
+		" !     or a server.js, or a Procfile with a web process.\n" +
+		"ERROR: failed to build: exit status 1\n"))
+	o.finish()
+	want := `missing npm start: package.json has no "start" script and there is no server.js Add a start script to package.json, like "scripts": {"start": "node index.js"}, or a server.js, or a Procfile with a web process.`
+	if got := o.lastOutput(); got != want {
+		t.Errorf("lastOutput\n%q\nwant\n%q", got, want)
+	}
+	err := lifecycleError(51, o.lastError(), o.lastOutput())
+	if !strings.Contains(err.Error(), "a buildpack failed: missing npm start") || !strings.HasSuffix(err.Error(), "with a web process.") {
+		t.Errorf("summary %q", err)
 	}
 }
