@@ -56,6 +56,10 @@ type Builders interface {
 	// Pull fetches a builder image and its run image; it returns the
 	// reference to store for the app.
 	Pull(ctx context.Context, ref string, out io.Writer) (string, error)
+	// CheckBuildpacks tells whether builder (an app's builder setting; ""
+	// for the default one) has every pinned buildpack; an EINVALID error
+	// names the buildpacks it has.
+	CheckBuildpacks(ctx context.Context, builder string, pins []string) error
 }
 
 // Info describes the server to users: where to push and browse.

@@ -207,6 +207,16 @@ func buildpacksChange(c *call) error {
 	case "clear":
 		bps = nil
 	}
+	// A pin the builder cannot honour is refused now, not at the next push.
+	if (verb == "set" || verb == "add") && c.services().Builders != nil {
+		s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
+		if err != nil {
+			return err
+		}
+		if err := c.services().Builders.CheckBuildpacks(c.ctx, s[skiff.SettingBuilder], []string{c.args[0]}); err != nil {
+			return err
+		}
+	}
 	if err := c.saveBuildpacks(bps); err != nil {
 		return err
 	}

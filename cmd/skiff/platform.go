@@ -219,6 +219,11 @@ func (b *builders) fingerprint() (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// CheckBuildpacks checks pins against the app's builder in the store.
+func (b *builders) CheckBuildpacks(_ context.Context, builder string, pins []string) error {
+	return b.platform.CheckBuildpacks(builder, pins)
+}
+
 // CreateDefault lays out skiff's own buildpacks from the buildpack binary
 // that `make build` puts next to skiff, and makes the default builder.
 func (b *builders) CreateDefault(ctx context.Context, out io.Writer) error {
