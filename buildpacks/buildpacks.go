@@ -16,6 +16,7 @@ import (
 	"github.com/skiffhq/skiff/buildpacks/internal/procfile"
 	"github.com/skiffhq/skiff/buildpacks/internal/python"
 	"github.com/skiffhq/skiff/buildpacks/internal/static"
+	"github.com/skiffhq/skiff/buildpacks/internal/unsupported"
 )
 
 // Version is the version of every buildpack in the set: they are built from
@@ -29,6 +30,7 @@ var all = []*cnb.Buildpack{
 	nodejs.Buildpack,
 	golang.Buildpack,
 	python.Buildpack,
+	unsupported.Buildpack,
 }
 
 func init() {
@@ -77,7 +79,8 @@ type Group struct {
 // buildpack leads each group and the Procfile buildpack follows as an
 // optional member, so its process types replace the language's guesses
 // (the lifecycle keeps the last definition of a type). Languages come
-// first, then static sites, then a bare Procfile.
+// first, then static sites, then a bare Procfile; before them all, the
+// buildpack that stops apps in languages the builder cannot build.
 func Order() []Group {
 	lang := func(id string) Group {
 		return Group{Group: []GroupEntry{
@@ -85,7 +88,9 @@ func Order() []Group {
 			{ID: procfile.Buildpack.ID, Version: Version, Optional: true},
 		}}
 	}
-	var order []Group
+	// An app in a language this builder has no buildpack for fails first,
+	// with the way forward, rather than building as something it is not.
+	order := []Group{{Group: []GroupEntry{{ID: unsupported.Buildpack.ID, Version: Version}}}}
 	for _, id := range []string{"skiff/go", "skiff/nodejs", "skiff/python", "skiff/static"} {
 		if lookup(id) != nil {
 			order = append(order, lang(id))

@@ -106,10 +106,16 @@ func newPlatform(t *testing.T, app string) *platform {
 
 // setApp replaces the workspace with a copy of testdata/apps/<app>, as a
 // new push would.
+// An app with a slash is a path under testdata/ (pushed/<app>: the apps
+// the end-to-end tests push).
 func (p *platform) setApp(app string) {
 	p.t.Helper()
 	must(p.t, os.RemoveAll(p.app))
-	must(p.t, os.CopyFS(p.app, os.DirFS(filepath.Join("testdata", "apps", app))))
+	dir := filepath.Join("testdata", "apps", app)
+	if strings.Contains(app, "/") {
+		dir = filepath.Join("testdata", app)
+	}
+	must(p.t, os.CopyFS(p.app, os.DirFS(dir)))
 }
 
 func must(t *testing.T, err error) {

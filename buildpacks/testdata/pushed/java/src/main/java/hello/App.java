@@ -1,0 +1,1 @@
+package hello; public class App { public static void main(String[] a) { System.out.println("hi"); } }
