@@ -53,11 +53,15 @@ func (r *Runtime) loadImage(ctx context.Context, ref string) (*image, error) {
 	if out.uid, out.gid, out.user, err = parseUser(cf.Config.User); err != nil {
 		return nil, skiff.Errorf(skiff.EINVALID, "image %s: %v", ref, err)
 	}
-	for _, l := range ls {
-		diffID, err := l.DiffID()
-		if err != nil {
-			return nil, err
-		}
+	// The diffIDs come from the config: asking a compressed layer for its
+	// DiffID decompresses and hashes the whole blob, seconds per start for
+	// an image with a toolchain in it. Unpack checks the content against
+	// the diffID whenever it reads a blob, so a config that lies fails there.
+	if len(cf.RootFS.DiffIDs) != len(ls) {
+		return nil, skiff.Errorf(skiff.EINVALID, "image %s: %d layers but %d diffIDs in its config", ref, len(ls), len(cf.RootFS.DiffIDs))
+	}
+	for i, l := range ls {
+		diffID := cf.RootFS.DiffIDs[i]
 		dir, err := r.layers.Unpack(ctx, diffID.String(), func() (io.ReadCloser, error) { return l.Compressed() })
 		if err != nil {
 			return nil, err
