@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// changes says, per sample, which file's line the one-line change edits:
+// the line with the sample's greeting, which the app serves.
+var changes = map[string]struct{ file, greeting string }{
+	"nodejs": {"server.js", "hello from"},
+	"go":     {"main.go", "hello from"},
+	"python": {"app.py", "hello from"},
+	"static": {"index.html", "Hello from"},
+}
+
+// sampleResult is one sample's pushes: the first cold, the others cached.
+type sampleResult struct {
+	name   string
+	pushes []*pushResult
+}
+
+// pushResult is one push, timed from the start of `git push` until the
+// router serves the new release's page.
+type pushResult struct {
+	cold  bool
+	live  time.Duration
+	load  float64 // the 1-minute load average when the push started
+	steps []step
+	// From the steps; zero when a step was not seen.
+	received, building, built, releasing, starting, switching time.Duration
+	lifecycle                                                 map[string]time.Duration // detect, restore, build, export
+}
+
+func benchSample(cfg *config, d *daemon, name string) (*sampleResult, error) {
+	ch, ok := changes[name]
+	if !ok {
+		return nil, fmt.Errorf("no one-line change known for sample %q", name)
+	}
+	repo := filepath.Join(d.work, "repos", name)
+	if err := copyTree(filepath.Join(cfg.apps, name), repo); err != nil {
+		return nil, err
+	}
+	git := func(args ...string) error {
+		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@skiff.bench",
+			"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@skiff.bench")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %v: %s", args[0], err, out)
+		}
+		return nil
+	}
+	if err := git("init", "-q", "-b", "main"); err != nil {
+		return nil, err
+	}
+	app := "bench-" + name
+	res := &sampleResult{name: name}
+	for i := 0; i <= cfg.cached; i++ {
+		// The one-line change: the greeting line gains a mark the bench
+		// then waits to see served.
+		mark := fmt.Sprintf("(push %d)", i)
+		if err := editLine(filepath.Join(repo, ch.file), ch.greeting, mark); err != nil {
+			return nil, err
+		}
+		if err := git("add", "-A"); err != nil {
+			return nil, err
+		}
+		if err := git("commit", "-q", "-m", "bench "+mark); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "build-bench: %s push %d\n", name, i)
+		p, err := d.push(app, repo, mark)
+		if err != nil {
+			return nil, err
+		}
+		p.cold = i == 0
+		res.pushes = append(res.pushes, p)
+	}
+	if out, err := d.skiffCmd(nil, "apps:destroy", app, "--force"); err != nil {
+		return nil, fmt.Errorf("apps:destroy: %v: %s", err, out)
+	}
+	return res, nil
+}
+
+// editLine rewrites the first line of file containing greeting so that it
+// carries mark, and only that line.
+func editLine(file, greeting, mark string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.Contains(l, greeting) {
+			lines[i] = markRE.ReplaceAllString(l, "")
+			lines[i] = strings.Replace(lines[i], greeting, greeting+" "+mark, 1)
+			return os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o644)
+		}
+	}
+	return fmt.Errorf("%s has no line with %q", file, greeting)
+}
+
+var markRE = regexp.MustCompile(` \(push \d+\)`)
+
+// push pushes the repository's main and times it until the app's page
+// shows mark.
+func (d *daemon) push(app, repo, mark string) (*pushResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	p := &pushResult{load: loadAvg()}
+	cmd := exec.CommandContext(ctx, "git", "-C", repo, "push", "--force",
+		fmt.Sprintf("ssh://skiff@%s/%s", d.addr.SSH, app), "main")
+	cmd.Env = append(os.Environ(), "GIT_SSH_COMMAND="+d.gitSH)
+	var out bytes.Buffer
+	liveAt := make(chan time.Duration, 1)
+	t0 := time.Now()
+	go func() {
+		for ctx.Err() == nil {
+			if body, err := d.get(app); err == nil && strings.Contains(body, mark) {
+				liveAt <- time.Since(t0)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	steps, err := timedSteps(cmd, &out, "remote: ")
+	if d.cfg.verbose {
+		os.Stderr.Write(out.Bytes())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("git push: %v\n%s", err, out.String())
+	}
+	select {
+	case p.live = <-liveAt:
+	case <-time.After(30 * time.Second):
+		return nil, fmt.Errorf("the push succeeded but %q was not served within 30 s", mark)
+	}
+	p.steps = steps
+	p.parse()
+	return p, nil
+}
+
+var finishedRE = regexp.MustCompile(`^Build finished in [\d.]+s \((.*)\)`)
+
+func (p *pushResult) parse() {
+	p.lifecycle = map[string]time.Duration{}
+	for _, s := range p.steps {
+		first := func(d *time.Duration) {
+			if *d == 0 {
+				*d = s.at
+			}
+		}
+		switch {
+		case strings.HasPrefix(s.text, "Received "):
+			first(&p.received)
+		case strings.HasPrefix(s.text, "Building "):
+			first(&p.building)
+		case strings.HasPrefix(s.text, "Build finished"):
+			first(&p.built)
+			if m := finishedRE.FindStringSubmatch(s.text); m != nil {
+				for _, part := range strings.Split(m[1], ", ") {
+					k, v, _ := strings.Cut(part, " ")
+					if f, err := strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64); err == nil {
+						p.lifecycle[k] = time.Duration(f * float64(time.Second))
+					}
+				}
+			}
+		case strings.HasPrefix(s.text, "Releasing "):
+			first(&p.releasing)
+		case strings.HasPrefix(s.text, "Starting "):
+			first(&p.starting)
+		case strings.HasPrefix(s.text, "Switching traffic"):
+			first(&p.switching)
+		}
+	}
+}
+
+func copyTree(src, dst string) error {
+	return filepath.Walk(src, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, fi.Mode().Perm())
+	})
+}
