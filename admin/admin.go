@@ -60,6 +60,9 @@ type Builders interface {
 	// for the default one) has every pinned buildpack; an EINVALID error
 	// names the buildpacks it has.
 	CheckBuildpacks(ctx context.Context, builder string, pins []string) error
+	// Stored reports whether a builder image is on the server already (so
+	// picking it pulls nothing), and the reference to store for the app.
+	Stored(ctx context.Context, ref string) (string, bool)
 }
 
 // Info describes the server to users: where to push and browse.

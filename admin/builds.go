@@ -224,6 +224,11 @@ func buildpacksChange(c *call) error {
 	return nil
 }
 
+// builderSet picks the app's builder. Pulling an image from a registry is
+// for admins: the pull is the daemon's own work, as root on the host's
+// network, and its gigabytes land in the server's shared image store with
+// no quota per user. Anyone with access to the app may pick a builder the
+// server already has.
 func builderSet(c *call) error {
 	ref := c.args[0]
 	if ref == "default" || ref == "" {
@@ -236,8 +241,15 @@ func builderSet(c *call) error {
 			return skiff.Errorf(skiff.EUNAVAILABLE, "this server does not build apps")
 		}
 		var err error
-		if ref, err = c.services().Builders.Pull(c.ctx, ref, c.stderr()); err != nil {
-			return err
+		if c.actor.Admin() {
+			if ref, err = c.services().Builders.Pull(c.ctx, ref, c.stderr()); err != nil {
+				return err
+			}
+		} else if stored, ok := c.services().Builders.Stored(c.ctx, ref); ok {
+			ref = stored
+		} else {
+			return skiff.Errorf(skiff.EUNAUTHORIZED, "builder %s is not on this server, and pulling one from a registry is for admins: "+
+				"ask one to run builder:set %s %s (after that anyone can pick it)", quoteArg(ref), c.app.Name, quoteArg(ref))
 		}
 	}
 	if err := c.services().Domains.SetSettings(c.ctx, c.app.ID, "builder:set", map[string]string{skiff.SettingBuilder: ref}); err != nil {

@@ -55,7 +55,7 @@ func commandTable() []*command {
 			flags: []flag{{name: "index", value: "N", help: "insert at position N"}}},
 		{name: "buildpacks:remove", args: "<app> <buildpack>", summary: "remove a pinned buildpack", app: true, min: 2, max: 2, run: buildpacksChange},
 		{name: "buildpacks:clear", args: "<app>", summary: "unpin all: detect again", app: true, min: 1, max: 1, run: buildpacksChange},
-		{name: "builder:set", args: "<app> <image>|default", summary: "build the app with another CNB builder image (pulled now)", app: true, min: 2, max: 2, run: builderSet},
+		{name: "builder:set", args: "<app> <image>|default", summary: "build the app with another CNB builder image (admins pull it now; others pick one the server has)", app: true, min: 2, max: 2, run: builderSet},
 		{name: "builder:create", summary: "make (or refresh) the default builder from Debian (admin)", admin: true, max: 0, run: builderCreate,
 			flags: []flag{{name: "if-missing", help: "do nothing when it exists and this skiff's buildpacks and lifecycle made it"}}},
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/container"
+	"github.com/skiffhq/skiff/internal/egress"
 	"github.com/skiffhq/skiff/internal/imagestore"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	// ResolvConf is the resolv.conf builds get; default the host's
 	// upstream resolvers (see resolvConf).
 	ResolvConf string
+	// Egress is what registry pulls dial through (builder:set): public
+	// addresses only, and the hosts an admin allowed. nil: no pulls.
+	Egress *egress.Dialer
 	// StateDir (runc's state) and CgroupParent keep build containers apart
 	// from app instances' and from other skiffs' (tests); defaults
 	// /run/skiff/runc-builds and skiff-builds.

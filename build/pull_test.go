@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -17,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/egress"
 	"github.com/skiffhq/skiff/internal/imagestore"
 )
 
@@ -76,8 +80,15 @@ func TestPullBuilderFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := newTestPlatform(t, Config{})
+	// The registry is on 127.0.0.1: refused until an admin allows it.
+	refusing, _ := egress.New(egress.Config{})
 	var out bytes.Buffer
+	_, err := newTestPlatform(t, Config{Egress: refusing}).PullBuilder(ctx, builderRef, &out)
+	if skiff.ErrorCode(err) != skiff.EINVALID || !strings.Contains(err.Error(), "--allow-registry "+host) {
+		t.Fatalf("pull from 127.0.0.1 without --allow-registry: %v", err)
+	}
+	allowing, _ := egress.New(egress.Config{Allow: []string{host}})
+	p := newTestPlatform(t, Config{Egress: allowing})
 	got, err := p.PullBuilder(ctx, builderRef, &out)
 	t.Logf("pull output:\n%s", out.String())
 	if err != nil {
@@ -112,6 +123,46 @@ func TestPullBuilderFromRegistry(t *testing.T) {
 		}
 		if res.Builder != builderRef {
 			t.Errorf("result builder %q", res.Builder)
+		}
+	}
+}
+
+// Whatever answers in a registry's place, its words never reach the user:
+// here the daemon's own SSH port, whose banner a pull once returned.
+func TestPullErrorsKeepPeerWordsOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "SSH-2.0-skiff\r\nsecret words from the peer\r\n")
+			time.Sleep(50 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	host := l.Addr().String()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"secret words from the peer"}]}`)
+	}))
+	defer srv.Close()
+	allowing, _ := egress.New(egress.Config{Allow: []string{host, strings.TrimPrefix(srv.URL, "http://")}})
+	p := newTestPlatform(t, Config{Egress: allowing})
+	for _, ref := range []string{host + "/x:1", strings.TrimPrefix(srv.URL, "http://") + "/x:1"} {
+		_, err := p.PullBuilder(context.Background(), ref, io.Discard)
+		if err == nil {
+			t.Fatalf("%s: pulled", ref)
+		}
+		if msg := err.Error(); strings.Contains(msg, "SSH-2.0") || strings.Contains(msg, "secret") {
+			t.Errorf("%s: the peer's words reached the user: %s", ref, msg)
+		} else {
+			t.Logf("%s: %s", ref, msg)
 		}
 	}
 }

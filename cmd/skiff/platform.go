@@ -20,6 +20,7 @@ import (
 	"github.com/skiffhq/skiff/build"
 	"github.com/skiffhq/skiff/buildpacks"
 	"github.com/skiffhq/skiff/internal/container"
+	"github.com/skiffhq/skiff/internal/egress"
 	"github.com/skiffhq/skiff/internal/imagestore"
 	"github.com/skiffhq/skiff/internal/layer"
 	"github.com/skiffhq/skiff/router"
@@ -133,7 +134,13 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 		Layers: layers, Runc: p.runc, Init: initBin, Log: log.With("component", "runtime")}); err != nil {
 		return nil, err
 	}
-	if p.builder, err = build.New(build.Config{DataDir: cfg.DataDir, Store: p.images, Network: p.network,
+	// Registry pulls reach public addresses and what an admin allowed,
+	// never the pool's instances (nor the host: egress checks that).
+	pulls, err := egress.New(egress.Config{Allow: cfg.AllowRegistry, Deny: []netip.Prefix{pool}})
+	if err != nil {
+		return nil, err
+	}
+	if p.builder, err = build.New(build.Config{DataDir: cfg.DataDir, Store: p.images, Network: p.network, Egress: pulls,
 		Limits: build.Limits{Timeout: cfg.BuildTimeout, Memory: cfg.BuildMemory}, MaxConcurrent: cfg.BuildConcurrency,
 		StateDir: names.buildRuncState, CgroupParent: names.buildCgroup, Log: log.With("component", "build")}); err != nil {
 		return nil, err
@@ -253,6 +260,11 @@ func (b *builders) CreateDefault(ctx context.Context, out io.Writer) error {
 // Pull fetches a builder image from a registry.
 func (b *builders) Pull(ctx context.Context, ref string, out io.Writer) (string, error) {
 	return b.platform.PullBuilder(ctx, ref, out)
+}
+
+// Stored reports whether a builder image is in the store already.
+func (b *builders) Stored(ctx context.Context, ref string) (string, bool) {
+	return b.platform.StoredBuilder(ctx, ref)
 }
 
 // buildpackBinary finds skiff-buildpack next to the skiff binary.

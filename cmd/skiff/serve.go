@@ -21,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff/control"
 	"github.com/skiffhq/skiff/deploy"
 	"github.com/skiffhq/skiff/gitserver"
+	"github.com/skiffhq/skiff/internal/egress"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	DebootstrapCache string
 
 	TrustedProxies []netip.Prefix // load balancers whose X-Forwarded-* the router believes
+	// AllowRegistry are the registries (host or host:port) that pulls may
+	// reach although they are not public (a registry on the LAN).
+	AllowRegistry []string
 
 	KeepReleases     int           // releases per app whose images are kept
 	BuildTimeout     time.Duration // wall clock of one build
@@ -84,6 +88,7 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	buildMemory := fs.String("build-memory", envOr("SKIFF_BUILD_MEMORY", "2g"), "memory one build may use")
 	fs.IntVar(&cfg.BuildConcurrency, "build-concurrency", envInt("SKIFF_BUILD_CONCURRENCY", 2), "builds running at once across apps; more wait their turn")
 	trusted := fs.String("trusted-proxies", envOr("SKIFF_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers or CDNs in front of skiff, whose X-Forwarded-For/-Proto/-Port the router believes")
+	allowRegistry := fs.String("allow-registry", envOr("SKIFF_ALLOW_REGISTRY", ""), "comma-separated registries (host or host:port) that builder:set may pull from although they are not on a public address, like a registry on your LAN")
 	maxPush := fs.String("max-push-size", envOr("SKIFF_MAX_PUSH_SIZE", "1g"), "largest pack a push may send (env SKIFF_MAX_PUSH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -94,6 +99,14 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	var err error
 	if cfg.TrustedProxies, err = parsePrefixes(*trusted); err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	for _, a := range strings.Split(*allowRegistry, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.AllowRegistry = append(cfg.AllowRegistry, a)
+		}
+	}
+	if _, err := egress.New(egress.Config{Allow: cfg.AllowRegistry}); err != nil {
+		return nil, err
 	}
 	if cfg.MaxPushBytes, err = parseSize(*maxPush); err != nil {
 		return nil, fmt.Errorf("--max-push-size: %w", err)
