@@ -21,24 +21,24 @@ import (
 	"github.com/skiffhq/skiff"
 )
 
-// Services are what the commands act on. Builder, Runtime, Routes and
+// Services are what the commands act on. Builder, Scheduler, Routes and
 // Builders may be nil on a server that does not build or run apps; their
 // commands then say so.
 type Services struct {
-	Apps     skiff.AppService
-	Users    skiff.UserService
-	Access   skiff.AccessService
-	Events   skiff.EventService
-	Pushes   skiff.PushService
-	Releases skiff.ReleaseService
-	Config   skiff.ConfigService
-	Domains  skiff.DomainService
-	Deployer skiff.Deployer
-	Builder  skiff.Builder
-	Runtime  skiff.Runtime
-	Routes   skiff.Routes
-	Builders Builders
-	Backup   Backuper
+	Apps      skiff.AppService
+	Users     skiff.UserService
+	Access    skiff.AccessService
+	Events    skiff.EventService
+	Pushes    skiff.PushService
+	Releases  skiff.ReleaseService
+	Config    skiff.ConfigService
+	Domains   skiff.DomainService
+	Deployer  skiff.Deployer
+	Builder   skiff.Builder
+	Scheduler skiff.Scheduler
+	Routes    skiff.Routes
+	Builders  Builders
+	Backup    Backuper
 }
 
 // Backuper writes a consistent copy of the state database.

@@ -55,10 +55,10 @@ func logs(c *call) error {
 	if q.Process == "router" {
 		return c.routerLogs(q, w)
 	}
-	if err := c.needRuntime(); err != nil {
+	if err := c.needScheduler(); err != nil {
 		return err
 	}
-	err := c.services().Runtime.Logs(c.ctx, q, func(l skiff.LogLine) error {
+	err := c.services().Scheduler.Logs(c.ctx, q, func(l skiff.LogLine) error {
 		source := "app[" + l.Process + "]"
 		if l.Source == "skiff" {
 			source = "skiff"

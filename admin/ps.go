@@ -13,19 +13,19 @@ import (
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
-// needRuntime fails when the server runs no apps.
-func (c *call) needRuntime() error {
-	if c.services().Runtime == nil {
+// needScheduler fails when the server runs no apps.
+func (c *call) needScheduler() error {
+	if c.services().Scheduler == nil {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "this server does not run apps")
 	}
 	return nil
 }
 
 func psList(c *call) error {
-	if err := c.needRuntime(); err != nil {
+	if err := c.needScheduler(); err != nil {
 		return err
 	}
-	ins, err := c.services().Runtime.Instances(c.ctx, c.app.ID)
+	ins, err := c.services().Scheduler.Instances(c.ctx, c.app.ID)
 	if err != nil {
 		return err
 	}

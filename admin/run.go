@@ -12,7 +12,7 @@ type exitError struct{ code int }
 func (e *exitError) Error() string { return "exit" }
 
 func run(c *call) error {
-	if err := c.needRuntime(); err != nil {
+	if err := c.needScheduler(); err != nil {
 		return err
 	}
 	req := &skiff.RunRequest{Args: []string{c.commandRest()}, Stdin: c.inv.Stdin, Stdout: c.stdout(), Stderr: c.stderr(), TTY: c.inv.TTY}

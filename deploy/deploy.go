@@ -31,16 +31,16 @@ type Store interface {
 	FailPendingReleases(ctx context.Context, reason string) (int, error)
 }
 
-// Config holds the services the pipeline drives. Builder, Runtime and
+// Config holds the services the pipeline drives. Builder, Scheduler and
 // Routes may be nil, for a daemon that only records pushes (tests of the
 // git and SSH layers).
 type Config struct {
-	Store   Store
-	Repos   skiff.Repos
-	Builder skiff.Builder
-	Runtime skiff.Runtime
-	Routes  skiff.Routes
-	Log     *slog.Logger
+	Store     Store
+	Repos     skiff.Repos
+	Builder   skiff.Builder
+	Scheduler skiff.Scheduler
+	Routes    skiff.Routes
+	Log       *slog.Logger
 
 	BaseDomain   string        // apps answer at <name>.<BaseDomain>
 	ReadyTimeout time.Duration // for a new web instance to accept connections; default 60 s
@@ -133,8 +133,8 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
 			p.log.Error("remove certificate", "app", app.Name, "err", err)
 		}
 	}
-	if p.cfg.Runtime != nil {
-		if err := p.cfg.Runtime.RemoveApp(ctx, app.ID); err != nil {
+	if p.cfg.Scheduler != nil {
+		if err := p.cfg.Scheduler.RemoveApp(ctx, app.ID); err != nil {
 			return fmt.Errorf("stop the instances of %s: %w", app.Name, err)
 		}
 	}

@@ -250,7 +250,7 @@ func (p *Pipeline) convergeCurrent(ctx context.Context, app *skiff.App, ro rollo
 // Run runs a one-off instance of the current release, attached to the
 // caller's streams, and returns its exit code.
 func (p *Pipeline) Run(ctx context.Context, app *skiff.App, req *skiff.RunRequest) (int, error) {
-	if p.cfg.Runtime == nil {
+	if p.cfg.Scheduler == nil {
 		return 1, skiff.Errorf(skiff.EUNAVAILABLE, "this server runs no apps")
 	}
 	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)
@@ -268,12 +268,12 @@ func (p *Pipeline) Run(ctx context.Context, app *skiff.App, req *skiff.RunReques
 	req.Spec = skiff.InstanceSpec{AppID: app.ID, AppName: app.Name, Release: cur.Version, Image: cur.Image,
 		ProcessType: "run", Env: cur.Config, Limits: limits}
 	p.appLog(app, "Starting process with command `%s` by %s", strings.Join(req.Args, " "), skiff.ActorFrom(ctx).Name)
-	return p.cfg.Runtime.Run(ctx, req)
+	return p.cfg.Scheduler.Run(ctx, req)
 }
 
 func (p *Pipeline) appLog(app *skiff.App, format string, args ...any) {
-	if p.cfg.Runtime != nil {
-		p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf(format, args...))
+	if p.cfg.Scheduler != nil {
+		p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf(format, args...))
 	}
 }
 

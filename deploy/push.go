@@ -147,8 +147,8 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 		if ferr := p.cfg.Store.FailRelease(context.WithoutCancel(ctx), app.ID, rel.Version, reason); ferr != nil {
 			p.log.Error("record failed release", "err", ferr)
 		}
-		if p.cfg.Runtime != nil {
-			p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Release v%d failed: %s", rel.Version, reason))
+		if p.cfg.Scheduler != nil {
+			p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf("Release v%d failed: %s", rel.Version, reason))
 		}
 		if skiff.ErrorCode(err) == skiff.EINTERNAL {
 			p.log.Error("release", "app", app.Name, "version", rel.Version, "err", err)
@@ -158,8 +158,8 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 	if err := p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch); err != nil {
 		return err
 	}
-	if p.cfg.Runtime != nil {
-		p.cfg.Runtime.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
+	if p.cfg.Scheduler != nil {
+		p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
 	}
 	step(out, "Released v%d", rel.Version)
 	fmt.Fprintf(out, "=====> Application deployed:\n       %s\n", p.webURL(app))

@@ -36,10 +36,10 @@ func (p *Pipeline) Reconcile(ctx context.Context) error {
 			p.log.Error("reconcile", "app", app.Name, "err", err)
 		}
 	}
-	if p.cfg.Runtime == nil {
+	if p.cfg.Scheduler == nil {
 		return nil
 	}
-	instances, err := p.cfg.Runtime.Instances(ctx, "")
+	instances, err := p.cfg.Scheduler.Instances(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func (p *Pipeline) Reconcile(ctx context.Context) error {
 		if !known[in.Spec.AppID] {
 			known[in.Spec.AppID] = true
 			p.log.Info("removing the instances of a destroyed app", "app", in.Spec.AppName)
-			if err := p.cfg.Runtime.RemoveApp(ctx, in.Spec.AppID); err != nil {
+			if err := p.cfg.Scheduler.RemoveApp(ctx, in.Spec.AppID); err != nil {
 				p.log.Error("remove instances", "app", in.Spec.AppName, "err", err)
 			}
 		}
@@ -66,11 +66,11 @@ func (p *Pipeline) reconcileApp(ctx context.Context, app *skiff.App) error {
 	}
 	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)
 	if skiff.ErrorCode(err) == skiff.ENOTFOUND {
-		if p.cfg.Runtime == nil {
+		if p.cfg.Scheduler == nil {
 			return nil
 		}
 		// Instances of a first release that never deployed.
-		ins, err := p.cfg.Runtime.Instances(ctx, app.ID)
+		ins, err := p.cfg.Scheduler.Instances(ctx, app.ID)
 		if err != nil {
 			return err
 		}

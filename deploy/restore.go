@@ -34,7 +34,7 @@ func (p *Pipeline) RestoreRoutes(ctx context.Context, deadline time.Duration) {
 			p.log.Error("restore route", "app", app.Name, "err", err)
 			continue
 		}
-		if p.cfg.Runtime == nil {
+		if p.cfg.Scheduler == nil {
 			continue
 		}
 		wg.Add(1)

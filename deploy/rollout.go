@@ -52,7 +52,7 @@ func (r rollout) replaces(t string) bool { return r.all || r.types[t] }
 // instances. If anything fails before the switch, the new instances are
 // stopped and what ran before keeps running untouched.
 func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Release, ro rollout, out io.Writer) error {
-	rt := p.cfg.Runtime
+	rt := p.cfg.Scheduler
 	if rt == nil {
 		return nil
 	}
@@ -72,6 +72,9 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 	var keep, old []*skiff.Instance
 	taken := map[string]bool{} // "web.1" of rel, kept
 	for _, in := range existing {
+		if in.Spec.OneOff {
+			continue // a detached run: not part of the formation
+		}
 		s := in.Spec
 		if s.Release == rel.Version && !ro.replaces(s.ProcessType) && s.Index <= want[s.ProcessType].Quantity &&
 			s.Limits == want[s.ProcessType].Limits && in.State != skiff.InstanceStopping && !taken[s.Name()] {
@@ -170,7 +173,7 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 // lines it printed.
 func (p *Pipeline) notReady(ctx context.Context, in *skiff.Instance, cause error) error {
 	var lines []string
-	p.cfg.Runtime.Logs(ctx, skiff.LogQuery{AppID: in.Spec.AppID, Process: in.Spec.Name(), Since: in.CreatedAt, Lines: 10}, func(l skiff.LogLine) error {
+	p.cfg.Scheduler.Logs(ctx, skiff.LogQuery{AppID: in.Spec.AppID, Process: in.Spec.Name(), Since: in.CreatedAt, Lines: 10}, func(l skiff.LogLine) error {
 		lines = append(lines, l.Text)
 		return nil
 	})
@@ -190,7 +193,7 @@ func (p *Pipeline) stopAll(ctx context.Context, ins []*skiff.Instance, grace tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.cfg.Runtime.Stop(ctx, in.ID, grace); err != nil {
+			if err := p.cfg.Scheduler.Stop(ctx, in.ID, grace); err != nil {
 				p.log.Error("stop instance", "app", in.Spec.AppName, "instance", in.Spec.Name(), "err", err)
 			}
 		}()

@@ -14,7 +14,7 @@ import (
 // for the instances they start; this covers what happens between them. An
 // app busy with a deploy is skipped until the next round.
 func (p *Pipeline) Watch(ctx context.Context, every time.Duration) {
-	if p.cfg.Runtime == nil || p.cfg.Routes == nil {
+	if p.cfg.Scheduler == nil || p.cfg.Routes == nil {
 		return
 	}
 	t := time.NewTicker(every)
@@ -50,13 +50,13 @@ func (p *Pipeline) syncBackends(ctx context.Context, app *skiff.App) {
 	if err != nil {
 		return
 	}
-	ins, err := p.cfg.Runtime.Instances(ctx, app.ID)
+	ins, err := p.cfg.Scheduler.Instances(ctx, app.ID)
 	if err != nil {
 		return
 	}
 	var addrs []string
 	for _, in := range ins {
-		if in.Spec.Release == cur.Version && in.Spec.ProcessType == "web" && in.State == skiff.InstanceUp && in.Addr != "" {
+		if in.Spec.Release == cur.Version && in.Spec.ProcessType == "web" && !in.Spec.OneOff && in.State == skiff.InstanceUp && in.Addr != "" {
 			addrs = append(addrs, in.Addr)
 		}
 	}

@@ -36,11 +36,15 @@ type instance struct {
 }
 
 func (r *Runtime) newInstance(rec record) *instance {
+	state := skiff.InstanceStarting
+	if rec.Exited {
+		state = skiff.InstanceExited
+	}
 	return &instance{
 		id: rec.ID, dir: filepath.Join(r.instancesDir(), rec.ID), rec: rec,
 		stopReq: make(chan time.Duration), done: make(chan struct{}), changed: make(chan struct{}),
-		info: skiff.Instance{ID: rec.ID, Spec: rec.Spec, State: skiff.InstanceStarting, CreatedAt: rec.CreatedAt,
-			Restarts: rec.Restarts, LastExit: rec.LastExit, LastExitAt: rec.LastExitAt},
+		info: skiff.Instance{ID: rec.ID, Spec: rec.Spec, State: state, CreatedAt: rec.CreatedAt,
+			Restarts: rec.Restarts, LastExit: rec.LastExit, LastExitAt: rec.LastExitAt, ExitCode: rec.ExitCode},
 	}
 }
 
@@ -50,6 +54,7 @@ func (in *instance) save() error {
 	in.mu.Lock()
 	rec := in.rec
 	rec.Restarts, rec.LastExit, rec.LastExitAt = in.info.Restarts, in.info.LastExit, in.info.LastExitAt
+	rec.Exited, rec.ExitCode = in.info.State == skiff.InstanceExited, in.info.ExitCode
 	in.mu.Unlock()
 	return writeRecord(in.dir, rec)
 }
@@ -237,6 +242,10 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 	defer close(in.done)
 	backoff := r.cfg.MinBackoff
 	bg := context.Background()
+	if in.rec.Exited { // a one-off that ended before this daemon started
+		r.awaitRemoval(in)
+		return
+	}
 	for {
 		if c == nil {
 			if cmd := in.rec.Spec.Command; len(cmd) > 0 {
@@ -285,7 +294,10 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 			in.c = nil
 			in.mu.Unlock()
 			c = nil
-			r.crashed(in, st, stats)
+			if r.ended(in, st, stats) {
+				r.awaitRemoval(in)
+				return
+			}
 			if time.Since(started) >= r.cfg.ResetAfter {
 				backoff = r.cfg.MinBackoff
 			}
@@ -304,21 +316,44 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 	}
 }
 
-// crashed records that the instance's process ended on its own: in the
-// log, in ps, and in instance.json.
-func (r *Runtime) crashed(in *instance, st container.ExitStatus, stats container.Stats) {
+// ended records that the instance's process ended on its own: in the log,
+// in ps, and in instance.json. A long-running instance has crashed (and
+// restarts); a one-off has exited for good, and ended reports true.
+func (r *Runtime) ended(in *instance, st container.ExitStatus, stats container.Stats) (final bool) {
 	how := st.String()
 	if stats.OOMKills > 0 {
 		how = "killed: out of memory (" + how + ")"
 	}
 	r.platform(in, "Process %s", how)
-	r.platform(in, "State changed from up to crashed")
+	oneOff := in.rec.Spec.OneOff
+	if oneOff {
+		r.platform(in, "State changed from up to exited")
+	} else {
+		r.platform(in, "State changed from up to crashed")
+	}
 	in.update(func(i *skiff.Instance) {
-		i.State, i.LastExit, i.LastExitAt, i.Addr = skiff.InstanceCrashed, how, time.Now(), ""
-		i.Restarts++
+		i.LastExit, i.LastExitAt, i.Addr = how, time.Now(), ""
+		if oneOff {
+			i.State, i.ExitCode = skiff.InstanceExited, st.Code
+		} else {
+			i.State = skiff.InstanceCrashed
+			i.Restarts++
+		}
 	})
 	if err := in.save(); err != nil {
 		r.log.Warn("save instance record", "id", in.id, "err", err)
+	}
+	return oneOff
+}
+
+// awaitRemoval keeps an exited one-off listed until Stop removes it or
+// the runtime closes.
+func (r *Runtime) awaitRemoval(in *instance) {
+	select {
+	case grace := <-in.stopReq:
+		r.stop(in, nil, grace)
+	case <-r.closing:
+		in.closeFIFO()
 	}
 }
 
@@ -375,7 +410,7 @@ func (in *instance) waitReady(ctx context.Context) error {
 		in.mu.Lock()
 		info, changed := in.info, in.changed
 		in.mu.Unlock()
-		if info.Restarts > restarts || (info.State == skiff.InstanceCrashed && info.Restarts == restarts && info.LastExit != "") {
+		if info.Restarts > restarts || (info.State == skiff.InstanceCrashed && info.Restarts == restarts && info.LastExit != "") || info.State == skiff.InstanceExited {
 			return skiff.Errorf(skiff.EUNAVAILABLE, "%s did not become ready: %s", info.Spec.Name(), info.LastExit)
 		}
 		if info.State == skiff.InstanceUp && info.Addr != "" {

@@ -14,16 +14,16 @@ import (
 	"github.com/skiffhq/skiff/internal/container"
 )
 
-// Run implements skiff.Runtime: a one-off instance of the release, attached
+// Run implements skiff.Scheduler: a one-off instance of the release, attached
 // to the caller's streams (or terminal), removed when it ends. It has no
 // instance.json, so a daemon that dies meanwhile removes it at its next start.
 func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 	if len(req.Args) == 0 {
 		return 0, skiff.Errorf(skiff.EINVALID, "run needs a command")
 	}
-	defer r.pin(req.Spec.Image)()
 	spec := req.Spec
 	spec.ProcessType = "run"
+	defer r.pin(spec.Image)()
 	r.mu.Lock()
 	r.runSeq[spec.AppID]++
 	spec.Index = r.runSeq[spec.AppID]

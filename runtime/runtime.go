@@ -49,7 +49,7 @@ type Config struct {
 	MinBackoff, MaxBackoff, ResetAfter time.Duration
 }
 
-// Runtime implements skiff.Runtime with runc containers.
+// Runtime implements skiff.Scheduler with runc containers.
 type Runtime struct {
 	cfg         Config
 	log         *slog.Logger
@@ -70,7 +70,7 @@ type Runtime struct {
 	wg      sync.WaitGroup // supervisors and log pumps
 }
 
-var _ skiff.Runtime = (*Runtime)(nil)
+var _ skiff.Scheduler = (*Runtime)(nil)
 
 // New returns a Runtime and re-adopts the instances a previous one left
 // running (or restarts those that had exited); containers of this Runc that
@@ -147,6 +147,10 @@ type record struct {
 	Restarts   int       `json:"restarts,omitempty"`
 	LastExit   string    `json:"last_exit,omitempty"`
 	LastExitAt time.Time `json:"last_exit_at,omitzero"`
+	// Exited is set when a one-off instance's process has ended, with
+	// its ExitCode: it stays until Stop.
+	Exited   bool `json:"exited,omitempty"`
+	ExitCode int  `json:"exit_code,omitempty"`
 }
 
 // writeRecord replaces dir/instance.json atomically: a torn record would
@@ -181,12 +185,13 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		if err != nil {
 			c = nil // gone (host reboot, or it exited and was deleted): start again
 		} else if c.Status == "stopped" {
-			// It ended while no daemon watched: a crash like any other.
+			// It ended while no daemon watched: a crash like any other,
+			// or a one-off's end.
 			st, _ := c.Wait(ctx)
 			stats, _ := c.Stats()
 			c.Delete(ctx)
 			c = nil
-			r.crashed(in, st, stats)
+			r.ended(in, st, stats)
 		} else if c.Status != "running" {
 			// Created but never started, or paused: start it afresh.
 			c.Delete(ctx)
@@ -230,7 +235,7 @@ func newID(spec *skiff.InstanceSpec) string {
 
 var processTypeRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// Start implements skiff.Runtime.
+// Start implements skiff.Scheduler.
 func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.Instance, error) {
 	if !processTypeRE.MatchString(spec.ProcessType) || spec.Index < 1 {
 		return nil, skiff.Errorf(skiff.EINVALID, "invalid process %s", spec.Name())
@@ -302,7 +307,7 @@ func (r *Runtime) get(id string) *instance {
 	return r.inst[id]
 }
 
-// Stop implements skiff.Runtime.
+// Stop implements skiff.Scheduler.
 func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
 	in := r.get(id)
 	if in == nil {
@@ -325,7 +330,7 @@ func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) erro
 	}
 }
 
-// Instances implements skiff.Runtime.
+// Instances implements skiff.Scheduler.
 func (r *Runtime) Instances(ctx context.Context, appID string) ([]*skiff.Instance, error) {
 	r.mu.Lock()
 	var list []*instance
@@ -352,7 +357,7 @@ func (r *Runtime) Instances(ctx context.Context, appID string) ([]*skiff.Instanc
 	return out, nil
 }
 
-// WaitReady implements skiff.Runtime.
+// WaitReady implements skiff.Scheduler.
 func (r *Runtime) WaitReady(ctx context.Context, id string) error {
 	in := r.get(id)
 	if in == nil {
@@ -361,19 +366,19 @@ func (r *Runtime) WaitReady(ctx context.Context, id string) error {
 	return in.waitReady(ctx)
 }
 
-// Logs implements skiff.Runtime.
+// Logs implements skiff.Scheduler.
 func (r *Runtime) Logs(ctx context.Context, q skiff.LogQuery, fn func(skiff.LogLine) error) error {
 	return r.logs.query(ctx, q, fn)
 }
 
-// AppLog implements skiff.Runtime.
+// AppLog implements skiff.Scheduler.
 func (r *Runtime) AppLog(appID, process, text string) {
 	for _, line := range splitLines(text) {
 		r.logs.write(appID, skiff.LogLine{Time: time.Now(), Source: "skiff", Process: process, Text: cleanText([]byte(line))})
 	}
 }
 
-// RemoveApp implements skiff.Runtime.
+// RemoveApp implements skiff.Scheduler.
 func (r *Runtime) RemoveApp(ctx context.Context, appID string) error {
 	list, _ := r.Instances(ctx, appID)
 	var errs []error

@@ -289,8 +289,8 @@ func (m *Main) Run(ctx context.Context) error {
 		ReleaseImages: db.ReleaseImages, KeepReleases: cfg.KeepReleases}
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router, Backup: db}
 	if pl.runtime != nil {
-		dcfg.Runtime, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
-		svc.Runtime, svc.Builder = pl.runtime, pl.builder
+		dcfg.Scheduler, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
+		svc.Scheduler, svc.Builder = pl.runtime, pl.builder
 		svc.Builders = &builders{platform: pl.builder, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
 	}
 	m.pipeline = deploy.New(dcfg)

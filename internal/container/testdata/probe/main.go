@@ -147,6 +147,8 @@ func main() {
 				os.Exit(5)
 			}
 		}
+	case "stdin":
+		io.Copy(os.Stdout, os.Stdin)
 	case "cat":
 		b, err := os.ReadFile(arg(2))
 		if err != nil {
