@@ -1,0 +1,32 @@
+package runtime_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/runtime"
+	"github.com/skiffhq/skiff/skifftest"
+)
+
+// TestSchedulerConformance runs the scheduler suite that the in-memory
+// fake passes too, against runc containers (as root).
+func TestSchedulerConformance(t *testing.T) {
+	skifftest.TestScheduler(t, func(t *testing.T) *skifftest.SchedulerFixture {
+		f := newFixture(t)
+		rt := f.open(t)
+		current := rt
+		t.Cleanup(func() { stopAll(t, current) })
+		fx := &skifftest.SchedulerFixture{Scheduler: rt, Image: f.image}
+		fx.Restart = func(down time.Duration) skiff.Scheduler {
+			current.Close()
+			time.Sleep(down)
+			current = f.open(t)
+			fx.Scheduler = current
+			return current
+		}
+		return fx
+	})
+}
+
+var _ skiff.Scheduler = (*runtime.Runtime)(nil)
