@@ -174,8 +174,9 @@ func (r *Runner) run(ctx context.Context, inv *skiff.Invocation) error {
 		if err := c.resolveApp(); err != nil {
 			return err
 		}
+		defer c.watchAccess()() // revoke.go
 	}
-	return cmd.run(c)
+	return c.revokedOr(cmd.run(c))
 }
 
 // deny logs a refused command; the caller gets "not authorized" and nothing

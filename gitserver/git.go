@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -28,8 +29,8 @@ func appFromPath(p string) (string, error) {
 
 // serveGit runs git's own receive-pack or upload-pack for an app the actor
 // may use, and returns the exit status for the SSH session.
-func (s *Server) serveGit(sess ssh.Session, actor *skiff.Actor, verb string, args []string) int {
-	ctx := skiff.WithActor(sess.Context(), actor)
+func (s *Server) serveGit(ctx context.Context, sess ssh.Session, actor *skiff.Actor, verb string, args []string) int {
+	ctx = skiff.WithActor(ctx, actor)
 	if args[0] == "git" {
 		args = args[1:]
 	}
@@ -47,6 +48,10 @@ func (s *Server) serveGit(sess ssh.Session, actor *skiff.Actor, verb string, arg
 	if err != nil {
 		return gitFail(sess, skiff.ErrorMessage(err))
 	}
+	// Access to the app removed: the transfer (and the push's pipeline)
+	// ends.
+	ctx, stop := s.revocable(ctx, actor, app.ID)
+	defer stop()
 	if err := s.cfg.Repos.InitRepo(ctx, app.ID); err != nil {
 		s.cfg.Log.Error("init repository", "app", app.Name, "err", err)
 		return gitFail(sess, "the app's repository is not available; the server log has the details")
@@ -65,7 +70,7 @@ func (s *Server) serveGit(sess ssh.Session, actor *skiff.Actor, verb string, arg
 		}
 	}
 	if verb == "git-receive-pack" {
-		token := s.pushes.add(&pushSession{actor: actor, appID: app.ID})
+		token := s.pushes.add(&pushSession{actor: actor, appID: app.ID, ctx: ctx})
 		defer s.pushes.remove(token)
 		env = append(env, "SKIFF_PUSH_TOKEN="+token, "SKIFF_CONTROL_SOCKET="+s.cfg.ControlSocket)
 		gitArgs = append(gitArgs, "receive-pack", path)
@@ -73,7 +78,7 @@ func (s *Server) serveGit(sess ssh.Session, actor *skiff.Actor, verb string, arg
 		gitArgs = append(gitArgs, "upload-pack", "--strict", path)
 	}
 	s.cfg.Log.Info(strings.TrimPrefix(verb, "git-"), "app", app.Name, "actor", actor.Name)
-	return s.runGit(ctx, sess, env, gitArgs)
+	return endRevoked(ctx, sess, s.runGit(ctx, sess, env, gitArgs))
 }
 
 // authorizeGit finds the app and checks access. An admin's push to an app
@@ -111,6 +116,9 @@ func (s *Server) runGit(ctx context.Context, sess ssh.Session, env, args []strin
 	cmd.Env = env
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = sess, sess.Stderr()
+	// SIGTERM first: git removes a push's quarantined objects on its way
+	// out; SIGKILL follows after WaitDelay.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 type pushSession struct {
 	actor *skiff.Actor
 	appID string
+	ctx   context.Context // the SSH session's: it ends when the pusher goes away or is revoked
 }
 
 type pushTokens struct {
@@ -87,5 +88,7 @@ func (s *Server) RunHook(ctx context.Context, h *skiff.Hook, out io.Writer) erro
 		return skiff.Errorf(skiff.ENOTFOUND, "the app was destroyed during the push")
 	}
 	ctx = skiff.WithActor(ctx, push.actor)
+	ctx, stop := endWith(ctx, push.ctx)
+	defer stop()
 	return s.cfg.Deployer.PreReceive(ctx, &skiff.PushRequest{App: app, Pusher: push.actor, Updates: updates, GitEnv: h.Env}, out)
 }

@@ -46,6 +46,9 @@ type Config struct {
 	PreAuthTimeout time.Duration // connect to session start; default 20s
 	IdleTimeout    time.Duration // no traffic either way; default 10m
 	MaxDuration    time.Duration // any connection; default 2h
+	// RevokeCheck is how often a session checks its key and access are
+	// still there; default skiff.RevokeCheckInterval.
+	RevokeCheck time.Duration
 }
 
 // Server is the SSH server.

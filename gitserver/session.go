@@ -13,12 +13,14 @@ import (
 func (s *Server) handleSession(sess ssh.Session) {
 	s.wg.Add(1)
 	defer s.wg.Done()
-	ctx := sess.Context()
-	actor, err := s.actor(ctx)
+	actor, err := s.actor(sess.Context())
 	if err != nil {
 		fail(sess, 1, "not authorized")
 		return
 	}
+	// A removed key ends the session (revoke.go).
+	ctx, stop := s.revocable(sess.Context(), actor, "")
+	defer stop()
 	raw := sess.RawCommand()
 	if raw == "" {
 		fail(sess, 1, "skiff has no shell; try `ssh -p <port> skiff@<host> help`")
@@ -30,14 +32,14 @@ func (s *Server) handleSession(sess ssh.Session) {
 		return
 	}
 	if verb, ok := gitVerb(args); ok {
-		sess.Exit(s.serveGit(sess, actor, verb, args))
+		sess.Exit(s.serveGit(ctx, sess, actor, verb, args)) // which says when it was revoked
 		return
 	}
 	inv := &skiff.Invocation{Actor: actor, Args: args, Raw: raw, RawStarts: starts, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
 	if pty, winch, ok := sess.Pty(); ok {
 		inv.TTY = &skiff.TTY{Term: pty.Term, Width: pty.Window.Width, Height: pty.Window.Height, Resize: windowSizes(winch)}
 	}
-	sess.Exit(s.cfg.Commands.RunCommand(ctx, inv))
+	sess.Exit(endRevoked(ctx, sess, s.cfg.Commands.RunCommand(ctx, inv)))
 }
 
 // windowSizes converts gliderlabs window changes; the channel closes with
