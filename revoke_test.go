@@ -32,7 +32,9 @@ func TestRevocable(t *testing.T) {
 	if err := db.GrantAccess(ctx, app.ID, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	actor := func(u *skiff.User) *skiff.Actor { return &skiff.Actor{Name: u.Name, User: u, Fingerprint: "SHA256:" + u.Name} }
+	actor := func(u *skiff.User) *skiff.Actor {
+		return &skiff.Actor{Name: u.Name, User: u, Fingerprint: "SHA256:" + u.Name}
+	}
 	const every = 10 * time.Millisecond
 	ended := func(c context.Context, want string) {
 		t.Helper()
