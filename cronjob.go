@@ -92,6 +92,8 @@ type CronService interface {
 	// LastScheduled = since when the job has none: the first time the
 	// scheduler sees a job, nothing before since is due.
 	SeedCronState(ctx context.Context, appID, jobID string, since time.Time) (*CronState, error)
+	// SetCronSuspended suspends or resumes a job; resuming moves its
+	// LastScheduled to now, so nothing it missed is caught up.
 	SetCronSuspended(ctx context.Context, appID, jobID string, suspended bool) error
 	// ClaimCronRun records a run (or a skipped one) and, for a scheduled
 	// or catch-up run, advances the job's LastScheduled to

@@ -81,3 +81,16 @@ func (r *Release) ScalableTypes() []string {
 	}
 	return types
 }
+
+// OneOffSpec is the spec of a one-off process of release rel: a `run`, a
+// release-phase task, a cron run. kind is its process type and names its
+// limits (f[kind], or DefaultLimits) and the mounts it gets. The caller
+// sets Index, Command and OneOff.
+func OneOffSpec(app *App, rel *Release, kind string, f Formation) InstanceSpec {
+	limits := f[kind].Limits
+	if limits == (Limits{}) {
+		limits = DefaultLimits
+	}
+	return InstanceSpec{AppID: app.ID, AppName: app.Name, Release: rel.Version, Image: rel.Image,
+		ProcessType: kind, Env: rel.Config, Limits: limits, Mounts: MountsFor(rel.Mounts, kind)}
+}

@@ -179,6 +179,10 @@ func (h *Host) command(spec *skiff.InstanceSpec, args []string) ([]string, []str
 	}
 	if len(args) == 0 {
 		args = strings.Fields(img.ProcessTypes[spec.ProcessType])
+	} else if len(args) == 1 {
+		// One argument is a command line for the app's shell (what `run`
+		// and cron pass); the fake's shell splits it into words.
+		args = strings.Fields(args[0])
 	}
 	if len(args) == 0 {
 		return nil, nil, skiff.Errorf(skiff.EINVALID, "the image has no command for process type %s", spec.ProcessType)

@@ -57,15 +57,20 @@ func (db *DB) SeedCronState(ctx context.Context, appID, jobID string, since time
 	return st, err
 }
 
-// SetCronSuspended suspends or resumes a job.
+// SetCronSuspended suspends or resumes a job; see skiff.CronService.
 func (db *DB) SetCronSuspended(ctx context.Context, appID, jobID string, suspended bool) error {
 	return db.update(ctx, func(tx *Tx) error {
 		app, err := tx.appName(appID)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO cron_state (app_id, job_id, suspended) VALUES (?, ?, ?)
-			ON CONFLICT (app_id, job_id) DO UPDATE SET suspended = excluded.suspended`, appID, jobID, suspended); err != nil {
+		// Resuming moves the schedule to now: what the job missed while
+		// suspended is not caught up.
+		now := formatTime(tx.now)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cron_state (app_id, job_id, suspended, last_scheduled) VALUES (?, ?, ?, ?)
+			ON CONFLICT (app_id, job_id) DO UPDATE SET suspended = excluded.suspended,
+				last_scheduled = CASE WHEN excluded.suspended THEN last_scheduled ELSE max(last_scheduled, excluded.last_scheduled) END`,
+			appID, jobID, suspended, now); err != nil {
 			return err
 		}
 		action := "cron:resume"

@@ -167,8 +167,14 @@ func TestCronRuns(t *testing.T) {
 	if err := db.SetCronSuspended(ctx, app.ID, "job1", true); err != nil {
 		t.Fatal(err)
 	}
-	if states, _ := db.CronStates(ctx, app.ID); !states[0].Suspended {
-		t.Fatal("not suspended")
+	if states, _ := db.CronStates(ctx, app.ID); !states[0].Suspended || !states[0].LastScheduled.Equal(t0.Add(5*time.Minute)) {
+		t.Fatalf("suspended: %+v", states[0])
+	}
+	if err := db.SetCronSuspended(ctx, app.ID, "job1", false); err != nil {
+		t.Fatal(err)
+	}
+	if states, _ := db.CronStates(ctx, app.ID); states[0].Suspended || !states[0].LastScheduled.After(time.Now().Add(-time.Minute)) {
+		t.Fatalf("resuming did not move the schedule to now: %+v", states[0])
 	}
 	// History is capped per job; only the newest runs keep their output.
 	for i := range 230 {

@@ -1,0 +1,137 @@
+package cron
+
+import (
+	"context"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/skiffhq/skiff"
+)
+
+// JobStatus is a job of an app's current release, as cron:list shows it.
+type JobStatus struct {
+	skiff.CronJob
+	Suspended bool           `json:"suspended"`
+	Next      time.Time      `json:"next_run,omitzero"` // zero while suspended
+	Last      *skiff.CronRun `json:"last_run,omitempty"`
+	Zone      string         `json:"time_zone"`
+}
+
+// Jobs lists the jobs of the app's current release.
+func (s *Scheduler) Jobs(ctx context.Context, app *skiff.App) ([]JobStatus, error) {
+	rel, err := s.cfg.Store.CurrentRelease(ctx, app.ID)
+	if skiff.ErrorCode(err) == skiff.ENOTFOUND {
+		return []JobStatus{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	states, err := s.cfg.Store.CronStates(ctx, app.ID)
+	if err != nil {
+		return nil, err
+	}
+	loc := Location(rel)
+	now := s.cfg.Now()
+	out := []JobStatus{}
+	for _, job := range rel.Cron {
+		js := JobStatus{CronJob: job, Zone: loc.String()}
+		last := now
+		for _, st := range states {
+			if st.JobID == job.ID {
+				js.Suspended = st.Suspended
+				if st.LastScheduled.After(last) {
+					last = st.LastScheduled
+				}
+			}
+		}
+		if sch, err := skiff.ParseSchedule(job.Schedule); err == nil && !js.Suspended {
+			js.Next = sch.Next(last, loc)
+		}
+		runs, err := s.cfg.Store.CronRuns(ctx, app.ID, job.ID, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(runs) > 0 {
+			js.Last = runs[0]
+		}
+		out = append(out, js)
+	}
+	return out, nil
+}
+
+// job returns the job of the app's current release with the id.
+func (s *Scheduler) job(ctx context.Context, app *skiff.App, jobID string) (*skiff.Release, skiff.CronJob, error) {
+	rel, err := s.cfg.Store.CurrentRelease(ctx, app.ID)
+	if skiff.ErrorCode(err) == skiff.ENOTFOUND {
+		return nil, skiff.CronJob{}, skiff.Errorf(skiff.ENOTFOUND, "%s has not been deployed yet, so it has no cron jobs", app.Name)
+	} else if err != nil {
+		return nil, skiff.CronJob{}, err
+	}
+	i := slices.IndexFunc(rel.Cron, func(j skiff.CronJob) bool { return j.ID == jobID })
+	if i < 0 {
+		return nil, skiff.CronJob{}, skiff.Errorf(skiff.ENOTFOUND, "%s has no cron job %s; `cron:list %s` shows its jobs", app.Name, jobID, app.Name)
+	}
+	return rel, rel.Cron[i], nil
+}
+
+// RunNow runs a job at once (cron:run), copying its output to out until it
+// ends, and returns the run as it ended. When ctx ends first (the caller
+// hung up) the run goes on, and is recorded like any other. A job that is
+// running already is ECONFLICT: runs never overlap.
+func (s *Scheduler) RunNow(ctx context.Context, app *skiff.App, jobID string, out io.Writer) (*skiff.CronRun, error) {
+	rel, job, err := s.job(ctx, app, jobID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	prev := s.active[key(app.ID, job.ID)]
+	s.mu.Unlock()
+	if prev != nil {
+		return nil, skiff.Errorf(skiff.ECONFLICT, "%s is running (run #%d, started %s); runs of a job never overlap: wait for it, or see cron:history",
+			job.ID, prev.run.ID, prev.run.StartedAt.UTC().Format(time.RFC3339))
+	}
+	run := &skiff.CronRun{AppID: app.ID, JobID: job.ID, Command: job.Command, Release: rel.Version, Trigger: skiff.CronManual, StartedAt: s.cfg.Now(), Status: skiff.CronRunning}
+	if err := s.cfg.Store.ClaimCronRun(ctx, run); err != nil {
+		return nil, err
+	}
+	a := s.start(context.WithoutCancel(ctx), app, rel, run)
+	if a.id != "" {
+		// Follow the output on our own: the watcher records the run even
+		// if this caller goes away.
+		s.cfg.Runs.Attach(ctx, app.ID, a.id, &ignoreErrors{w: out})
+	}
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
+	return run, nil
+}
+
+// SetSuspended suspends or resumes one of the app's jobs. A resumed job
+// runs again at its next time; what it missed meanwhile is not caught up.
+func (s *Scheduler) SetSuspended(ctx context.Context, app *skiff.App, jobID string, suspended bool) error {
+	if _, _, err := s.job(ctx, app, jobID); err != nil {
+		return err
+	}
+	if err := s.cfg.Store.SetCronSuspended(ctx, app.ID, jobID, suspended); err != nil {
+		return err
+	}
+	s.Refresh()
+	return nil
+}
+
+// ignoreErrors writes to w until w fails once, then drops the rest: a
+// caller that hung up does not stop the copy.
+type ignoreErrors struct {
+	w      io.Writer
+	failed bool
+}
+
+func (e *ignoreErrors) Write(p []byte) (int, error) {
+	if !e.failed {
+		if _, err := e.w.Write(p); err != nil {
+			e.failed = true
+		}
+	}
+	return len(p), nil
+}
