@@ -140,5 +140,3 @@ func (r *SchedulerRuns) Lookup(ctx context.Context, appID string, runID int64) (
 func (r *SchedulerRuns) Remove(ctx context.Context, appID, id string, grace time.Duration) error {
 	return r.Scheduler.Stop(ctx, id, grace)
 }
-
-
