@@ -111,7 +111,7 @@ func (a *AppJSON) WebCheck() (HealthCheck, bool) {
 		if (c.Type == "" || c.Type == "startup") && c.Path != "" {
 			hc := HealthCheck{Path: c.Path, Timeout: secondsOf(c.Timeout), Interval: secondsOf(c.Wait)}
 			if c.Attempts > 0 {
-				per := max(hc.Timeout, 5*time.Second) + max(hc.Interval, time.Second)
+				per := max(hc.Timeout, DefaultCheckTimeout) + max(hc.Interval, DefaultCheckInterval)
 				hc.Deadline = time.Duration(c.Attempts) * per
 			}
 			return hc, true

@@ -5,9 +5,13 @@ import (
 	"io"
 )
 
-// Deployer runs everything that changes what an app is: creating, renaming
-// and destroying it, and the push pipeline. Operations on one app are
-// serialized; a second push while one runs fails with EUNAVAILABLE.
+// Deployer is the one owner of every change to what an app is: creating,
+// renaming and destroying it, its pushes, releases, config, formation,
+// domains, settings (checks, proxy, maintenance, TLS policy, build) and
+// certificates. Each change runs under the app's lock, with its undo in
+// the same place when a later step refuses it; a second user's change
+// while one runs fails at once with EUNAVAILABLE, saying what holds the
+// app. admin parses a command line, makes one Deployer call and prints.
 type Deployer interface {
 	CreateApp(ctx context.Context, name string) (*App, error)
 	RenameApp(ctx context.Context, app *App, newName string) error
@@ -35,6 +39,28 @@ type Deployer interface {
 	// Run runs a one-off instance of the current release (req.Spec is
 	// filled in) and returns its exit code.
 	Run(ctx context.Context, app *App, req *RunRequest) (int, error)
-	// UpdateRoute gives the router the app's domains and settings again.
-	UpdateRoute(ctx context.Context, app *App) error
+
+	// The operations below change how the app is served or built; they
+	// take effect at once (the router's) or at the next push or deploy.
+
+	// SetDeployBranch sets the branch whose pushes deploy (git:set).
+	SetDeployBranch(ctx context.Context, app *App, branch string) error
+	// AddDomain attaches a custom domain (as ValidateDomain reads it; not
+	// under the server's own domain; wildcards for admins only) and routes
+	// it. If the router refuses it (another app serves the host), it is
+	// detached again. It returns the canonical host.
+	AddDomain(ctx context.Context, app *App, domain string) (string, error)
+	// RemoveDomain detaches a custom domain and stops routing it; it
+	// returns the canonical host.
+	RemoveDomain(ctx context.Context, app *App, domain string) (string, error)
+	// UpdateSettings applies update to the app's settings, validates and
+	// stores the result and gives the router the new route; if the router
+	// refuses it, the old settings are stored again. An error from update
+	// changes nothing. action names the command in the audit trail. It
+	// returns the settings in force.
+	UpdateSettings(ctx context.Context, app *App, action string, update func(*Settings) error) (*Settings, error)
+	// SetCertificate gives the router an uploaded certificate for the app
+	// (Routes.SetCertificate); RemoveCertificate removes it.
+	SetCertificate(ctx context.Context, app *App, bundle []byte) error
+	RemoveCertificate(ctx context.Context, app *App) error
 }

@@ -14,11 +14,9 @@ func DomainCovers(domain, host string) bool {
 	return domain == host
 }
 
-// DomainService stores custom domains and per-app settings.
+// DomainService stores apps' custom domains; a host belongs to one app.
 type DomainService interface {
-	AddDomain(ctx context.Context, appID, host string) error // ECONFLICT if another app has it
-	RemoveDomain(ctx context.Context, appID, host string) error
+	AddDomain(ctx context.Context, appID, host string) error    // ECONFLICT if another app has it; idempotent for its own
+	RemoveDomain(ctx context.Context, appID, host string) error // ENOTFOUND if the app does not have it
 	Domains(ctx context.Context, appID string) ([]string, error)
-	Settings(ctx context.Context, appID string) (map[string]string, error)
-	SetSettings(ctx context.Context, appID, action string, settings map[string]string) error
 }

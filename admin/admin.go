@@ -33,6 +33,7 @@ type Services struct {
 	Releases  skiff.ReleaseService
 	Config    skiff.ConfigService
 	Domains   skiff.DomainService
+	Settings  skiff.SettingsService
 	Deployer  skiff.Deployer
 	Builder   skiff.Builder
 	Scheduler skiff.Scheduler

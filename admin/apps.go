@@ -147,7 +147,7 @@ func gitSet(c *call) error {
 		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("unknown git setting %s; the setting is deploy-branch", quoteArg(c.args[0]))}
 	}
 	branch := c.args[1]
-	if err := c.services().Apps.SetDeployBranch(c.ctx, c.app.ID, branch); err != nil {
+	if err := c.services().Deployer.SetDeployBranch(c.ctx, c.app, branch); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stderr(), "-----> Setting deploy-branch of %s to %s... done\n", c.app.Name, branch)

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -116,24 +115,11 @@ func buildsPurgeCache(c *call) error {
 }
 
 func (c *call) buildpacks() ([]string, error) {
-	s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
+	s, err := c.settings()
 	if err != nil {
 		return nil, err
 	}
-	var bps []string
-	if v := s[skiff.SettingBuildpacks]; v != "" {
-		json.Unmarshal([]byte(v), &bps)
-	}
-	return bps, nil
-}
-
-func (c *call) saveBuildpacks(bps []string) error {
-	v := ""
-	if len(bps) > 0 {
-		b, _ := json.Marshal(bps)
-		v = string(b)
-	}
-	return c.services().Domains.SetSettings(c.ctx, c.app.ID, c.cmd.name, map[string]string{skiff.SettingBuildpacks: v})
+	return s.Buildpacks, nil
 }
 
 // validBuildpack accepts buildpack ids ("skiff/nodejs", "heroku/go@1.2.3")
@@ -168,59 +154,61 @@ func buildpacksList(c *call) error {
 }
 
 func buildpacksChange(c *call) error {
-	bps, err := c.buildpacks()
-	if err != nil {
-		return err
-	}
 	verb := strings.TrimPrefix(c.cmd.name, "buildpacks:")
 	if verb != "clear" {
 		if err := validBuildpack(c.args[0]); err != nil {
 			return err
 		}
 	}
-	index := len(bps) + 1
+	index := 0 // the end
 	if v := c.value("index"); v != "" {
+		var err error
 		if index, err = strconv.Atoi(v); err != nil || index < 1 {
 			return &usageError{cmd: c.cmd, msg: "--index takes a position from 1"}
 		}
 	}
-	switch verb {
-	case "set":
-		if c.value("index") == "" {
-			bps = []string{c.args[0]}
-		} else if index <= len(bps) {
-			bps[index-1] = c.args[0]
-		} else {
-			bps = append(bps, c.args[0])
+	s, err := c.updateSettings(func(s *skiff.Settings) error {
+		bps := slices.Clone(s.Buildpacks)
+		at := index
+		if at == 0 {
+			at = len(bps) + 1
 		}
-	case "add":
-		if slices.Contains(bps, c.args[0]) {
-			return skiff.Errorf(skiff.ECONFLICT, "%s already uses %s", c.app.Name, c.args[0])
+		switch verb {
+		case "set":
+			if index == 0 {
+				bps = []string{c.args[0]}
+			} else if at <= len(bps) {
+				bps[at-1] = c.args[0]
+			} else {
+				bps = append(bps, c.args[0])
+			}
+		case "add":
+			if slices.Contains(bps, c.args[0]) {
+				return skiff.Errorf(skiff.ECONFLICT, "%s already uses %s", c.app.Name, c.args[0])
+			}
+			bps = slices.Insert(bps, min(at-1, len(bps)), c.args[0])
+		case "remove":
+			i := slices.Index(bps, c.args[0])
+			if i < 0 {
+				return skiff.Errorf(skiff.ENOTFOUND, "%s does not use %s", c.app.Name, c.args[0])
+			}
+			bps = slices.Delete(bps, i, i+1)
+		case "clear":
+			bps = nil
 		}
-		bps = slices.Insert(bps, min(index-1, len(bps)), c.args[0])
-	case "remove":
-		i := slices.Index(bps, c.args[0])
-		if i < 0 {
-			return skiff.Errorf(skiff.ENOTFOUND, "%s does not use %s", c.app.Name, c.args[0])
+		// A pin the builder cannot honour is refused now, not at the next push.
+		if (verb == "set" || verb == "add") && c.services().Builders != nil {
+			if err := c.services().Builders.CheckBuildpacks(c.ctx, s.Builder, []string{c.args[0]}); err != nil {
+				return err
+			}
 		}
-		bps = slices.Delete(bps, i, i+1)
-	case "clear":
-		bps = nil
-	}
-	// A pin the builder cannot honour is refused now, not at the next push.
-	if (verb == "set" || verb == "add") && c.services().Builders != nil {
-		s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
-		if err != nil {
-			return err
-		}
-		if err := c.services().Builders.CheckBuildpacks(c.ctx, s[skiff.SettingBuilder], []string{c.args[0]}); err != nil {
-			return err
-		}
-	}
-	if err := c.saveBuildpacks(bps); err != nil {
+		s.Buildpacks = bps
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	c.progress("Buildpacks of %s: %s; they apply from the next push", c.app.Name, orNone(strings.Join(bps, ", ")))
+	c.progress("Buildpacks of %s: %s; they apply from the next push", c.app.Name, orNone(strings.Join(s.Buildpacks, ", ")))
 	return nil
 }
 
@@ -252,7 +240,10 @@ func builderSet(c *call) error {
 				"ask one to run builder:set %s %s (after that anyone can pick it)", quoteArg(ref), c.app.Name, quoteArg(ref))
 		}
 	}
-	if err := c.services().Domains.SetSettings(c.ctx, c.app.ID, "builder:set", map[string]string{skiff.SettingBuilder: ref}); err != nil {
+	if _, err := c.updateSettings(func(s *skiff.Settings) error {
+		s.Builder = ref
+		return nil
+	}); err != nil {
 		return err
 	}
 	c.progress("Builder of %s: %s; it applies from the next push", c.app.Name, orNone(map[bool]string{true: "the default builder", false: ref}[ref == ""]))

@@ -187,23 +187,7 @@ func psAction(verb string) func(*call) error {
 }
 
 // parseBytes reads sizes like 512m, 1g, 1024k, 1048576.
-func parseBytes(s string) (int64, error) {
-	mult := int64(1)
-	num := strings.ToLower(s)
-	switch {
-	case strings.HasSuffix(num, "g"):
-		mult, num = 1<<30, num[:len(num)-1]
-	case strings.HasSuffix(num, "m"):
-		mult, num = 1<<20, num[:len(num)-1]
-	case strings.HasSuffix(num, "k"):
-		mult, num = 1<<10, num[:len(num)-1]
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 || n > 1<<50/mult {
-		return 0, skiff.Errorf(skiff.EINVALID, "invalid size %s: use a number with k, m or g, like 512m", quoteArg(s))
-	}
-	return n * mult, nil
-}
+func parseBytes(s string) (int64, error) { return skiff.ParseSize(s) }
 
 func resourceLimit(c *call) error {
 	t := c.value("process-type")

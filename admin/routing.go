@@ -3,8 +3,10 @@ package admin
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/skiffhq/skiff"
 )
@@ -34,23 +36,8 @@ func domainsList(c *call) error {
 }
 
 func domainsAdd(c *call) error {
-	host, err := skiff.ValidateDomain(c.args[0])
+	host, err := c.services().Deployer.AddDomain(c.ctx, c.app, c.args[0])
 	if err != nil {
-		return err
-	}
-	base := c.r.info.Domain
-	if host == base || strings.HasSuffix(host, "."+base) || skiff.DomainCovers(host, base) {
-		return skiff.Errorf(skiff.EINVALID, "%s is under the server's own domain %s, whose names belong to apps by their names; rename the app instead", host, base)
-	}
-	if strings.HasPrefix(host, "*.") && !c.actor.Admin() {
-		return skiff.Errorf(skiff.EUNAUTHORIZED, "only admins may add wildcard domains")
-	}
-	if err := c.services().Domains.AddDomain(c.ctx, c.app.ID, host); err != nil {
-		return err
-	}
-	if err := c.services().Deployer.UpdateRoute(c.ctx, c.app); err != nil {
-		// The router refused it (another app's host): take it back.
-		c.services().Domains.RemoveDomain(c.ctx, c.app.ID, host)
 		return err
 	}
 	c.progress("Adding %s to %s... done", host, c.app.Name)
@@ -59,14 +46,8 @@ func domainsAdd(c *call) error {
 }
 
 func domainsRemove(c *call) error {
-	host, err := skiff.ValidateDomain(c.args[0])
+	host, err := c.services().Deployer.RemoveDomain(c.ctx, c.app, c.args[0])
 	if err != nil {
-		return err
-	}
-	if err := c.services().Domains.RemoveDomain(c.ctx, c.app.ID, host); err != nil {
-		return err
-	}
-	if err := c.services().Deployer.UpdateRoute(c.ctx, c.app); err != nil {
 		return err
 	}
 	c.progress("Removing %s from %s... done", host, c.app.Name)
@@ -90,10 +71,9 @@ func certsAdd(c *call) error {
 	if len(data) == 0 {
 		return skiff.Errorf(skiff.EINVALID, "no certificate on stdin; try: cat cert.pem key.pem | ssh … certs:add %s", c.app.Name)
 	}
-	if err := c.services().Routes.SetCertificate(c.app.ID, data); err != nil {
+	if err := c.services().Deployer.SetCertificate(c.ctx, c.app, data); err != nil {
 		return err
 	}
-	c.services().Events.RecordEvent(c.ctx, &skiff.Event{AppID: c.app.ID, App: c.app.Name, Action: "certs:add"})
 	c.progress("Adding the certificate of %s... done; HTTP now redirects to HTTPS", c.app.Name)
 	return certsReport(c)
 }
@@ -102,10 +82,9 @@ func certsRemove(c *call) error {
 	if err := c.needRoutes(); err != nil {
 		return err
 	}
-	if err := c.services().Routes.RemoveCertificate(c.app.ID); err != nil {
+	if err := c.services().Deployer.RemoveCertificate(c.ctx, c.app); err != nil {
 		return err
 	}
-	c.services().Events.RecordEvent(c.ctx, &skiff.Event{AppID: c.app.ID, App: c.app.Name, Action: "certs:remove"})
 	c.progress("Removing the certificate of %s... done", c.app.Name)
 	return nil
 }
@@ -115,19 +94,18 @@ func certsReport(c *call) error {
 		return err
 	}
 	certs := c.services().Routes.Certificates(c.app.ID)
-	s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
+	s, err := c.settings()
 	if err != nil {
 		return err
 	}
-	auto := s[skiff.SettingACME] == "on"
 	if c.json() {
 		if certs == nil {
 			certs = []skiff.CertInfo{}
 		}
-		return c.writeJSON(map[string]any{"app": c.app.Name, "auto": auto, "hsts": s[skiff.SettingHSTS] == "on", "certificates": certs})
+		return c.writeJSON(map[string]any{"app": c.app.Name, "auto": s.ACME, "hsts": s.HSTS, "certificates": certs})
 	}
 	c.section(c.app.Name + " Certificates")
-	c.fields("Automatic (ACME)", onOff(auto), "HSTS", onOff(s[skiff.SettingHSTS] == "on"))
+	c.fields("Automatic (ACME)", onOff(s.ACME), "HSTS", onOff(s.HSTS))
 	if len(certs) == 0 {
 		fmt.Fprintln(c.stdout(), "No certificate yet: add one with certs:add, or turn on certs:auto.")
 		return nil
@@ -170,17 +148,30 @@ func onOff(b bool) string {
 	return "off"
 }
 
+// settings reads the app's settings for a report.
+func (c *call) settings() (*skiff.Settings, error) {
+	return c.services().Settings.Settings(c.ctx, c.app.ID)
+}
+
+// updateSettings makes the command's one change of the app's settings.
+func (c *call) updateSettings(update func(*skiff.Settings) error) (*skiff.Settings, error) {
+	return c.services().Deployer.UpdateSettings(c.ctx, c.app, c.cmd.name, update)
+}
+
+// Toggles of settings: which field a command turns on or off.
+var (
+	maintenanceSetting = func(s *skiff.Settings) *bool { return &s.Maintenance }
+	acmeSetting        = func(s *skiff.Settings) *bool { return &s.ACME }
+	hstsSetting        = func(s *skiff.Settings) *bool { return &s.HSTS }
+)
+
 // settingToggle makes a command that turns a setting on or off.
-func settingToggle(key string, on bool, what string) func(*call) error {
+func settingToggle(field func(*skiff.Settings) *bool, on bool, what string) func(*call) error {
 	return func(c *call) error {
-		v := ""
-		if on {
-			v = "on"
-		}
-		if err := c.services().Domains.SetSettings(c.ctx, c.app.ID, c.cmd.name, map[string]string{key: v}); err != nil {
-			return err
-		}
-		if err := c.services().Deployer.UpdateRoute(c.ctx, c.app); err != nil {
+		if _, err := c.updateSettings(func(s *skiff.Settings) error {
+			*field(s) = on
+			return nil
+		}); err != nil {
 			return err
 		}
 		c.progress("%s %s for %s... done", map[bool]string{true: "Turning on", false: "Turning off"}[on], what, c.app.Name)
@@ -199,47 +190,40 @@ func certsAuto(c *call) error {
 			return &usageError{cmd: c.cmd, msg: "certs:auto takes on or off"}
 		}
 	}
-	return settingToggle(skiff.SettingACME, on, "automatic certificates (ACME)")(c)
+	return settingToggle(acmeSetting, on, "automatic certificates (ACME)")(c)
 }
 
 func certsHSTS(c *call) error {
 	if c.args[0] != "on" && c.args[0] != "off" {
 		return &usageError{cmd: c.cmd, msg: "certs:hsts takes on or off"}
 	}
-	return settingToggle(skiff.SettingHSTS, c.args[0] == "on", "HSTS")(c)
+	return settingToggle(hstsSetting, c.args[0] == "on", "HSTS")(c)
 }
 
 func maintenanceReport(c *call) error {
-	s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
+	s, err := c.settings()
 	if err != nil {
 		return err
 	}
-	on := s[skiff.SettingMaintenance] == "on"
 	if c.json() {
-		return c.writeJSON(map[string]any{"app": c.app.Name, "maintenance": on, "custom_page": s[skiff.SettingMaintenancePage] != ""})
+		return c.writeJSON(map[string]any{"app": c.app.Name, "maintenance": s.Maintenance, "custom_page": s.MaintenancePage != ""})
 	}
-	fmt.Fprintln(c.stdout(), onOff(on))
+	fmt.Fprintln(c.stdout(), onOff(s.Maintenance))
 	return nil
 }
-
-// maxMaintenancePage caps a custom maintenance page.
-const maxMaintenancePage = 256 << 10
 
 func maintenancePage(c *call) error {
 	if c.inv.Stdin == nil {
 		return skiff.Errorf(skiff.EINVALID, "no page on stdin; try: ssh … maintenance:page %s < page.html", c.app.Name)
 	}
-	data, err := io.ReadAll(io.LimitReader(c.inv.Stdin, maxMaintenancePage+1))
+	data, err := io.ReadAll(io.LimitReader(c.inv.Stdin, skiff.MaxMaintenancePage+1))
 	if err != nil {
 		return err
 	}
-	if len(data) > maxMaintenancePage {
-		return skiff.Errorf(skiff.EINVALID, "the page is over %d KiB", maxMaintenancePage>>10)
-	}
-	if err := c.services().Domains.SetSettings(c.ctx, c.app.ID, c.cmd.name, map[string]string{skiff.SettingMaintenancePage: string(data)}); err != nil {
-		return err
-	}
-	if err := c.services().Deployer.UpdateRoute(c.ctx, c.app); err != nil {
+	if _, err := c.updateSettings(func(s *skiff.Settings) error {
+		s.MaintenancePage = string(data) // Validate refuses a page over the limit
+		return nil
+	}); err != nil {
 		return err
 	}
 	c.progress("Setting the maintenance page of %s... done (%d bytes; empty restores the default)", c.app.Name, len(data))
@@ -249,44 +233,42 @@ func maintenancePage(c *call) error {
 // checksSet reads key=value settings of the health check a new web
 // instance must pass before it takes traffic.
 func checksSet(c *call) error {
-	keys := map[string]string{"path": skiff.SettingHealthPath, "timeout": skiff.SettingHealthTimeout,
-		"deadline": skiff.SettingHealthDeadline, "wait-to-retire": skiff.SettingWaitToRetire}
-	settings := map[string]string{}
+	type assignment struct{ name, value string }
+	var set []assignment
 	for _, a := range c.args {
 		k, v, ok := strings.Cut(a, "=")
-		key, known := keys[k]
-		if !ok || !known {
+		if !ok || !slices.Contains(skiff.CheckSettings, k) {
 			return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not one of path=/up, timeout=S, deadline=S, wait-to-retire=S", quoteArg(a))}
 		}
-		if k == "path" {
-			if v != "" && (!strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \r\n\x00") || len(v) > 512) {
-				return skiff.Errorf(skiff.EINVALID, "the check path must start with / (like /up)")
-			}
-		} else if v != "" {
-			if n, err := strconv.ParseFloat(v, 64); err != nil || n <= 0 || n > 3600 {
-				return skiff.Errorf(skiff.EINVALID, "%s takes seconds from 1 to 3600", k)
+		set = append(set, assignment{k, v})
+	}
+	s, err := c.updateSettings(func(s *skiff.Settings) error {
+		for _, a := range set {
+			if err := s.SetCheck(a.name, a.value); err != nil {
+				return err
 			}
 		}
-		settings[key] = v
-	}
-	if err := c.services().Domains.SetSettings(c.ctx, c.app.ID, c.cmd.name, settings); err != nil {
-		return err
-	}
-	if err := c.services().Deployer.UpdateRoute(c.ctx, c.app); err != nil {
-		return err
-	}
-	c.progress("Setting the checks of %s... done; they apply from the next deploy", c.app.Name)
-	return checksReport(c)
-}
-
-func checksReport(c *call) error {
-	s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
+	c.progress("Setting the checks of %s... done; they apply from the next deploy", c.app.Name)
+	return c.printChecks(s)
+}
+
+func checksReport(c *call) error {
+	s, err := c.settings()
+	if err != nil {
+		return err
+	}
+	return c.printChecks(s)
+}
+
+func (c *call) printChecks(s *skiff.Settings) error {
 	report := map[string]string{
-		"path": s[skiff.SettingHealthPath], "timeout": s[skiff.SettingHealthTimeout],
-		"deadline": s[skiff.SettingHealthDeadline], "wait-to-retire": s[skiff.SettingWaitToRetire],
+		"path": s.Check.Path, "timeout": skiff.FormatSeconds(s.Check.Timeout),
+		"deadline": skiff.FormatSeconds(s.Check.Deadline), "wait-to-retire": skiff.FormatSeconds(s.WaitToRetire),
 	}
 	if c.json() {
 		return c.writeJSON(report)
@@ -296,34 +278,16 @@ func checksReport(c *call) error {
 		path = "(none: any HTTP answer on $PORT)"
 	}
 	c.section(c.app.Name + " checks")
-	c.fields("Path", path, "Timeout", secondsOr(report["timeout"], "5s"), "Deadline", secondsOr(report["deadline"], "60s"),
-		"Wait to retire", secondsOr(report["wait-to-retire"], "30s"))
+	c.fields("Path", path, "Timeout", secondsOr(report["timeout"], skiff.DefaultCheckTimeout), "Deadline", secondsOr(report["deadline"], skiff.DefaultCheckDeadline),
+		"Wait to retire", secondsOr(report["wait-to-retire"], skiff.DefaultWaitToRetire))
 	return nil
 }
 
-func secondsOr(v, def string) string {
+func secondsOr(v string, def time.Duration) string {
 	if v == "" {
-		return def + " (default)"
+		return skiff.FormatSeconds(def) + "s (default)"
 	}
 	return v + "s"
-}
-
-// proxySettings are the router's per-app knobs that proxy:set takes.
-var proxySettings = map[string]struct {
-	key   string
-	parse func(string) (string, error)
-}{
-	"max-body-size": {skiff.SettingMaxBody, func(v string) (string, error) {
-		n, err := parseBytes(v)
-		return strconv.FormatInt(n, 10), err
-	}},
-	"response-timeout": {skiff.SettingResponseTimeout, func(v string) (string, error) {
-		n, err := strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64)
-		if err != nil || n < 1 || n > 3600 {
-			return "", skiff.Errorf(skiff.EINVALID, "response-timeout takes seconds from 1 to 3600")
-		}
-		return strconv.FormatFloat(n, 'f', -1, 64), nil
-	}},
 }
 
 // proxySet sets a router knob of the app; an empty value restores the
@@ -333,41 +297,45 @@ func proxySet(c *call) error {
 	if len(c.args) == 2 {
 		value = c.args[1]
 	}
-	ps, ok := proxySettings[name]
-	if !ok {
+	if !slices.Contains(skiff.ProxySettings, name) {
 		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("unknown proxy setting %s; the settings are max-body-size and response-timeout", quoteArg(name))}
 	}
-	if value != "" {
-		var err error
-		if value, err = ps.parse(value); err != nil {
-			return err
-		}
-	}
-	if err := c.services().Domains.SetSettings(c.ctx, c.app.ID, c.cmd.name, map[string]string{ps.key: value}); err != nil {
-		return err
-	}
-	if err := c.services().Deployer.UpdateRoute(c.ctx, c.app); err != nil {
-		return err
-	}
-	c.progress("Setting %s of %s to %s... done", name, c.app.Name, orNone(map[bool]string{true: "the default", false: value}[value == ""]))
-	return nil
-}
-
-func proxyReport(c *call) error {
-	s, err := c.services().Domains.Settings(c.ctx, c.app.ID)
+	s, err := c.updateSettings(func(s *skiff.Settings) error { return s.SetProxy(name, value) })
 	if err != nil {
 		return err
 	}
-	report := map[string]string{"max-body-size": s[skiff.SettingMaxBody], "response-timeout": s[skiff.SettingResponseTimeout]}
+	shown := "the default"
+	if value != "" {
+		shown = proxyValues(s)[name]
+	}
+	c.progress("Setting %s of %s to %s... done", name, c.app.Name, shown)
+	return nil
+}
+
+// proxyValues are the proxy settings as proxy:set takes them ("" for a
+// default).
+func proxyValues(s *skiff.Settings) map[string]string {
+	body := ""
+	if s.MaxBodyBytes != 0 {
+		body = strconv.FormatInt(s.MaxBodyBytes, 10)
+	}
+	return map[string]string{"max-body-size": body, "response-timeout": skiff.FormatSeconds(s.ResponseTimeout)}
+}
+
+func proxyReport(c *call) error {
+	s, err := c.settings()
+	if err != nil {
+		return err
+	}
+	report := proxyValues(s)
 	if c.json() {
 		return c.writeJSON(report)
 	}
 	c.section(c.app.Name + " proxy")
 	body := "default"
-	if v := report["max-body-size"]; v != "" {
-		n, _ := strconv.ParseInt(v, 10, 64)
-		body = bytesText(n)
+	if s.MaxBodyBytes != 0 {
+		body = bytesText(s.MaxBodyBytes)
 	}
-	c.fields("Max body size", body, "Response timeout", secondsOr(report["response-timeout"], "30s"))
+	c.fields("Max body size", body, "Response timeout", secondsOr(report["response-timeout"], skiff.DefaultResponseTimeout))
 	return nil
 }

@@ -1,7 +1,5 @@
 package admin
 
-import "github.com/skiffhq/skiff"
-
 // commandTable is the vocabulary: Dokku's shape (`topic:verb <app> args`)
 // with Heroku's names where Dokku has none. Order here is the order of help.
 func commandTable() []*command {
@@ -74,8 +72,8 @@ func commandTable() []*command {
 			help: "  max-body-size 50m     requests with larger bodies get 413\n  response-timeout 60   seconds the app has to send its first byte before 504"},
 		{name: "proxy:report", aliases: []string{"proxy"}, args: "<app>", summary: "show the app's router settings", format: true, app: true, min: 1, max: 1, run: proxyReport},
 		{name: "maintenance", aliases: []string{"maintenance:report"}, args: "<app>", summary: "show whether maintenance mode is on", format: true, app: true, min: 1, max: 1, run: maintenanceReport},
-		{name: "maintenance:on", aliases: []string{"maintenance:enable"}, args: "<app>", summary: "answer 503 with a maintenance page; the app keeps running", app: true, min: 1, max: 1, run: settingToggle(skiff.SettingMaintenance, true, "maintenance mode")},
-		{name: "maintenance:off", aliases: []string{"maintenance:disable"}, args: "<app>", summary: "serve the app again", app: true, min: 1, max: 1, run: settingToggle(skiff.SettingMaintenance, false, "maintenance mode")},
+		{name: "maintenance:on", aliases: []string{"maintenance:enable"}, args: "<app>", summary: "answer 503 with a maintenance page; the app keeps running", app: true, min: 1, max: 1, run: settingToggle(maintenanceSetting, true, "maintenance mode")},
+		{name: "maintenance:off", aliases: []string{"maintenance:disable"}, args: "<app>", summary: "serve the app again", app: true, min: 1, max: 1, run: settingToggle(maintenanceSetting, false, "maintenance mode")},
 		{name: "maintenance:page", args: "<app>", summary: "set the maintenance page (HTML on stdin; empty for the default)", app: true, min: 1, max: 1, run: maintenancePage},
 
 		{name: "git:set", args: "<app> deploy-branch <branch>", summary: "set the branch whose pushes deploy the app", app: true, min: 3, max: 3, run: gitSet},

@@ -25,6 +25,8 @@ type Store interface {
 	skiff.ReleaseService
 	skiff.ConfigService
 	skiff.DomainService
+	skiff.SettingsService
+	skiff.EventService
 	// FailRunningBuilds and FailPendingReleases mark what a daemon restart
 	// interrupted.
 	FailRunningBuilds(ctx context.Context, reason string) (int, error)
@@ -95,7 +97,7 @@ func (p *Pipeline) CreateApp(ctx context.Context, name string) (*skiff.App, erro
 		}
 		return nil, fmt.Errorf("create repository of %s: %w", name, err)
 	}
-	if err := p.setRoute(ctx, app); err != nil {
+	if err := p.setRoute(ctx, app, nil); err != nil {
 		p.log.Error("route new app", "app", name, "err", err)
 	}
 	return app, nil
@@ -114,7 +116,7 @@ func (p *Pipeline) RenameApp(ctx context.Context, app *skiff.App, newName string
 	}
 	renamed := *app
 	renamed.Name = newName
-	return p.setRoute(ctx, &renamed)
+	return p.setRoute(ctx, &renamed, nil)
 }
 
 // DestroyApp stops the app's traffic and instances, removes its record,

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -194,46 +193,18 @@ func (p *Pipeline) setStopped(ctx context.Context, app *skiff.App, processType s
 		return err
 	}
 	defer unlock()
-	settings, err := p.cfg.Store.Settings(ctx, app.ID)
-	if err != nil {
-		return err
-	}
-	stopped := stoppedTypes(settings)
-	key := processType
-	if key == "" {
-		key = "*"
-	}
-	if stop {
-		stopped[key] = true
-	} else if key == "*" {
-		stopped = map[string]bool{}
-	} else {
-		delete(stopped, key)
-	}
-	value := ""
-	if len(stopped) > 0 {
-		b, _ := json.Marshal(slices.Sorted(maps.Keys(stopped)))
-		value = string(b)
-	}
 	action := "ps:start"
 	if stop {
 		action = "ps:stop"
 	}
-	if err := p.cfg.Store.SetSettings(ctx, app.ID, action, map[string]string{skiff.SettingStopped: value}); err != nil {
+	if _, err := p.changeSettings(ctx, app, action, func(s *skiff.Settings) error {
+		s.SetStopped(processType, stop)
+		return nil
+	}); err != nil {
 		return err
 	}
 	p.appLog(app, "%s %s by %s", map[bool]string{true: "Stopping", false: "Starting"}[stop], orAll(processType), skiff.ActorFrom(ctx).Name)
 	return p.convergeCurrent(ctx, app, rollout{}, out)
-}
-
-func stoppedTypes(settings map[string]string) map[string]bool {
-	var list []string
-	json.Unmarshal([]byte(settings[skiff.SettingStopped]), &list)
-	m := map[string]bool{}
-	for _, t := range list {
-		m[t] = true
-	}
-	return m
 }
 
 // convergeCurrent converges the current release, if there is one.

@@ -76,7 +76,7 @@ func (p *Pipeline) buildAndRelease(ctx context.Context, app *skiff.App, commit *
 func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Commit, gitEnv []string, out io.Writer) (*skiff.BuildResult, *skiff.Build, error) {
 	settings, err := p.cfg.Store.Settings(ctx, app.ID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, err // a setting that does not parse: the message says how to fix it
 	}
 	buildEnv, err := p.cfg.Store.BuildConfig(ctx, app.ID)
 	if err != nil {
@@ -86,7 +86,7 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 	if cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID); err == nil {
 		previous = cur.Image
 	}
-	b := &skiff.Build{AppID: app.ID, Commit: commit.ID, Builder: settings[skiff.SettingBuilder]}
+	b := &skiff.Build{AppID: app.ID, Commit: commit.ID, Builder: settings.Builder}
 	if err := p.cfg.Store.CreateBuild(ctx, b); err != nil {
 		return nil, nil, err
 	}
@@ -99,7 +99,7 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 	}()
 	res, err := p.cfg.Builder.Build(ctx, &skiff.BuildRequest{
 		App: app, BuildID: b.Key(), Commit: commit.ID, Source: src,
-		Builder: settings[skiff.SettingBuilder], Buildpacks: buildpacksSetting(settings),
+		Builder: settings.Builder, Buildpacks: settings.Buildpacks,
 		Env: buildEnv, PreviousImage: previous,
 	}, out)
 	src.Close()

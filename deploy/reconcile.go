@@ -61,7 +61,7 @@ func (p *Pipeline) reconcileApp(ctx context.Context, app *skiff.App) error {
 		return err
 	}
 	defer unlock()
-	if err := p.setRoute(ctx, app); err != nil {
+	if err := p.setRoute(ctx, app, nil); err != nil {
 		return err
 	}
 	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)

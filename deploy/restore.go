@@ -30,7 +30,7 @@ func (p *Pipeline) RestoreRoutes(ctx context.Context, deadline time.Duration) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, app := range apps {
-		if err := p.setRoute(ctx, app); err != nil {
+		if err := p.setRoute(ctx, app, nil); err != nil {
 			p.log.Error("restore route", "app", app.Name, "err", err)
 			continue
 		}

@@ -18,14 +18,14 @@ import (
 // desiredScale is the formation applied to a release's process types: the
 // formation's quantity where one is set, else one web instance (as on
 // Heroku) and none of the other types; none of a stopped type.
-func desiredScale(rel *skiff.Release, f skiff.Formation, stopped map[string]bool) map[string]skiff.Scale {
+func desiredScale(rel *skiff.Release, f skiff.Formation, settings *skiff.Settings) map[string]skiff.Scale {
 	want := map[string]skiff.Scale{}
 	for t := range rel.ProcessTypes {
 		s, ok := f[t]
 		if !ok && t == "web" {
 			s.Quantity = 1
 		}
-		if stopped["*"] || stopped[t] {
+		if settings.IsStopped(t) {
 			s.Quantity = 0
 		}
 		if s.Limits == (skiff.Limits{}) {
@@ -60,11 +60,11 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 	if err != nil {
 		return err
 	}
-	settings, err := p.cfg.Store.Settings(ctx, app.ID)
+	settings, err := p.settings(ctx, app)
 	if err != nil {
 		return err
 	}
-	want := desiredScale(rel, f, stoppedTypes(settings))
+	want := desiredScale(rel, f, settings)
 	existing, err := rt.Instances(ctx, app.ID)
 	if err != nil {
 		return err
@@ -137,7 +137,7 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 	}
 
 	if p.cfg.Routes != nil {
-		if err := p.setRoute(ctx, app); err != nil {
+		if err := p.setRoute(ctx, app, settings); err != nil {
 			return abort(err)
 		}
 		current, err := rt.Instances(ctx, app.ID)

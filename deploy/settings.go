@@ -2,79 +2,91 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
-	"strconv"
-	"time"
 
 	"github.com/skiffhq/skiff"
 )
 
-func seconds(s string) time.Duration {
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n <= 0 {
-		return 0
+// settings reads the app's settings for the daemon's own use (routes,
+// rollouts): a stored value that does not parse is reported in the server
+// log and the app's log, and its key takes the default, so that the app
+// keeps serving; the commands that show or change settings report it to
+// the user.
+func (p *Pipeline) settings(ctx context.Context, app *skiff.App) (*skiff.Settings, error) {
+	s, err := p.cfg.Store.Settings(ctx, app.ID)
+	if err != nil && s != nil && skiff.ErrorCode(err) == skiff.EINVALID {
+		p.log.Error("app settings", "app", app.Name, "err", err)
+		p.appLog(app, "%s", skiff.ErrorMessage(err))
+		return s, nil
 	}
-	return time.Duration(n * float64(time.Second))
+	return s, err
 }
 
-// appRoute is how the router should serve the app, from its settings.
-func (p *Pipeline) appRoute(ctx context.Context, app *skiff.App) (skiff.AppRoute, error) {
+// appRoute is how the router should serve the app: its hosts, and the
+// policy its settings give.
+func (p *Pipeline) appRoute(ctx context.Context, app *skiff.App, s *skiff.Settings) (skiff.AppRoute, error) {
 	domains, err := p.cfg.Store.Domains(ctx, app.ID)
 	if err != nil {
 		return skiff.AppRoute{}, err
 	}
-	s, err := p.cfg.Store.Settings(ctx, app.ID)
-	if err != nil {
-		return skiff.AppRoute{}, err
+	if s == nil {
+		if s, err = p.settings(ctx, app); err != nil {
+			return skiff.AppRoute{}, err
+		}
 	}
-	maxBody, _ := strconv.ParseInt(s[skiff.SettingMaxBody], 10, 64)
-	health := skiff.HealthCheck{
-		Path:     s[skiff.SettingHealthPath],
-		Timeout:  seconds(s[skiff.SettingHealthTimeout]),
-		Deadline: seconds(s[skiff.SettingHealthDeadline]),
-	}
-	// checks:set wins; else app.json's startup check of web.
-	if health.Path == "" && s[skiff.SettingAppJSONCheck] != "" {
-		json.Unmarshal([]byte(s[skiff.SettingAppJSONCheck]), &health)
-	}
-	return skiff.AppRoute{
-		AppID: app.ID, Name: app.Name, Domains: domains,
-		Health:          health,
-		Maintenance:     s[skiff.SettingMaintenance] == "on",
-		MaintenancePage: s[skiff.SettingMaintenancePage],
-		ACME:            s[skiff.SettingACME] == "on",
-		HSTS:            s[skiff.SettingHSTS] == "on",
-		MaxBodyBytes:    maxBody,
-		ResponseTimeout: seconds(s[skiff.SettingResponseTimeout]),
-		DrainTimeout:    seconds(s[skiff.SettingWaitToRetire]),
-	}, nil
+	return s.Route(app, domains), nil
 }
 
 // setRoute gives the router the app's current route (hosts and policy; its
-// backends change only through a deploy).
-func (p *Pipeline) setRoute(ctx context.Context, app *skiff.App) error {
+// backends change only through a deploy). s is the app's settings, nil to
+// read them.
+func (p *Pipeline) setRoute(ctx context.Context, app *skiff.App, s *skiff.Settings) error {
 	if p.cfg.Routes == nil {
 		return nil
 	}
-	route, err := p.appRoute(ctx, app)
+	route, err := p.appRoute(ctx, app, s)
 	if err != nil {
 		return err
 	}
 	return p.cfg.Routes.SetApp(route)
 }
 
-// UpdateRoute re-reads the app's domains and settings into the router;
-// domains:*, maintenance:*, checks:set and certs:auto call it after writing.
-func (p *Pipeline) UpdateRoute(ctx context.Context, app *skiff.App) error {
-	return p.setRoute(ctx, app)
+// UpdateSettings implements skiff.Deployer.
+func (p *Pipeline) UpdateSettings(ctx context.Context, app *skiff.App, action string, update func(*skiff.Settings) error) (*skiff.Settings, error) {
+	unlock, err := p.locks.lock(ctx, app, action)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return p.changeSettings(ctx, app, action, update)
 }
 
-func buildpacksSetting(s map[string]string) []string {
-	var bps []string
-	if v := s[skiff.SettingBuildpacks]; v != "" {
-		json.Unmarshal([]byte(v), &bps)
+// changeSettings is UpdateSettings under the lock the caller holds. A
+// stored value that does not parse is replaced by the change (at its
+// default, unless update sets it).
+func (p *Pipeline) changeSettings(ctx context.Context, app *skiff.App, action string, update func(*skiff.Settings) error) (*skiff.Settings, error) {
+	old, err := p.cfg.Store.Settings(ctx, app.ID)
+	if err != nil && (old == nil || skiff.ErrorCode(err) != skiff.EINVALID) {
+		return nil, err
 	}
-	return bps
+	next := old.Clone()
+	if err := update(next); err != nil {
+		return nil, err
+	}
+	if err := next.Validate(); err != nil {
+		return nil, err
+	}
+	if err := p.cfg.Store.SetSettings(ctx, app.ID, action, next); err != nil {
+		return nil, err
+	}
+	if err := p.setRoute(ctx, app, next); err != nil {
+		// The router refused the new route: the old one stays, and so do
+		// the settings that made it.
+		if uerr := p.cfg.Store.SetSettings(context.WithoutCancel(ctx), app.ID, action+" undone", old); uerr != nil {
+			p.log.Error("undo settings change", "app", app.Name, "action", action, "err", uerr)
+		}
+		return nil, err
+	}
+	return next, nil
 }
 
 // readAppJSON applies the pushed commit's app.json: its startup check of
@@ -82,7 +94,7 @@ func buildpacksSetting(s map[string]string) []string {
 // malformed app.json fails the push, saying what is wrong.
 func (p *Pipeline) readAppJSON(ctx context.Context, app *skiff.App, commit string, gitEnv []string) error {
 	data, err := p.cfg.Repos.ReadFile(ctx, app.ID, commit, "app.json", gitEnv, skiff.MaxAppJSON)
-	value := ""
+	var check *skiff.HealthCheck
 	switch {
 	case skiff.ErrorCode(err) == skiff.ENOTFOUND:
 	case err != nil:
@@ -93,16 +105,21 @@ func (p *Pipeline) readAppJSON(ctx context.Context, app *skiff.App, commit strin
 			return err
 		}
 		if hc, ok := a.WebCheck(); ok {
-			b, _ := json.Marshal(hc)
-			value = string(b)
+			check = &hc
 		}
 	}
-	settings, err := p.cfg.Store.Settings(ctx, app.ID)
+	s, err := p.settings(ctx, app)
 	if err != nil {
 		return err
 	}
-	if settings[skiff.SettingAppJSONCheck] == value {
+	if same(s.AppJSONCheck, check) {
 		return nil
 	}
-	return p.cfg.Store.SetSettings(ctx, app.ID, "app.json", map[string]string{skiff.SettingAppJSONCheck: value})
+	_, err = p.changeSettings(ctx, app, "app.json", func(s *skiff.Settings) error {
+		s.AppJSONCheck = check
+		return nil
+	})
+	return err
 }
+
+func same(a, b *skiff.HealthCheck) bool { return a == b || a != nil && b != nil && *a == *b }

@@ -87,7 +87,7 @@ func (r *Router) checkAll(ctx context.Context, a *app, addrs []string) error {
 // the check's deadline passes.
 func (r *Router) checkHealth(ctx context.Context, a *app, addr string) error {
 	hc := a.route.Health
-	timeout, interval, deadline := orDefault(hc.Timeout, 5*time.Second), orDefault(hc.Interval, time.Second), orDefault(hc.Deadline, 60*time.Second)
+	timeout, interval, deadline := orDefault(hc.Timeout, skiff.DefaultCheckTimeout), orDefault(hc.Interval, skiff.DefaultCheckInterval), orDefault(hc.Deadline, skiff.DefaultCheckDeadline)
 	path := hc.Path
 	if path == "" || path[0] != '/' {
 		path = "/" + path

@@ -20,8 +20,8 @@ import (
 
 // Defaults for Config and AppRoute fields left zero.
 const (
-	DefaultResponseTimeout   = 30 * time.Second
-	DefaultDrainTimeout      = 30 * time.Second
+	DefaultResponseTimeout   = skiff.DefaultResponseTimeout
+	DefaultDrainTimeout      = skiff.DefaultWaitToRetire
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10

@@ -119,8 +119,8 @@ func TestDomains(t *testing.T) {
 	if err := db.RemoveDomain(ctx, b.ID, "www.example.com"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
 		t.Fatalf("removing another app's domain: %v", err)
 	}
-	db.SetSettings(ctx, a.ID, "maintenance:on", map[string]string{"maintenance": "on"})
-	if s, _ := db.Settings(ctx, a.ID); s["maintenance"] != "on" {
+	db.SetSettings(ctx, a.ID, "maintenance:on", &skiff.Settings{Maintenance: true})
+	if s, _ := db.Settings(ctx, a.ID); !s.Maintenance {
 		t.Fatalf("settings %v", s)
 	}
 	db.DeleteApp(ctx, a.ID)

@@ -287,7 +287,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
 		ReleaseImages: db.ReleaseImages, KeepReleases: cfg.KeepReleases}
-	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Routes: pl.router, Backup: db}
+	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Settings: db, Routes: pl.router, Backup: db}
 	if pl.runtime != nil {
 		dcfg.Scheduler, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
 		svc.Scheduler, svc.Builder = pl.runtime, pl.builder
