@@ -200,31 +200,15 @@ type call struct {
 
 func (c *call) services() Services { return c.r.services }
 
-// resolveApp takes the app argument, validates it, and checks access.
+// resolveApp takes the app argument and applies the access rule.
 func (c *call) resolveApp() error {
 	name := c.args[0]
-	if err := skiff.ValidateAppName(name); err != nil {
-		return err
-	}
-	app, err := c.services().Apps.FindAppByName(c.ctx, name)
-	if skiff.ErrorCode(err) == skiff.ENOTFOUND {
-		if c.actor.Admin() {
-			return skiff.Errorf(skiff.ENOTFOUND, "app %s does not exist; create it with apps:create %s", name, name)
-		}
+	app, err := skiff.AuthorizeApp(c.ctx, c.services().Apps, c.services().Access, c.actor, name, c.cmd.owner)
+	if err == skiff.ErrNotAuthorized {
 		c.r.deny(c.ctx, c, name)
-		return skiff.ErrNotAuthorized
-	} else if err != nil {
-		return err
 	}
-	if !c.actor.Admin() {
-		ok, err := c.services().Access.HasAccess(c.ctx, app.ID, c.actor.User)
-		if err != nil {
-			return err
-		}
-		if !ok || (c.cmd.owner && app.Owner != c.actor.Name) {
-			c.r.deny(c.ctx, c, name)
-			return skiff.ErrNotAuthorized
-		}
+	if err != nil {
+		return err
 	}
 	c.app, c.args = app, c.args[1:]
 	return nil

@@ -81,31 +81,18 @@ func (s *Server) serveGit(ctx context.Context, sess ssh.Session, actor *skiff.Ac
 	return endRevoked(ctx, sess, s.runGit(ctx, sess, env, gitArgs))
 }
 
-// authorizeGit finds the app and checks access. An admin's push to an app
-// that does not exist creates it, as Dokku does.
+// authorizeGit applies the access rule, with git's twist: an admin's push
+// to an app that does not exist creates it, as Dokku does.
 func (s *Server) authorizeGit(ctx context.Context, sess ssh.Session, actor *skiff.Actor, verb, name string) (*skiff.App, error) {
-	app, err := s.cfg.Apps.FindAppByName(ctx, name)
+	app, err := skiff.AuthorizeApp(ctx, s.cfg.Apps, s.cfg.Access, actor, name, false)
 	switch {
 	case skiff.ErrorCode(err) == skiff.ENOTFOUND && actor.Admin() && verb == "git-receive-pack":
 		fmt.Fprintf(sess.Stderr(), "-----> Creating app %s\n", name)
 		return s.cfg.Deployer.CreateApp(ctx, name)
-	case skiff.ErrorCode(err) == skiff.ENOTFOUND && actor.Admin():
-		return nil, skiff.Errorf(skiff.ENOTFOUND, "app %s does not exist", name)
-	case skiff.ErrorCode(err) == skiff.ENOTFOUND:
+	case err == skiff.ErrNotAuthorized:
 		s.cfg.Log.Warn("not authorized", "actor", actor.Name, "fingerprint", actor.Fingerprint, "git", verb, "app", name)
-		return nil, skiff.ErrNotAuthorized
-	case err != nil:
-		return nil, err
 	}
-	ok, err := s.cfg.Access.HasAccess(ctx, app.ID, actor.User)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		s.cfg.Log.Warn("not authorized", "actor", actor.Name, "fingerprint", actor.Fingerprint, "git", verb, "app", name)
-		return nil, skiff.ErrNotAuthorized
-	}
-	return app, nil
+	return app, err
 }
 
 // runGit runs git with the session as its stdio. Stdin is copied by our own
