@@ -87,3 +87,40 @@ func TestGoNoMainPackage(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// An app on go-sqlite3 builds with cgo, because a dependency needs it, and
+// runs; CGO_ENABLED from the app's build-time config wins. go.mod's
+// "// +heroku goVersion" picks the Go, and the log says which and why.
+func TestGoCgoApp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("downloads a Go toolchain and go-sqlite3, and compiles SQLite")
+	}
+	p := newPlatform(t, "pushed/go-sqlite")
+	p.mustBuild(false)
+	out := p.out.String()
+	for _, want := range []string{
+		"-----> Installing Go (go.mod: // +heroku goVersion go1.25)\n       Go 1.25.",
+		": the newest 1.25 release, for go.mod: // +heroku goVersion go1.25\n",
+		"       cgo on (CGO_ENABLED=1): github.com/mattn/go-sqlite3 uses it; the binary links the run image's C library\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	bin := filepath.Join(p.layers, "skiff_go", "app", "bin", "go-sqlite")
+	f, err := elf.Open(bin)
+	must(t, err)
+	dynamic := slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
+	f.Close()
+	if !dynamic {
+		t.Error("a cgo binary is static")
+	}
+	checkGet(t, p.start("web")+"/sqlite", 200, "hello from sqlite 3.")
+
+	p.env["CGO_ENABLED"] = "0"
+	p.mustBuild(true)
+	if out := p.out.String(); !strings.Contains(out, "       CGO_ENABLED=0, as the app's build-time config sets it\n") || !strings.Contains(out, "Using cached Go 1.25.") {
+		t.Errorf("output:\n%s", p.out.String())
+	}
+	checkGet(t, p.start("web")+"/sqlite", 500, "requires cgo")
+}

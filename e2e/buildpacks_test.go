@@ -10,39 +10,82 @@ import (
 // (they need a package index, take minutes, or must fail).
 const pushedApps = "../buildpacks/testdata/pushed"
 
-// pushApp pushes a copy of an app to a new skiff app and returns the push.
-func (d *daemon) pushApp(t *testing.T, admin *user, name, dir string) result {
-	t.Helper()
-	repo := copyApp(t, dir)
-	t.Cleanup(func() { d.ssh(admin, "", "apps:destroy", name, "--force") })
-	return d.git(admin, repo, "push", d.remote(name), "main")
+// pushedApp is a work tree of a sample app and the skiff app it is pushed
+// to (destroyed at the end of the test).
+type pushedApp struct {
+	d     *daemon
+	admin *user
+	name  string
+	repo  string
 }
 
-// mustDeploy pushes an app, fails the test unless it deploys, and returns
-// the push output.
-func (d *daemon) mustDeploy(t *testing.T, admin *user, name, dir string) string {
+func (d *daemon) newApp(t *testing.T, admin *user, name, dir string) *pushedApp {
 	t.Helper()
-	r := d.pushApp(t, admin, name, dir)
+	t.Cleanup(func() { d.ssh(admin, "", "apps:destroy", name, "--force") })
+	return &pushedApp{d: d, admin: admin, name: name, repo: copyApp(t, dir)}
+}
+
+func (a *pushedApp) push() result {
+	return a.d.git(a.admin, a.repo, "push", a.d.remote(a.name), "main")
+}
+
+// deploy pushes, fails the test unless the app deploys, and returns the
+// push output.
+func (a *pushedApp) deploy(t *testing.T) string {
+	t.Helper()
+	r := a.push()
 	if r.code != 0 || !strings.Contains(r.stderr, "Application deployed") {
-		t.Fatalf("push of %s: %s", name, r)
+		t.Fatalf("push of %s: %s", a.name, r)
 	}
 	return r.stderr
 }
 
-// mustReject pushes an app and fails the test unless the build is
-// rejected with every one of wants in the output.
-func (d *daemon) mustReject(t *testing.T, admin *user, name, dir string, wants ...string) string {
+// reject pushes and fails the test unless the build is rejected with
+// every one of wants in the output.
+func (a *pushedApp) reject(t *testing.T, wants ...string) string {
 	t.Helper()
-	r := d.pushApp(t, admin, name, dir)
+	r := a.push()
 	if r.code == 0 || !strings.Contains(r.stderr, "pre-receive hook declined") {
-		t.Fatalf("push of %s was not rejected: %s", name, r)
+		t.Fatalf("push of %s was not rejected: %s", a.name, r)
 	}
 	for _, w := range wants {
 		if !strings.Contains(r.stderr, w) {
-			t.Errorf("push of %s: output lacks %q:\n%s", name, w, r.stderr)
+			t.Errorf("push of %s: output lacks %q:\n%s", a.name, w, r.stderr)
 		}
 	}
 	return r.stderr
+}
+
+// edit changes a file of the work tree in a new commit.
+func (a *pushedApp) edit(t *testing.T, file, body string) {
+	t.Helper()
+	commit(t, a.repo, file, body, "edit "+file)
+}
+
+// ssh runs a command on the app, failing the test when it fails.
+func (a *pushedApp) ssh(t *testing.T, args ...string) result {
+	t.Helper()
+	r := a.d.ssh(a.admin, "", args...)
+	if r.code != 0 {
+		t.Fatalf("%v: %s", args, r)
+	}
+	return r
+}
+
+// get fetches a path of the app through the router.
+func (a *pushedApp) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	return a.d.get(t, hostOf(a.name), path)
+}
+
+// wantOutput fails the test unless out has every one of wants.
+func wantOutput(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
 }
 
 // Apps in languages the default builder has no buildpack for are refused
@@ -53,7 +96,7 @@ func TestDeployUnsupported(t *testing.T) {
 	d, admin := fullDaemon(t)
 	for app, lang := range map[string]string{"ruby": "Ruby", "php": "PHP", "java": "Java"} {
 		t.Run(app, func(t *testing.T) {
-			d.mustReject(t, admin, "lang-"+app, filepath.Join(pushedApps, app),
+			d.newApp(t, admin, "lang-"+app, filepath.Join(pushedApps, app)).reject(t,
 				lang+" app detected", "This builder has no "+lang, "builder:set <app> heroku/builder:24",
 				"Build failed: a buildpack failed: This builder has no "+lang+": skiff's own buildpacks build Node.js, Go, Python, static sites and Procfile apps. To build it")
 		})
@@ -78,7 +121,33 @@ func TestDeployUnsupported(t *testing.T) {
 		}
 	})
 	t.Run("whole failure message", func(t *testing.T) {
-		d.mustReject(t, admin, "lang-no-start", "../buildpacks/testdata/apps/nodejs-no-start",
+		d.newApp(t, admin, "lang-no-start", "../buildpacks/testdata/apps/nodejs-no-start").reject(t,
 			`Build failed: a buildpack failed: missing npm start: package.json has no "start" script and there is no server.js Add a start script to package.json, like "scripts": {"start": "node index.js"}, or a server.js, or a Procfile with a web process.`)
 	})
+}
+
+// A Go app on go-sqlite3 builds with cgo (a dependency needs it) and runs;
+// go.mod's "// +heroku goVersion" picks the Go and the output says which and
+// why; GOVERSION and CGO_ENABLED from config:set --build are honoured.
+func TestDeployGo(t *testing.T) {
+	d, admin := fullDaemon(t)
+	app := d.newApp(t, admin, "go-sqlite", filepath.Join(pushedApps, "go-sqlite"))
+	out := app.deploy(t)
+	wantOutput(t, out, "Installing Go (go.mod: // +heroku goVersion go1.25)", ": the newest 1.25 release, for go.mod: // +heroku goVersion go1.25",
+		"cgo on (CGO_ENABLED=1): github.com/mattn/go-sqlite3 uses it")
+	if code, body := app.get(t, "/sqlite"); code != 200 || !strings.Contains(body, "hello from sqlite 3.") {
+		t.Fatalf("GET /: %d %q", code, body)
+	}
+
+	app.ssh(t, "config:set", app.name, "GOVERSION=1.19.99", "--build", "--no-restart")
+	app.edit(t, "README", "GOVERSION\n")
+	app.reject(t, "The Go module proxy has no Go toolchain for GOVERSION=1.19.99 (linux/", "; it has Go 1.")
+	app.ssh(t, "config:unset", app.name, "GOVERSION", "--no-restart")
+
+	app.ssh(t, "config:set", app.name, "CGO_ENABLED=0", "--build", "--no-restart")
+	app.edit(t, "README", "CGO_ENABLED\n")
+	wantOutput(t, app.deploy(t), "CGO_ENABLED=0, as the app's build-time config sets it", "Using cached Go 1.25.")
+	if code, body := app.get(t, "/sqlite"); code != 500 || !strings.Contains(body, "requires cgo") {
+		t.Errorf("GET / of a build without cgo: %d %q", code, body)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +29,20 @@ func (bc *BuildContext) Run(c Cmd) error {
 	defer out.Close()
 	cmd := command(bc.Context, c)
 	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w", c.String(), err)
+	}
+	return nil
+}
+
+// RunTo runs the command with its standard output written to stdout and
+// its standard error indented into the build log (go list's downloads,
+// progress).
+func (bc *BuildContext) RunTo(stdout io.Writer, c Cmd) error {
+	out := bc.Log.Indented()
+	defer out.Close()
+	cmd := command(bc.Context, c)
+	cmd.Stdout, cmd.Stderr = stdout, out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w", c.String(), err)
 	}

@@ -1,8 +1,8 @@
 // Package golang is the Go buildpack: for an app with a go.mod it installs
 // the Go toolchain go.mod asks for (from the Go module proxy's
 // golang.org/toolchain module, verified against the checksum database),
-// builds the main package(s) into a static binary (CGO_ENABLED=0) in a
-// launch layer with the module and build caches kept in cache layers, and
+// builds the main package(s) into a binary in a launch layer (static unless
+// a dependency uses cgo, see cgoSetting) with the module and build caches kept in cache layers, and
 // makes the first binary the web process.
 package golang
 
@@ -26,7 +26,7 @@ import (
 var Buildpack = &cnb.Buildpack{
 	ID:          "skiff/go",
 	Name:        "Go",
-	Description: "Go modules: the toolchain go.mod names, a static binary",
+	Description: "Go modules: the toolchain go.mod names, cgo when a dependency needs it",
 	Detect:      detect,
 	Build:       build,
 }
@@ -57,7 +57,7 @@ func build(bc *cnb.BuildContext) error {
 		arch = runtime.GOARCH
 	}
 	// Fail on an unbuildable layout before downloading anything.
-	targets, err := mainPackages(bc, arch)
+	targets, err := mainPackages(bc, mod, arch)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,6 @@ func build(bc *cnb.BuildContext) error {
 		"GOROOT=", // the toolchain finds its own root; a stray GOROOT would mix versions
 		"GOTOOLCHAIN=local",
 		"GOENV=off",
-		"CGO_ENABLED=0",
 		"GOOS=linux",
 		"GOARCH="+arch,
 		"GOPROXY="+goproxy,
@@ -103,6 +102,11 @@ func build(bc *cnb.BuildContext) error {
 	)
 
 	bc.Log.Step("Building %s", strings.Join(targets, " "))
+	cgo, err := cgoSetting(bc, env, targets)
+	if err != nil {
+		return err
+	}
+	env = env.With("CGO_ENABLED=" + cgo)
 	args := []string{"build", "-trimpath", "-buildvcs=false", "-modcacherw", "-o", binDir + "/"}
 	start := time.Now()
 	if err := bc.Run(cnb.Cmd{Name: "go", Args: append(args, targets...), Dir: bc.AppDir, Env: env}); err != nil {
@@ -116,7 +120,7 @@ func build(bc *cnb.BuildContext) error {
 	if err != nil {
 		return err
 	}
-	if err := app.Commit(cnb.LayerTypes{Launch: true}, map[string]any{"go": version, "targets": targets}); err != nil {
+	if err := app.Commit(cnb.LayerTypes{Launch: true}, map[string]any{"go": version, "targets": targets, "cgo": cgo}); err != nil {
 		return err
 	}
 	for _, b := range bins {
@@ -139,7 +143,10 @@ type goMeta struct {
 // installGo makes the go layer hold the toolchain go.mod asks for and
 // returns its GOROOT and version.
 func installGo(bc *cnb.BuildContext, mod *GoMod, goproxy, arch string) (string, string, error) {
-	want := Choose(mod)
+	want, err := ChooseFor(mod, strings.TrimSpace(bc.Env.Get("GOVERSION")))
+	if err != nil {
+		return "", "", err
+	}
 	proxy, err := proxyURL(goproxy)
 	if err != nil {
 		return "", "", err
@@ -157,9 +164,17 @@ func installGo(bc *cnb.BuildContext, mod *GoMod, goproxy, arch string) (string, 
 		return layer.Commit(cnb.LayerTypes{Build: true, Cache: true}, m)
 	}
 
-	bc.Log.Step("Installing Go (%s)", want.Explain)
+	bc.Log.Step("Installing Go (%s)", want.Source)
+	chosen := func(version string) error {
+		v, _ := ParseGoVersion(version)
+		bc.Log.Detail("%s", want.Reason(v))
+		return want.CheckModule(mod, v)
+	}
 	// An exact version never changes; a "newest of" is looked up again daily.
 	if intact && old.Want == wantKey && (!want.Exact.IsZero() || cnb.Fresh(old.Resolved, resolveTTL)) {
+		if err := chosen(old.Version); err != nil {
+			return "", "", err
+		}
 		bc.Log.Detail("Using cached Go %s", old.Version)
 		return layer.Path, old.Version, commit(old)
 	}
@@ -174,8 +189,11 @@ func installGo(bc *cnb.BuildContext, mod *GoMod, goproxy, arch string) (string, 
 	}
 	v, ok := want.pick(available)
 	if !ok {
-		return "", "", cnb.Failf("the Go module proxy has no Go toolchain for %s (linux/%s)", want.Explain, arch).
-			Hint("Use a released Go version in go.mod, like go 1.25 or go 1.25.4.")
+		return "", "", cnb.Failf("The Go module proxy has no Go toolchain for %s (linux/%s); it has %s.", want.Source, arch, describeAvailable(available)).
+			Hint("Ask for a released Go, like go 1.25 (its newest release) or go 1.25.4, in go.mod or GOVERSION.")
+	}
+	if err := chosen(v.String()); err != nil {
+		return "", "", err
 	}
 	m := goMeta{Layout: layoutVersion, Want: wantKey, Version: v.String(), Arch: arch, Proxy: proxy, Resolved: cnb.Timestamp()}
 	if intact && old.Version == m.Version {
@@ -195,12 +213,15 @@ func installGo(bc *cnb.BuildContext, mod *GoMod, goproxy, arch string) (string, 
 }
 
 // mainPackages returns the packages to build: BP_GO_TARGETS (Paketo's
-// setting, ':'-separated) or GO_INSTALL_PACKAGE_SPEC (Heroku's,
-// space-separated) when set; else the app's root when it is a main package;
+// setting, ':'-separated), GO_INSTALL_PACKAGE_SPEC (Heroku's,
+// space-separated) or go.mod's "// +heroku install" directive when set; else the app's root when it is a main package;
 // else its one main package under cmd/.
-func mainPackages(bc *cnb.BuildContext, arch string) ([]string, error) {
-	for _, s := range []struct{ name, sep string }{{"BP_GO_TARGETS", ":"}, {"GO_INSTALL_PACKAGE_SPEC", " "}} {
+func mainPackages(bc *cnb.BuildContext, mod *GoMod, arch string) ([]string, error) {
+	for _, s := range []struct{ name, sep string }{{"BP_GO_TARGETS", ":"}, {"GO_INSTALL_PACKAGE_SPEC", " "}, {"go.mod's // +heroku install", " "}} {
 		v := strings.TrimSpace(bc.Env.Get(s.name))
+		if s.name[0] == 'g' {
+			v = strings.Join(mod.HerokuInstall, " ")
+		}
 		if v == "" {
 			continue
 		}

@@ -13,6 +13,11 @@ type GoMod struct {
 	Module    string    // the module path
 	Go        GoVersion // the go line; zero when absent
 	Toolchain GoVersion // the toolchain line; zero when absent
+	// HerokuGoVersion and HerokuInstall are the "// +heroku goVersion" and
+	// "// +heroku install" directives Heroku's Go buildpack reads from
+	// go.mod comments; "" and nil when absent.
+	HerokuGoVersion string
+	HerokuInstall   []string
 }
 
 // maxGoMod bounds go.mod: real ones are a few KiB.
@@ -34,6 +39,20 @@ func ParseGoMod(data []byte) (*GoMod, error) {
 	n := 0
 	for line := range strings.Lines(string(data)) {
 		n++
+		if d, ok := strings.CutPrefix(strings.TrimSpace(line), "// +heroku "); ok && !inBlock {
+			f := strings.Fields(d)
+			switch {
+			case len(f) == 2 && f[0] == "goVersion":
+				m.HerokuGoVersion = f[1]
+			case len(f) >= 2 && f[0] == "install":
+				for _, p := range f[1:] {
+					if p = strings.Trim(p, ","); p != "" {
+						m.HerokuInstall = append(m.HerokuInstall, p)
+					}
+				}
+			}
+			continue
+		}
 		if i := strings.Index(line, "//"); i >= 0 {
 			line = line[:i]
 		}

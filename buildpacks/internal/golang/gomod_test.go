@@ -139,3 +139,68 @@ func FuzzParseGoMod(f *testing.F) {
 		Choose(m) // must not panic
 	})
 }
+
+// Heroku's go.mod directives and GOVERSION choose the Go; every choice
+// says which Go and why.
+func TestChooseFor(t *testing.T) {
+	avail := []GoVersion{}
+	for _, s := range []string{"1.15.15", "1.21.0", "1.24.9", "1.25.0", "1.25.4", "1.26rc2", "1.26.0", "1.26.1"} {
+		v, _ := ParseGoVersion(s)
+		avail = append(avail, v)
+	}
+	m, err := ParseGoMod([]byte("module x\n\n// +heroku goVersion go1.24\n// +heroku install ./cmd/web ./cmd/worker\ngo 1.21\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.HerokuGoVersion != "go1.24" || strings.Join(m.HerokuInstall, " ") != "./cmd/web ./cmd/worker" || m.Go.String() != "1.21" {
+		t.Fatalf("%+v", m)
+	}
+	for _, tc := range []struct {
+		mod, env, want, reason string
+	}{
+		{"// +heroku goVersion go1.24\ngo 1.21", "", "1.24.9", "Go 1.24.9: the newest 1.24 release, for go.mod: // +heroku goVersion go1.24"},
+		{"// +heroku goVersion go1.24\ngo 1.21", "1.25", "1.25.4", "Go 1.25.4: the newest 1.25 release, for GOVERSION=1.25"},
+		{"go 1.21", "go1.25.0", "1.25.0", "Go 1.25.0: the release GOVERSION=go1.25.0 names"},
+		{"go 1.21", "=1.15.15", "1.15.15", "Go 1.15.15: the release GOVERSION==1.15.15 names"},
+		{"go 1.15", "", "1.26.1", "Go 1.26.1: the newest release, for go.mod: go 1.15 (a go line older than 1.21 is the module's minimum language version, not a toolchain; set GOVERSION or // +heroku goVersion go1.15 to build with that Go)"},
+		{"module x", "", "1.26.1", "Go 1.26.1: the newest release, for go.mod, which has no go line"},
+		{"go 1.25", "", "1.25.4", "Go 1.25.4: the newest 1.25 release, for go.mod: go 1.25"},
+		{"go 1.25.0", "", "1.25.0", "Go 1.25.0: the release go.mod: go 1.25.0 names"},
+	} {
+		m, err := ParseGoMod([]byte(tc.mod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := ChooseFor(m, tc.env)
+		if err != nil {
+			t.Fatalf("%q %q: %v", tc.mod, tc.env, err)
+		}
+		v, ok := w.pick(avail)
+		if !ok || v.String() != tc.want || w.Reason(v) != tc.reason {
+			t.Errorf("%q GOVERSION=%q: %s %v %q, want %s %q", tc.mod, tc.env, v, ok, w.Reason(v), tc.want, tc.reason)
+		}
+	}
+	// An override older than the go line is refused with the fix.
+	m, _ = ParseGoMod([]byte("go 1.25\n"))
+	w, _ := ChooseFor(m, "1.24")
+	v, _ := w.pick(avail)
+	if err := w.CheckModule(m, v); err == nil || !strings.Contains(err.Error(), "GOVERSION=1.24 picks Go 1.24.9, but go.mod says go 1.25") {
+		t.Errorf("older override: %v", err)
+	}
+	if err := Choose(m).CheckModule(m, v); err != nil {
+		t.Errorf("go.mod's own choice: %v", err)
+	}
+	for _, bad := range []string{"latest", "go2", "1.x"} {
+		if _, err := ChooseFor(m, bad); err == nil || !strings.Contains(err.Error(), "GOVERSION="+bad+" is not a Go version") {
+			t.Errorf("GOVERSION=%s: %v", bad, err)
+		}
+	}
+	// What the proxy has, for the error of a version it has not.
+	w, _ = ChooseFor(m, "1.23")
+	if _, ok := w.pick(avail); ok {
+		t.Error("picked a 1.23 that is not there")
+	}
+	if got := describeAvailable(avail); got != "Go 1.15.15, 1.21.0, 1.24.9, 1.25.4, 1.26.1" {
+		t.Errorf("available: %q", got)
+	}
+}

@@ -24,31 +24,31 @@ func TestMainPackages(t *testing.T) {
 	}
 	write("lib.go", "package lib\n")
 	write("cmd/api/main.go", "package main\n")
-	if got, err := mainPackages(bc(), "amd64"); err != nil || !slices.Equal(got, []string{"./cmd/api"}) {
+	if got, err := mainPackages(bc(), &GoMod{}, "amd64"); err != nil || !slices.Equal(got, []string{"./cmd/api"}) {
 		t.Errorf("one cmd: %v %v", got, err)
 	}
 	write("cmd/worker/main.go", "package main\n")
-	if _, err := mainPackages(bc(), "amd64"); err == nil || !strings.Contains(err.Error(), "several main packages (./cmd/api, ./cmd/worker)") {
+	if _, err := mainPackages(bc(), &GoMod{}, "amd64"); err == nil || !strings.Contains(err.Error(), "several main packages (./cmd/api, ./cmd/worker)") {
 		t.Errorf("two cmds: %v", err)
 	}
-	if got, err := mainPackages(bc("BP_GO_TARGETS=./cmd/worker:cmd/api"), "amd64"); err != nil || !slices.Equal(got, []string{"./cmd/worker", "./cmd/api"}) {
+	if got, err := mainPackages(bc("BP_GO_TARGETS=./cmd/worker:cmd/api"), &GoMod{}, "amd64"); err != nil || !slices.Equal(got, []string{"./cmd/worker", "./cmd/api"}) {
 		t.Errorf("BP_GO_TARGETS: %v %v", got, err)
 	}
-	if got, err := mainPackages(bc("GO_INSTALL_PACKAGE_SPEC=./cmd/api ./cmd/worker"), "amd64"); err != nil || !slices.Equal(got, []string{"./cmd/api", "./cmd/worker"}) {
+	if got, err := mainPackages(bc("GO_INSTALL_PACKAGE_SPEC=./cmd/api ./cmd/worker"), &GoMod{}, "amd64"); err != nil || !slices.Equal(got, []string{"./cmd/api", "./cmd/worker"}) {
 		t.Errorf("GO_INSTALL_PACKAGE_SPEC: %v %v", got, err)
 	}
 	for _, bad := range []string{"-toolexec=x", "../other"} {
-		if _, err := mainPackages(bc("BP_GO_TARGETS="+bad), "amd64"); err == nil {
+		if _, err := mainPackages(bc("BP_GO_TARGETS="+bad), &GoMod{}, "amd64"); err == nil {
 			t.Errorf("BP_GO_TARGETS=%s accepted", bad)
 		}
 	}
 	os.RemoveAll(filepath.Join(app, "cmd"))
-	if _, err := mainPackages(bc(), "amd64"); err == nil || !strings.Contains(err.Error(), "no main package") {
+	if _, err := mainPackages(bc(), &GoMod{}, "amd64"); err == nil || !strings.Contains(err.Error(), "no main package") {
 		t.Errorf("library: %v", err)
 	}
 	write("main.go", "package main\n")
 	os.Remove(filepath.Join(app, "lib.go"))
-	if got, err := mainPackages(bc(), "amd64"); err != nil || !slices.Equal(got, []string{"."}) {
+	if got, err := mainPackages(bc(), &GoMod{}, "amd64"); err != nil || !slices.Equal(got, []string{"."}) {
 		t.Errorf("root main: %v %v", got, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,31 +68,125 @@ func listToolchains(ctx context.Context, c *fetch.Client, proxy, arch string) ([
 	return vs, nil
 }
 
-// Want is what go.mod asks for, and how to read it.
+// Want is what the app asks for, and why.
 type Want struct {
-	Exact   GoVersion // a specific release, or zero
-	Minor   int       // else the newest release of 1.Minor, or
-	Newest  bool      // else the newest release
-	Explain string    // for the log: "go.mod: go 1.25"
+	Exact  GoVersion // a specific release, or zero
+	Minor  int       // else the newest release of 1.Minor, or
+	Newest bool      // else the newest release
+	// Source is what asked, for the log: "go.mod: go 1.25",
+	// "GOVERSION=1.24", "go.mod: // +heroku goVersion go1.24".
+	Source string
+	// Note says why the choice reads Source as it does, or "".
+	Note string
+	// Override is set when GOVERSION or the goVersion directive chose:
+	// the go line still says what the module needs at least.
+	Override bool
+}
+
+// Reason says, for the log, why v was chosen.
+func (w Want) Reason(v GoVersion) string {
+	var r string
+	switch {
+	case !w.Exact.IsZero():
+		r = "the release " + w.Source + " names"
+	case w.Newest:
+		r = "the newest release, for " + w.Source
+	default:
+		r = fmt.Sprintf("the newest 1.%d release, for %s", w.Minor, w.Source)
+	}
+	if w.Note != "" {
+		r += " (" + w.Note + ")"
+	}
+	return "Go " + v.String() + ": " + r
 }
 
 // Choose turns go.mod's go and toolchain lines into what to install: the
 // toolchain line when it is at least the go line (as the go command does),
 // else the exact go version when it names a release or release candidate,
-// else the newest patch of its 1.N. A go line from before toolchains were
-// published (1.20 and older) is a language version, built by the newest Go.
+// else the newest patch of its 1.N. A go line from before Go chose
+// toolchains by it (1.20 and older) is only the module's minimum language
+// version, built by the newest Go.
 func Choose(m *GoMod) Want {
 	switch {
 	case !m.Toolchain.IsZero() && (m.Go.IsZero() || m.Toolchain.Compare(m.Go) >= 0):
-		return Want{Exact: m.Toolchain, Explain: "go.mod: toolchain go" + m.Toolchain.String()}
+		return Want{Exact: m.Toolchain, Source: "go.mod: toolchain go" + m.Toolchain.String()}
 	case m.Go.IsZero():
-		return Want{Newest: true, Explain: "go.mod has no go line"}
+		return Want{Newest: true, Source: "go.mod, which has no go line"}
 	case m.Go.Minor < 21:
-		return Want{Newest: true, Explain: "go.mod: go " + m.Go.String()}
+		return Want{Newest: true, Source: "go.mod: go " + m.Go.String(),
+			Note: "a go line older than 1.21 is the module's minimum language version, not a toolchain; " +
+				"set GOVERSION or // +heroku goVersion go1." + strconv.Itoa(m.Go.Minor) + " to build with that Go"}
 	case m.Go.Parts == 3 || m.Go.Pre != "":
-		return Want{Exact: m.Go, Explain: "go.mod: go " + m.Go.String()}
+		return Want{Exact: m.Go, Source: "go.mod: go " + m.Go.String()}
 	}
-	return Want{Minor: m.Go.Minor, Explain: "go.mod: go " + m.Go.String()}
+	return Want{Minor: m.Go.Minor, Source: "go.mod: go " + m.Go.String()}
+}
+
+// ChooseFor is Choose with Heroku's overrides, first the GOVERSION
+// build-time config var, then go.mod's "// +heroku goVersion" directive:
+// "go1.25" or "1.25" is the newest 1.25 release, "go1.25.4" (or "=1.25.4")
+// that release.
+func ChooseFor(m *GoMod, goversion string) (Want, error) {
+	src, s := "", ""
+	switch {
+	case goversion != "":
+		src, s = "GOVERSION="+goversion, goversion
+	case m.HerokuGoVersion != "":
+		src, s = "go.mod: // +heroku goVersion "+m.HerokuGoVersion, m.HerokuGoVersion
+	default:
+		return Choose(m), nil
+	}
+	exact := strings.HasPrefix(s, "=")
+	v, ok := ParseGoVersion(strings.TrimPrefix(strings.TrimPrefix(s, "="), "go"))
+	if !ok {
+		return Want{}, cnb.Failf("%s is not a Go version.", src).
+			Hint("Use go1.25 for the newest 1.25 release, or go1.25.4 for that release.")
+	}
+	if exact || v.Parts == 3 || v.Pre != "" {
+		return Want{Exact: v, Source: src, Override: true}, nil
+	}
+	return Want{Minor: v.Minor, Source: src, Override: true}, nil
+}
+
+// CheckModule fails when an override picked a Go older than the module's
+// go line, which that Go refuses to build.
+func (w Want) CheckModule(m *GoMod, v GoVersion) error {
+	if w.Override && !m.Go.IsZero() && v.Compare(m.Go) < 0 {
+		return cnb.Failf("%s picks Go %s, but go.mod says go %s, which needs a newer Go.", w.Source, v, m.Go).
+			Hint("Ask for Go %s or newer, or lower the go line of go.mod.", m.Go)
+	}
+	return nil
+}
+
+// describeAvailable lists, for an error, the newest release of the last
+// few Go lines the proxy has, and how far back it goes.
+func describeAvailable(available []GoVersion) string {
+	newest := map[int]GoVersion{}
+	var minors []int
+	for _, v := range available {
+		if !v.IsRelease() {
+			continue
+		}
+		if old, ok := newest[v.Minor]; !ok {
+			minors = append(minors, v.Minor)
+			newest[v.Minor] = v
+		} else if v.Compare(old) > 0 {
+			newest[v.Minor] = v
+		}
+	}
+	if len(minors) == 0 {
+		return "no Go releases"
+	}
+	sort.Ints(minors)
+	var shown []string
+	for _, m := range minors[max(0, len(minors)-6):] {
+		shown = append(shown, newest[m].String())
+	}
+	s := "Go " + strings.Join(shown, ", ")
+	if len(minors) > 6 {
+		s += fmt.Sprintf(" (and older lines back to 1.%d)", minors[0])
+	}
+	return s
 }
 
 // pick finds the version to install among the available ones.
