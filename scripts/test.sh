@@ -8,6 +8,14 @@ export PATH="/usr/local/go/bin:$PATH"
 echo "-----> Static checks"
 scripts/check.sh
 
+if [ "$(id -u)" = 0 ]; then
+	# Built once per (Kubernetes, Go) version and cached; the first time takes
+	# ~560 CPU-seconds. The tests would build it too, but inside go test's
+	# timeout and without this progress.
+	echo "-----> The Kubernetes test bed (internal/k8stestbed)"
+	scripts/k8s-testbed-build.sh >/dev/null
+fi
+
 echo "-----> Tests (unit, fuzz seeds, end to end), with the race detector"
 go test -race -count=1 -timeout 30m ./...
 
