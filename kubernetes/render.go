@@ -1,0 +1,410 @@
+package kubernetes
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/skiffhq/skiff"
+)
+
+// Labels skiff puts on everything it applies. It lists, changes and deletes
+// only objects that carry LabelManagedBy=skiff and the app's LabelAppID, so
+// it never touches anything else in a cluster.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "skiff"
+	LabelAppID     = "skiff.dev/app-id"
+	LabelApp       = "skiff.dev/app"
+	LabelProcess   = "skiff.dev/process"
+	LabelRelease   = "skiff.dev/release"
+	// FieldManager is skiff's name in server-side apply.
+	FieldManager = "skiff"
+)
+
+// Names of the per-app objects (the Deployment and the Service of a process
+// type are named after it).
+const (
+	ServiceAccountName = "skiff-app"
+	PullSecretName     = "skiff-registry"
+	containerName      = "app"
+)
+
+// configName names the Secret of a release's config vars.
+func configName(version int) string { return "config-v" + strconv.Itoa(version) }
+
+// Name is the name of one of the app's objects: as it is in a namespace of
+// the app's own, prefixed with the app's name in a shared one (shortened
+// with a hash where that would pass the 63 characters of a DNS label).
+func (r *Release) Name(base string) string {
+	if !r.Shared {
+		return base
+	}
+	n := r.App + "-" + base
+	if len(n) > 63 {
+		sum := sha256.Sum256([]byte(n))
+		n = n[:54] + "-" + hex.EncodeToString(sum[:4])
+	}
+	return n
+}
+
+// Release is what a release becomes on a cluster: the input of Render.
+type Release struct {
+	Namespace string
+	// Shared is set when Namespace holds other apps too (a cluster added
+	// with --namespace): skiff does not own the namespace, and the app's
+	// objects are named <app>-….
+	Shared  bool
+	AppID   string
+	App     string
+	Version int
+	// Image is a reference by digest (host/repo@sha256:…) that the
+	// cluster's nodes can pull.
+	Image string
+	// UID and GID, when set, are the image's numeric user, given to the
+	// pod so that Kubernetes can check it is not root.
+	UID, GID  *int64
+	Config    map[string]string
+	Processes []Process
+	Check     Check
+	// Registry holds the credentials the nodes pull Image with; nil when
+	// the image is public.
+	Registry *Registry
+}
+
+// Process is one process type of the release.
+type Process struct {
+	Type     string
+	Command  []string // empty: the image's own entrypoint and command
+	Replicas int
+	Limits   skiff.Limits
+}
+
+// Check is the web process's health check, as for the local scheduler.
+type Check struct {
+	Path         string        // HTTP GET path; "" only checks that the port accepts connections
+	Timeout      time.Duration // per attempt
+	Deadline     time.Duration // for the first success after a start
+	WaitToRetire time.Duration // in-flight requests' time to finish on a stop
+}
+
+// Registry is where a cluster pulls an app's images, with credentials.
+type Registry struct {
+	Server   string // host[:port]
+	Username string
+	Password string
+}
+
+// Defaults where a Check leaves a field zero.
+const (
+	defaultTimeout      = 5 * time.Second
+	defaultDeadline     = 60 * time.Second
+	defaultWaitToRetire = 30 * time.Second
+	// drainDelay is how long a stopping pod keeps serving before it gets
+	// SIGTERM: the time for routers (skiff's, kube-proxy, an Ingress) to
+	// see it leave the EndpointSlice.
+	drainDelay = 5 * time.Second
+	// cpuRequestShare is the part of a CPU limit a pod requests: what it
+	// is guaranteed, not its cap (a limit of 1 CPU asks 100m of a node).
+	cpuRequestShare = 10
+)
+
+// Manifest is every object of one release, typed.
+type Manifest struct {
+	Namespace      *corev1.Namespace
+	ServiceAccount *corev1.ServiceAccount
+	PullSecret     *corev1.Secret // nil without a Registry
+	Config         *corev1.Secret
+	Deployments    []*appsv1.Deployment
+	Services       []*corev1.Service
+	Budgets        []*policyv1.PodDisruptionBudget
+}
+
+// Objects lists the manifest's objects in the order they are applied: what
+// a pod needs exists before the Deployment that makes it.
+func (m *Manifest) Objects() []Object {
+	var out []Object
+	if m.Namespace != nil {
+		out = append(out, m.Namespace)
+	}
+	out = append(out, m.ServiceAccount)
+	if m.PullSecret != nil {
+		out = append(out, m.PullSecret)
+	}
+	out = append(out, m.Config)
+	for _, d := range m.Deployments {
+		out = append(out, d)
+	}
+	for _, s := range m.Services {
+		out = append(out, s)
+	}
+	for _, b := range m.Budgets {
+		out = append(out, b)
+	}
+	return out
+}
+
+// Labels are the labels of every object of the app.
+func Labels(appID, app string) map[string]string {
+	return map[string]string{LabelManagedBy: ManagedBy, LabelAppID: appID, LabelApp: app}
+}
+
+// Render turns a release into its manifest. It checks what the cluster
+// would check later, so a bad release fails before anything is applied.
+func Render(r *Release) (*Manifest, error) {
+	if r.Namespace == "" || r.AppID == "" || r.App == "" || r.Version < 1 || r.Image == "" {
+		return nil, fmt.Errorf("render: a release needs a namespace, an app, a version and an image")
+	}
+	base := Labels(r.AppID, r.App)
+	meta := func(name string, extra map[string]string) metav1.ObjectMeta {
+		l := maps.Clone(base)
+		maps.Copy(l, extra)
+		return metav1.ObjectMeta{Name: name, Namespace: r.Namespace, Labels: l}
+	}
+	no := false
+	m := &Manifest{}
+
+	nsLabels := maps.Clone(base)
+	// Pods of a skiff app meet the restricted Pod Security Standard.
+	nsLabels["pod-security.kubernetes.io/enforce"] = "restricted"
+	if !r.Shared {
+		m.Namespace = &corev1.Namespace{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+			ObjectMeta: metav1.ObjectMeta{Name: r.Namespace, Labels: nsLabels},
+		}
+	}
+	m.ServiceAccount = &corev1.ServiceAccount{
+		TypeMeta:                     metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta:                   meta(r.Name(ServiceAccountName), nil),
+		AutomountServiceAccountToken: &no,
+	}
+	if r.Registry != nil {
+		auth, err := dockerConfig(r.Registry)
+		if err != nil {
+			return nil, err
+		}
+		m.PullSecret = &corev1.Secret{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+			ObjectMeta: meta(r.Name(PullSecretName), nil),
+			Type:       corev1.SecretTypeDockerConfigJson,
+			Data:       map[string][]byte{corev1.DockerConfigJsonKey: auth},
+		}
+	}
+	yes := true
+	data := make(map[string][]byte, len(r.Config))
+	for k, v := range r.Config {
+		if err := skiff.ValidateConfigKey(k); err != nil {
+			return nil, err
+		}
+		data[k] = []byte(v)
+	}
+	release := map[string]string{LabelRelease: strconv.Itoa(r.Version)}
+	m.Config = &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: meta(r.Name(configName(r.Version)), release),
+		Type:       corev1.SecretTypeOpaque,
+		Immutable:  &yes,
+		Data:       data,
+	}
+
+	procs := slices.Clone(r.Processes)
+	slices.SortFunc(procs, func(a, b Process) int { return cmp.Compare(a.Type, b.Type) })
+	for _, p := range procs {
+		if err := skiff.ValidateProcessType(p.Type); err != nil {
+			return nil, err
+		}
+		if p.Replicas < 0 || p.Replicas > skiff.MaxScale {
+			return nil, fmt.Errorf("render: %s=%d is outside 0..%d", p.Type, p.Replicas, skiff.MaxScale)
+		}
+		d, err := deployment(r, p, meta)
+		if err != nil {
+			return nil, err
+		}
+		m.Deployments = append(m.Deployments, d)
+		if p.Type == "web" {
+			m.Services = append(m.Services, &corev1.Service{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+				ObjectMeta: meta(r.Name(p.Type), map[string]string{LabelProcess: p.Type}),
+				Spec: corev1.ServiceSpec{
+					Type:     corev1.ServiceTypeClusterIP,
+					Selector: selector(r, p.Type),
+					Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP,
+						TargetPort: intstr.FromString("http")}},
+				},
+			})
+		}
+		if p.Replicas >= 2 {
+			one := intstr.FromInt32(1)
+			m.Budgets = append(m.Budgets, &policyv1.PodDisruptionBudget{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+				ObjectMeta: meta(r.Name(p.Type), map[string]string{LabelProcess: p.Type}),
+				Spec: policyv1.PodDisruptionBudgetSpec{
+					MaxUnavailable: &one,
+					Selector:       &metav1.LabelSelector{MatchLabels: selector(r, p.Type)},
+				},
+			})
+		}
+	}
+	return m, nil
+}
+
+// selector picks the pods of one process type of the app, whatever their
+// release.
+func selector(r *Release, process string) map[string]string {
+	return map[string]string{LabelAppID: r.AppID, LabelProcess: process}
+}
+
+func deployment(r *Release, p Process, meta func(string, map[string]string) metav1.ObjectMeta) (*appsv1.Deployment, error) {
+	check := r.Check
+	if check.Timeout <= 0 {
+		check.Timeout = defaultTimeout
+	}
+	if check.Deadline <= 0 {
+		check.Deadline = defaultDeadline
+	}
+	if check.WaitToRetire <= 0 {
+		check.WaitToRetire = defaultWaitToRetire
+	}
+	limits := p.Limits
+	if limits.MemoryBytes <= 0 {
+		limits.MemoryBytes = skiff.DefaultLimits.MemoryBytes
+	}
+	if limits.CPU <= 0 {
+		limits.CPU = skiff.DefaultLimits.CPU
+	}
+	milli := int64(limits.CPU * 1000)
+	if milli < 10 {
+		return nil, fmt.Errorf("render: a CPU limit of %g is below the 0.01 Kubernetes can grant", limits.CPU)
+	}
+	no, yes := false, true
+	replicas := int32(p.Replicas)
+	grace := int64((drainDelay + check.WaitToRetire).Seconds())
+	revisions := int32(2)
+	maxUnavailable, maxSurge := intstr.FromInt32(0), intstr.FromString("25%")
+	podLabels := map[string]string{LabelProcess: p.Type, LabelRelease: strconv.Itoa(r.Version)}
+	om := meta(r.Name(p.Type), podLabels)
+
+	env := []corev1.EnvVar{
+		{Name: "PORT", Value: strconv.Itoa(skiff.DefaultPort)},
+		{Name: "SKIFF_PROCESS_TYPE", Value: p.Type},
+		{Name: "SKIFF_RELEASE", Value: "v" + strconv.Itoa(r.Version)},
+	}
+	c := corev1.Container{
+		Name:    containerName,
+		Image:   r.Image,
+		Command: p.Command,
+		Env:     env,
+		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: r.Name(configName(r.Version))}}}},
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Resources: corev1.ResourceRequirements{
+			Limits: corev1.ResourceList{
+				corev1.ResourceMemory: *resource.NewQuantity(limits.MemoryBytes, resource.BinarySI),
+				corev1.ResourceCPU:    *resource.NewMilliQuantity(milli, resource.DecimalSI),
+			},
+			Requests: corev1.ResourceList{
+				// Memory cannot be taken back from a process: a pod asks for
+				// what it may use. CPU can: it asks for a share.
+				corev1.ResourceMemory: *resource.NewQuantity(limits.MemoryBytes, resource.BinarySI),
+				corev1.ResourceCPU:    *resource.NewMilliQuantity(max(milli/cpuRequestShare, 10), resource.DecimalSI),
+			},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: &no,
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			RunAsNonRoot:             &yes,
+			RunAsUser:                r.UID,
+			RunAsGroup:               r.GID,
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Lifecycle: &corev1.Lifecycle{
+			PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: int64(drainDelay.Seconds())}},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	var progress *int32
+	if p.Type == "web" {
+		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: skiff.DefaultPort, Protocol: corev1.ProtocolTCP}}
+		handler := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}}
+		if check.Path != "" {
+			handler = corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: check.Path, Port: intstr.FromString("http")}}
+		}
+		timeout := int32(max(check.Timeout.Round(time.Second).Seconds(), 1))
+		const startupPeriod = 1
+		c.StartupProbe = &corev1.Probe{ProbeHandler: handler, TimeoutSeconds: timeout, PeriodSeconds: startupPeriod,
+			FailureThreshold: int32(max(check.Deadline.Seconds()/startupPeriod, 1))}
+		c.ReadinessProbe = &corev1.Probe{ProbeHandler: handler, TimeoutSeconds: timeout, PeriodSeconds: 5, FailureThreshold: 2}
+		// A rollout that is not done by then is reported as failed.
+		progress = ptr(int32(check.Deadline.Seconds()) + 60)
+	}
+	spec := corev1.PodSpec{
+		ServiceAccountName:            r.Name(ServiceAccountName),
+		AutomountServiceAccountToken:  &no,
+		EnableServiceLinks:            &no,
+		TerminationGracePeriodSeconds: &grace,
+		Containers:                    []corev1.Container{c},
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   &yes,
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+			MaxSkew:           1,
+			TopologyKey:       corev1.LabelHostname,
+			WhenUnsatisfiable: corev1.DoNotSchedule,
+			LabelSelector:     &metav1.LabelSelector{MatchLabels: selector(r, p.Type)},
+			// Each rollout's ReplicaSet spreads on its own.
+			MatchLabelKeys: []string{appsv1.DefaultDeploymentUniqueLabelKey},
+			// A cordoned or tainted node is no domain to spread over:
+			// without it, a drained node's pods stay Pending.
+			NodeTaintsPolicy: ptr(corev1.NodeInclusionPolicyHonor),
+		}},
+	}
+	if r.Registry != nil {
+		spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: r.Name(PullSecretName)}}
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: om,
+		Spec: appsv1.DeploymentSpec{
+			Replicas:                &replicas,
+			Selector:                &metav1.LabelSelector{MatchLabels: selector(r, p.Type)},
+			RevisionHistoryLimit:    &revisions,
+			ProgressDeadlineSeconds: progress,
+			Strategy: appsv1.DeploymentStrategy{
+				Type:          appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: &maxUnavailable, MaxSurge: &maxSurge},
+			},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: om.Labels}, Spec: spec},
+		},
+	}, nil
+}
+
+// dockerConfig is a pull secret's .dockerconfigjson for one registry.
+func dockerConfig(reg *Registry) ([]byte, error) {
+	if reg.Server == "" {
+		return nil, fmt.Errorf("render: a registry needs a server")
+	}
+	type entry struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Auth     []byte `json:"auth"` // base64 of user:password, as docker writes it
+	}
+	return json.Marshal(map[string]map[string]entry{"auths": {reg.Server: {
+		Username: reg.Username, Password: reg.Password, Auth: []byte(reg.Username + ":" + reg.Password),
+	}}})
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,181 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/skiffhq/skiff"
+)
+
+// Waiting reasons that do not go away by waiting: a rollout that meets one
+// fails at once, with the pod's own words.
+var hopeless = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"CrashLoopBackOff": true, "CreateContainerConfigError": true, "CreateContainerError": true,
+	"ErrImageNeverPull": true, "RunContainerError": true,
+}
+
+// unschedulableFor is how long pods may stay unschedulable before the
+// rollout gives up (a cluster autoscaler may add a node meanwhile).
+const unschedulableFor = 90 * time.Second
+
+// RolloutError is a rollout that failed: the reason a user can act on, and
+// the pod it comes from.
+type RolloutError struct {
+	Process string
+	Pod     string
+	Reason  string // ErrImagePull, CrashLoopBackOff, Unschedulable, ProgressDeadlineExceeded …
+	Message string
+}
+
+func (e *RolloutError) Error() string {
+	where := e.Process
+	if e.Pod != "" {
+		where += " (pod " + e.Pod + ")"
+	}
+	return fmt.Sprintf("%s: %s: %s", where, e.Reason, e.Message)
+}
+
+// WaitRollout follows the rollout of m until every Deployment's new pods are
+// all ready and no old one is left, or it fails: a pod meets a reason that
+// waiting does not cure, pods stay unschedulable, a Deployment passes its
+// progress deadline, or ctx ends. It calls progress with one line for each
+// step it sees (pods scheduled, pulling, started, ready; the events'
+// reasons). The error is a *RolloutError where the cluster said why.
+func (c *Client) WaitRollout(ctx context.Context, r *Release, m *Manifest, progress func(string)) error {
+	seen := map[string]bool{}
+	say := func(key, line string) {
+		if !seen[key] {
+			seen[key] = true
+			progress(line)
+		}
+	}
+	since := time.Now().Add(-2 * time.Second)
+	unschedulable := map[string]time.Time{}
+	ns := r.Namespace
+	version := strconv.Itoa(r.Version)
+	for {
+		done := true
+		for _, want := range m.Deployments {
+			d, err := c.Typed.AppsV1().Deployments(ns).Get(ctx, want.Name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("rollout of %s: %w", want.Name, err)
+			}
+			process := want.Labels[LabelProcess]
+			if cond := condition(d, appsv1.DeploymentProgressing); cond != nil && cond.Reason == "ProgressDeadlineExceeded" {
+				return &RolloutError{Process: process, Reason: "ProgressDeadlineExceeded", Message: cond.Message}
+			}
+			if cond := condition(d, appsv1.DeploymentReplicaFailure); cond != nil && cond.Status == corev1.ConditionTrue {
+				return &RolloutError{Process: process, Reason: cond.Reason, Message: cond.Message}
+			}
+			wantN := *want.Spec.Replicas
+			st := d.Status
+			ready := d.Generation <= st.ObservedGeneration && st.UpdatedReplicas == wantN &&
+				st.Replicas == wantN && st.AvailableReplicas == wantN && st.UnavailableReplicas == 0
+			if !ready {
+				done = false
+			}
+			say(fmt.Sprintf("%s %d %d %d", process, st.UpdatedReplicas, st.ReadyReplicas, st.Replicas),
+				fmt.Sprintf("%s: %d of %d new pods ready (%d pods in all)", process, min(st.UpdatedReplicas, st.ReadyReplicas), wantN, st.Replicas))
+		}
+		// The new pods, and what happens to them.
+		sel := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy, LabelAppID: r.AppID, LabelRelease: version}).String()
+		pods, err := c.Typed.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return fmt.Errorf("rollout: list pods: %w", err)
+		}
+		names := map[string]string{}
+		for _, p := range pods.Items {
+			process := p.Labels[LabelProcess]
+			names[p.Name] = process
+			if p.Spec.NodeName != "" {
+				say("sched "+p.Name, fmt.Sprintf("%s: pod %s scheduled on %s", process, p.Name, p.Spec.NodeName))
+				delete(unschedulable, p.Name)
+			}
+			for _, cond := range p.Status.Conditions {
+				if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && cond.Reason == corev1.PodReasonUnschedulable {
+					say("unsched "+p.Name+cond.Message, fmt.Sprintf("%s: pod %s cannot be scheduled: %s", process, p.Name, cond.Message))
+					first, ok := unschedulable[p.Name]
+					if !ok {
+						unschedulable[p.Name] = time.Now()
+					} else if time.Since(first) > unschedulableFor {
+						return &RolloutError{Process: process, Pod: p.Name, Reason: "Unschedulable", Message: cond.Message}
+					}
+				}
+				if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+					say("ready "+p.Name, fmt.Sprintf("%s: pod %s ready", process, p.Name))
+				}
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if w := cs.State.Waiting; w != nil && hopeless[w.Reason] {
+					msg := w.Message
+					if t := cs.LastTerminationState.Terminated; t != nil && w.Reason == "CrashLoopBackOff" {
+						msg = fmt.Sprintf("exited with status %d (%s) after %d restarts", t.ExitCode, t.Reason, cs.RestartCount)
+						if t.Message != "" {
+							msg += ": " + lastLines(t.Message, 5)
+						}
+					}
+					return &RolloutError{Process: process, Pod: p.Name, Reason: w.Reason, Message: msg}
+				}
+			}
+		}
+		// Events name what the pods wait for (Pulling, Pulled, Started,
+		// FailedScheduling, Unhealthy: the probes).
+		events, err := c.Typed.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod"})
+		if err == nil {
+			items := events.Items
+			sort.Slice(items, func(i, j int) bool { return eventTime(items[i]).Before(eventTime(items[j])) })
+			for _, e := range items {
+				process, ours := names[e.InvolvedObject.Name]
+				if !ours || eventTime(e).Before(since) {
+					continue
+				}
+				say("event "+string(e.UID)+strconv.Itoa(int(e.Count)), fmt.Sprintf("%s: pod %s: %s: %s", process, e.InvolvedObject.Name, e.Reason, strings.TrimSpace(e.Message)))
+			}
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return skiff.Errorf(skiff.EUNAVAILABLE, "the rollout did not finish in time: %v", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func condition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
+	for i := range d.Status.Conditions {
+		if d.Status.Conditions[i].Type == t {
+			return &d.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func eventTime(e corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
