@@ -157,24 +157,12 @@ func (nb *nodeBed) release(n int, command ...string) *Release {
 
 func (nb *nodeBed) rollout(t *testing.T, r *Release) (string, error) {
 	t.Helper()
-	m := applyWith(t, nb.client, r)
+	m := applyRelease(t, nb.client, r)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var lines []string
 	err := nb.client.WaitRollout(ctx, r, m, func(s string) { lines = append(lines, s); t.Log(s) })
 	return strings.Join(lines, "\n"), err
-}
-
-func applyWith(t *testing.T, c *Client, r *Release) *Manifest {
-	t.Helper()
-	m, err := Render(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.ApplyAll(context.Background(), m.Objects()); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 func TestRolloutFromSkiffRegistry(t *testing.T) {
