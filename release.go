@@ -62,9 +62,14 @@ type Release struct {
 	// Scripts and Cron come from the app.json of the release's commit;
 	// Mounts are the app's volume mounts when the release was made. A
 	// rollback brings back all three with the image.
-	Scripts     DeployScripts `json:"scripts,omitzero"`
-	Cron        []CronJob     `json:"cron,omitempty"`
-	Mounts      []AppMount    `json:"mounts,omitempty"`
+	Scripts DeployScripts `json:"scripts,omitzero"`
+	Cron    []CronJob     `json:"cron,omitempty"`
+	Mounts  []AppMount    `json:"mounts,omitempty"`
+	// Change is the config change that made the release (config:set, a
+	// rollback), applied to the app's config when it deploys; nil for
+	// none. Kept with it, so that a release whose deploy a daemon's death
+	// interrupted can still be made current exactly.
+	Change      *ConfigChange `json:"-"`
 	BuildID     int           `json:"build_id,omitempty"`
 	Commit      string        `json:"commit,omitempty"`
 	Description string        `json:"description"`

@@ -27,10 +27,8 @@ type Store interface {
 	skiff.DomainService
 	skiff.SettingsService
 	skiff.EventService
-	// FailRunningBuilds and FailPendingReleases mark what a daemon restart
-	// interrupted.
+	// FailRunningBuilds marks the builds a daemon restart interrupted.
 	FailRunningBuilds(ctx context.Context, reason string) (int, error)
-	FailPendingReleases(ctx context.Context, reason string) (int, error)
 }
 
 // Config holds the services the pipeline drives. Builder, Scheduler and

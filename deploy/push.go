@@ -131,15 +131,18 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 }
 
 // release stores rel as the next release, rolls it out and makes it
-// current, applying ch (the config change that made it) in the same
-// transaction. If the rollout fails, the release is marked failed and the
-// previous one keeps serving with its config.
+// current once its instances take the traffic, applying ch (the config
+// change that made it) in the same transaction. If the rollout fails, the
+// release is marked failed and the previous one keeps serving with its
+// config.
 func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Release, ch *skiff.ConfigChange, out io.Writer) error {
+	rel.Change = ch
 	if err := p.cfg.Store.CreateRelease(ctx, rel); err != nil {
 		return err
 	}
 	step(out, "Releasing v%d (%s)", rel.Version, rel.Description)
-	if err := p.converge(ctx, app, rel, rollout{all: true}, out); err != nil {
+	deploy := func() error { return p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch) }
+	if err := p.converge(ctx, app, rel, rollout{all: true, commit: deploy}, out); err != nil {
 		reason := skiff.ErrorMessage(err)
 		if ctx.Err() != nil {
 			reason = "interrupted"
@@ -154,9 +157,6 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 			p.log.Error("release", "app", app.Name, "version", rel.Version, "err", err)
 		}
 		return skiff.Errorf(skiff.EUNAVAILABLE, "Release v%d failed, the previous release keeps serving: %s", rel.Version, skiff.ErrorMessage(err))
-	}
-	if err := p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch); err != nil {
-		return err
 	}
 	if p.cfg.Scheduler != nil {
 		p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))

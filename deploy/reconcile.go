@@ -7,24 +7,14 @@ import (
 	"github.com/skiffhq/skiff"
 )
 
-// Reconcile converges what runs to what the store says should, after the
-// daemon starts: builds and releases that a restart interrupted are marked
-// failed (the push that ran them was rejected with the hook's exit), every
-// app gets its route, and the instances of each app's current release are
-// re-adopted, completed or started, while instances of any other release,
-// or of apps that no longer exist, are stopped. It does one app at a time,
-// under the app's lock.
+// Reconcile converges what runs to what the store says should, once the
+// daemon serves (after Recover): every app gets its route, and the
+// instances of each app's current release are re-adopted, completed or
+// started, while instances of any other release, or of apps that no
+// longer exist, are stopped. It does one app at a time, under the app's
+// lock, settling first a deploy that a daemon's death interrupted (as
+// Recover does, for an app Recover could not reach).
 func (p *Pipeline) Reconcile(ctx context.Context) error {
-	if n, err := p.cfg.Store.FailRunningBuilds(ctx, "interrupted: the daemon restarted"); err != nil {
-		return err
-	} else if n > 0 {
-		p.log.Warn("builds interrupted by a restart marked failed", "count", n)
-	}
-	if n, err := p.cfg.Store.FailPendingReleases(ctx, "interrupted: the daemon restarted"); err != nil {
-		return err
-	} else if n > 0 {
-		p.log.Warn("releases interrupted by a restart marked failed", "count", n)
-	}
 	apps, err := p.cfg.Store.ListApps(ctx, skiff.AppFilter{})
 	if err != nil {
 		return err
@@ -62,6 +52,9 @@ func (p *Pipeline) reconcileApp(ctx context.Context, app *skiff.App) error {
 	}
 	defer unlock()
 	if err := p.setRoute(ctx, app, nil); err != nil {
+		return err
+	}
+	if err := p.settleInterrupted(ctx, app); err != nil {
 		return err
 	}
 	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)

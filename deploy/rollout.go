@@ -41,6 +41,11 @@ func desiredScale(rel *skiff.Release, f skiff.Formation, settings *skiff.Setting
 type rollout struct {
 	all   bool
 	types map[string]bool
+	// commit, for a new release, makes it current. It runs once the new
+	// instances take the traffic and before the old ones are told to stop:
+	// a daemon killed after the switch comes back with the release whose
+	// instances serve as the current one.
+	commit func() error
 }
 
 func (r rollout) replaces(t string) bool { return r.all || r.types[t] }
@@ -53,7 +58,10 @@ func (r rollout) replaces(t string) bool { return r.all || r.types[t] }
 // stopped and what ran before keeps running untouched.
 func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Release, ro rollout, out io.Writer) error {
 	rt := p.cfg.Scheduler
-	if rt == nil {
+	if rt == nil { // nothing runs here (--git-only)
+		if ro.commit != nil {
+			return ro.commit()
+		}
 		return nil
 	}
 	f, err := p.cfg.Store.Formation(ctx, app.ID)
@@ -162,11 +170,39 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 			}
 		}
 	}
+	if ro.commit != nil {
+		if err := ro.commit(); err != nil {
+			// The old instances still run: give them the traffic back.
+			p.switchBack(ctx, app, old)
+			return abort(err)
+		}
+	}
 	if len(old) > 0 {
 		step(out, "Stopping %d old instance(s)", len(old))
 		p.stopAll(context.WithoutCancel(ctx), old, p.cfg.StopGrace)
 	}
 	return nil
+}
+
+// switchBack routes to the web instances of old that are up, after a
+// switch that could not be committed.
+func (p *Pipeline) switchBack(ctx context.Context, app *skiff.App, old []*skiff.Instance) {
+	if p.cfg.Routes == nil {
+		return
+	}
+	var addrs []string
+	for _, in := range old {
+		if in.Spec.ProcessType == "web" && in.State == skiff.InstanceUp && in.Addr != "" {
+			addrs = append(addrs, in.Addr)
+		}
+	}
+	sort.Strings(addrs)
+	if len(addrs) == 0 {
+		return
+	}
+	if err := p.cfg.Routes.Deploy(context.WithoutCancel(ctx), app.ID, addrs); err != nil {
+		p.log.Error("switch back to the old instances", "app", app.Name, "err", err)
+	}
 }
 
 // notReady explains why a new instance never became ready, with the last

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/skiffhq/skiff"
@@ -46,6 +45,12 @@ func (p *Pipeline) syncBackends(ctx context.Context, app *skiff.App) {
 		return // busy: a deploy sets the backends itself
 	}
 	defer unlock()
+	p.routeUp(ctx, app)
+}
+
+// routeUp routes to the current release's web instances that are up; the
+// caller holds the app's lock.
+func (p *Pipeline) routeUp(ctx context.Context, app *skiff.App) {
 	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)
 	if err != nil {
 		return
@@ -54,13 +59,7 @@ func (p *Pipeline) syncBackends(ctx context.Context, app *skiff.App) {
 	if err != nil {
 		return
 	}
-	var addrs []string
-	for _, in := range ins {
-		if in.Spec.Release == cur.Version && in.Spec.ProcessType == "web" && !in.Spec.OneOff && in.State == skiff.InstanceUp && in.Addr != "" {
-			addrs = append(addrs, in.Addr)
-		}
-	}
-	slices.Sort(addrs)
+	addrs := upWeb(ins, cur.Version)
 	if len(addrs) == 0 {
 		return // nothing up: keep what the router has, its passive checks answer
 	}

@@ -55,6 +55,16 @@ func start(args []string, env []string, name string, std stdio) *process {
 	return p
 }
 
+// ended reports whether the program has ended.
+func (p *process) ended() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *process) sigterm() { p.termOnce.Do(func() { close(p.term) }) }
 func (p *process) sigkill() { p.killOnce.Do(func() { close(p.kill) }) }
 

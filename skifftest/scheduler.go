@@ -85,9 +85,19 @@ func (h *Host) Scheduler(cfg Config) *Scheduler {
 	def(&cfg.ResetAfter, 10*time.Minute)
 	s := &Scheduler{host: h, cfg: cfg, closing: make(chan struct{})}
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	procs := slices.Collect(maps.Values(h.procs))
 	h.views = append(h.views, s)
-	for _, p := range h.procs {
+	h.mu.Unlock()
+	for _, p := range procs {
+		// A process that ended while no scheduler watched is a crash (or
+		// a one-off's exit) before anyone can list it, as runtime's
+		// adoption records it.
+		h.mu.Lock()
+		r := p.run
+		h.mu.Unlock()
+		if r != nil && r.ended() {
+			s.ended(p, r)
+		}
 		s.wg.Add(1)
 		go s.supervise(p)
 	}

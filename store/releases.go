@@ -143,9 +143,13 @@ func (db *DB) CreateRelease(ctx context.Context, r *skiff.Release) error {
 		if mounts == nil {
 			mounts = []skiff.AppMount{}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app_id, version, image, config, process_types, formation, scripts, cron, mounts, build_id, commit_id, description, actor, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.AppID, r.Version, r.Image, mustJSON(r.Config), mustJSON(r.ProcessTypes), mustJSON(r.Formation),
-			mustJSON(r.Scripts), mustJSON(cron), mustJSON(mounts), r.BuildID, r.Commit, r.Description, r.Actor, r.Status, formatTime(tx.now)); err != nil {
+		change := ""
+		if r.Change != nil {
+			change = mustJSON(r.Change)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO releases (app_id, version, image, config, process_types, formation, scripts, cron, mounts, build_id, commit_id, description, actor, status, created_at, config_change)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.AppID, r.Version, r.Image, mustJSON(r.Config), mustJSON(r.ProcessTypes), mustJSON(r.Formation),
+			mustJSON(r.Scripts), mustJSON(cron), mustJSON(mounts), r.BuildID, r.Commit, r.Description, r.Actor, r.Status, formatTime(tx.now), change); err != nil {
 			return err
 		}
 		return tx.event(r.AppID, app, "release", fmt.Sprintf("v%d: %s", r.Version, r.Description))
@@ -215,13 +219,18 @@ func (db *DB) FailPendingReleases(ctx context.Context, reason string) (int, erro
 	return int(n), err
 }
 
-const releaseColumns = `r.app_id, r.version, r.image, r.config, r.process_types, r.formation, r.scripts, r.cron, r.mounts, r.build_id, r.commit_id, r.description, r.actor, r.status, r.error, r.created_at, a.current_release = r.version`
+const releaseColumns = `r.app_id, r.version, r.image, r.config, r.process_types, r.formation, r.scripts, r.cron, r.mounts, r.build_id, r.commit_id, r.description, r.actor, r.status, r.error, r.created_at, a.current_release = r.version, r.config_change`
 
 func scanRelease(row interface{ Scan(...any) error }) (*skiff.Release, error) {
 	var r skiff.Release
-	var cfg, types, formation, scripts, cron, mounts, created string
-	if err := row.Scan(&r.AppID, &r.Version, &r.Image, &cfg, &types, &formation, &scripts, &cron, &mounts, &r.BuildID, &r.Commit, &r.Description, &r.Actor, &r.Status, &r.Error, &created, &r.Current); err != nil {
+	var cfg, types, formation, scripts, cron, mounts, created, change string
+	if err := row.Scan(&r.AppID, &r.Version, &r.Image, &cfg, &types, &formation, &scripts, &cron, &mounts, &r.BuildID, &r.Commit, &r.Description, &r.Actor, &r.Status, &r.Error, &created, &r.Current, &change); err != nil {
 		return nil, err
+	}
+	if change != "" {
+		if err := json.Unmarshal([]byte(change), &r.Change); err != nil {
+			return nil, err
+		}
 	}
 	for _, f := range []struct {
 		s string

@@ -309,10 +309,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.control = &control.Server{Commands: commands, Hooks: m.ssh, Log: m.Log.With("component", "control")}
 
-	// Routes first: after a restart the apps' instances are still up, and
-	// the first request should reach them, not a 404 (the listeners are
-	// bound, so clients queue meanwhile).
-	m.pipeline.RestoreRoutes(ctx, 5*time.Second)
+	// Recovery and routes first: after a restart the apps' instances are
+	// still up, and the first request should reach them, not a 404 (the
+	// listeners are bound, so clients queue meanwhile).
+	m.pipeline.Recover(ctx, 5*time.Second)
 
 	m.serve("control socket", func() error { return m.control.Serve(controlListener) })
 	m.serve("ssh server", func() error { return m.ssh.Serve(sshListener) })
