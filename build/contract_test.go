@@ -247,3 +247,30 @@ func TestCommandText(t *testing.T) {
 		}
 	}
 }
+
+// TestContractBuildCache: the files the build cache reads from the
+// lifecycle and from buildpacks, and the <layer>.toml it writes, which
+// must be the restorer's.
+func TestContractBuildCache(t *testing.T) {
+	var g groupTOML
+	if err := decodeTOML(readGolden(t, "group.toml"), &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Group) != 2 || g.Group[0].ID != "skiff/nodejs" || g.Group[1].ID != "skiff/procfile" {
+		t.Errorf("group.toml reads as %+v", g)
+	}
+	var lt layerTOML
+	if err := decodeTOML(readGolden(t, "layer.toml"), &lt); err != nil {
+		t.Fatal(err)
+	}
+	if !lt.Types.Cache || !lt.Types.Launch || !lt.Types.Build || lt.Metadata["version"] != "24.22.3" {
+		t.Errorf("layer.toml reads as %+v", lt)
+	}
+	got, err := encodeTOML(restoredLayerTOML{Metadata: lt.Metadata})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := readGolden(t, "layer-restored.toml"); !bytes.Equal(got, want) {
+		t.Errorf("the cache writes a cached layer's toml as\n%s\nthe lifecycle's restorer as\n%s", got, want)
+	}
+}

@@ -98,7 +98,7 @@ type job struct {
 	bi         *builderInfo
 	work       string            // DATA/tmp/builds/<build-id>
 	dirs       map[string]string // the build's directories under work
-	cache      string            // DATA/cache/<app-id>
+	cache      *layerCache       // DATA/cache/<app-id>, mounted at dirs["layers"]
 	outRef     string            // the app image's name in the store
 	args       []string          // the creator's command line
 }
@@ -113,7 +113,6 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	}
 	j := &job{req: req, builderRef: builderRef, bi: bi, dirs: map[string]string{},
 		work:   filepath.Join(p.cfg.DataDir, "tmp", "builds", req.BuildID),
-		cache:  p.cacheDir(req.App.ID),
 		outRef: imagestore.AppRef(req.App.ID, req.BuildID),
 	}
 	if err := os.RemoveAll(j.work); err != nil {
@@ -123,13 +122,17 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, err
 	}
 	defer os.RemoveAll(j.work)
-	for _, d := range []string{"workspace", "layers", "platform", "layout", "tmp", "home", "bundle"} {
+	defer unmountUnder(j.work) // the cache's overlay, whatever happened
+	for _, d := range []string{"workspace", "layers", "layers-upper", "layers-work", "platform", "layout", "tmp", "home", "bundle"} {
 		j.dirs[d] = filepath.Join(j.work, d)
 		if err := os.Mkdir(j.dirs[d], 0o755); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(j.cache, 0o700); err != nil {
+	if j.cache, err = openLayerCache(p.cacheDir(req.App.ID), p.cfg.UIDBase+bi.UID, p.cfg.UIDBase+bi.GID); err != nil {
+		return nil, err
+	}
+	if err := j.cache.mount(j.dirs["layers-upper"], j.dirs["layers-work"], j.dirs["layers"]); err != nil {
 		return nil, err
 	}
 	if err := p.prepareInputs(ctx, j); err != nil {
@@ -182,7 +185,27 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if err := p.readResult(res); err != nil {
 		return nil, err
 	}
+	p.keepCache(j)
 	return res, nil
+}
+
+// keepCache makes the layers the build marked cache=true the app's build
+// cache. The image is built whatever happens here: on an error the cache
+// is dropped (the next build starts cold) and the reason logged.
+func (p *Platform) keepCache(j *job) {
+	keep, err := cachedLayers(j.dirs["layers"])
+	if err == nil {
+		err = unmountUnder(j.dirs["layers"])
+	}
+	if err == nil {
+		err = j.cache.commit(j.dirs["layers-upper"], keep)
+	}
+	if err != nil {
+		p.log.Warn("build cache not kept; the next build starts without it", "app", j.req.App.ID, "build", j.req.BuildID, "err", err)
+		if err := j.cache.reset(); err != nil {
+			p.log.Error("drop build cache", "app", j.req.App.ID, "err", err)
+		}
+	}
 }
 
 // checkRunImage checks the builder's run image before anything runs: a
@@ -279,10 +302,11 @@ func (p *Platform) prepareLayout(j *job) error {
 		return err
 	}
 	j.args = []string{"/cnb/lifecycle/creator",
-		"-app=/workspace", "-layers=/layers", "-platform=/platform", "-cache-dir=/cache",
+		"-app=/workspace", "-layers=/layers", "-platform=/platform",
 		"-layout", "-layout-dir=/layout-repo", "-run-image=" + bi.RunImage,
 		"-uid=" + strconv.Itoa(bi.UID), "-gid=" + strconv.Itoa(bi.GID), "-log-level=info",
-		"-parallel", // export the image and the cache at once
+		// No -cache-dir: the cache is skiff's own, mounted at /layers
+		// (layercache.go).
 	}
 	if prev := j.req.PreviousImage; prev != "" {
 		prevRef := imagestore.AppRepo + "/" + j.req.App.ID + ":previous"
@@ -320,7 +344,9 @@ func (p *Platform) prepareMounts(j *job) ([]container.Mount, error) {
 	if err := os.WriteFile(resolv, p.resolvConf(), 0o644); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{j.dirs["workspace"], j.dirs["layers"], j.dirs["layout"], j.dirs["home"], j.cache} {
+	// Not /layers: its root is the build user's already (layerCache.mount),
+	// and chowning through the overlay would copy every cached file up.
+	for _, d := range []string{j.dirs["workspace"], j.dirs["layout"], j.dirs["home"]} {
 		if err := chownTree(d, hostUID, hostGID); err != nil {
 			return nil, err
 		}
@@ -338,7 +364,6 @@ func (p *Platform) prepareMounts(j *job) ([]container.Mount, error) {
 		{Source: j.dirs["layers"], Destination: "/layers"},
 		{Source: j.dirs["platform"], Destination: "/platform", ReadOnly: true},
 		{Source: j.dirs["layout"], Destination: "/layout-repo"},
-		{Source: j.cache, Destination: "/cache"},
 		{Source: j.dirs["tmp"], Destination: "/tmp"},
 		{Source: j.dirs["home"], Destination: "/home"},
 		{Source: resolv, Destination: "/etc/resolv.conf", ReadOnly: true},

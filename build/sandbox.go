@@ -146,6 +146,11 @@ func (p *Platform) Cleanup(ctx context.Context) error {
 	dir := filepath.Join(p.cfg.DataDir, "tmp", "builds")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
+		// A build cut short leaves its cache's overlay mounted.
+		if err := unmountUnder(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 		}

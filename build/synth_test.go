@@ -48,9 +48,9 @@ func TestSyntheticBuildColdAndWarm(t *testing.T) {
 	if strings.Contains(out1.String(), "uid 0") {
 		t.Error("buildpack ran as root")
 	}
-	// The build user is no host user: its files belong to an id of the
-	// build user namespace's range.
-	fi, err := os.Stat(p.cacheDir(app.ID))
+	// The build user is no host user: its files (the kept cache layers)
+	// belong to an id of the build user namespace's range.
+	fi, err := os.Stat(filepath.Join(p.cacheDir(app.ID), "layers", "synth_bp", "deps"))
 	if err != nil {
 		t.Fatal(err)
 	}

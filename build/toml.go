@@ -102,3 +102,32 @@ func encodeTOML(v any) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// groupTOML is <layers>/group.toml, which the detector writes: the
+// buildpacks that ran.
+type groupTOML struct {
+	Group []buildpackRef `toml:"group"`
+}
+
+// layerTOML is <layers>/<buildpack>/<layer>.toml as a buildpack (API 0.6
+// and later) writes it.
+type layerTOML struct {
+	Types struct {
+		Build  bool `toml:"build"`
+		Launch bool `toml:"launch"`
+		Cache  bool `toml:"cache"`
+	} `toml:"types"`
+	Metadata map[string]any `toml:"metadata"`
+}
+
+// restoredLayerTOML is a <layer>.toml as the lifecycle's restorer writes it
+// for a layer it restores: the metadata, no types.
+type restoredLayerTOML struct {
+	Metadata map[string]any `toml:"metadata"`
+}
+
+// decodeTOML parses one of these files.
+func decodeTOML(b []byte, v any) error {
+	_, err := toml.Decode(string(b), v)
+	return err
+}

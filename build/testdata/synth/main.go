@@ -9,6 +9,8 @@
 //	connect <host:port> print whether a TCP connection works
 //	spam                print 64 MiB without a newline
 //	fill <MiB>          write that much to /tmp, then sleep
+//	taint               change the cached "deps" layer, then fail
+//	hostile-cache <dir> <file>  a cached layer that is a symlink to dir, a toml one to file
 package main
 
 import (
@@ -100,12 +102,28 @@ func build() {
 		}
 		fmt.Println()
 		os.Exit(1)
+	case "taint":
+		// Change the cached layer, then fail: the cache must not keep it.
+		must(os.WriteFile(filepath.Join(layers, "deps", "installed"), []byte("tainted"), 0o644))
+		fail("tainted the cache, then failed")
+	case "hostile-cache":
+		// A cached layer that is a symlink out of the layers directory,
+		// and a layer whose toml is one: the platform must follow neither.
+		must(os.Symlink(f[1], filepath.Join(layers, "deps")))
+		must(os.WriteFile(filepath.Join(layers, "deps.toml"), []byte("[types]\ncache = true\n"), 0o644))
+		must(os.MkdirAll(filepath.Join(layers, "toml"), 0o755))
+		must(os.Symlink(f[2], filepath.Join(layers, "toml.toml")))
+		layer(layers, "app", "launch = true", `version = "0"`)
+		launch(layers)
 	case "ok":
 		version := "0"
 		if len(f) > 1 {
 			version = f[1]
 		}
 		deps := filepath.Join(layers, "deps")
+		if b, err := os.ReadFile(deps + ".toml"); err == nil {
+			fmt.Printf("       deps.toml: %q\n", b)
+		}
 		if old, err := os.ReadFile(filepath.Join(deps, "installed")); err == nil && string(old) == "deps-1" {
 			fmt.Println("       deps: reused from cache")
 		} else {

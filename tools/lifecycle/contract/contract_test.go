@@ -361,3 +361,82 @@ func TestLifecycleWritesBuildpackDescriptor(t *testing.T) {
 		t.Errorf("buildpack.toml reads back as %+v, want %+v", *back, d)
 	}
 }
+
+// TestLifecycleWritesGroup: <layers>/group.toml as the detector writes it,
+// which skiff reads to know whose cached layers to keep.
+func TestLifecycleWritesGroup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "group.toml")
+	g := &buildpack.Group{Group: []buildpack.GroupElement{
+		{ID: "skiff/nodejs", Version: "0.1.0", API: "0.10", Homepage: "https://example.com/skiff/nodejs"},
+		{ID: "skiff/procfile", Version: "0.1.0", API: "0.10", Optional: true},
+	}}
+	if err := files.Handler.WriteGroup(path, g); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "group.toml", b)
+}
+
+// layerTOMLMetadata is the metadata of the layer toml golden files: what a
+// buildpack keys a layer's reuse on.
+var layerTOMLMetadata = map[string]any{"version": "24.22.3", "lockfile": "sha256:0b4f7241"}
+
+// TestBuildpackLayerTOML: a <layer>.toml as a buildpack writes it (by hand,
+// from the buildpack spec: [types] and [metadata]), read with the
+// lifecycle's decoder, which skiff's layerTOML mirrors to learn which
+// layers to cache.
+func TestBuildpackLayerTOML(t *testing.T) {
+	lmf, err := buildpack.DecodeLayerMetadataFile(filepath.Join(contractDir, "layer.toml"), "0.10", log.NewDefaultLogger(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := buildpack.LayerMetadataFile{Data: layerTOMLMetadata, Build: true, Launch: true, Cache: true}
+	if !reflect.DeepEqual(lmf, want) {
+		t.Errorf("the lifecycle reads layer.toml as %+v, want %+v", lmf, want)
+	}
+}
+
+// TestLifecycleWritesRestoredLayerTOML: a <layer>.toml as the restorer
+// writes it for a layer it restores (metadata, no types), which skiff's
+// build cache writes for each cached layer.
+func TestLifecycleWritesRestoredLayerTOML(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "layer.toml")
+	if err := buildpack.EncodeLayerMetadataFile(buildpack.LayerMetadataFile{Data: layerTOMLMetadata, Build: true, Cache: true}, path, "0.10"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "layer-restored.toml", b)
+}
+
+// TestLifecycleWritesLayersMetadata: the io.buildpacks.lifecycle.metadata
+// label as the exporter writes it; skiff reads where the launch SBOM layer
+// is, to lend a previous image with that one layer blob.
+func TestLifecycleWritesLayersMetadata(t *testing.T) {
+	md := files.LayersMetadata{
+		App: []files.LayerMetadata{{SHA: "sha256:1111111111111111111111111111111111111111111111111111111111111111"}},
+		BOM: &files.LayerMetadata{SHA: "sha256:2222222222222222222222222222222222222222222222222222222222222222"},
+		Buildpacks: []buildpack.LayersMetadata{{ID: "skiff/nodejs", Version: "0.1.0", Layers: map[string]buildpack.LayerMetadata{
+			"node": {SHA: "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+				LayerMetadataFile: buildpack.LayerMetadataFile{Data: layerTOMLMetadata, Build: true, Launch: true, Cache: true}},
+		}}},
+		Config:       files.LayerMetadata{SHA: "sha256:4444444444444444444444444444444444444444444444444444444444444444"},
+		Launcher:     files.LayerMetadata{SHA: "sha256:5555555555555555555555555555555555555555555555555555555555555555"},
+		ProcessTypes: files.LayerMetadata{SHA: "sha256:6666666666666666666666666666666666666666666666666666666666666666"},
+		RunImage:     files.RunImageForRebase{TopLayer: "sha256:7777777777777777777777777777777777777777777777777777777777777777", Reference: runImage},
+	}
+	label, err := json.Marshal(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, label, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "lifecycle-metadata.json", append(indented.Bytes(), '\n'))
+}
