@@ -28,6 +28,7 @@ const (
 	labelBuildpackOrder  = "io.buildpacks.buildpack.order"
 	labelStackID         = "io.buildpacks.stack.id"
 	labelBuildMetadata   = "io.buildpacks.build.metadata"
+	labelLayersMetadata  = "io.buildpacks.lifecycle.metadata"
 )
 
 // Supported API versions of the pinned lifecycle (v0.21), stated in the

@@ -273,4 +273,11 @@ func TestContractBuildCache(t *testing.T) {
 	if want := readGolden(t, "layer-restored.toml"); !bytes.Equal(got, want) {
 		t.Errorf("the cache writes a cached layer's toml as\n%s\nthe lifecycle's restorer as\n%s", got, want)
 	}
+	var md layersMetadata
+	if err := json.Unmarshal(readGolden(t, "lifecycle-metadata.json"), &md); err != nil {
+		t.Fatal(err)
+	}
+	if md.SBOM == nil || md.SBOM.SHA != "sha256:2222222222222222222222222222222222222222222222222222222222222222" {
+		t.Errorf("lifecycle-metadata.json: the SBOM layer reads as %+v", md.SBOM)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"path"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/skiffhq/skiff"
 )
 
@@ -22,6 +24,38 @@ type buildMetadata struct {
 		ID      string `json:"id"`
 		Version string `json:"version"`
 	} `json:"buildpacks"`
+}
+
+// layersMetadata is the part of the io.buildpacks.lifecycle.metadata label
+// (the exporter's record of the image's layers) skiff reads.
+type layersMetadata struct {
+	SBOM *struct {
+		SHA string `json:"sha"`
+	} `json:"sbom,omitempty"`
+}
+
+// sbomLayer returns the blob digest of the image's launch SBOM layer, the
+// one layer of a previous image whose content the lifecycle reads (the
+// analyzer restores the SBOMs from it); false when it has none.
+func sbomLayer(img v1.Image) (v1.Hash, bool) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return v1.Hash{}, false
+	}
+	var md layersMetadata
+	if json.Unmarshal([]byte(cf.Config.Labels[labelLayersMetadata]), &md) != nil || md.SBOM == nil {
+		return v1.Hash{}, false
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return v1.Hash{}, false
+	}
+	for i, d := range cf.RootFS.DiffIDs {
+		if d.String() == md.SBOM.SHA && i < len(m.Layers) {
+			return m.Layers[i].Digest, true
+		}
+	}
+	return v1.Hash{}, false
 }
 
 // readResult fills process types, the default process and the buildpacks

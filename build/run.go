@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/internal/imagestore"
@@ -294,7 +296,9 @@ func (p *Platform) prepareLayout(j *job) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.store.Lend(bi.RunImage, filepath.Join(layoutDir, runPath)); err != nil {
+	// The lent images are sparse: their layers are in the output layout
+	// (seed, below), where the export finds them and copies nothing.
+	if _, err := p.store.LendSparse(bi.RunImage, filepath.Join(layoutDir, runPath)); err != nil {
 		return err
 	}
 	seed, err := p.store.ImageBlobs(bi.RunImage)
@@ -311,7 +315,13 @@ func (p *Platform) prepareLayout(j *job) error {
 	if prev := j.req.PreviousImage; prev != "" {
 		prevRef := imagestore.AppRepo + "/" + j.req.App.ID + ":previous"
 		prevPath, _ := layoutPath(prevRef)
-		if _, err := p.store.Lend(prev, filepath.Join(layoutDir, prevPath)); err != nil {
+		var sbom []v1.Hash
+		if img, err := p.store.Image(prev); err == nil {
+			if h, ok := sbomLayer(img); ok {
+				sbom = append(sbom, h)
+			}
+		}
+		if _, err := p.store.LendSparse(prev, filepath.Join(layoutDir, prevPath), sbom...); err != nil {
 			p.log.Warn("previous image unavailable; building without layer reuse", "app", j.req.App.ID, "image", prev, "err", err)
 		} else {
 			j.args = append(j.args, "-previous-image="+prevRef)

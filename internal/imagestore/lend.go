@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -19,6 +20,20 @@ import (
 // The store's blobs are read-only and owned by root, so a build cannot write
 // through the links. Lend returns the manifest digest.
 func (s *Store) Lend(ref, dir string) (v1.Hash, error) {
+	return s.lend(ref, dir, func(v1.Hash) bool { return true })
+}
+
+// LendSparse is Lend without the layer blobs, except those listed: an
+// image the lifecycle reads the config and manifest of, and whose layers
+// it only names (a run image, a previous image whose layers the export
+// reuses). The lifecycle's layout code takes a missing blob's diffID from
+// the config; given the blob, it decompresses and hashes the whole layer to
+// learn it, seconds per build for a toolchain layer.
+func (s *Store) LendSparse(ref, dir string, layers ...v1.Hash) (v1.Hash, error) {
+	return s.lend(ref, dir, func(h v1.Hash) bool { return slices.Contains(layers, h) })
+}
+
+func (s *Store) lend(ref, dir string, withLayer func(v1.Hash) bool) (v1.Hash, error) {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	h, err := s.Resolve(ref)
@@ -36,9 +51,15 @@ func (s *Store) Lend(ref, dir string) (v1.Hash, error) {
 			break
 		}
 	}
-	blobs, err := s.imageBlobs(h)
+	all, err := s.imageBlobs(h)
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("lend %s: %w", ref, err)
+	}
+	blobs := all[:2] // the manifest and the config
+	for _, l := range all[2:] {
+		if withLayer(l) {
+			blobs = append(blobs, l)
+		}
 	}
 	if err := s.LinkBlobs(dir, blobs...); err != nil {
 		return v1.Hash{}, fmt.Errorf("lend %s: %w", ref, err)

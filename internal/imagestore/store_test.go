@@ -287,3 +287,40 @@ func validateImage(img v1.Image) error {
 	_, err = img.ConfigFile()
 	return err
 }
+
+// A sparse loan has the manifest, the config and only the layers asked
+// for; the image still reads, with its diffIDs from the config.
+func TestLendSparse(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	a := tarLayer(t, s, map[string]string{"a": "1"})
+	b := tarLayer(t, s, map[string]string{"b": "2"})
+	h, err := s.Put(ctx, "skiff.local/app/x:1", imageOf(t, a, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd, _ := b.Digest()
+	ad, _ := a.Digest()
+	dst := filepath.Join(t.TempDir(), "lent")
+	if got, err := s.LendSparse("skiff.local/app/x:1", dst, bd); err != nil || got != h {
+		t.Fatal(got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "blobs", "sha256", ad.Hex)); !os.IsNotExist(err) {
+		t.Errorf("layer a was lent: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "blobs", "sha256", bd.Hex)); err != nil {
+		t.Errorf("layer b, asked for, was not lent: %v", err)
+	}
+	p, err := layout.FromPath(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := p.Image(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil || len(cf.RootFS.DiffIDs) != 2 {
+		t.Fatalf("config of the sparse loan: %v %v", cf, err)
+	}
+}
