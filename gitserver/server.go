@@ -131,7 +131,9 @@ const (
 // that learns which key actually signed, and the auth attempt cap.
 func (s *Server) serverConfig(ctx ssh.Context) *gossh.ServerConfig {
 	return &gossh.ServerConfig{
-		MaxAuthTries: 6,
+		Config:                  gossh.Config{KeyExchanges: kexAlgorithms, Ciphers: ciphers, MACs: macs},
+		PublicKeyAuthAlgorithms: clientKeyAlgs,
+		MaxAuthTries:            6,
 		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, key gossh.PublicKey, _ *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 			if authed, ok := ctx.Value(ctxAuthed).(*preAuthState); ok {
 				authed.ok.Store(true)
