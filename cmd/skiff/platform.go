@@ -122,6 +122,11 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 		Log: log.With("component", "runc")}); err != nil {
 		return nil, err
 	}
+	// What this host does not allow, said once at start (a server that is
+	// itself a container, say).
+	for _, d := range p.runc.Degraded() {
+		log.Warn("degraded: "+d, "component", "runc")
+	}
 	layers, err := layer.NewStore(filepath.Join(cfg.DataDir, "layers"), layer.Options{IDShift: int(p.runc.IDMap().HostID)}, log.With("component", "layers"))
 	if err != nil {
 		return nil, err

@@ -5,8 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,17 +34,31 @@ func (e ExitStatus) String() string {
 }
 
 // exitWatcher learns when watched processes exit, and how. A detached
-// container's init is re-parented away from the daemon, so wait(2) cannot
-// be used: the kernel's process-event connector reports every exit with
-// its status, and a pidfd per process catches exits the connector dropped
-// (a full socket buffer) or that happened while the daemon was down.
+// container's init is re-parented away from the runc that made it, so a
+// plain wait(2) does not reach it. Two sources give the status:
+//
+//   - the kernel's process-event connector reports every exit with its
+//     status, including of containers a previous daemon started;
+//   - where the connector reports nothing (the kernel ignores listeners
+//     outside the initial PID and user namespaces: skiff in an LXC or
+//     systemd-nspawn container, as many VPSes are), this process becomes a
+//     child subreaper, so the inits of the containers it starts are
+//     re-parented to it and it waits for them itself (waitid on their
+//     pidfd). Containers of a previous daemon then end with an unknown
+//     status (Degraded says so).
+//
+// A pidfd per process, in one epoll set, says when it exits (either way,
+// and for exits the connector dropped on a full socket buffer).
 type exitWatcher struct {
-	log  *slog.Logger
-	sock int // -1 when the connector is unavailable
-	mu   sync.Mutex
-	w    map[int]*watch
-	stop chan struct{}
-	wg   sync.WaitGroup
+	log     *slog.Logger
+	sock    int  // the connector, -1 when it reports nothing here
+	reaping bool // a child subreaper: our containers' inits are our children
+	epfd    int
+	mu      sync.Mutex
+	w       map[int]*watch
+	byFD    map[int]int // pidfd → pid
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 type watch struct {
@@ -55,16 +74,79 @@ const (
 	procEventExit     = 0x80000000
 )
 
-func newExitWatcher(log *slog.Logger) *exitWatcher {
-	ew := &exitWatcher{log: log, sock: -1, w: map[int]*watch{}, stop: make(chan struct{})}
-	if err := ew.listen(); err != nil {
-		log.Warn("process-event connector unavailable: container exit codes will be unknown", "err", err)
+// disableConnector makes the watcher act as on a host where the connector
+// reports nothing (tests set it).
+var disableConnector = false
+
+func newExitWatcher(log *slog.Logger) (*exitWatcher, error) {
+	ew := &exitWatcher{log: log, sock: -1, w: map[int]*watch{}, byFD: map[int]int{}, stop: make(chan struct{})}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	ew.epfd = epfd
+	if !disableConnector {
+		if err := ew.listen(); err != nil {
+			log.Debug("process-event connector", "err", err)
+		} else if !ew.connectorReports() {
+			unix.Close(ew.sock)
+			ew.sock = -1
+		}
+	}
+	if ew.sock < 0 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			log.Warn("neither the process-event connector nor a child subreaper is available: container exit statuses will be unknown", "err", err)
+		} else {
+			ew.reaping = true
+			ew.wg.Go(ew.sweepOrphans)
+		}
 	}
 	if ew.sock >= 0 {
 		ew.wg.Go(ew.readEvents)
 	}
 	ew.wg.Go(ew.poll)
-	return ew
+	return ew, nil
+}
+
+// degraded says what works less well than on a plain host, for the daemon
+// to tell at start.
+func (ew *exitWatcher) degraded() []string {
+	switch {
+	case ew.sock < 0 && ew.reaping:
+		return []string{"the kernel's process-event connector reports nothing here (skiff runs in a container, or in a PID or user namespace of its own): " +
+			"skiff waits for the containers it starts itself; an instance that a previous daemon started, and that exits before it is restarted, exits with an unknown status"}
+	case ew.sock < 0:
+		return []string{"no process-event connector and no child subreaper: container exit statuses are unknown (builds cannot tell success from failure)"}
+	}
+	return nil
+}
+
+// connectorReports checks that the connector really reports exits here: a
+// short-lived child's exit must arrive within a second.
+func (ew *exitWatcher) connectorReports() bool {
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Start(); err != nil {
+		return true // cannot tell; trust it
+	}
+	pid := cmd.Process.Pid
+	cmd.Wait()
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		n, _, err := unix.Recvfrom(ew.sock, buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return false
+		}
+		found := false
+		forEachExit(buf[:n], func(p int, _ ExitStatus) { found = found || p == pid })
+		if found {
+			return true
+		}
+	}
+	return false
 }
 
 func (ew *exitWatcher) listen() error {
@@ -100,7 +182,6 @@ func (ew *exitWatcher) listen() error {
 
 func (ew *exitWatcher) readEvents() {
 	buf := make([]byte, 64<<10)
-	le := binary.NativeEndian
 	for {
 		select {
 		case <-ew.stop:
@@ -115,20 +196,28 @@ func (ew *exitWatcher) readEvents() {
 			ew.log.Warn("process-event connector", "err", err)
 			return
 		}
-		for off := 0; off+16 <= n; {
-			l := int(le.Uint32(buf[off:]))
-			if l < 16 || off+l > n {
-				break
-			}
+		forEachExit(buf[:n], ew.exited)
+	}
+}
+
+// forEachExit calls f for each process exit in a connector message.
+func forEachExit(buf []byte, f func(pid int, st ExitStatus)) {
+	le := binary.NativeEndian
+	for off := 0; off+16 <= len(buf); {
+		l := int(le.Uint32(buf[off:]))
+		if l < 16 || off+l > len(buf) {
+			return
+		}
+		if off+16+20 <= off+l {
 			ev := buf[off+16+20 : off+l] // after nlmsghdr and cn_msg
 			if len(ev) >= 16+16 && le.Uint32(ev[0:]) == procEventExit {
 				pid, tgid, code := le.Uint32(ev[16:]), le.Uint32(ev[20:]), le.Uint32(ev[24:])
 				if pid == tgid {
-					ew.exited(int(pid), waitStatus(code))
+					f(int(pid), waitStatus(code))
 				}
 			}
-			off += (l + 3) &^ 3
 		}
+		off += (l + 3) &^ 3
 	}
 }
 
@@ -145,6 +234,8 @@ func (ew *exitWatcher) exited(pid int, st ExitStatus) {
 	w := ew.w[pid]
 	if w != nil {
 		delete(ew.w, pid)
+		delete(ew.byFD, w.pidfd)
+		unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_DEL, w.pidfd, nil)
 	}
 	ew.mu.Unlock()
 	if w != nil {
@@ -154,32 +245,133 @@ func (ew *exitWatcher) exited(pid int, st ExitStatus) {
 	}
 }
 
-// poll catches exits the connector missed, through each process's pidfd.
+// poll waits for watched processes' pidfds to say they exited. A child of
+// ours (a container this process started, while it reaps) is waited for
+// with its status; another's status comes from the connector, given a
+// moment to deliver it, or stays unknown.
 func (ew *exitWatcher) poll() {
-	t := time.NewTicker(time.Second)
+	events := make([]unix.EpollEvent, 64)
+	for {
+		select {
+		case <-ew.stop:
+			return
+		default:
+		}
+		n, err := unix.EpollWait(ew.epfd, events, 500)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			ew.log.Warn("exit watcher", "err", err)
+			time.Sleep(time.Second)
+			continue
+		}
+		var others []int
+		for _, ev := range events[:n] {
+			ew.mu.Lock()
+			pid, ok := ew.byFD[int(ev.Fd)]
+			ew.mu.Unlock()
+			if !ok {
+				continue
+			}
+			if st, ok := waitPidfd(int(ev.Fd)); ok {
+				ew.exited(pid, st)
+			} else {
+				others = append(others, pid)
+			}
+		}
+		if len(others) > 0 {
+			if ew.sock >= 0 {
+				time.Sleep(200 * time.Millisecond)
+			}
+			for _, pid := range others {
+				ew.exited(pid, ExitStatus{Code: -1})
+			}
+		}
+	}
+}
+
+// waitPidfd reaps the exited child behind fd and returns its status; false
+// when it is not this process's child.
+func waitPidfd(fd int) (ExitStatus, bool) {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ExitStatus{}, false
+		}
+		break
+	}
+	// siginfo_t for SIGCHLD: si_pid at 16, si_uid at 20, si_status at 24.
+	raw := (*[128]byte)(unsafe.Pointer(&info))
+	pid := int32(binary.NativeEndian.Uint32(raw[16:]))
+	status := int(int32(binary.NativeEndian.Uint32(raw[24:])))
+	if pid == 0 {
+		return ExitStatus{}, false // not exited after all (WNOHANG)
+	}
+	switch info.Code {
+	case 1: // CLD_EXITED
+		return ExitStatus{Code: status, Known: true}, true
+	case 2, 3: // CLD_KILLED, CLD_DUMPED
+		return ExitStatus{Code: 128 + status, Signal: status, Known: true}, true
+	}
+	return ExitStatus{Code: -1}, true
+}
+
+// sweepOrphans reaps, while this process is a subreaper, the other orphans
+// that land on it (a daemonized grandchild of a command it ran) once they
+// have been zombies for a minute: a command's own child is waited for by
+// whoever started it long before.
+func (ew *exitWatcher) sweepOrphans() {
+	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
+	seen := map[int]int{}
 	for {
 		select {
 		case <-ew.stop:
 			return
 		case <-t.C:
 		}
-		ew.mu.Lock()
-		var gone []int
-		for pid, w := range ew.w {
-			if unix.PidfdSendSignal(w.pidfd, 0, nil, 0) == unix.ESRCH {
-				gone = append(gone, pid)
+		next := map[int]int{}
+		for _, pid := range zombieChildren() {
+			ew.mu.Lock()
+			_, watched := ew.w[pid]
+			ew.mu.Unlock()
+			if watched {
+				continue
+			}
+			if next[pid] = seen[pid] + 1; next[pid] > 2 {
+				var info unix.Siginfo
+				unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG, nil)
+				delete(next, pid)
 			}
 		}
-		ew.mu.Unlock()
-		if len(gone) > 0 {
-			// Give the connector a moment to deliver the real status.
-			time.Sleep(200 * time.Millisecond)
-			for _, pid := range gone {
-				ew.exited(pid, ExitStatus{Code: -1})
+		seen = next
+	}
+}
+
+// zombieChildren lists this process's children that have exited and wait
+// to be reaped.
+func zombieChildren() []int {
+	var out []int
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil {
+				continue
+			}
+			st, _ := os.ReadFile("/proc/" + f + "/stat")
+			if _, rest, ok := strings.Cut(string(st), ") "); ok && strings.HasPrefix(rest, "Z") {
+				out = append(out, pid)
 			}
 		}
 	}
+	return out
 }
 
 // watch returns a channel closed when pid exits, and where its status will
@@ -196,7 +388,12 @@ func (ew *exitWatcher) watch(pid int) (*watch, error) {
 		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	w := &watch{pidfd: fd, done: make(chan struct{})}
+	if err := unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
 	ew.w[pid] = w
+	ew.byFD[fd] = pid
 	return w, nil
 }
 
@@ -206,4 +403,5 @@ func (ew *exitWatcher) close() {
 	if ew.sock >= 0 {
 		unix.Close(ew.sock)
 	}
+	unix.Close(ew.epfd)
 }

@@ -80,8 +80,16 @@ func New(ctx context.Context, cfg Config) (*Runc, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, err
 	}
-	return &Runc{cfg: cfg, ver: v, exits: newExitWatcher(cfg.Log), log: cfg.Log}, nil
+	exits, err := newExitWatcher(cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	return &Runc{cfg: cfg, ver: v, exits: exits, log: cfg.Log}, nil
 }
+
+// Degraded says what works less well on this host than on a plain one
+// (how container exits are learnt), for the daemon to say at start.
+func (r *Runc) Degraded() []string { return r.exits.degraded() }
 
 // Close stops watching for exits. Containers keep running.
 func (r *Runc) Close() error {
