@@ -13,6 +13,7 @@ LDFLAGS := -X github.com/skiffhq/skiff.Version=$(VERSION)
 # builder:create lays out; skiff-init, static too, is the first process of
 # every app instance.
 build:
+	@echo "-----> Building skiff into bin/ (the first build compiles the CNB lifecycle, SQLite and skiff from source: a few minutes; later ones seconds)"
 	scripts/build-lifecycle.sh
 	CGO_ENABLED=0 go build -trimpath -o bin/skiff-buildpack ./buildpacks/cmd/skiff-buildpack
 	CGO_ENABLED=0 go build -trimpath -o bin/skiff-init ./cmd/skiff-init

@@ -68,6 +68,8 @@ type CreateOptions struct {
 // with the old one keep their images.
 func (p *Platform) CreateDefaultBuilder(ctx context.Context, opts CreateOptions, out io.Writer) error {
 	start := time.Now()
+	p.making.CompareAndSwap(0, start.UnixNano())
+	defer p.making.Store(0)
 	if opts.Suite == "" {
 		opts.Suite = "bookworm"
 	}

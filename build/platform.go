@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -84,6 +85,10 @@ type Platform struct {
 
 	rootfsMu sync.Mutex
 	rootfs   map[string]*sync.Mutex // builder digest → unpack lock
+
+	// making is when CreateDefaultBuilder began (unix nanoseconds), while
+	// it runs: a push meanwhile is told to wait for it, not to make one.
+	making atomic.Int64
 }
 
 var _ skiff.Builder = (*Platform)(nil)

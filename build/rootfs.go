@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -36,6 +37,9 @@ func (p *Platform) builder(ctx context.Context, ref string) (*builderInfo, error
 		hint := "run skiff builder:create"
 		if ref != DefaultBuilder {
 			hint = "set it again with builder:set"
+		} else if since := p.making.Load(); since != 0 {
+			return nil, skiff.Errorf(skiff.EUNAVAILABLE, "the default builder is being made (for %s now; the first time takes about two minutes, "+
+				"later ones seconds): push again when it is ready", time.Since(time.Unix(0, since)).Round(time.Second))
 		}
 		return nil, skiff.Errorf(skiff.EUNAVAILABLE, "builder %s is not in the image store; %s", ref, hint)
 	}

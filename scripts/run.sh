@@ -2,13 +2,27 @@
 # Starts skiff with its defaults and prints how to connect. Idempotent: if
 # a daemon already serves the data directory, it only prints the directions.
 #
-# Settings come from the environment (every one optional):
+# Settings come from the environment, then /etc/default/skiff (what make
+# install writes), every one optional; sudo drops the caller's environment,
+# so pass them after it: sudo SKIFF_DOMAIN=apps.example.com make run.
 #   SKIFF_DATA (/var/lib/skiff)  SKIFF_DOMAIN (localhost)  SKIFF_SSH_ADDR (:2222)
-#   SKIFF_HTTP_ADDR (:80)  SKIFF_HTTPS_ADDR (:443)
+#   SKIFF_HTTP_ADDR (:80)  SKIFF_HTTPS_ADDR (:443), and every other SKIFF_*
+#   that skiff serve reads.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
 skiff="$root/bin/skiff"
+defaults=${SKIFF_DEFAULTS:-/etc/default/skiff}
+if [ -f "$defaults" ]; then
+	while IFS='=' read -r k v; do
+		case "$k" in
+		SKIFF_[A-Z_]*)
+			v=${v#\"}; v=${v%\"}; v=${v#\'}; v=${v%\'}
+			eval "[ -n \"\${$k+set}\" ] || { $k=\$v; export $k; }"
+			;;
+		esac
+	done < "$defaults"
+fi
 data=${SKIFF_DATA:-/var/lib/skiff}
 export SKIFF_DATA="$data"
 
@@ -48,8 +62,19 @@ if ! "$skiff" keys --format json | grep -q '"admin": true'; then
 		if [ -f "$k" ]; then key=$k; break; fi
 	done
 	if [ -z "$key" ]; then
-		key="$data/admin_ed25519.pub"
-		[ -f "$key" ] || ssh-keygen -q -t ed25519 -N '' -C "skiff-admin@$(hostname)" -f "$data/admin_ed25519"
+		# A new key, where the user who ran sudo can use it: in their
+		# ~/.ssh, theirs; root's own in the data directory otherwise.
+		if [ "$user" != root ] && [ -d "$home" ]; then
+			mkdir -p "$home/.ssh"
+			chown "$user:" "$home/.ssh" && chmod 700 "$home/.ssh"
+			key="$home/.ssh/skiff_admin_ed25519.pub"
+		else
+			key="$data/admin_ed25519.pub"
+		fi
+		if [ ! -f "$key" ]; then
+			ssh-keygen -q -t ed25519 -N '' -C "skiff-admin@$(hostname)" -f "${key%.pub}"
+			[ "$user" = root ] || [ "$key" = "$data/admin_ed25519.pub" ] || chown "$user:" "${key%.pub}" "$key"
+		fi
 	fi
 	name=$(echo "$user" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9._\n-' '-')
 	case "$name" in [a-z]*) ;; *) name="admin" ;; esac
@@ -59,22 +84,31 @@ fi
 
 # The default builder: Debian from the distribution's mirror, the CNB
 # lifecycle and skiff's buildpacks. Minutes the first time, then cached.
+echo "-----> The default builder (the first time it is made from Debian's mirror: about two minutes; a push meanwhile is told to wait)"
 "$skiff" builder:create --if-missing
 
-ssh_port=$(sed -n 's/.*"ssh": "[^"]*:\([0-9]*\)".*/\1/p' "$data/ready.json")
-domain=${SKIFF_DOMAIN:-localhost}
+field() { sed -n "s/.*\"$1\": \"\([^\"]*\)\".*/\1/p" "$data/ready.json"; }
+ssh_port=$(field ssh | sed 's/.*://')
+domain=$(field domain)
+domain=${domain:-${SKIFF_DOMAIN:-localhost}}
+hostkey=$(field host_key)
 keyfile=$(cat "$data/admin-key-path" 2>/dev/null || true)
 identity=""
-case "$keyfile" in "$data"/*) identity=" -i ${keyfile%.pub}" ;; esac
+case "$keyfile" in */skiff_admin_ed25519.pub | "$data"/*) identity=" -i ${keyfile%.pub}" ;; esac
+if [ -n "${SKIFF_DOMAIN:-}" ] && [ "$SKIFF_DOMAIN" != "$domain" ]; then
+	echo " !     The running skiff serves $domain; SKIFF_DOMAIN=$SKIFF_DOMAIN applies when it restarts" >&2
+	echo "       (Ctrl-C where it runs, or kill $(field pid), then make run again)" >&2
+fi
 cat <<MSG
 
 =====> skiff is running
-       Admin key:   ${keyfile:-(registered earlier; see: skiff keys)}
-       Add a key:   skiff keys:add <name> [--admin] < their_key.pub   (on this server)
+       Admin key:   ${keyfile:-(registered earlier; see: sudo $skiff keys)}
+       Host key:    $hostkey (ssh shows this at the first connection: check it)
+       Add a key:   sudo $skiff keys:add <name> [--admin] < their_key.pub   (on this server)
        Commands:    ssh$identity -p $ssh_port skiff@$domain help
        Deploy:      git remote add skiff ssh://skiff@$domain:$ssh_port/myapp
                     git push skiff main
-       Apps answer at http://<app>.$domain (set SKIFF_DOMAIN to your domain)
+       Apps answer at http://<app>.$domain (sudo SKIFF_DOMAIN=your.domain make run to change it)
 MSG
 if [ -n "$identity" ]; then
 	echo "       Git with that key: export GIT_SSH_COMMAND=\"ssh$identity\""

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/admin"
 	"github.com/skiffhq/skiff/control"
@@ -206,6 +208,11 @@ type Ready struct {
 	HTTPS   string `json:"https"`
 	PID     int    `json:"pid"`
 	Version string `json:"version"`
+	// Domain is the base domain this daemon serves (make run tells when
+	// SKIFF_DOMAIN says another), HostKey the SSH host key's fingerprint,
+	// for a user to check at the first connection.
+	Domain  string `json:"domain"`
+	HostKey string `json:"host_key"`
 }
 
 // Run opens the state, binds every listener, starts serving, writes
@@ -319,7 +326,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.serve("http", func() error { return pl.router.Serve(httpListener) })
 	m.serve("https", func() error { return pl.router.ServeTLS(httpsListener) })
 
-	ready := Ready{SSH: sshListener.Addr().String(), HTTP: httpListener.Addr().String(), HTTPS: httpsListener.Addr().String(), PID: os.Getpid(), Version: skiff.Version}
+	ready := Ready{SSH: sshListener.Addr().String(), HTTP: httpListener.Addr().String(), HTTPS: httpsListener.Addr().String(), PID: os.Getpid(), Version: skiff.Version,
+		Domain: cfg.Domain, HostKey: gossh.FingerprintSHA256(hostKey.PublicKey())}
 	if err := writeJSONAtomic(filepath.Join(cfg.DataDir, "ready.json"), ready); err != nil {
 		return err
 	}
