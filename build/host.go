@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path"
@@ -41,16 +42,24 @@ func (p *Platform) checkDisk() error {
 	return nil
 }
 
-// errDiskFloor ends a build that drove free space below the floor.
-var errDiskFloor = errors.New("free disk space fell below the floor")
+// errDiskFloor ends a build that drove free space below the floor;
+// errDiskBudget one that wrote more than Limits.Disk.
+var (
+	errDiskFloor  = errors.New("free disk space fell below the floor")
+	errDiskBudget = errors.New("the build wrote more than its disk budget")
+)
 
 // watchDisk stops the build (cancel with errDiskFloor) when DATA's free
-// space falls below Config.DiskFloorBytes while it runs, so that a build
-// filling the disk fails before the host does (SQLite, logs, other apps'
-// writes). It returns when ctx ends.
-func (p *Platform) watchDisk(ctx context.Context, cancel context.CancelCauseFunc) {
+// space falls below Config.DiskFloorBytes while it runs, so that builds
+// filling the disk fail before the host does (SQLite, logs, other apps'
+// writes), and (errDiskBudget) when what this build wrote under its
+// directory grows past Limits.Disk. The directory's size is summed less
+// often than free space is read, as the walk costs more the more files
+// the build makes (at most a tenth of the time). It returns when ctx ends.
+func (p *Platform) watchDisk(ctx context.Context, cancel context.CancelCauseFunc, u *diskUsage) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	nextWalk := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,7 +70,80 @@ func (p *Platform) watchDisk(ctx context.Context, cancel context.CancelCauseFunc
 			cancel(errDiskFloor)
 			return
 		}
+		if u == nil || time.Now().Before(nextWalk) {
+			continue
+		}
+		start := time.Now()
+		used := u.bytes()
+		nextWalk = time.Now().Add(max(time.Second, 10*time.Since(start)))
+		if used > p.cfg.Limits.Disk {
+			cancel(errDiskBudget)
+			return
+		}
 	}
+}
+
+// diskUsage sums the space a build's files take under dir: blocks
+// allocated, each inode once; of the files that were there before the build
+// ran (blobs lent from the image store, the source) only what they grew
+// by; leaving out the mount points in skip (the cache's overlay, whose
+// writes are counted in its upper directory).
+type diskUsage struct {
+	dir    string
+	skip   map[string]bool
+	before map[[2]uint64]int64 // dev, inode → blocks then
+}
+
+func newDiskUsage(dir string, skip ...string) *diskUsage {
+	u := &diskUsage{dir: dir, skip: map[string]bool{}, before: map[[2]uint64]int64{}}
+	for _, s := range skip {
+		u.skip[s] = true
+	}
+	u.walk(func(id [2]uint64, st *syscall.Stat_t) { u.before[id] = st.Blocks })
+	return u
+}
+
+func (u *diskUsage) bytes() int64 {
+	seen := map[[2]uint64]bool{}
+	var total int64
+	u.walk(func(id [2]uint64, st *syscall.Stat_t) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		total += max(0, st.Blocks-u.before[id]) * 512
+	})
+	return total
+}
+
+func (u *diskUsage) walk(f func(id [2]uint64, st *syscall.Stat_t)) {
+	filepath.WalkDir(u.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone meanwhile, or unreadable: the build's own business
+		}
+		if d.IsDir() && u.skip[path] {
+			return filepath.SkipDir
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			f([2]uint64{st.Dev, st.Ino}, st)
+		}
+		return nil
+	})
+}
+
+// sizeText writes a byte count the way a person reads it.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
 }
 
 func chownTree(dir string, uid, gid int) error {

@@ -29,6 +29,9 @@ type Limits struct {
 	CPUs    float64       // default 2
 	Pids    int64         // default 2048
 	Timeout time.Duration // wall clock; default 30 minutes
+	// Disk caps what one build writes (its workspace, layers, cache
+	// changes, temporary files and exported image); default 8 GiB.
+	Disk int64
 }
 
 // Config configures a Platform. cmd/skiff fills it from flags.
@@ -47,7 +50,8 @@ type Config struct {
 	// default 2 GiB.
 	MinFreeBytes int64
 	// DiskFloorBytes is the free space below which a running build is
-	// stopped (a build filling the disk); default half of MinFreeBytes.
+	// stopped (builds together filling the disk); default half of
+	// MinFreeBytes.
 	DiskFloorBytes int64
 	// LogMaxBytes caps each build log on disk; default 10 MiB.
 	LogMaxBytes int64
@@ -115,6 +119,9 @@ func New(cfg Config) (*Platform, error) {
 	}
 	if cfg.Limits.Timeout == 0 {
 		cfg.Limits.Timeout = 30 * time.Minute
+	}
+	if cfg.Limits.Disk == 0 {
+		cfg.Limits.Disk = 8 << 30
 	}
 	if cfg.MaxConcurrent == 0 {
 		cfg.MaxConcurrent = 2

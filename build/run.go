@@ -152,7 +152,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	defer diskCancel(nil)
 	runCtx, cancelRun := context.WithTimeout(diskCtx, p.cfg.Limits.Timeout)
 	defer cancelRun()
-	go p.watchDisk(runCtx, diskCancel)
+	go p.watchDisk(runCtx, diskCancel, newDiskUsage(j.work, j.dirs["layers"]))
 	code, err := p.sandbox.run(runCtx, &sandboxSpec{
 		ID: "build-" + req.BuildID, Bundle: j.dirs["bundle"], Rootfs: bi.Rootfs, Args: j.args, Cwd: "/workspace",
 		Env: append(filterEnv(bi.Env),
@@ -164,7 +164,10 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	}, bo)
 	if err != nil {
 		if errors.Is(context.Cause(diskCtx), errDiskFloor) && ctx.Err() == nil {
-			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %d MiB); its files were removed", p.cfg.DiskFloorBytes>>20)
+			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %s); its files were removed", sizeText(p.cfg.DiskFloorBytes))
+		}
+		if errors.Is(context.Cause(diskCtx), errDiskBudget) && ctx.Err() == nil {
+			return nil, skiff.Errorf(skiff.EINVALID, "the build wrote more than %s, the most one build may write (an admin sets it with skiff serve --build-disk); its files were removed", sizeText(p.cfg.Limits.Disk))
 		}
 		if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "build timed out after %s; its processes were stopped", p.cfg.Limits.Timeout)

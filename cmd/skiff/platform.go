@@ -146,7 +146,8 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 		return nil, err
 	}
 	if p.builder, err = build.New(build.Config{DataDir: cfg.DataDir, Store: p.images, Network: p.network, Egress: pulls,
-		Limits: build.Limits{Timeout: cfg.BuildTimeout, Memory: cfg.BuildMemory}, MaxConcurrent: cfg.BuildConcurrency,
+		Limits:       build.Limits{Timeout: cfg.BuildTimeout, Memory: cfg.BuildMemory, Disk: cfg.BuildDisk},
+		MinFreeBytes: 2 * cfg.BuildDiskFloor, DiskFloorBytes: cfg.BuildDiskFloor, MaxConcurrent: cfg.BuildConcurrency,
 		StateDir: names.buildRuncState, CgroupParent: names.buildCgroup, Log: log.With("component", "build")}); err != nil {
 		return nil, err
 	}

@@ -61,6 +61,8 @@ type Config struct {
 	BuildTimeout     time.Duration // wall clock of one build
 	BuildMemory      int64         // memory of one build
 	BuildConcurrency int           // builds running at once, across apps
+	BuildDisk        int64         // what one build may write
+	BuildDiskFloor   int64         // free space below which builds stop (twice it to start one)
 
 	publicHTTPSPort int // the HTTPS port in redirects
 	// The bound ports, where ACME validation reaches the router.
@@ -88,6 +90,8 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.IntVar(&cfg.KeepReleases, "keep-releases", envInt("SKIFF_KEEP_RELEASES", 5), "releases per app whose images are kept (older ones cannot be rolled back to)")
 	fs.DurationVar(&cfg.BuildTimeout, "build-timeout", envDuration("SKIFF_BUILD_TIMEOUT", 30*time.Minute), "longest a build may run")
 	buildMemory := fs.String("build-memory", envOr("SKIFF_BUILD_MEMORY", "2g"), "memory one build may use")
+	buildDisk := fs.String("build-disk", envOr("SKIFF_BUILD_DISK", "8g"), "the most one build may write to disk (workspace, layers, cache, the exported image)")
+	buildFloor := fs.String("build-disk-floor", envOr("SKIFF_BUILD_DISK_FLOOR", "1g"), "free space on the data directory's disk below which running builds are stopped; a build starts only with twice this free")
 	fs.IntVar(&cfg.BuildConcurrency, "build-concurrency", envInt("SKIFF_BUILD_CONCURRENCY", 2), "builds running at once across apps; more wait their turn")
 	trusted := fs.String("trusted-proxies", envOr("SKIFF_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers or CDNs in front of skiff, whose X-Forwarded-For/-Proto/-Port the router believes")
 	allowRegistry := fs.String("allow-registry", envOr("SKIFF_ALLOW_REGISTRY", ""), "comma-separated registries (host or host:port) that builder:set may pull from although they are not on a public address, like a registry on your LAN")
@@ -116,6 +120,12 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	if cfg.BuildMemory, err = parseSize(*buildMemory); err != nil || cfg.BuildMemory < 64<<20 {
 		return nil, fmt.Errorf("--build-memory: use a size of at least 64m, like 2g")
 	}
+	if cfg.BuildDisk, err = parseSize(*buildDisk); err != nil || cfg.BuildDisk < 64<<20 {
+		return nil, fmt.Errorf("--build-disk: use a size of at least 64m, like 8g")
+	}
+	if cfg.BuildDiskFloor, err = parseSize(*buildFloor); err != nil || cfg.BuildDiskFloor < 1 {
+		return nil, fmt.Errorf("--build-disk-floor: use a size, like 1g")
+	}
 	if cfg.KeepReleases < 1 || cfg.BuildConcurrency < 1 || cfg.BuildTimeout < time.Minute {
 		return nil, errors.New("--keep-releases and --build-concurrency take 1 or more, --build-timeout a minute or more")
 	}
@@ -140,6 +150,9 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 
 // parseSize reads sizes like 512m, 1g, 1048576.
 func parseSize(s string) (int64, error) {
+	if s == "" {
+		return 0, errors.New("empty size")
+	}
 	mult := int64(1)
 	switch strings.ToLower(s[len(s)-1:]) {
 	case "k":

@@ -20,3 +20,23 @@ func TestParsePrefixes(t *testing.T) {
 		}
 	}
 }
+
+// The build's disk budget and free-space floor are flags, validated at
+// start.
+func TestBuildDiskFlags(t *testing.T) {
+	cfg, err := parseServe(t.TempDir(), []string{"--build-disk", "3g", "--build-disk-floor", "512m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BuildDisk != 3<<30 || cfg.BuildDiskFloor != 512<<20 {
+		t.Errorf("disk %d, floor %d", cfg.BuildDisk, cfg.BuildDiskFloor)
+	}
+	if cfg, _ := parseServe(t.TempDir(), nil); cfg.BuildDisk != 8<<30 || cfg.BuildDiskFloor != 1<<30 {
+		t.Errorf("defaults: disk %d, floor %d", cfg.BuildDisk, cfg.BuildDiskFloor)
+	}
+	for _, bad := range [][]string{{"--build-disk", "1m"}, {"--build-disk", ""}, {"--build-disk-floor", "x"}, {"--max-push-size", ""}} {
+		if _, err := parseServe(t.TempDir(), bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
