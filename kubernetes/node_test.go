@@ -62,17 +62,17 @@ func oneNode(t *testing.T) *nodeBed {
 	if os.Geteuid() != 0 {
 		t.Skip("the Kubernetes test bed needs root (sudo make test runs it)")
 	}
-	nodeOnce.Do(func() { node, nodeErr = startNode(t) })
+	nodeOnce.Do(func() { node, nodeErr = startNode(t, 1) })
 	if nodeErr != nil {
 		t.Fatal(nodeErr)
 	}
 	return node
 }
 
-func startNode(t *testing.T) (*nodeBed, error) {
+func startNode(t *testing.T, nodes int) (*nodeBed, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	c, err := k8stestbed.Start(ctx, k8stestbed.Options{Nodes: 1, Log: t.Logf})
+	c, err := k8stestbed.Start(ctx, k8stestbed.Options{Nodes: nodes, Log: t.Logf})
 	if err != nil {
 		return nil, err
 	}
