@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -96,43 +95,10 @@ func local(dataDir string, args []string) int {
 // hook is git's pre-receive hook: it hands the push to the daemon and
 // relays the pipeline's output, which git shows the pusher as "remote:".
 func hook(args []string) int {
-	if len(args) != 1 || args[0] != "pre-receive" {
-		fmt.Fprintln(os.Stderr, "usage: skiff hook pre-receive (git runs this; you do not)")
-		return 2
+	if len(args) != 1 {
+		return control.Hook("", os.Stdin, os.LookupEnv, os.Stderr)
 	}
-	token, socket := os.Getenv("SKIFF_PUSH_TOKEN"), os.Getenv("SKIFF_CONTROL_SOCKET")
-	if token == "" || socket == "" {
-		fmt.Fprintln(os.Stderr, "skiff hook: not run by skiff's git server")
-		return 1
-	}
-	input, err := readLimited(os.Stdin, 1<<20)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, " !     %v\n", err)
-		return 1
-	}
-	h := &skiff.Hook{Name: args[0], Token: token, Input: input}
-	for _, k := range []string{"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"} {
-		if v, ok := os.LookupEnv(k); ok {
-			h.Env = append(h.Env, k+"="+v)
-		}
-	}
-	code, err := control.RunHook(socket, h, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, " !     %v\n", err)
-		return 1
-	}
-	return code
-}
-
-func readLimited(f *os.File, max int64) (string, error) {
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return "", err
-	}
-	if int64(len(data)) > max {
-		return "", errors.New("hook input too large")
-	}
-	return string(data), nil
+	return control.Hook(args[0], os.Stdin, os.LookupEnv, os.Stderr)
 }
 
 func envOr(key, def string) string {
