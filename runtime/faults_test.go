@@ -337,3 +337,24 @@ func TestRunShellWithTerminal(t *testing.T) {
 	}
 	inW.Close()
 }
+
+// An instance's /proc/self/mountinfo names no host path: not the data
+// directory (layers, upper directory, init, resolv.conf and hosts), not
+// where skiff keeps anything.
+func TestMountinfoHidesHostPaths(t *testing.T) {
+	f, rt := newRuntime(t)
+	var out, errOut bytes.Buffer
+	code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *spec(f, "paths"), Args: []string{"cat", "/proc/self/mountinfo"}, Stdout: &out, Stderr: &errOut})
+	if err != nil || code != 0 {
+		t.Fatalf("run: %d %v %s", code, err, errOut.String())
+	}
+	mi := out.String()
+	if !strings.Contains(mi, " / / ") || !strings.Contains(mi, "/dev/init") {
+		t.Fatalf("not a mountinfo:\n%s", mi)
+	}
+	for _, leak := range []string{f.cfg.DataDir, filepath.Base(filepath.Dir(f.cfg.DataDir)), "/layers/", "/instances/"} {
+		if strings.Contains(mi, leak) {
+			t.Errorf("mountinfo names %q:\n%s", leak, mi)
+		}
+	}
+}

@@ -159,7 +159,7 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 		lim = skiff.DefaultLimits
 	}
 	hostname := strings.ReplaceAll(spec.Name(), ".", "-")
-	resolv, hosts, err := writeNetFiles(dir, hostname, r.nameservers)
+	resolv, hosts, err := writeNetFiles(r.netDir(id), hostname, r.nameservers)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +394,7 @@ func (r *Runtime) stop(in *instance, c *container.Container, grace time.Duration
 	in.fifo.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	time.Sleep(50 * time.Millisecond)
 	in.closeFIFO()
-	os.RemoveAll(in.dir)
+	r.removeInstance(in.id, in.dir)
 	r.mu.Lock()
 	delete(r.inst, in.id)
 	r.mu.Unlock()

@@ -39,6 +39,9 @@ func hostNameservers() []string {
 // writeNetFiles writes the instance's /etc/resolv.conf and /etc/hosts into
 // its directory, to be bind-mounted read-only over the image's.
 func writeNetFiles(dir, hostname string, nameservers []string) (resolv, hosts string, err error) {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", "", err
+	}
 	var rb strings.Builder
 	for _, n := range nameservers {
 		rb.WriteString("nameserver " + n + "\n")

@@ -33,7 +33,7 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
+	defer r.removeInstance(id, dir)
 	cs, err := r.containerSpec(ctx, id, dir, &spec, req.Args)
 	if err != nil {
 		return 0, err

@@ -100,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "instances"), 0o711); err != nil {
 		return nil, err
 	}
+	if _, err := mountShare(cfg.DataDir); err != nil {
+		cfg.Log.Warn("no tmpfs for the files instances mount: their mountinfo names the data directory", "err", err)
+	}
 	initPath, err := installInit(cfg.Init, cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -208,7 +211,13 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 	}
 	for _, e := range ents {
 		if !keep[e.Name()] {
-			os.RemoveAll(filepath.Join(r.instancesDir(), e.Name()))
+			r.removeInstance(e.Name(), filepath.Join(r.instancesDir(), e.Name()))
+		}
+	}
+	nets, _ := os.ReadDir(filepath.Join(shareDir(r.cfg.DataDir), "net"))
+	for _, e := range nets {
+		if !keep[e.Name()] {
+			os.RemoveAll(r.netDir(e.Name()))
 		}
 	}
 	return nil
@@ -251,19 +260,19 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 		return nil, err
 	}
 	if err := in.openFIFO(); err != nil {
-		os.RemoveAll(in.dir)
+		r.removeInstance(in.id, in.dir)
 		return nil, err
 	}
 	c, err := r.startContainer(ctx, in)
 	if err != nil {
 		in.closeFIFO()
-		os.RemoveAll(in.dir)
+		r.removeInstance(in.id, in.dir)
 		return nil, err
 	}
 	if err := writeRecord(in.dir, rec); err != nil {
 		c.Delete(context.WithoutCancel(ctx))
 		in.closeFIFO()
-		os.RemoveAll(in.dir)
+		r.removeInstance(in.id, in.dir)
 		return nil, err
 	}
 	r.launch(in, c)

@@ -30,6 +30,7 @@ func newFixture(t testing.TB) *fixture {
 	e := containertest.New(t)
 	data := filepath.Join(t.TempDir(), "data")
 	os.MkdirAll(data, 0o711)
+	t.Cleanup(func() { runtime.UnmountShare(data) }) // before the directory goes
 	containertest.OpenPath(t, data)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ls, err := layer.NewStore(filepath.Join(data, "layers"), layer.Options{IDShift: int(e.Runc.IDMap().HostID)}, log)

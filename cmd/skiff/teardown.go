@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff/internal/container"
+	"github.com/skiffhq/skiff/runtime"
 )
 
 // teardown removes what skiff put on the host outside its data directory:
@@ -75,6 +76,7 @@ func runTeardown(dataDir, prefix, poolText string) error {
 	if err := os.Remove(names.lockFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	errs = append(errs, runtime.UnmountShare(dataDir))
 	// The instances' records are gone with their containers.
 	errs = append(errs, os.RemoveAll(filepath.Join(dataDir, "instances")))
 	return errors.Join(errs...)

@@ -57,14 +57,43 @@ func (r *Runc) prepareRootfs(s *Spec) (string, error) {
 			return "", err
 		}
 	}
+	// The directories are named by descriptor (/proc/self/fd/N): the
+	// container's /proc/self/mountinfo shows the overlay's options as
+	// given, and so names no path of the host's (not the data directory).
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	byFD := func(dir string) (string, error) {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("rootfs: %s: %w", dir, err)
+		}
+		fds = append(fds, fd)
+		return fmt.Sprintf("/proc/self/fd/%d", fd), nil
+	}
 	lower := make([]string, len(s.Rootfs.Layers))
 	for i, l := range s.Rootfs.Layers {
 		if strings.ContainsAny(l, ":,") {
 			return "", fmt.Errorf("layer path %q has a ':' or ','", l)
 		}
-		lower[len(lower)-1-i] = l // overlay lists the top layer first
+		p, err := byFD(l)
+		if err != nil {
+			return "", err
+		}
+		lower[len(lower)-1-i] = p // overlay lists the top layer first
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lower, ":"), upper, work)
+	upperFD, err := byFD(upper)
+	if err != nil {
+		return "", err
+	}
+	workFD, err := byFD(work)
+	if err != nil {
+		return "", err
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lower, ":"), upperFD, workFD)
 	if len(opts) >= os.Getpagesize()-1 {
 		return "", fmt.Errorf("rootfs: %d layers make an overlay option of %d bytes, over the kernel's %d", len(lower), len(opts), os.Getpagesize())
 	}
