@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
+	"io"
 	"strings"
 	"time"
 )
@@ -83,6 +84,29 @@ type CronState struct {
 	// skipped or caught up); the next run is the schedule's first time
 	// after it. Zero for a job that never came due.
 	LastScheduled time.Time `json:"last_scheduled,omitzero"`
+}
+
+// CronJobStatus is a job of an app's current release, as cron:list shows
+// it.
+type CronJobStatus struct {
+	CronJob
+	Suspended bool      `json:"suspended"`
+	Next      time.Time `json:"next_run,omitzero"` // zero while suspended
+	Last      *CronRun  `json:"last_run,omitempty"`
+	Zone      string    `json:"time_zone"` // TZ's zone, or UTC
+}
+
+// CronScheduler runs apps' cron jobs (package cron); these are what the
+// commands ask of it.
+type CronScheduler interface {
+	// Jobs lists the jobs of the app's current release.
+	Jobs(ctx context.Context, app *App) ([]CronJobStatus, error)
+	// RunNow runs a job at once, its output copied to out until it ends;
+	// ECONFLICT while the job runs. A caller that goes away leaves the run
+	// going (it is recorded all the same).
+	RunNow(ctx context.Context, app *App, jobID string, out io.Writer) (*CronRun, error)
+	// SetSuspended suspends or resumes a job.
+	SetSuspended(ctx context.Context, app *App, jobID string, suspended bool) error
 }
 
 // CronService stores the cron jobs' state and their run history.

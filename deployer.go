@@ -15,7 +15,10 @@ import (
 type Deployer interface {
 	CreateApp(ctx context.Context, name string) (*App, error)
 	RenameApp(ctx context.Context, app *App, newName string) error
-	DestroyApp(ctx context.Context, app *App) error
+	// DestroyApp removes the app and all it has; its volumes stay unless
+	// volumes is true (then those no other app mounts go too). It says on
+	// out which volumes it removed or kept.
+	DestroyApp(ctx context.Context, app *App, volumes bool, out io.Writer) error
 	// PreReceive runs the pipeline for a push; out is the pusher's terminal
 	// (each line reaches them prefixed "remote: "). A non-nil error rejects
 	// the push, and its message is printed as the reason.
@@ -63,4 +66,23 @@ type Deployer interface {
 	// (Routes.SetCertificate); RemoveCertificate removes it.
 	SetCertificate(ctx context.Context, app *App, bundle []byte) error
 	RemoveCertificate(ctx context.Context, app *App) error
+
+	// Detached runs: one-offs of the current release that outlive the
+	// caller (run:detached), listed until they have ended and been reaped.
+	RunDetached(ctx context.Context, app *App, command string) (*Instance, error)
+	DetachedRuns(ctx context.Context, app *App) ([]*Instance, error)
+	// DetachedRun finds one by name (run.1234) or id; ENOTFOUND otherwise.
+	DetachedRun(ctx context.Context, app *App, name string) (*Instance, error)
+	StopRun(ctx context.Context, app *App, name string) error
+
+	// Storage. CreateVolume makes a volume's record and directory;
+	// DestroyVolume removes one that no app mounts, with its files.
+	CreateVolume(ctx context.Context, name string) (*Volume, error)
+	DestroyVolume(ctx context.Context, name string) error
+	VolumeUsage(ctx context.Context, v *Volume) (int64, error)
+	// Mount and Unmount change the app's mounts: a new release that rolls
+	// out (release phase included), unless restart is false or the app was
+	// never deployed (then its next release has them).
+	Mount(ctx context.Context, app *App, volume, path string, processTypes []string, restart bool, out io.Writer) error
+	Unmount(ctx context.Context, app *App, volume, path string, restart bool, out io.Writer) error
 }

@@ -25,6 +25,9 @@ type Settings struct {
 	// WaitToRetire is how long old instances drain after a switch; 0:
 	// DefaultWaitToRetire.
 	WaitToRetire time.Duration
+	// ReleaseTimeout bounds the release phase (checks:set
+	// release-timeout=); 0: DefaultReleaseTimeout.
+	ReleaseTimeout time.Duration
 
 	Maintenance     bool
 	MaintenancePage string        // HTML; empty: the router's default page
@@ -47,11 +50,13 @@ const (
 	DefaultCheckDeadline   = 60 * time.Second
 	DefaultWaitToRetire    = 30 * time.Second
 	DefaultResponseTimeout = 30 * time.Second
+	DefaultReleaseTimeout  = 30 * time.Minute
 )
 
 // Limits of the settings users give.
 const (
 	MaxSettingSeconds   = 3600
+	MaxReleaseSeconds   = 86400 // a release command may take up to a day
 	MaxMaintenancePage  = 256 << 10
 	maxCheckPath        = 512
 	maxSettingListItems = 100
@@ -91,6 +96,10 @@ var settingKeys = []setting{
 	}},
 	{"checks.wait-to-retire", func(s *Settings) string { return formatSeconds(s.WaitToRetire) }, func(s *Settings, v string) (err error) {
 		s.WaitToRetire, err = ParseSeconds("wait-to-retire", v)
+		return err
+	}},
+	{"checks.release-timeout", func(s *Settings) string { return formatSeconds(s.ReleaseTimeout) }, func(s *Settings, v string) (err error) {
+		s.ReleaseTimeout, err = parseReleaseTimeout(v)
 		return err
 	}},
 	{"app.json.check", func(s *Settings) string {
@@ -151,7 +160,7 @@ var settingKeys = []setting{
 // what each stored key holds, for the error when it does not parse.
 var settingAllowed = map[string]string{
 	"checks.path": "a path starting with /", "checks.timeout": "seconds", "checks.deadline": "seconds",
-	"checks.wait-to-retire": "seconds", "app.json.check": "a JSON health check", "maintenance": "on",
+	"checks.wait-to-retire": "seconds", "checks.release-timeout": "seconds", "app.json.check": "a JSON health check", "maintenance": "on",
 	"certs.auto": "on", "certs.hsts": "on", "proxy.max-body": "a number of bytes", "proxy.timeout": "seconds",
 	"buildpacks": "a JSON list of strings", "ps.stopped": "a JSON list of strings",
 	"maintenance.page": "an HTML page of at most 256 KiB", "builder": "an image reference",
@@ -213,6 +222,9 @@ func (s *Settings) Validate() error {
 		if d.v < 0 || d.v > MaxSettingSeconds*time.Second {
 			return Errorf(EINVALID, "%s takes seconds from 1 to %d", d.name, MaxSettingSeconds)
 		}
+	}
+	if s.ReleaseTimeout < 0 || s.ReleaseTimeout > MaxReleaseSeconds*time.Second {
+		return Errorf(EINVALID, "release-timeout takes seconds from 1 to %d", MaxReleaseSeconds)
 	}
 	if s.MaxBodyBytes < 0 || s.MaxBodyBytes > maxSize {
 		return Errorf(EINVALID, "max-body-size takes a size like 50m")
@@ -367,7 +379,7 @@ func jsonList(l []string) string {
 // CheckSettings and ProxySettings are the names checks:set and proxy:set
 // take, in the order their help lists them.
 var (
-	CheckSettings = []string{"path", "timeout", "deadline", "wait-to-retire"}
+	CheckSettings = []string{"path", "timeout", "deadline", "wait-to-retire", "release-timeout"}
 	ProxySettings = []string{"max-body-size", "response-timeout"}
 )
 
@@ -375,7 +387,11 @@ var (
 // an empty value restores the default.
 func (s *Settings) SetCheck(name, value string) (err error) {
 	var d time.Duration
-	if value != "" && name != "path" {
+	if value != "" && name == "release-timeout" {
+		if d, err = parseReleaseTimeout(value); err != nil {
+			return err
+		}
+	} else if value != "" && name != "path" {
 		if d, err = ParseSeconds(name, value); err != nil {
 			return err
 		}
@@ -394,8 +410,10 @@ func (s *Settings) SetCheck(name, value string) (err error) {
 		s.Check.Deadline = d
 	case "wait-to-retire":
 		s.WaitToRetire = d
+	case "release-timeout":
+		s.ReleaseTimeout = d
 	default:
-		return Errorf(EINVALID, "%s is not one of path, timeout, deadline, wait-to-retire", quoteForUser(name))
+		return Errorf(EINVALID, "%s is not one of path, timeout, deadline, wait-to-retire, release-timeout", quoteForUser(name))
 	}
 	return nil
 }
@@ -427,4 +445,21 @@ func (s *Settings) SetProxy(name, value string) error {
 		return Errorf(EINVALID, "unknown proxy setting %s; the settings are max-body-size and response-timeout", quoteForUser(name))
 	}
 	return nil
+}
+
+// parseReleaseTimeout reads release-timeout's seconds: up to a day.
+func parseReleaseTimeout(v string) (time.Duration, error) {
+	n, err := strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64)
+	if err != nil || n <= 0 || n > MaxReleaseSeconds {
+		return 0, Errorf(EINVALID, "release-timeout takes seconds from 1 to %d", MaxReleaseSeconds)
+	}
+	return time.Duration(n * float64(time.Second)), nil
+}
+
+// ReleasePhaseTimeout is how long the release phase may take.
+func (s *Settings) ReleasePhaseTimeout() time.Duration {
+	if s.ReleaseTimeout > 0 {
+		return s.ReleaseTimeout
+	}
+	return DefaultReleaseTimeout
 }

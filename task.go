@@ -1,7 +1,10 @@
 package skiff
 
 import (
+	"context"
+	"io"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -93,4 +96,85 @@ func OneOffSpec(app *App, rel *Release, kind string, f Formation) InstanceSpec {
 	}
 	return InstanceSpec{AppID: app.ID, AppName: app.Name, Release: rel.Version, Image: rel.Image,
 		ProcessType: kind, Env: rel.Config, Limits: limits, Mounts: MountsFor(rel.Mounts, kind)}
+}
+
+// FollowOneOff copies the output of a detached one-off instance (its app
+// lines in the log) to w while it runs, and returns its exit code once it
+// has exited (-1 when unknown, or when the instance was removed first).
+// Ending ctx stops the copy, not the instance. poll is how often its state
+// is looked at (0: 500 ms).
+func FollowOneOff(ctx context.Context, s Scheduler, appID, id string, w io.Writer, poll time.Duration) (int, error) {
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	find := func() (*Instance, error) {
+		ins, err := s.Instances(ctx, appID)
+		if err != nil {
+			return nil, err
+		}
+		for _, in := range ins {
+			if in.ID == id {
+				return in, nil
+			}
+		}
+		return nil, nil
+	}
+	in, err := find()
+	if err != nil {
+		return -1, err
+	}
+	if in == nil {
+		return -1, Errorf(ENOTFOUND, "no such process")
+	}
+	q := LogQuery{AppID: appID, Process: in.Spec.Name(), Since: in.CreatedAt.Add(-time.Second), Lines: 1 << 20}
+	seen := 0
+	write := func(l LogLine) error {
+		if l.Source != "app" {
+			return nil
+		}
+		seen++
+		_, err := io.WriteString(w, l.Text+"\n")
+		return err
+	}
+	follow, stopFollow := context.WithCancel(ctx)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		fq := q
+		fq.Follow = true
+		s.Logs(follow, fq, write)
+	}()
+	stop := func() { stopFollow(); <-followed }
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	code := -1
+	for in != nil && in.State != InstanceExited {
+		select {
+		case <-ctx.Done():
+			stop()
+			return -1, ctx.Err()
+		case <-t.C:
+		}
+		if in, err = find(); err != nil {
+			stop()
+			return -1, err
+		}
+	}
+	if in != nil {
+		code = in.ExitCode
+	}
+	// The last lines may still be on their way to the log.
+	time.Sleep(poll / 2)
+	stop()
+	n := 0
+	s.Logs(ctx, q, func(l LogLine) error {
+		if l.Source != "app" {
+			return nil
+		}
+		if n++; n > seen {
+			io.WriteString(w, l.Text+"\n")
+		}
+		return nil
+	})
+	return code, nil
 }

@@ -35,6 +35,9 @@ type Services struct {
 	Domains   skiff.DomainService
 	Settings  skiff.SettingsService
 	Deployer  skiff.Deployer
+	Volumes   skiff.VolumeService
+	Cron      skiff.CronScheduler
+	CronRuns  skiff.CronService
 	Builder   skiff.Builder
 	Scheduler skiff.Scheduler
 	Routes    skiff.Routes

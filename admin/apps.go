@@ -135,10 +135,11 @@ func appsDestroy(c *call) error {
 	if !c.flag("force") && c.value("confirm") != c.app.Name {
 		return skiff.Errorf(skiff.EINVALID, "this destroys %s: its repository, releases, config and logs. Run again with --force (or --confirm %s) to go ahead", c.app.Name, c.app.Name)
 	}
-	if err := c.services().Deployer.DestroyApp(c.ctx, c.app); err != nil {
+	fmt.Fprintf(c.stderr(), "-----> Destroying %s (including all add-ons, releases and the git repository)\n", c.app.Name)
+	if err := c.services().Deployer.DestroyApp(c.ctx, c.app, c.flag("volumes"), c.stderr()); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr(), "-----> Destroying %s (including all add-ons, releases and the git repository)... done\n", c.app.Name)
+	fmt.Fprintf(c.stderr(), "       done\n")
 	return nil
 }
 

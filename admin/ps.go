@@ -54,6 +54,9 @@ func psList(c *call) error {
 			if cur != nil {
 				cmd = cur.ProcessTypes[t]
 			}
+			if in.Spec.OneOff {
+				cmd = "one-off: " + strings.Join(in.Spec.Command, " ")
+			}
 			if lastType != "" {
 				fmt.Fprintln(c.stdout())
 			}
@@ -66,6 +69,8 @@ func psList(c *call) error {
 			state = "up for " + since(in.StartedAt)
 		case skiff.InstanceCrashed:
 			state = "crashed " + since(in.LastExitAt) + " ago"
+		case skiff.InstanceExited:
+			state = fmt.Sprintf("exited with status %d %s ago", in.ExitCode, since(in.LastExitAt))
 		}
 		line := fmt.Sprintf("%s: %s  v%d  cpu %s  mem %s/%s  restarts %d", in.Spec.Name(), state, in.Spec.Release,
 			in.CPU.Round(time.Millisecond), bytesText(in.MemoryBytes), bytesText(in.MemoryLimit), in.Restarts)
@@ -276,7 +281,7 @@ func effectiveFormation(c *call) (skiff.Formation, *skiff.Release, error) {
 		}
 		return nil, nil, err
 	}
-	for t := range cur.ProcessTypes {
+	for _, t := range cur.ScalableTypes() {
 		if _, ok := f[t]; !ok {
 			s := skiff.Scale{}
 			if t == "web" {

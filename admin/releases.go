@@ -114,3 +114,40 @@ func formationText(f skiff.Formation) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// releasesOutput prints what a release's release phase and postdeploy
+// scripts printed (default: the current release).
+func releasesOutput(c *call) error {
+	var version int
+	if len(c.args) == 1 {
+		v, err := parseVersion(c.args[0])
+		if err != nil {
+			return err
+		}
+		version = v
+	} else {
+		cur, err := c.services().Releases.CurrentRelease(c.ctx, c.app.ID)
+		if err != nil {
+			return err
+		}
+		version = cur.Version
+	}
+	rel, err := c.services().Releases.FindRelease(c.ctx, c.app.ID, version)
+	if err != nil {
+		return err
+	}
+	out, err := c.services().Releases.ReleaseOutput(c.ctx, c.app.ID, version)
+	if err != nil {
+		return err
+	}
+	if len(out) == 0 {
+		if len(rel.ReleasePhase()) == 0 && rel.Scripts.Postdeploy == "" {
+			fmt.Fprintf(c.stderr(), "v%d has no release command (a Procfile `release:` line or app.json scripts.dokku.predeploy).\n", version)
+		} else {
+			fmt.Fprintf(c.stderr(), "v%d's release command printed nothing, or did not run.\n", version)
+		}
+		return nil
+	}
+	(&sanitizer{w: c.stdout()}).Write(out)
+	return nil
+}

@@ -238,7 +238,7 @@ func checksSet(c *call) error {
 	for _, a := range c.args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || !slices.Contains(skiff.CheckSettings, k) {
-			return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not one of path=/up, timeout=S, deadline=S, wait-to-retire=S", quoteArg(a))}
+			return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not one of path=/up, timeout=S, deadline=S, wait-to-retire=S, release-timeout=S", quoteArg(a))}
 		}
 		set = append(set, assignment{k, v})
 	}
@@ -269,6 +269,7 @@ func (c *call) printChecks(s *skiff.Settings) error {
 	report := map[string]string{
 		"path": s.Check.Path, "timeout": skiff.FormatSeconds(s.Check.Timeout),
 		"deadline": skiff.FormatSeconds(s.Check.Deadline), "wait-to-retire": skiff.FormatSeconds(s.WaitToRetire),
+		"release-timeout": skiff.FormatSeconds(s.ReleaseTimeout),
 	}
 	if c.json() {
 		return c.writeJSON(report)
@@ -279,7 +280,8 @@ func (c *call) printChecks(s *skiff.Settings) error {
 	}
 	c.section(c.app.Name + " checks")
 	c.fields("Path", path, "Timeout", secondsOr(report["timeout"], skiff.DefaultCheckTimeout), "Deadline", secondsOr(report["deadline"], skiff.DefaultCheckDeadline),
-		"Wait to retire", secondsOr(report["wait-to-retire"], skiff.DefaultWaitToRetire))
+		"Wait to retire", secondsOr(report["wait-to-retire"], skiff.DefaultWaitToRetire),
+		"Release timeout", secondsOr(report["release-timeout"], skiff.DefaultReleaseTimeout))
 	return nil
 }
 

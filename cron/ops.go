@@ -9,20 +9,13 @@ import (
 	"github.com/skiffhq/skiff"
 )
 
-// JobStatus is a job of an app's current release, as cron:list shows it.
-type JobStatus struct {
-	skiff.CronJob
-	Suspended bool           `json:"suspended"`
-	Next      time.Time      `json:"next_run,omitzero"` // zero while suspended
-	Last      *skiff.CronRun `json:"last_run,omitempty"`
-	Zone      string         `json:"time_zone"`
-}
+var _ skiff.CronScheduler = (*Scheduler)(nil)
 
 // Jobs lists the jobs of the app's current release.
-func (s *Scheduler) Jobs(ctx context.Context, app *skiff.App) ([]JobStatus, error) {
+func (s *Scheduler) Jobs(ctx context.Context, app *skiff.App) ([]skiff.CronJobStatus, error) {
 	rel, err := s.cfg.Store.CurrentRelease(ctx, app.ID)
 	if skiff.ErrorCode(err) == skiff.ENOTFOUND {
-		return []JobStatus{}, nil
+		return []skiff.CronJobStatus{}, nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -32,9 +25,9 @@ func (s *Scheduler) Jobs(ctx context.Context, app *skiff.App) ([]JobStatus, erro
 	}
 	loc := Location(rel)
 	now := s.cfg.Now()
-	out := []JobStatus{}
+	out := []skiff.CronJobStatus{}
 	for _, job := range rel.Cron {
-		js := JobStatus{CronJob: job, Zone: loc.String()}
+		js := skiff.CronJobStatus{CronJob: job, Zone: loc.String()}
 		last := now
 		for _, st := range states {
 			if st.JobID == job.ID {

@@ -38,88 +38,9 @@ func (r *SchedulerRuns) Start(ctx context.Context, app *skiff.App, rel *skiff.Re
 	return in.ID, nil
 }
 
-func (r *SchedulerRuns) instance(ctx context.Context, appID, id string) (*skiff.Instance, error) {
-	ins, err := r.Scheduler.Instances(ctx, appID)
-	if err != nil {
-		return nil, err
-	}
-	for _, in := range ins {
-		if in.ID == id {
-			return in, nil
-		}
-	}
-	return nil, nil
-}
-
-// Attach implements Runs: it follows the run's lines in the app's log while
-// it runs, then copies the lines it has not seen yet.
+// Attach implements Runs.
 func (r *SchedulerRuns) Attach(ctx context.Context, appID, id string, w io.Writer) (int, error) {
-	poll := r.Poll
-	if poll <= 0 {
-		poll = 500 * time.Millisecond
-	}
-	in, err := r.instance(ctx, appID, id)
-	if err != nil {
-		return -1, err
-	}
-	if in == nil {
-		return -1, skiff.Errorf(skiff.ENOTFOUND, "the run's process is gone")
-	}
-	q := skiff.LogQuery{AppID: appID, Process: in.Spec.Name(), Since: in.CreatedAt.Add(-time.Second), Lines: 1 << 20}
-	seen := 0
-	write := func(l skiff.LogLine) error {
-		if l.Source != "app" {
-			return nil
-		}
-		seen++
-		_, err := io.WriteString(w, l.Text+"\n")
-		return err
-	}
-	follow, stopFollow := context.WithCancel(ctx)
-	followed := make(chan struct{})
-	go func() {
-		defer close(followed)
-		fq := q
-		fq.Follow = true
-		r.Scheduler.Logs(follow, fq, write)
-	}()
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		if in.State == skiff.InstanceExited {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			stopFollow()
-			<-followed
-			return -1, ctx.Err()
-		case <-t.C:
-		}
-		if in, err = r.instance(ctx, appID, id); err != nil || in == nil {
-			stopFollow()
-			<-followed
-			if err == nil {
-				err = skiff.Errorf(skiff.ENOTFOUND, "the run's process went away")
-			}
-			return -1, err
-		}
-	}
-	// The last lines may still be on their way to the log.
-	time.Sleep(poll / 2)
-	stopFollow()
-	<-followed
-	n := 0
-	r.Scheduler.Logs(ctx, q, func(l skiff.LogLine) error {
-		if l.Source != "app" {
-			return nil
-		}
-		if n++; n > seen {
-			io.WriteString(w, l.Text+"\n")
-		}
-		return nil
-	})
-	return in.ExitCode, nil
+	return skiff.FollowOneOff(ctx, r.Scheduler, appID, id, w, r.Poll)
 }
 
 // Lookup implements Runs.

@@ -11,7 +11,10 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +30,7 @@ type Store interface {
 	skiff.DomainService
 	skiff.SettingsService
 	skiff.EventService
+	skiff.VolumeService
 	// FailRunningBuilds marks the builds a daemon restart interrupted.
 	FailRunningBuilds(ctx context.Context, reason string) (int, error)
 }
@@ -40,7 +44,11 @@ type Config struct {
 	Builder   skiff.Builder
 	Scheduler skiff.Scheduler
 	Routes    skiff.Routes
+	Volumes   skiff.Volumes // the volumes' directories; nil: storage cannot be made
 	Log       *slog.Logger
+	// OnRelease is told of each release that became current (the cron
+	// scheduler re-reads the app's jobs).
+	OnRelease func(appID string)
 
 	BaseDomain   string        // apps answer at <name>.<BaseDomain>
 	ReadyTimeout time.Duration // for a new web instance to accept connections; default 60 s
@@ -118,15 +126,20 @@ func (p *Pipeline) RenameApp(ctx context.Context, app *skiff.App, newName string
 }
 
 // DestroyApp stops the app's traffic and instances, removes its record,
-// then its repository, build cache and logs. The record goes before the
-// files: once it is gone nobody can push to or fetch the app, and a
-// leftover directory is only disk space.
-func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
+// then its repository, build cache and logs, and with volumes the volumes
+// only it mounted. The record goes before the files: once it is gone
+// nobody can push to or fetch the app, and a leftover directory is only
+// disk space.
+func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App, volumes bool, out io.Writer) error {
 	unlock, err := p.locks.lock(ctx, app, "destroy")
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	mounts, err := p.cfg.Store.Mounts(ctx, app.ID)
+	if err != nil {
+		return err
+	}
 	if p.cfg.Routes != nil {
 		p.cfg.Routes.RemoveApp(app.ID)
 		if err := p.cfg.Routes.RemoveCertificate(app.ID); err != nil {
@@ -152,6 +165,25 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App) error {
 		}
 	}
 	p.collectGarbage(bg)
+	if len(mounts) > 0 && !volumes {
+		var names []string
+		for _, m := range mounts {
+			names = append(names, m.Volume)
+		}
+		names = slices.Compact(slices.Sorted(slices.Values(names)))
+		detail(out, "Kept storage %s with its files (storage:destroy removes it; apps:destroy --volumes would have)", strings.Join(names, ", "))
+	} else if volumes {
+		removed, kept := p.destroyAppVolumes(bg, mounts)
+		if len(removed) > 0 {
+			detail(out, "Removed storage %s", strings.Join(removed, ", "))
+		}
+		if len(kept) > 0 {
+			detail(out, "Kept storage %s: other apps mount it", strings.Join(kept, ", "))
+		}
+	}
+	if p.cfg.OnRelease != nil {
+		p.cfg.OnRelease(app.ID)
+	}
 	return nil
 }
 

@@ -39,7 +39,12 @@ func (p *Pipeline) SetConfig(ctx context.Context, app *skiff.App, ch *skiff.Conf
 	if len(ch.Set) == 0 {
 		verb = "Unset"
 	}
+	mounts, err := p.cfg.Store.Mounts(ctx, app.ID)
+	if err != nil {
+		return err
+	}
 	rel := &skiff.Release{AppID: app.ID, Image: cur.Image, Config: next, ProcessTypes: cur.ProcessTypes,
+		Scripts: cur.Scripts, Cron: cur.Cron, Mounts: mounts,
 		BuildID: cur.BuildID, Commit: cur.Commit, Description: fmt.Sprintf("%s %s config vars", verb, strings.Join(ch.Keys(), ", "))}
 	return p.release(ctx, app, rel, ch, out)
 }
@@ -77,6 +82,11 @@ func (p *Pipeline) Rollback(ctx context.Context, app *skiff.App, version int, ou
 	if target.Status == skiff.ReleaseFailed {
 		return skiff.Errorf(skiff.EINVALID, "v%d failed to deploy; roll back to a release that ran", target.Version)
 	}
+	for _, m := range target.Mounts {
+		if v, err := p.cfg.Store.FindVolume(ctx, m.Volume); err != nil || v.ID != m.VolumeID {
+			return skiff.Errorf(skiff.ENOTFOUND, "v%d mounts storage %s, which no longer exists; roll back to another release", target.Version, m.Volume)
+		}
+	}
 	if p.cfg.ReleaseImages != nil {
 		kept, err := p.cfg.ReleaseImages(ctx, p.cfg.KeepReleases)
 		if err != nil {
@@ -99,7 +109,7 @@ func (p *Pipeline) Rollback(ctx context.Context, app *skiff.App, version int, ou
 		}
 	}
 	rel := &skiff.Release{AppID: app.ID, Image: target.Image, Config: target.Config, ProcessTypes: target.ProcessTypes,
-		BuildID: target.BuildID, Commit: target.Commit, Description: fmt.Sprintf("Rollback to v%d", target.Version)}
+		Scripts: target.Scripts, Cron: target.Cron, Mounts: target.Mounts, BuildID: target.BuildID, Commit: target.Commit, Description: fmt.Sprintf("Rollback to v%d", target.Version)}
 	return p.release(ctx, app, rel, ch, out)
 }
 
@@ -118,6 +128,9 @@ func (p *Pipeline) Scale(ctx context.Context, app *skiff.App, quantities map[str
 	cur, curErr := p.cfg.Store.CurrentRelease(ctx, app.ID)
 	change := skiff.Formation{}
 	for t, n := range quantities {
+		if t == skiff.ReleaseProcessType {
+			return skiff.Errorf(skiff.EINVALID, "release is the release command: it runs once for each new release, before its instances start, and cannot be scaled")
+		}
 		if curErr == nil {
 			if _, ok := cur.ProcessTypes[t]; !ok {
 				return skiff.Errorf(skiff.EINVALID, "%s has no process type %s; it has %s", app.Name, t, strings.Join(slices.Sorted(maps.Keys(cur.ProcessTypes)), ", "))
@@ -232,12 +245,7 @@ func (p *Pipeline) Run(ctx context.Context, app *skiff.App, req *skiff.RunReques
 	if err != nil {
 		return 1, err
 	}
-	limits := f["run"].Limits
-	if limits == (skiff.Limits{}) {
-		limits = skiff.DefaultLimits
-	}
-	req.Spec = skiff.InstanceSpec{AppID: app.ID, AppName: app.Name, Release: cur.Version, Image: cur.Image,
-		ProcessType: "run", Env: cur.Config, Limits: limits}
+	req.Spec = skiff.OneOffSpec(app, cur, skiff.OneOffRun, f)
 	p.appLog(app, "Starting process with command `%s` by %s", strings.Join(req.Args, " "), skiff.ActorFrom(ctx).Name)
 	return p.cfg.Scheduler.Run(ctx, req)
 }

@@ -34,7 +34,8 @@ func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out i
 	if commit.Subject != "" {
 		detail(out, "%q — %s", commit.Subject, commit.Author)
 	}
-	if err := p.readAppJSON(ctx, app, commit.ID, req.GitEnv); err != nil {
+	appJSON, err := p.readAppJSON(ctx, app, commit.ID, req.GitEnv)
+	if err != nil {
 		return err
 	}
 	push := &skiff.Push{AppID: app.ID, Ref: update.Ref, OldCommit: update.Old, Commit: update.New, Pusher: req.Pusher.Name}
@@ -46,7 +47,7 @@ func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out i
 		return nil
 	}
 
-	if err := p.buildAndRelease(ctx, app, commit, req.GitEnv, out); err != nil {
+	if err := p.buildAndRelease(ctx, app, commit, appJSON, req.GitEnv, out); err != nil {
 		return err
 	}
 	p.collectGarbage(context.WithoutCancel(ctx))
@@ -56,7 +57,7 @@ func (p *Pipeline) PreReceive(ctx context.Context, req *skiff.PushRequest, out i
 // buildAndRelease builds the commit and releases the image. The image
 // collector waits while it runs: between the export and the release, the
 // new image is referenced by nothing the collector could see.
-func (p *Pipeline) buildAndRelease(ctx context.Context, app *skiff.App, commit *skiff.Commit, gitEnv []string, out io.Writer) error {
+func (p *Pipeline) buildAndRelease(ctx context.Context, app *skiff.App, commit *skiff.Commit, appJSON *skiff.AppJSON, gitEnv []string, out io.Writer) error {
 	p.gc.RLock()
 	defer p.gc.RUnlock()
 	result, build, err := p.build(ctx, app, commit, gitEnv, out)
@@ -67,8 +68,18 @@ func (p *Pipeline) buildAndRelease(ctx context.Context, app *skiff.App, commit *
 	if err != nil {
 		return err
 	}
+	mounts, err := p.cfg.Store.Mounts(ctx, app.ID)
+	if err != nil {
+		return err
+	}
 	rel := &skiff.Release{AppID: app.ID, Image: result.Image, Config: cfg, ProcessTypes: result.ProcessTypes,
-		BuildID: build.ID, Commit: commit.ID, Description: "Deploy " + commit.Short()}
+		Mounts: mounts, BuildID: build.ID, Commit: commit.ID, Description: "Deploy " + commit.Short()}
+	if appJSON != nil {
+		rel.Scripts = appJSON.DeployScripts()
+		if rel.Cron, err = appJSON.CronJobs(); err != nil {
+			return err
+		}
+	}
 	return p.release(ctx, app, rel, nil, out)
 }
 
@@ -130,19 +141,35 @@ func (p *Pipeline) build(ctx context.Context, app *skiff.App, commit *skiff.Comm
 	return res, b, nil
 }
 
-// release stores rel as the next release, rolls it out and makes it
-// current once its instances take the traffic, applying ch (the config
-// change that made it) in the same transaction. If the rollout fails, the
-// release is marked failed and the previous one keeps serving with its
-// config.
+// release stores rel as the next release, runs its release phase (see
+// phase.go), rolls it out and makes it current once its instances take
+// the traffic, applying ch (the config change that made it) in the same
+// transaction, then runs its postdeploy scripts. If the release phase or
+// the rollout fails, the release is marked failed and the previous one
+// keeps serving with its config.
 func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Release, ch *skiff.ConfigChange, out io.Writer) error {
+	return p.releaseWith(ctx, app, rel, ch, true, out)
+}
+
+// releaseWith is release; phase false skips the release phase (a release
+// made on an add-on's behalf).
+func (p *Pipeline) releaseWith(ctx context.Context, app *skiff.App, rel *skiff.Release, ch *skiff.ConfigChange, phase bool, out io.Writer) error {
 	rel.Change = ch
+	_, curErr := p.cfg.Store.CurrentRelease(ctx, app.ID)
+	first := skiff.ErrorCode(curErr) == skiff.ENOTFOUND
 	if err := p.cfg.Store.CreateRelease(ctx, rel); err != nil {
 		return err
 	}
 	step(out, "Releasing v%d (%s)", rel.Version, rel.Description)
 	deploy := func() error { return p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch) }
-	if err := p.converge(ctx, app, rel, rollout{all: true, commit: deploy}, out); err != nil {
+	err := error(nil)
+	if phase {
+		err = p.runReleasePhase(ctx, app, rel, out)
+	}
+	if err == nil {
+		err = p.converge(ctx, app, rel, rollout{all: true, commit: deploy}, out)
+	}
+	if err != nil {
 		reason := skiff.ErrorMessage(err)
 		if ctx.Err() != nil {
 			reason = "interrupted"
@@ -162,6 +189,10 @@ func (p *Pipeline) release(ctx context.Context, app *skiff.App, rel *skiff.Relea
 		p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
 	}
 	step(out, "Released v%d", rel.Version)
+	if p.cfg.OnRelease != nil {
+		p.cfg.OnRelease(app.ID)
+	}
+	p.runPostdeploy(ctx, app, rel, first, out)
 	fmt.Fprintf(out, "=====> Application deployed:\n       %s\n", p.webURL(app))
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 // Heroku) and none of the other types; none of a stopped type.
 func desiredScale(rel *skiff.Release, f skiff.Formation, settings *skiff.Settings) map[string]skiff.Scale {
 	want := map[string]skiff.Scale{}
-	for t := range rel.ProcessTypes {
+	for _, t := range rel.ScalableTypes() {
 		s, ok := f[t]
 		if !ok && t == "web" {
 			s.Quantity = 1
@@ -97,7 +97,7 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 	for _, t := range slices.Sorted(maps.Keys(want)) {
 		for i := 1; i <= want[t].Quantity; i++ {
 			spec := &skiff.InstanceSpec{AppID: app.ID, AppName: app.Name, Release: rel.Version, Image: rel.Image,
-				ProcessType: t, Index: i, Env: rel.Config, Limits: want[t].Limits}
+				ProcessType: t, Index: i, Env: rel.Config, Limits: want[t].Limits, Mounts: skiff.MountsFor(rel.Mounts, t)}
 			if !taken[spec.Name()] {
 				specs = append(specs, spec)
 			}

@@ -89,20 +89,21 @@ func (p *Pipeline) changeSettings(ctx context.Context, app *skiff.App, action st
 	return next, nil
 }
 
-// readAppJSON applies the pushed commit's app.json: its startup check of
-// web becomes the app's health check (unless checks:set set one). A
+// readAppJSON reads the pushed commit's app.json (nil when it has none)
+// and applies its startup check of web: the app's health check (unless
+// checks:set set one). Its scripts and cron jobs go into the release. A
 // malformed app.json fails the push, saying what is wrong.
-func (p *Pipeline) readAppJSON(ctx context.Context, app *skiff.App, commit string, gitEnv []string) error {
+func (p *Pipeline) readAppJSON(ctx context.Context, app *skiff.App, commit string, gitEnv []string) (*skiff.AppJSON, error) {
 	data, err := p.cfg.Repos.ReadFile(ctx, app.ID, commit, "app.json", gitEnv, skiff.MaxAppJSON)
 	var check *skiff.HealthCheck
+	var a *skiff.AppJSON
 	switch {
 	case skiff.ErrorCode(err) == skiff.ENOTFOUND:
 	case err != nil:
-		return err
+		return nil, err
 	default:
-		a, err := skiff.ParseAppJSON(data)
-		if err != nil {
-			return err
+		if a, err = skiff.ParseAppJSON(data); err != nil {
+			return nil, err
 		}
 		if hc, ok := a.WebCheck(); ok {
 			check = &hc
@@ -110,16 +111,16 @@ func (p *Pipeline) readAppJSON(ctx context.Context, app *skiff.App, commit strin
 	}
 	s, err := p.settings(ctx, app)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if same(s.AppJSONCheck, check) {
-		return nil
+		return a, nil
 	}
 	_, err = p.changeSettings(ctx, app, "app.json", func(s *skiff.Settings) error {
 		s.AppJSONCheck = check
 		return nil
 	})
-	return err
+	return a, err
 }
 
 func same(a, b *skiff.HealthCheck) bool { return a == b || a != nil && b != nil && *a == *b }

@@ -11,9 +11,10 @@ import (
 // until ctx ends: an instance that crashed leaves the pool, and one that is
 // back joins it again after passing the health check. Deploys do the same
 // for the instances they start; this covers what happens between them. An
-// app busy with a deploy is skipped until the next round.
+// app busy with a deploy is skipped until the next round. It also reaps
+// detached runs that ended a while ago.
 func (p *Pipeline) Watch(ctx context.Context, every time.Duration) {
-	if p.cfg.Scheduler == nil || p.cfg.Routes == nil {
+	if p.cfg.Scheduler == nil {
 		return
 	}
 	t := time.NewTicker(every)
@@ -33,7 +34,12 @@ func (p *Pipeline) Watch(ctx context.Context, every time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
-			p.syncBackends(ctx, app)
+			if ins, err := p.cfg.Scheduler.Instances(ctx, app.ID); err == nil {
+				p.reapDetached(ctx, app, ins)
+			}
+			if p.cfg.Routes != nil {
+				p.syncBackends(ctx, app)
+			}
 		}
 	}
 }

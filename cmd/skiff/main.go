@@ -24,6 +24,9 @@ import (
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/control"
+
+	// Cron jobs run in the zone of an app's TZ, whatever the host has.
+	_ "time/tzdata"
 )
 
 const defaultData = "/var/lib/skiff"

@@ -25,6 +25,7 @@ import (
 	"github.com/skiffhq/skiff/internal/layer"
 	"github.com/skiffhq/skiff/router"
 	"github.com/skiffhq/skiff/runtime"
+	"github.com/skiffhq/skiff/volume"
 )
 
 // platform is what builds and runs apps: the image store, the network and
@@ -36,6 +37,7 @@ type platform struct {
 	runtime *runtime.Runtime
 	builder *build.Platform
 	router  *router.Router
+	volumes *volume.Dirs
 }
 
 // hostNames are the names of skiff's resources on the host, derived from
@@ -135,8 +137,11 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 	if err != nil {
 		return nil, err
 	}
+	if p.volumes, err = volume.New(filepath.Join(cfg.DataDir, "volumes")); err != nil {
+		return nil, err
+	}
 	if p.runtime, err = runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, ImageDir: filepath.Join(cfg.DataDir, "images"),
-		Layers: layers, Runc: p.runc, Init: initBin, Log: log.With("component", "runtime")}); err != nil {
+		Layers: layers, Runc: p.runc, Init: initBin, VolumePath: p.volumes.Path, Log: log.With("component", "runtime")}); err != nil {
 		return nil, err
 	}
 	// Registry pulls reach public addresses and what an admin allowed,

@@ -21,6 +21,7 @@ import (
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/admin"
 	"github.com/skiffhq/skiff/control"
+	"github.com/skiffhq/skiff/cron"
 	"github.com/skiffhq/skiff/deploy"
 	"github.com/skiffhq/skiff/gitserver"
 	"github.com/skiffhq/skiff/internal/egress"
@@ -209,6 +210,7 @@ type Main struct {
 	control  *control.Server
 	platform *platform
 	pipeline *deploy.Pipeline
+	cron     *cron.Scheduler
 	closers  []func() error
 	bg       sync.WaitGroup
 	stop     context.CancelFunc
@@ -309,8 +311,12 @@ func (m *Main) Run(ctx context.Context) error {
 		ReleaseImages: db.ReleaseImages, KeepReleases: cfg.KeepReleases}
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Settings: db, Routes: pl.router, Backup: db}
 	if pl.runtime != nil {
-		dcfg.Scheduler, dcfg.Builder, dcfg.ImageGC = pl.runtime, pl.builder, pl.collectGarbage
-		svc.Scheduler, svc.Builder = pl.runtime, pl.builder
+		dcfg.Scheduler, dcfg.Builder, dcfg.ImageGC, dcfg.Volumes = pl.runtime, pl.builder, pl.collectGarbage, pl.volumes
+		svc.Scheduler, svc.Builder, svc.Volumes = pl.runtime, pl.builder, db
+		m.cron = cron.New(cron.Config{Store: db, Runs: &cron.SchedulerRuns{Scheduler: pl.runtime, Formation: db.Formation},
+			Log: m.Log.With("component", "cron")})
+		dcfg.OnRelease = func(string) { m.cron.Refresh() }
+		svc.Cron, svc.CronRuns = m.cron, db
 		svc.Builders = &builders{platform: pl.builder, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
 	}
 	m.pipeline = deploy.New(dcfg)
@@ -356,6 +362,9 @@ func (m *Main) Run(ctx context.Context) error {
 	// instances meanwhile.
 	bgCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
+	if m.cron != nil {
+		m.serve("cron", func() error { return m.cron.Run(bgCtx) })
+	}
 	m.bg.Add(1)
 	go func() {
 		defer m.bg.Done()

@@ -1,0 +1,218 @@
+package deploy
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/skifftest"
+	"github.com/skiffhq/skiff/store"
+)
+
+// phaseFixture is a pipeline over the real store and the in-memory
+// scheduler, with no router: enough for what a release runs.
+type phaseFixture struct {
+	t      *testing.T
+	db     *store.DB
+	p      *Pipeline
+	sched  *skifftest.Scheduler
+	images *skifftest.Images
+	app    *skiff.App
+	ctx    context.Context
+}
+
+func newPhaseFixture(t *testing.T) *phaseFixture {
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "skiff.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	images := skifftest.NewImages()
+	sched := skifftest.NewHost(images).Scheduler(skifftest.Config{Grace: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	t.Cleanup(func() {
+		ins, _ := sched.Instances(context.Background(), "")
+		for _, in := range ins {
+			sched.Stop(context.Background(), in.ID, time.Second)
+		}
+		sched.Close()
+	})
+	f := &phaseFixture{t: t, db: db, sched: sched, images: images,
+		ctx: skiff.WithActor(context.Background(), &skiff.Actor{Name: "alice"})}
+	f.p = New(Config{Store: db, Scheduler: sched, BaseDomain: "skiff.test", ReadyTimeout: 10 * time.Second, StopGrace: time.Second})
+	f.app = &skiff.App{Name: "shop"}
+	if err := db.CreateApp(f.ctx, f.app); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// image adds an image with the process types.
+func (f *phaseFixture) image(digest string, types map[string]string) {
+	f.images.Add(&skifftest.Image{Digest: digest, ProcessTypes: types})
+}
+
+func (f *phaseFixture) release(rel *skiff.Release) (string, error) {
+	rel.AppID = f.app.ID
+	if rel.Description == "" {
+		rel.Description = "Deploy"
+	}
+	var out strings.Builder
+	err := f.p.release(f.ctx, f.app, rel, nil, &out)
+	return out.String(), err
+}
+
+func (f *phaseFixture) current() int {
+	cur, err := f.db.CurrentRelease(f.ctx, f.app.ID)
+	if err != nil {
+		return 0
+	}
+	return cur.Version
+}
+
+func (f *phaseFixture) logs(process string) string {
+	var b strings.Builder
+	f.sched.Logs(f.ctx, skiff.LogQuery{AppID: f.app.ID, Process: process, Lines: 1000}, func(l skiff.LogLine) error {
+		b.WriteString(l.Process + ": " + l.Text + "\n")
+		return nil
+	})
+	return b.String()
+}
+
+func TestReleasePhaseRunsBeforeInstances(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.image("sha256:1", map[string]string{"web": "serve", "release": "sleep 10ms"})
+	out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve", "release": "sleep 10ms"},
+		Scripts: skiff.DeployScripts{Predeploy: "exit 0", Postdeploy: "exit 0"}})
+	if err != nil {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	// Dokku's order: predeploy, the release command, the instances, the
+	// switch, postdeploy.
+	order := []string{"Running predeploy script…", "exiting 0", "Running release command…", "sleeping", "Release command finished in",
+		"Starting web.1 of v1", "Released v1", "Running postdeploy script…", "Application deployed"}
+	at := 0
+	for _, want := range order {
+		i := strings.Index(out[at:], want)
+		if i < 0 {
+			t.Fatalf("push output lacks %q after position %d:\n%s", want, at, out)
+		}
+		at += i
+	}
+	if f.current() != 1 {
+		t.Fatalf("current v%d", f.current())
+	}
+	kept, _ := f.db.ReleaseOutput(f.ctx, f.app.ID, 1)
+	if s := string(kept); !strings.Contains(s, "exiting 0") || !strings.Contains(s, "sleeping") || strings.Count(s, "exiting 0") != 2 {
+		t.Errorf("kept output %q: want the predeploy's, the release command's and the postdeploy's", s)
+	}
+	if logs := f.logs("release"); !strings.Contains(logs, "release.1: sleeping") {
+		t.Errorf("the app log lacks the release command's output:\n%s", logs)
+	}
+	// release is never a process of the formation.
+	ins, _ := f.sched.Instances(f.ctx, f.app.ID)
+	for _, in := range ins {
+		if in.Spec.ProcessType != "web" {
+			t.Errorf("instance %s runs", in.Spec.Name())
+		}
+	}
+	if err := f.p.Scale(f.ctx, f.app, map[string]int{"release": 1}, &strings.Builder{}); skiff.ErrorCode(err) != skiff.EINVALID || !strings.Contains(err.Error(), "cannot be scaled") {
+		t.Fatalf("ps:scale release=1: %v", err)
+	}
+	// A config change runs the release command again (Heroku's rule).
+	var cfgOut strings.Builder
+	if err := f.p.SetConfig(f.ctx, f.app, &skiff.ConfigChange{Set: map[string]string{"A": "1"}}, true, &cfgOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cfgOut.String(), "Running release command…") || f.current() != 2 {
+		t.Fatalf("config:set, v%d:\n%s", f.current(), cfgOut.String())
+	}
+	if cur, _ := f.db.CurrentRelease(f.ctx, f.app.ID); cur.Scripts.Predeploy != "exit 0" {
+		t.Errorf("config:set lost the scripts: %+v", cur.Scripts)
+	}
+	// So does a rollback.
+	var rbOut strings.Builder
+	if err := f.p.Rollback(f.ctx, f.app, 1, &rbOut); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rbOut.String(), "Running release command…") || f.current() != 3 {
+		t.Fatalf("rollback, v%d:\n%s", f.current(), rbOut.String())
+	}
+	// A restart runs nothing.
+	var rsOut strings.Builder
+	if err := f.p.Restart(f.ctx, f.app, "", &rsOut); err != nil || strings.Contains(rsOut.String(), "release command") {
+		t.Fatalf("restart: %v\n%s", err, rsOut.String())
+	}
+}
+
+func TestFailedReleasePhaseKeepsThePreviousRelease(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.image("sha256:1", map[string]string{"web": "serve"})
+	if out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve"}}); err != nil {
+		t.Fatalf("v1: %v\n%s", err, out)
+	}
+	before, _ := f.sched.Instances(f.ctx, f.app.ID)
+	f.image("sha256:2", map[string]string{"web": "serve", "release": "exit 3"})
+	out, err := f.release(&skiff.Release{Image: "sha256:2", ProcessTypes: map[string]string{"web": "serve", "release": "exit 3"}})
+	if skiff.ErrorCode(err) != skiff.EUNAVAILABLE || !strings.Contains(err.Error(), "Release v2 failed, the previous release keeps serving") ||
+		!strings.Contains(err.Error(), "the release command exited with status 3; its last lines:\n       exiting 3") {
+		t.Fatalf("release of a failing release command: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "Starting web.1 of v2") {
+		t.Fatalf("instances of v2 started:\n%s", out)
+	}
+	if f.current() != 1 {
+		t.Fatalf("current is v%d", f.current())
+	}
+	rel, _ := f.db.FindRelease(f.ctx, f.app.ID, 2)
+	if rel.Status != skiff.ReleaseFailed || !strings.Contains(rel.Error, "exited with status 3") {
+		t.Fatalf("v2 %+v", rel)
+	}
+	if kept, _ := f.db.ReleaseOutput(f.ctx, f.app.ID, 2); string(kept) != "exiting 3\n" {
+		t.Errorf("kept output %q", kept)
+	}
+	after, _ := f.sched.Instances(f.ctx, f.app.ID)
+	if len(after) != len(before) || after[0].ID != before[0].ID {
+		t.Fatalf("instances changed: %+v -> %+v", before, after)
+	}
+
+	// A release command that outlives the timeout fails the same way.
+	if err := f.db.SetSettings(f.ctx, f.app.ID, "checks:set", &skiff.Settings{ReleaseTimeout: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	f.image("sha256:3", map[string]string{"web": "serve", "release": "sleep 1m"})
+	start := time.Now()
+	out, err = f.release(&skiff.Release{Image: "sha256:3", ProcessTypes: map[string]string{"web": "serve", "release": "sleep 1m"}})
+	if err == nil || !strings.Contains(err.Error(), "did not finish within 300ms") || !strings.Contains(err.Error(), "sleeping") || time.Since(start) > 10*time.Second {
+		t.Fatalf("a release command past its timeout: %v\n%s", err, out)
+	}
+	if f.current() != 1 {
+		t.Fatalf("current is v%d", f.current())
+	}
+
+	// A failing postdeploy is reported; the release stays.
+	f.image("sha256:4", map[string]string{"web": "serve"})
+	out, err = f.release(&skiff.Release{Image: "sha256:4", ProcessTypes: map[string]string{"web": "serve"}, Scripts: skiff.DeployScripts{Postdeploy: "exit 5"}})
+	if err != nil || !strings.Contains(out, " !     the postdeploy script exited with status 5") || !strings.Contains(out, "v4 stays deployed") {
+		t.Fatalf("a failing postdeploy: %v\n%s", err, out)
+	}
+	if f.current() != 4 {
+		t.Fatalf("current is v%d after a failed postdeploy", f.current())
+	}
+}
+
+func TestFirstDeployScriptRunsOnce(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.image("sha256:1", map[string]string{"web": "serve"})
+	rel := func() *skiff.Release {
+		return &skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve"}, Scripts: skiff.DeployScripts{FirstDeploy: "sleep 1ms"}}
+	}
+	if out, err := f.release(rel()); err != nil || !strings.Contains(out, "Running first postdeploy script…") {
+		t.Fatalf("first deploy: %v\n%s", err, out)
+	}
+	if out, err := f.release(rel()); err != nil || strings.Contains(out, "first postdeploy") {
+		t.Fatalf("second deploy: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,172 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/skiffhq/skiff"
+)
+
+// CreateVolume makes a volume: its record, then its directory. If the
+// directory cannot be made the record goes again, so nothing half-made
+// remains. An existing volume of that name is ECONFLICT.
+func (p *Pipeline) CreateVolume(ctx context.Context, name string) (*skiff.Volume, error) {
+	if p.cfg.Volumes == nil {
+		return nil, skiff.Errorf(skiff.EUNAVAILABLE, "this server keeps no storage")
+	}
+	v := &skiff.Volume{Name: name}
+	if err := p.cfg.Store.CreateVolume(ctx, v); err != nil {
+		return nil, err
+	}
+	if err := p.cfg.Volumes.Ensure(ctx, v.ID); err != nil {
+		if derr := p.cfg.Store.DeleteVolume(context.WithoutCancel(ctx), name); derr != nil {
+			p.log.Error("undo storage create", "name", name, "err", derr)
+		}
+		return nil, fmt.Errorf("make the directory of storage %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// DestroyVolume removes a volume no app mounts (ECONFLICT otherwise): the
+// record first, so nothing can mount it any more, then its files.
+func (p *Pipeline) DestroyVolume(ctx context.Context, name string) error {
+	v, err := p.cfg.Store.FindVolume(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := p.cfg.Store.DeleteVolume(ctx, name); err != nil {
+		return err
+	}
+	if p.cfg.Volumes != nil {
+		if err := p.cfg.Volumes.Remove(context.WithoutCancel(ctx), v.ID); err != nil {
+			p.log.Error("remove storage files", "name", name, "id", v.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Mount mounts the volume into the app's containers at path (only those of
+// the process types or one-off kinds given, when any). Like a config
+// change it makes a new release that rolls out, unless restart is false
+// or the app was never deployed; the release phase runs.
+func (p *Pipeline) Mount(ctx context.Context, app *skiff.App, volume, path string, processTypes []string, restart bool, out io.Writer) error {
+	unlock, err := p.locks.lock(ctx, app, "storage:mount")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	v, err := p.cfg.Store.FindVolume(ctx, volume)
+	if err != nil {
+		return err
+	}
+	if v.Service != "" {
+		return skiff.Errorf(skiff.EINVALID, "storage %s holds the data of service %s; link the service instead", v.Name, v.Service)
+	}
+	if p.cfg.Volumes != nil {
+		if err := p.cfg.Volumes.Ensure(ctx, v.ID); err != nil {
+			return err
+		}
+	}
+	for _, t := range processTypes {
+		if err := skiff.ValidateProcessType(t); err != nil {
+			return err
+		}
+	}
+	mounts, err := p.cfg.Store.Mounts(ctx, app.ID)
+	if err != nil {
+		return err
+	}
+	m := skiff.AppMount{Volume: v.Name, VolumeID: v.ID, Path: path, ProcessTypes: slices.Compact(slices.Sorted(slices.Values(processTypes)))}
+	for _, have := range mounts {
+		if have.VolumeID == m.VolumeID && have.Path == m.Path && slices.Equal(have.ProcessTypes, m.ProcessTypes) {
+			return skiff.Errorf(skiff.ECONFLICT, "%s is already mounted at %s in %s", v.Name, path, app.Name)
+		}
+	}
+	next := append(slices.Clone(mounts), m)
+	if err := skiff.ValidateMounts(next); err != nil {
+		return err
+	}
+	return p.changeMounts(ctx, app, next, fmt.Sprintf("Mount %s at %s", v.Name, path), restart, out)
+}
+
+// Unmount takes the volume out of the app at path; a new release as for
+// Mount. The volume and its files stay.
+func (p *Pipeline) Unmount(ctx context.Context, app *skiff.App, volume, path string, restart bool, out io.Writer) error {
+	unlock, err := p.locks.lock(ctx, app, "storage:unmount")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	mounts, err := p.cfg.Store.Mounts(ctx, app.ID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(mounts, func(m skiff.AppMount) bool { return m.Volume == volume && m.Path == path })
+	if i < 0 {
+		var have []string
+		for _, m := range mounts {
+			have = append(have, m.Volume+":"+m.Path)
+		}
+		if len(have) == 0 {
+			have = []string{"none"}
+		}
+		return skiff.Errorf(skiff.ENOTFOUND, "%s has no mount %s:%s; its mounts: %s", app.Name, volume, path, strings.Join(have, ", "))
+	}
+	next := slices.Delete(slices.Clone(mounts), i, i+1)
+	return p.changeMounts(ctx, app, next, fmt.Sprintf("Unmount %s from %s", volume, path), restart, out)
+}
+
+// changeMounts makes the release with the new mounts, or only records them
+// when the app has no release yet or restart is false.
+func (p *Pipeline) changeMounts(ctx context.Context, app *skiff.App, mounts []skiff.AppMount, desc string, restart bool, out io.Writer) error {
+	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)
+	if skiff.ErrorCode(err) == skiff.ENOTFOUND || (err == nil && !restart) {
+		if err := p.cfg.Store.SetMounts(ctx, app.ID, mounts); err != nil {
+			return err
+		}
+		p.appLog(app, "%s by %s (from the next release)", desc, skiff.ActorFrom(ctx).Name)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	cfg, err := p.cfg.Store.Config(ctx, app.ID)
+	if err != nil {
+		return err
+	}
+	rel := &skiff.Release{AppID: app.ID, Image: cur.Image, Config: cfg, ProcessTypes: cur.ProcessTypes, Scripts: cur.Scripts,
+		Cron: cur.Cron, Mounts: mounts, BuildID: cur.BuildID, Commit: cur.Commit, Description: desc}
+	return p.release(ctx, app, rel, nil, out)
+}
+
+// VolumeUsage is the disk space the volume's files take.
+func (p *Pipeline) VolumeUsage(ctx context.Context, v *skiff.Volume) (int64, error) {
+	if p.cfg.Volumes == nil {
+		return 0, skiff.Errorf(skiff.EUNAVAILABLE, "this server keeps no storage")
+	}
+	return p.cfg.Volumes.Usage(ctx, v.ID)
+}
+
+// destroyAppVolumes removes the volumes only the app mounts, after the
+// app itself is gone; those other apps mount stay. It returns what it
+// removed and what it kept.
+func (p *Pipeline) destroyAppVolumes(ctx context.Context, mounts []skiff.AppMount) (removed, kept []string) {
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		if seen[m.Volume] {
+			continue
+		}
+		seen[m.Volume] = true
+		if err := p.DestroyVolume(ctx, m.Volume); err != nil {
+			if skiff.ErrorCode(err) == skiff.EINTERNAL {
+				p.log.Error("destroy storage", "name", m.Volume, "err", err)
+			}
+			kept = append(kept, m.Volume)
+			continue
+		}
+		removed = append(removed, m.Volume)
+	}
+	return removed, kept
+}
