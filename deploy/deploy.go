@@ -155,8 +155,10 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App, volumes bool,
 		return err
 	}
 	bg := context.WithoutCancel(ctx)
-	if err := p.cfg.Repos.RemoveRepo(bg, app.ID); err != nil {
-		p.log.Error("remove repository", "app", app.Name, "id", app.ID, "err", err)
+	if p.cfg.Repos != nil {
+		if err := p.cfg.Repos.RemoveRepo(bg, app.ID); err != nil {
+			p.log.Error("remove repository", "app", app.Name, "id", app.ID, "err", err)
+		}
 	}
 	if p.cfg.Builder != nil {
 		p.cfg.Builder.Cancel(app.ID)

@@ -10,6 +10,7 @@ import (
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/skifftest"
 	"github.com/skiffhq/skiff/store"
+	"github.com/skiffhq/skiff/volume"
 )
 
 // phaseFixture is a pipeline over the real store and the in-memory
@@ -19,6 +20,7 @@ type phaseFixture struct {
 	db     *store.DB
 	p      *Pipeline
 	sched  *skifftest.Scheduler
+	host   *skifftest.Host
 	images *skifftest.Images
 	app    *skiff.App
 	ctx    context.Context
@@ -31,7 +33,8 @@ func newPhaseFixture(t *testing.T) *phaseFixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	images := skifftest.NewImages()
-	sched := skifftest.NewHost(images).Scheduler(skifftest.Config{Grace: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	host := skifftest.NewHost(images)
+	sched := host.Scheduler(skifftest.Config{Grace: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 	t.Cleanup(func() {
 		ins, _ := sched.Instances(context.Background(), "")
 		for _, in := range ins {
@@ -39,9 +42,13 @@ func newPhaseFixture(t *testing.T) *phaseFixture {
 		}
 		sched.Close()
 	})
-	f := &phaseFixture{t: t, db: db, sched: sched, images: images,
+	vols, err := volume.New(filepath.Join(t.TempDir(), "volumes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &phaseFixture{t: t, db: db, sched: sched, host: host, images: images,
 		ctx: skiff.WithActor(context.Background(), &skiff.Actor{Name: "alice"})}
-	f.p = New(Config{Store: db, Scheduler: sched, BaseDomain: "skiff.test", ReadyTimeout: 10 * time.Second, StopGrace: time.Second})
+	f.p = New(Config{Store: db, Scheduler: sched, Volumes: vols, BaseDomain: "skiff.test", ReadyTimeout: 10 * time.Second, StopGrace: time.Second})
 	f.app = &skiff.App{Name: "shop"}
 	if err := db.CreateApp(f.ctx, f.app); err != nil {
 		t.Fatal(err)
@@ -214,5 +221,85 @@ func TestFirstDeployScriptRunsOnce(t *testing.T) {
 	}
 	if out, err := f.release(rel()); err != nil || strings.Contains(out, "first postdeploy") {
 		t.Fatalf("second deploy: %v\n%s", err, out)
+	}
+}
+
+// TestMountsMakeReleases: storage:mount and storage:unmount make releases
+// whose instances carry the mounts; a rollback brings back the mounts its
+// release had; apps:destroy keeps the volume unless asked.
+func TestMountsMakeReleases(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.image("sha256:1", map[string]string{"web": "serve", "worker": "serve", "release": "exit 0"})
+	v, err := f.p.CreateVolume(f.ctx, "uploads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.host.AddVolume(v.ID)
+	// Before the first deploy, a mount only records.
+	if err := f.p.Mount(f.ctx, f.app, "uploads", "/app/storage", nil, true, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	mounts, _ := f.db.Mounts(f.ctx, f.app.ID)
+	f.db.SetFormation(f.ctx, f.app.ID, skiff.Formation{"worker": {Quantity: 1}})
+	if out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve", "worker": "serve", "release": "exit 0"}, Mounts: mounts}); err != nil {
+		t.Fatalf("v1: %v\n%s", err, out)
+	}
+	mounted := func(want int) {
+		t.Helper()
+		ins, _ := f.sched.Instances(f.ctx, f.app.ID)
+		for _, in := range ins {
+			if len(in.Spec.Mounts) != want || want == 1 && (in.Spec.Mounts[0].Volume != v.ID || in.Spec.Mounts[0].Path != "/app/storage") {
+				t.Fatalf("%s of v%d mounts %+v; want %d", in.Spec.Name(), in.Spec.Release, in.Spec.Mounts, want)
+			}
+		}
+	}
+	mounted(1)
+	var out strings.Builder
+	if err := f.p.Unmount(f.ctx, f.app, "uploads", "/app/storage", true, &out); err != nil || !strings.Contains(out.String(), "Running release command…") || f.current() != 2 {
+		t.Fatalf("unmount: %v v%d\n%s", err, f.current(), out.String())
+	}
+	mounted(0)
+	if err := f.p.Rollback(f.ctx, f.app, 1, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	mounted(1)
+	if ms, _ := f.db.Mounts(f.ctx, f.app.ID); len(ms) != 1 {
+		t.Fatalf("mounts after the rollback %+v", ms)
+	}
+	// One process type only.
+	if err := f.p.Mount(f.ctx, f.app, "uploads", "/data", []string{"worker"}, true, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := f.sched.Instances(f.ctx, f.app.ID)
+	for _, in := range ins {
+		if want := map[string]int{"web": 1, "worker": 2}[in.Spec.ProcessType]; len(in.Spec.Mounts) != want {
+			t.Errorf("%s mounts %+v", in.Spec.Name(), in.Spec.Mounts)
+		}
+	}
+	if err := f.p.Mount(f.ctx, f.app, "uploads", "/data", []string{"worker"}, true, &strings.Builder{}); skiff.ErrorCode(err) != skiff.ECONFLICT {
+		t.Fatalf("the same mount twice: %v", err)
+	}
+	if err := f.p.DestroyVolume(f.ctx, "uploads"); skiff.ErrorCode(err) != skiff.ECONFLICT {
+		t.Fatalf("destroyed a mounted volume: %v", err)
+	}
+	var destroyOut strings.Builder
+	if err := f.p.DestroyApp(f.ctx, f.app, false, &destroyOut); err != nil || !strings.Contains(destroyOut.String(), "Kept storage uploads") {
+		t.Fatalf("destroy: %v %s", err, destroyOut.String())
+	}
+	if _, err := f.db.FindVolume(f.ctx, "uploads"); err != nil {
+		t.Fatalf("the volume went with the app: %v", err)
+	}
+	if n, err := f.p.VolumeUsage(f.ctx, v); err != nil || n < 0 {
+		t.Fatalf("usage %d %v", n, err)
+	}
+	// With --volumes a volume only this app mounted goes too.
+	other := &skiff.App{Name: "other"}
+	f.db.CreateApp(f.ctx, other)
+	f.p.Mount(f.ctx, other, "uploads", "/x", nil, true, &strings.Builder{})
+	if err := f.p.DestroyApp(f.ctx, other, true, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.FindVolume(f.ctx, "uploads"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+		t.Fatalf("apps:destroy --volumes kept the volume: %v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package runtime_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,10 +16,16 @@ import (
 func TestSchedulerConformance(t *testing.T) {
 	skifftest.TestScheduler(t, func(t *testing.T) *skifftest.SchedulerFixture {
 		f := newFixture(t)
+		vols := filepath.Join(f.cfg.DataDir, "volumes")
+		f.cfg.VolumePath = func(id string) (string, error) { return filepath.Join(vols, id), nil }
 		rt := f.open(t)
 		current := rt
 		t.Cleanup(func() { stopAll(t, current) })
 		fx := &skifftest.SchedulerFixture{Scheduler: rt, Image: f.image}
+		fx.Volume = func() string {
+			os.MkdirAll(filepath.Join(vols, "vol-0123456789abcdef"), 0o700)
+			return "vol-0123456789abcdef"
+		}
 		fx.Restart = func(down time.Duration) skiff.Scheduler {
 			current.Close()
 			time.Sleep(down)

@@ -27,6 +27,8 @@ type SchedulerFixture struct {
 	// running), waits down, and returns a new Scheduler over the same
 	// state, which the test uses from then on (and cleans up after).
 	Restart func(down time.Duration) skiff.Scheduler
+	// Volume makes a volume the scheduler can mount and returns its id.
+	Volume func() string
 }
 
 // TestScheduler is the conformance suite of skiff.Scheduler: every
@@ -46,6 +48,7 @@ func TestScheduler(t *testing.T, open func(t *testing.T) *SchedulerFixture) {
 		{"InvalidSpecs", testInvalidSpecs},
 		{"AttachedRun", testAttachedRun},
 		{"OneOff", testOneOff},
+		{"Mounts", testMounts},
 		{"DaemonRestart", testDaemonRestart},
 		{"AppsApart", testAppsApart},
 		{"Logs", testLogs},
@@ -494,5 +497,37 @@ func testLogs(t *testing.T, fx *SchedulerFixture) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Logs with Follow did not end with its context")
+	}
+}
+
+// A spec that mounts a volume the scheduler has runs, with the mount in
+// its listed spec, for instances and runs alike; one naming a volume it
+// does not have is EINVALID and leaves nothing.
+func testMounts(t *testing.T, fx *SchedulerFixture) {
+	s := fx.Scheduler
+	ctx := context.Background()
+	vol := fx.Volume()
+	spec := testSpec(fx, "mounts", "web", 1)
+	spec.Mounts = []skiff.Mount{{Volume: vol, Path: "/data"}}
+	in, err := s.Start(ctx, spec)
+	if err != nil {
+		t.Fatalf("Start with a mount: %v", err)
+	}
+	defer s.Stop(ctx, in.ID, time.Second)
+	if got := find(t, s, "mounts-id", in.ID); got == nil || len(got.Spec.Mounts) != 1 || got.Spec.Mounts[0] != spec.Mounts[0] {
+		t.Fatalf("listed %+v", got)
+	}
+	run := testSpec(fx, "mounts", "run", 0)
+	run.Mounts = spec.Mounts
+	if code, err := s.Run(ctx, &skiff.RunRequest{Spec: *run, Args: []string{"exit", "0"}}); code != 0 || err != nil {
+		t.Fatalf("Run with a mount: %d %v", code, err)
+	}
+	bad := testSpec(fx, "mounts", "worker", 1)
+	bad.Mounts = []skiff.Mount{{Volume: "vol-00000000000000ff", Path: "/data"}}
+	if _, err := s.Start(ctx, bad); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Fatalf("Start with a missing volume: %v", err)
+	}
+	if got, _ := s.Instances(ctx, "mounts-id"); len(got) != 1 {
+		t.Fatalf("instances %+v", got)
 	}
 }

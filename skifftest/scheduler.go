@@ -27,15 +27,25 @@ type Host struct {
 	images *Images
 	logs   logStore
 
-	mu     sync.Mutex
-	procs  map[string]*proc
-	views  []*Scheduler
-	runSeq map[string]int
+	mu      sync.Mutex
+	procs   map[string]*proc
+	views   []*Scheduler
+	runSeq  map[string]int
+	volumes map[string]bool
 }
 
 // NewHost returns an empty host whose processes run images from images.
 func NewHost(images *Images) *Host {
-	return &Host{images: images, procs: map[string]*proc{}, runSeq: map[string]int{}}
+	return &Host{images: images, procs: map[string]*proc{}, runSeq: map[string]int{}, volumes: map[string]bool{}}
+}
+
+// AddVolume makes a volume the host can mount (by its id, as
+// skiff.Mount.Volume names it). The fake's programs see no files, but a
+// spec that mounts a volume the host has runs, as runtime's does.
+func (h *Host) AddVolume(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.volumes[id] = true
 }
 
 // Config tunes a Scheduler; zero values take runtime's defaults.
@@ -167,9 +177,15 @@ func (h *Host) Kill(id string) bool {
 
 var processTypeRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-func refuseMounts(spec *skiff.InstanceSpec) error {
-	if len(spec.Mounts) > 0 {
-		return skiff.Errorf(skiff.EINVALID, "this server cannot mount volumes into %s yet", spec.Name())
+// refuseMounts fails a spec that mounts a volume the host does not have:
+// a process never runs without the storage it was given.
+func (h *Host) refuseMounts(spec *skiff.InstanceSpec) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range spec.Mounts {
+		if !h.volumes[m.Volume] {
+			return skiff.Errorf(skiff.EINVALID, "the storage mounted at %s is missing on this server", m.Path)
+		}
 	}
 	return nil
 }
@@ -237,7 +253,7 @@ func (s *Scheduler) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff
 	if !processTypeRE.MatchString(spec.ProcessType) || spec.Index < 1 {
 		return nil, skiff.Errorf(skiff.EINVALID, "invalid process %s", spec.Name())
 	}
-	if err := refuseMounts(spec); err != nil {
+	if err := s.host.refuseMounts(spec); err != nil {
 		return nil, err
 	}
 	if _, _, err := s.host.command(spec, spec.Command); err != nil {
@@ -546,7 +562,7 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 	}
 	spec := req.Spec
 	spec.ProcessType = "run"
-	if err := refuseMounts(&spec); err != nil {
+	if err := s.host.refuseMounts(&spec); err != nil {
 		return 0, err
 	}
 	h := s.host

@@ -16,6 +16,10 @@ func TestSchedulerConformance(t *testing.T) {
 		t.Cleanup(host.Close)
 		cfg := skifftest.Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: 800 * time.Millisecond, Grace: 2 * time.Second}
 		fx := &skifftest.SchedulerFixture{Scheduler: host.Scheduler(cfg), Image: "sha256:probe"}
+		fx.Volume = func() string {
+			host.AddVolume("vol-0123456789abcdef")
+			return "vol-0123456789abcdef"
+		}
 		fx.Restart = func(down time.Duration) skiff.Scheduler {
 			fx.Scheduler.(*skifftest.Scheduler).Close()
 			time.Sleep(down)
