@@ -122,7 +122,7 @@ func TestDeployUnsupported(t *testing.T) {
 	})
 	t.Run("whole failure message", func(t *testing.T) {
 		d.newApp(t, admin, "lang-no-start", "../buildpacks/testdata/apps/nodejs-no-start").reject(t,
-			`Build failed: a buildpack failed: missing npm start: package.json has no "start" script and there is no server.js Add a start script to package.json, like "scripts": {"start": "node index.js"}, or a server.js, or a Procfile with a web process.`)
+			`Build failed: a buildpack failed: missing npm start: package.json has no "start" script and there is no server.js. Add a start script to package.json, like "scripts": {"start": "node index.js"}, a server.js, a Procfile with a web process, or a build script that leaves a static site in dist/, build/ or out/.`)
 	})
 }
 
@@ -150,4 +150,72 @@ func TestDeployGo(t *testing.T) {
 	if code, body := app.get(t, "/sqlite"); code != 500 || !strings.Contains(body, "requires cgo") {
 		t.Errorf("GET / of a build without cgo: %d %q", code, body)
 	}
+}
+
+// Node.js apps as their starters make them: Next.js (Turbopack resolves
+// nothing outside the app, so node_modules is a real directory of it while
+// building), yarn 1, yarn 4 (Plug'n'Play) and pnpm at the versions
+// packageManager or the lockfile pins, devDependencies pruned for launch
+// unless opted out, a Vite single-page app served as a static site, and an
+// engines.node skiff does not install, refused with what it does.
+func TestDeployNode(t *testing.T) {
+	d, admin := fullDaemon(t)
+	t.Run("nextjs", func(t *testing.T) {
+		app := d.newApp(t, admin, "nextjs", filepath.Join(pushedApps, "nextjs"))
+		wantOutput(t, app.deploy(t), "Running npm ci --include=dev (package-lock.json)", "Running build (npm run build)", "Pruning devDependencies")
+		if code, body := app.get(t, "/"); code != 200 || !strings.Contains(body, "hello from next") {
+			t.Fatalf("GET /: %d %.300q", code, body)
+		}
+		// A change to the page only: node_modules comes from the cache for
+		// the build, and the image keeps the previous one.
+		app.edit(t, "app/page.js", "export const dynamic = \"force-dynamic\";\nexport default function Page() {\n  return <h1>hello again from next {process.version}</h1>;\n}\n")
+		wantOutput(t, app.deploy(t), "Using cached Node.js", "Restoring node_modules from the cache (package-lock.json unchanged)", "Reusing the previous image's node_modules")
+		if code, body := app.get(t, "/"); code != 200 || !strings.Contains(body, "hello again from next") {
+			t.Fatalf("GET / after the change: %d %.300q", code, body)
+		}
+		log := app.ssh(t, "builds:output", app.name).stdout
+		wantOutput(t, log, "Reusing layer 'skiff/nodejs:modules'", "Reusing layer 'skiff/nodejs:node'")
+	})
+	for _, tc := range []struct{ app, agent string }{
+		{"node-yarn1", "yarn/1.22."}, {"node-berry", "yarn/4.9.2"}, {"node-pnpm", "pnpm/10.12.1"},
+	} {
+		t.Run(tc.app, func(t *testing.T) {
+			app := d.newApp(t, admin, tc.app, filepath.Join(pushedApps, tc.app))
+			wantOutput(t, app.deploy(t), "Verified against the registry's integrity digest", "Pruning devDependencies")
+			if code, body := app.get(t, "/"); code != 200 || !strings.Contains(body, "hello from "+tc.agent) || !strings.Contains(body, "left-pad pruned; ..built by "+tc.agent) {
+				t.Fatalf("GET /: %d %q", code, body)
+			}
+		})
+	}
+	t.Run("keep devDependencies", func(t *testing.T) {
+		app := d.newApp(t, admin, "node-npm", filepath.Join(pushedApps, "node-npm"))
+		app.deploy(t)
+		if _, body := app.get(t, "/"); !strings.Contains(body, "left-pad pruned") {
+			t.Fatalf("GET /: %q", body)
+		}
+		app.ssh(t, "config:set", app.name, "NPM_CONFIG_PRODUCTION=false", "--build", "--no-restart")
+		app.edit(t, "README", "keep\n")
+		if out := app.deploy(t); strings.Contains(out, "Pruning devDependencies") {
+			t.Errorf("NPM_CONFIG_PRODUCTION=false pruned:\n%s", out)
+		}
+		if _, body := app.get(t, "/"); !strings.Contains(body, "left-pad present") {
+			t.Errorf("GET /: %q", body)
+		}
+	})
+	t.Run("vite-spa", func(t *testing.T) {
+		app := d.newApp(t, admin, "vite-spa", filepath.Join(pushedApps, "vite-spa"))
+		wantOutput(t, app.deploy(t), "Serving dist/ with the static web server", "Paths without a file get dist/index.html")
+		for _, path := range []string{"/", "/dashboard/42"} {
+			if code, body := app.get(t, path); code != 200 || !strings.Contains(body, "vite spa shell") {
+				t.Errorf("GET %s: %d %q", path, code, body)
+			}
+		}
+		if code, _ := app.get(t, "/assets/missing.js"); code != 404 {
+			t.Errorf("a missing asset: %d", code)
+		}
+	})
+	t.Run("engines.node 4.0.0", func(t *testing.T) {
+		d.newApp(t, admin, "node-old", filepath.Join(pushedApps, "node-engines-old")).reject(t,
+			`No Node.js that skiff installs matches engines.node "4.0.0": it installs Node.js 14 and newer, and the npm registry has 14.`, "24.")
+	})
 }

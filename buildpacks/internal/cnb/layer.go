@@ -1,11 +1,13 @@
 package cnb
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"time"
 
@@ -70,6 +72,33 @@ func (l *Layer) Metadata(v any) (bool, error) {
 		return false, nil // metadata of an older layout: treat as absent
 	}
 	return true, nil
+}
+
+// SameMetadata reports whether the restored [metadata] table is meta's
+// (compared as TOML values; layer metadata holds strings). A launch layer
+// with the same metadata as the previous image's can be declared without
+// contents, and the exporter reuses that image's layer.
+func (l *Layer) SameMetadata(meta any) bool {
+	if !l.hasMeta {
+		return false
+	}
+	var old map[string]any
+	if err := l.meta.PrimitiveDecode(l.restored, &old); err != nil {
+		return false
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(struct {
+		Metadata any `toml:"metadata"`
+	}{meta}); err != nil {
+		return false
+	}
+	var want struct {
+		Metadata map[string]any `toml:"metadata"`
+	}
+	if _, err := toml.Decode(buf.String(), &want); err != nil {
+		return false
+	}
+	return reflect.DeepEqual(old, want.Metadata)
 }
 
 // HasContents reports whether the layer directory exists: for cached layers,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/skiffhq/skiff/buildpacks/internal/cnb"
@@ -27,7 +28,15 @@ const resolveTTL = 24 * time.Hour
 // Layer metadata holds strings only: the lifecycle keeps it as JSON in
 // the image and the cache, so numbers would come back as floats and times
 // as strings, and no longer decode into the types they were written from.
-const layoutVersion = "1"
+// 2: the toolchain is a build layer with a launch twin; node_modules a
+// real directory at build time.
+const layoutVersion = "2"
+
+// MinNodeMajor is the oldest Node.js line skiff installs: the registry's
+// node-linux-* packages of older lines are laid out differently (some hold
+// another tarball instead of bin/node), and no npm that still supports
+// them talks to today's registry reliably.
+const MinNodeMajor = 14
 
 // nodeMeta is the node layer's metadata.
 type nodeMeta struct {
@@ -44,10 +53,57 @@ type nodeMeta struct {
 type runtimeInfo struct {
 	Node, NPM string
 	Dir       string // the layer: bin/node, bin/npm, include/node (headers for node-gyp)
+	meta      nodeMeta
 }
 
-// installNode makes the node layer hold a Node.js matching nodeRange and an
-// npm matching npmRange (or the newest npm that supports that Node).
+// launchNode gives the image the Node.js the build used: the node launch
+// layer, a hard-linked twin of the toolchain. While the versions stay the
+// same, the previous image's layer is reused as it is, never restored or
+// exported again.
+func launchNode(bc *cnb.BuildContext, rt *runtimeInfo) error {
+	m := struct {
+		Layout string `toml:"layout"`
+		Arch   string `toml:"arch"`
+		Node   string `toml:"node"`
+		NPM    string `toml:"npm"`
+	}{rt.meta.Layout, rt.meta.Arch, rt.meta.Node, rt.meta.NPM}
+	return launchTwin(bc, rt.Dir, "node", m, func(l *cnb.Layer) error {
+		// Production is what Node.js users expect when their app runs
+		// (Heroku sets it too); a config var overrides it.
+		return l.SetEnv(cnb.EnvLaunch, "NODE_ENV", cnb.EnvDefault, "production")
+	})
+}
+
+// launchTwin makes the launch layer name a copy of the directory src (a
+// build layer of this buildpack, so the copy is hard links) keyed on meta:
+// when the previous image's layer has the same metadata, the layer is only
+// declared, and the exporter takes it from that image. setup adds what the
+// copy needs besides src (env files).
+func launchTwin(bc *cnb.BuildContext, src, name string, meta any, setup func(*cnb.Layer) error) error {
+	l, err := bc.Layer(name)
+	if err != nil {
+		return err
+	}
+	if l.SameMetadata(meta) {
+		return l.Commit(cnb.LayerTypes{Launch: true}, meta)
+	}
+	if err := l.Reset(); err != nil {
+		return err
+	}
+	if err := linkTree(src, l.Path); err != nil {
+		return fmt.Errorf("layer %s: %w", name, err)
+	}
+	if setup != nil {
+		if err := setup(l); err != nil {
+			return err
+		}
+	}
+	return l.Commit(cnb.LayerTypes{Launch: true}, meta)
+}
+
+// installNode makes the toolchain layer (a build and cache layer) hold a
+// Node.js matching nodeRange and an npm matching npmRange (or the newest
+// npm that supports that Node). launchNode makes the image's copy of it.
 func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, source string) (*runtimeInfo, error) {
 	ctx := bc.Context
 	rng, err := semver.ParseRange(nodeRange)
@@ -58,7 +114,7 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 	if err != nil {
 		return nil, err
 	}
-	layer, err := bc.Layer("node")
+	layer, err := bc.Layer("toolchain")
 	if err != nil {
 		return nil, err
 	}
@@ -69,12 +125,8 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 	sameRequest := intact && old.Range == nodeRange && old.NPMRange == npmRange
 	info := &runtimeInfo{Dir: layer.Path}
 	commit := func(m nodeMeta) error {
-		if err := layer.Commit(cnb.LayerTypes{Build: true, Launch: true, Cache: true}, m); err != nil {
-			return err
-		}
-		// Production is what Node.js users expect when their app runs
-		// (Heroku sets it too); a config var overrides it.
-		return layer.SetEnv(cnb.EnvLaunch, "NODE_ENV", cnb.EnvDefault, "production")
+		info.meta = m
+		return layer.Commit(cnb.LayerTypes{Build: true, Cache: true}, m)
 	}
 
 	bc.Log.Step("Installing Node.js")
@@ -93,10 +145,10 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 		}
 		return nil, fmt.Errorf("list Node.js versions: %w", err)
 	}
-	nodeV, nodeDoc, ok := nodePkg.resolve(rng)
+	nodeV, nodeDoc, ok := nodePkg.resolve(rng, MinNodeMajor)
 	if !ok {
-		return nil, cnb.Failf("no Node.js release matches %s %q", source, nodeRange).
-			Hint(`Use a range of released versions, like "24.x" or ">=20".`)
+		return nil, cnb.Failf("No Node.js that skiff installs matches %s %q: it installs Node.js %d and newer, and the npm registry has %s.", source, nodeRange, MinNodeMajor, nodePkg.lines(MinNodeMajor)).
+			Hint(`Ask for one of those in package.json, like "engines": {"node": "%s.x"}.`, DefaultNodeRange[:strings.Index(DefaultNodeRange, ".")])
 	}
 	npmDoc, err := resolveNPM(ctx, reg, nodeV, npmRange)
 	if err != nil {
@@ -116,6 +168,10 @@ func installNode(bc *cnb.BuildContext, reg *registry, nodeRange, npmRange, sourc
 	bc.Log.Detail("Downloading Node.js %s", m.Node)
 	if err := unpack(ctx, reg.client, nodeDoc.Dist, layer.Path, layer.Path); err != nil {
 		return nil, fmt.Errorf("install Node.js %s: %w", m.Node, err)
+	}
+	if fi, err := os.Stat(filepath.Join(layer.Path, "bin", "node")); err != nil || !fi.Mode().IsRegular() {
+		return nil, cnb.Failf("The npm registry's node-linux-%s %s has no bin/node, so it cannot be installed.", arch, m.Node).
+			Hint("Ask for another Node.js release in engines.node.")
 	}
 	if err := os.Chmod(filepath.Join(layer.Path, "bin", "node"), 0o755); err != nil {
 		return nil, fmt.Errorf("install Node.js %s: %w", m.Node, err)

@@ -67,6 +67,8 @@ func newFakeRegistry(t *testing.T) *fakeRegistry {
 			"dist": map[string]string{"tarball": r.URL + path, "integrity": "sha512-" + base64.StdEncoding.EncodeToString(sum[:])}}
 	}
 	nodes := map[string]any{}
+	// 4.0.0's package held another tarball instead of bin/node.
+	nodes["4.0.0"] = version("node", "4.0.0", nil, map[string]string{"node-v4.0.0-linux-x64.tar.gz": "x"})
 	for _, v := range []string{"22.1.0", "24.1.0", "24.2.0", "25.0.0"} {
 		nodes[v] = version("node", v, nil, map[string]string{"bin/node": "#!/bin/sh\necho v" + v + "\n", "include/node/node.h": ""})
 	}
@@ -101,11 +103,20 @@ func TestInstallNode(t *testing.T) {
 	if rt.Node != "24.2.0" || rt.NPM != "12.0.0" {
 		t.Errorf("installed %s/%s, want the newest 24.x and npm 12", rt.Node, rt.NPM)
 	}
-	if fi, err := os.Stat(filepath.Join(layers, "node", "bin", "node")); err != nil || fi.Mode().Perm()&0o111 == 0 {
+	if fi, err := os.Stat(filepath.Join(layers, "toolchain", "bin", "node")); err != nil || fi.Mode().Perm()&0o111 == 0 {
 		t.Errorf("bin/node: %v %v", fi, err)
 	}
-	if link, _ := os.Readlink(filepath.Join(layers, "node", "bin", "npm")); link != "../lib/node_modules/npm/bin/npm-cli.js" {
+	if link, _ := os.Readlink(filepath.Join(layers, "toolchain", "bin", "npm")); link != "../lib/node_modules/npm/bin/npm-cli.js" {
 		t.Errorf("bin/npm -> %q", link)
+	}
+	// The image's copy: hard links, and the launch environment.
+	if err := launchNode(bc, rt); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.Stat(filepath.Join(layers, "toolchain", "bin", "node"))
+	b, err := os.Stat(filepath.Join(layers, "node", "bin", "node"))
+	if err != nil || !os.SameFile(a, b) {
+		t.Errorf("the launch layer's node is not a hard link of the toolchain's: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(layers, "node", "env.launch", "NODE_ENV.default")); string(b) != "production" {
 		t.Errorf("NODE_ENV default %q", b)
@@ -137,8 +148,15 @@ func TestInstallNode(t *testing.T) {
 	bc, _ = newBuildContext(t, layers)
 	_, err = installNode(bc, r, "99.x", "", "engines.node")
 	var ue *cnb.UserError
-	if !errors.As(err, &ue) || !strings.Contains(ue.Message, `no Node.js release matches engines.node "99.x"`) {
+	if !errors.As(err, &ue) || ue.Message != `No Node.js that skiff installs matches engines.node "99.x": it installs Node.js 14 and newer, and the npm registry has 22.1.0, 24.2.0, 25.0.0.` {
 		t.Errorf("99.x: %v", err)
+	}
+	// An old line the registry has, but skiff does not install, is named
+	// as such rather than failing inside the install.
+	bc, _ = newBuildContext(t, layers)
+	_, err = installNode(bc, r, "4.0.0", "", "engines.node")
+	if !errors.As(err, &ue) || !strings.Contains(ue.Message, `matches engines.node "4.0.0": it installs Node.js 14 and newer`) {
+		t.Errorf("4.0.0: %v", err)
 	}
 
 	// With the registry unreachable, a cached Node.js that satisfies the

@@ -52,3 +52,38 @@ func copyTree(src, dst string) error {
 		return nil
 	})
 }
+
+// linkTree copies the tree src to dst with hard links where the file
+// system allows (two layers of this buildpack), else with copies.
+func linkTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			if err := os.Link(path, target); err == nil {
+				return nil
+			}
+			return cnb.CopyFile(path, target, info.Mode().Perm())
+		}
+		return nil
+	})
+}

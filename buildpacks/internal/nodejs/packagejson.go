@@ -18,7 +18,21 @@ type PackageJSON struct {
 	Scripts        map[string]string
 	PackageManager string // "packageManager", e.g. "yarn@4.1.0"
 	HasDeps        bool
+	// Engines holds engines.yarn and engines.pnpm (ranges), when set.
+	Engines map[string]string
+	// InstallFields is the canonical JSON of the fields that change what
+	// an install does (dependencies of every kind, overrides, resolutions,
+	// workspaces, install scripts): what node_modules is keyed on besides
+	// the lockfile, so that a new version or start script reuses it.
+	InstallFields []byte
 }
+
+// installFields are the package.json fields an install depends on.
+var installFields = []string{"dependencies", "devDependencies", "optionalDependencies", "peerDependencies",
+	"bundleDependencies", "bundledDependencies", "overrides", "resolutions", "pnpm", "workspaces", "dependenciesMeta", "packageManager"}
+
+// installScripts are the scripts an install runs.
+var installScripts = []string{"preinstall", "install", "postinstall", "prepare"}
 
 // ParsePackageJSON parses package.json strictly enough to report mistakes
 // that would otherwise surface as a confusing install failure.
@@ -36,11 +50,12 @@ func ParsePackageJSON(data []byte) (*PackageJSON, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("package.json is not valid JSON: %v", err)
 	}
-	pj := &PackageJSON{Scripts: map[string]string{}, HasDeps: len(raw.Dependencies)+len(raw.DevDependencies) > 0}
+	pj := &PackageJSON{Scripts: map[string]string{}, HasDeps: len(raw.Dependencies)+len(raw.DevDependencies) > 0, Engines: map[string]string{}}
+	var yarnRange, pnpmRange string
 	for _, e := range []struct {
 		key string
 		dst *string
-	}{{"node", &pj.NodeRange}, {"npm", &pj.NPMRange}} {
+	}{{"node", &pj.NodeRange}, {"npm", &pj.NPMRange}, {"yarn", &yarnRange}, {"pnpm", &pnpmRange}} {
 		v, ok := raw.Engines[e.key]
 		if !ok {
 			continue
@@ -66,8 +81,29 @@ func ParsePackageJSON(data []byte) (*PackageJSON, error) {
 		}
 		pj.Scripts[k] = s
 	}
+	for k, v := range map[string]string{"yarn": yarnRange, "pnpm": pnpmRange} {
+		if v != "" {
+			pj.Engines[k] = v
+		}
+	}
 	if s, ok := raw.PackageManager.(string); ok {
 		pj.PackageManager = s
 	}
+	var all map[string]json.RawMessage
+	json.Unmarshal(data, &all)
+	key := map[string]any{}
+	for _, f := range installFields {
+		if v, ok := all[f]; ok {
+			key[f] = v
+		}
+	}
+	for _, sc := range installScripts {
+		if v, ok := pj.Scripts[sc]; ok {
+			key["scripts."+sc] = v
+		}
+	}
+	// Map keys marshal sorted, and RawMessage values are compacted: the
+	// same fields give the same bytes whatever the file's layout.
+	pj.InstallFields, _ = json.Marshal(key)
 	return pj, nil
 }

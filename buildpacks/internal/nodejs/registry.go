@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/skiffhq/skiff/buildpacks/internal/fetch"
@@ -40,7 +42,22 @@ type dist struct {
 type versionDoc struct {
 	Version string          `json:"version"`
 	Engines json.RawMessage `json:"engines"`
+	Bin     json.RawMessage `json:"bin"`
 	Dist    dist            `json:"dist"`
+}
+
+// binPath returns the package's executable called name ("bin" is a map of
+// names to paths, or one path named after the package), or "".
+func (v *versionDoc) binPath(name string) string {
+	var m map[string]string
+	if json.Unmarshal(v.Bin, &m) == nil {
+		return strings.TrimPrefix(m[name], "./")
+	}
+	var s string
+	if json.Unmarshal(v.Bin, &s) == nil {
+		return strings.TrimPrefix(s, "./")
+	}
+	return ""
 }
 
 type packument struct {
@@ -71,15 +88,10 @@ func (r *registry) version(ctx context.Context, name, tag string) (*versionDoc, 
 	return &v, nil
 }
 
-// resolve returns the highest release version of the packument that
-// satisfies rng.
-func (p *packument) resolve(rng semver.Range) (semver.Version, *versionDoc, bool) {
-	var vs []semver.Version
-	for s := range p.Versions {
-		if v, err := semver.Parse(s); err == nil && len(v.Pre) == 0 {
-			vs = append(vs, v)
-		}
-	}
+// resolve returns the highest release version of the packument, of major
+// minMajor or later, that satisfies rng.
+func (p *packument) resolve(rng semver.Range, minMajor int) (semver.Version, *versionDoc, bool) {
+	vs := p.releases(minMajor)
 	best, ok := rng.Max(vs)
 	if !ok {
 		return semver.Version{}, nil, false
@@ -99,4 +111,52 @@ func (v *versionDoc) enginesNode() semver.Range {
 		r, _ = semver.ParseRange("*")
 	}
 	return r
+}
+
+// releases returns the release versions of major minMajor or later.
+func (p *packument) releases(minMajor int) []semver.Version {
+	var vs []semver.Version
+	for s := range p.Versions {
+		if v, err := semver.Parse(s); err == nil && len(v.Pre) == 0 && v.Major >= uint64(minMajor) {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
+// lines describes, for an error, the newest release of each major line
+// from minMajor on: "14.21.3, 15.14.0, …, 24.2.0".
+func (p *packument) lines(minMajor int) string {
+	newest := map[uint64]semver.Version{}
+	for _, v := range p.releases(minMajor) {
+		if old, ok := newest[v.Major]; !ok || v.Compare(old) > 0 {
+			newest[v.Major] = v
+		}
+	}
+	majors := slices.Sorted(maps.Keys(newest))
+	if len(majors) == 0 {
+		return "no releases"
+	}
+	out := make([]string, len(majors))
+	for i, m := range majors {
+		out[i] = newest[m].String()
+	}
+	return strings.Join(out, ", ")
+}
+
+// resolveWithin is resolve of rng among the versions line also admits (any
+// when line is the zero Range).
+func (p *packument) resolveWithin(rng, line semver.Range) (semver.Version, *versionDoc, bool) {
+	var vs []semver.Version
+	for _, v := range p.releases(0) {
+		if line.IsZero() || line.Contains(v) {
+			vs = append(vs, v)
+		}
+	}
+	best, ok := rng.Max(vs)
+	if !ok {
+		return semver.Version{}, nil, false
+	}
+	doc := p.Versions[best.String()]
+	return best, &doc, true
 }

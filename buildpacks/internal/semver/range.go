@@ -252,3 +252,6 @@ func (r Range) String() string {
 	}
 	return strings.Join(sets, " || ")
 }
+
+// IsZero reports whether r is the zero Range, which no parse returns.
+func (r Range) IsZero() bool { return r.sets == nil }

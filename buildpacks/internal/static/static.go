@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/skiffhq/skiff/buildpacks/internal/cnb"
 )
@@ -62,17 +64,57 @@ func build(bc *cnb.BuildContext) error {
 	if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
 		bc.Log.Warn("%s has no index.html: / will answer 404", rel)
 	}
+	fallback, err := Fallback(bc.Env, "")
+	if err != nil {
+		return err
+	}
+	proc, err := Install(bc, dir, fallback)
+	if err != nil {
+		return err
+	}
+	bc.Log.Detail("Serving %s/ as the web process", rel)
+	if fallback != "" {
+		bc.Log.Detail("Paths without a file get %s (SKIFF_STATIC_FALLBACK)", fallback)
+	}
+	bc.AddProcess(proc)
+	return nil
+}
+
+// Fallback reads SKIFF_STATIC_FALLBACK, the build-time config var that
+// names the file a single-page app's client-side routes get (see
+// staticserver.Handler.Fallback): a file name relative to the site, or
+// "off" for none; def when it is not set.
+func Fallback(env cnb.Env, def string) (string, error) {
+	v, ok := env.Lookup("SKIFF_STATIC_FALLBACK")
+	if !ok {
+		return def, nil
+	}
+	switch v = strings.TrimSpace(v); strings.ToLower(v) {
+	case "", "off", "false", "no", "0", "none":
+		return "", nil
+	}
+	clean := path.Clean("/" + v)[1:]
+	if clean == "" || strings.HasPrefix(v, "-") || strings.ContainsAny(v, "\x00\n") {
+		return "", cnb.Failf("SKIFF_STATIC_FALLBACK=%q is not a file of the site; use a name like index.html, or off.", v)
+	}
+	return clean, nil
+}
+
+// Install puts the web server (this binary, as ServerName) in the server
+// launch layer, reused from the previous image while it is the same
+// binary, and returns the web process that serves dir with it.
+func Install(bc *cnb.BuildContext, dir, fallback string) (cnb.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("find the server binary: %w", err)
+		return cnb.Process{}, fmt.Errorf("find the server binary: %w", err)
 	}
 	sum, err := fileSHA256(self)
 	if err != nil {
-		return err
+		return cnb.Process{}, err
 	}
 	layer, err := bc.Layer("server")
 	if err != nil {
-		return err
+		return cnb.Process{}, err
 	}
 	server := filepath.Join(layer.Path, "bin", ServerName)
 	var old serverMeta
@@ -80,24 +122,23 @@ func build(bc *cnb.BuildContext) error {
 		// Same server as the image being replaced: the exporter reuses
 		// that layer as it is.
 		bc.Log.Detail("Reusing the web server from the previous build")
-		if err := layer.Commit(cnb.LayerTypes{Launch: true}, serverMeta{Binary: sum}); err != nil {
-			return err
-		}
 	} else {
 		bc.Log.Detail("Installing the web server")
 		if err := layer.Reset(); err != nil {
-			return err
+			return cnb.Process{}, err
 		}
 		if err := cnb.CopyFile(self, server, 0o755); err != nil {
-			return fmt.Errorf("install the web server: %w", err)
-		}
-		if err := layer.Commit(cnb.LayerTypes{Launch: true}, serverMeta{Binary: sum}); err != nil {
-			return err
+			return cnb.Process{}, fmt.Errorf("install the web server: %w", err)
 		}
 	}
-	bc.Log.Detail("Serving %s/ as the web process", rel)
-	bc.AddProcess(cnb.Process{Type: "web", Command: []string{server, "--root", dir}, Default: true})
-	return nil
+	if err := layer.Commit(cnb.LayerTypes{Launch: true}, serverMeta{Binary: sum}); err != nil {
+		return cnb.Process{}, err
+	}
+	cmd := []string{server, "--root", dir}
+	if fallback != "" {
+		cmd = append(cmd, "--fallback", fallback)
+	}
+	return cnb.Process{Type: "web", Command: cmd, Default: true}, nil
 }
 
 func fileSHA256(path string) (string, error) {

@@ -9,22 +9,25 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 )
 
 // Main runs the server until ctx ends, then drains for up to ten seconds.
-// Usage: skiff-static --root DIR [--addr :PORT]; the address defaults to
-// $PORT.
+// Usage: skiff-static --root DIR [--addr :PORT] [--fallback FILE]; the
+// address defaults to $PORT, and FILE (a single-page app's index.html)
+// answers paths that have no file (see Handler.Fallback).
 func Main(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet(name, flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	root := fl.String("root", "", "directory to serve (required)")
 	addr := fl.String("addr", "", "listen address (default :$PORT, or :8080 without PORT)")
+	fallback := fl.String("fallback", "", "file that answers paths with no file and no extension (a single-page app's index.html)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
 	if *root == "" || fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "usage: %s --root DIR [--addr ADDR]\n", name)
+		fmt.Fprintf(stderr, "usage: %s --root DIR [--addr ADDR] [--fallback FILE]\n", name)
 		return 2
 	}
 	if *addr == "" {
@@ -41,6 +44,7 @@ func Main(ctx context.Context, name string, args []string, stdout, stderr io.Wri
 		return 1
 	}
 	defer h.Close()
+	h.Fallback = strings.TrimPrefix(*fallback, "/")
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)

@@ -23,6 +23,12 @@ import (
 
 // Handler serves files from a root directory.
 type Handler struct {
+	// Fallback, when set, is the file a single-page app's client-side
+	// routes get: a GET of a path with no file and no extension
+	// (/dashboard/42, not /missing.js) answers it with 200, so the app's
+	// router takes over. "" serves 404.html or a plain 404 instead.
+	Fallback string
+
 	root  *os.Root
 	mu    sync.Mutex
 	etags map[etagKey]string
@@ -82,9 +88,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)
 		return
 	}
-	if !h.serveFile(w, r, name, http.StatusOK) {
-		h.notFound(w, r)
+	if h.serveFile(w, r, name, http.StatusOK) {
+		return
 	}
+	if h.Fallback != "" && path.Ext(clean) == "" && h.serveFile(w, r, h.Fallback, http.StatusOK) {
+		return
+	}
+	h.notFound(w, r)
 }
 
 // hidden reports whether a path has a dot-segment (.git, .env): those are

@@ -183,3 +183,34 @@ func TestAddr(t *testing.T) {
 		t.Error("bad PORT accepted")
 	}
 }
+
+// A single-page app's client-side routes get its index.html; missing assets
+// and hidden files still get 404.
+func TestServeFallback(t *testing.T) {
+	h, err := New(site(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Fallback = "index.html"
+	for _, tc := range []struct {
+		target, wantBody string
+		wantStatus       int
+	}{
+		{"/dashboard/42", "<h1>home</h1>", 200},
+		{"/missing", "<h1>home</h1>", 200},
+		{"/about", "<h1>about</h1>", 200},
+		{"/style.css", "h1{}", 200},
+		{"/missing.js", "<h1>lost</h1>", 404},
+		{"/.env", "<h1>lost</h1>", 404},
+		{"/../../etc/passwd", "<h1>home</h1>", 200},
+	} {
+		resp := get(t, h, "GET", tc.target)
+		if got := body(t, resp); resp.StatusCode != tc.wantStatus || got != tc.wantBody {
+			t.Errorf("GET %s: %d %q, want %d %q", tc.target, resp.StatusCode, got, tc.wantStatus, tc.wantBody)
+		}
+	}
+	if resp := get(t, h, "GET", "/dashboard"); resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Errorf("the fallback page is cached: %q", resp.Header.Get("Cache-Control"))
+	}
+}
