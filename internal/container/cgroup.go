@@ -25,14 +25,8 @@ func cgroupV2() bool {
 	return err == nil
 }
 
-// On cgroup v2 (checked against the kernel's cgroup-v2 documentation, run
-// only where a hybrid host's v2 mount allows): cgroup.kill, and the freezer
-// fallback for kernels before 5.14, are tested on that mount; the stats
-// files are tested as the documentation lays them out. Untested here: runc
-// making the cgroups with the memory, cpu and pids controllers, and the
-// memory.swap.max and memory.oom.group writes (a v2 host without swap
-// accounting has no memory.swap.max, and runc then fails to create any
-// instance with a memory limit).
+// What of cgroup v2 has run and what has not is in the README (cgroup v2);
+// cgroup2.go has the layout and the parent's preparation.
 
 // cgroupFS is a cgroup hierarchy as runc lays containers out in it: the
 // host's, or in tests another mount (a hybrid host's v2 tree) or a copy of
@@ -40,6 +34,10 @@ func cgroupV2() bool {
 type cgroupFS struct {
 	root string // mount point: v2's tree, or the directory of v1's per-controller mounts
 	v2   bool
+	// Tests stand in for the kernel's side of making a cgroup and of
+	// writing its files (nil: the real thing).
+	mkdirHook func(dir string) error
+	writeHook func(path, value string) error
 }
 
 func hostCgroups() cgroupFS { return cgroupFS{root: cgroupRoot, v2: cgroupV2()} }
@@ -208,9 +206,6 @@ func (fs cgroupFS) remove(rel string) error {
 	}
 	return errors.Join(errs...)
 }
-
-// listCgroups returns the names of the cgroups directly under parent.
-func listCgroups(parent string) []string { return hostCgroups().list(parent) }
 
 func (fs cgroupFS) list(parent string) []string {
 	dir := filepath.Join(fs.root, parent)

@@ -74,10 +74,6 @@ const (
 	procEventExit     = 0x80000000
 )
 
-// disableConnector makes the watcher act as on a host where the connector
-// reports nothing (tests set it).
-var disableConnector = false
-
 func newExitWatcher(log *slog.Logger) (*exitWatcher, error) {
 	ew := &exitWatcher{log: log, sock: -1, w: map[int]*watch{}, byFD: map[int]int{}, stop: make(chan struct{})}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -85,13 +81,11 @@ func newExitWatcher(log *slog.Logger) (*exitWatcher, error) {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	ew.epfd = epfd
-	if !disableConnector {
-		if err := ew.listen(); err != nil {
-			log.Debug("process-event connector", "err", err)
-		} else if !ew.connectorReports() {
-			unix.Close(ew.sock)
-			ew.sock = -1
-		}
+	if err := ew.listen(); err != nil {
+		log.Debug("process-event connector", "err", err)
+	} else if !ew.connectorReports() {
+		unix.Close(ew.sock)
+		ew.sock = -1
 	}
 	if ew.sock < 0 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {

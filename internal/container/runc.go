@@ -34,7 +34,10 @@ type Config struct {
 	// different ones (and different CgroupParents), so that one's Cleanup
 	// never touches the other's containers.
 	StateDir     string
-	CgroupParent string   // cgroups are <parent>/<id>; default "skiff"
+	CgroupParent string // cgroups are <parent>/<id>, or scopes in <parent>.slice (cgroup2.go); default "skiff"
+	// CgroupDriver is "cgroupfs" or "systemd"; default systemd's where
+	// systemd runs the unified hierarchy, else cgroupfs.
+	CgroupDriver string
 	Network      *Network // needed by containers with Spec.Network
 	IDMap        IDMap    // for containers with Spec.UserNS; default DefaultIDMap
 	Log          *slog.Logger
@@ -42,10 +45,13 @@ type Config struct {
 
 // Runc runs containers with the runc binary. It is safe for concurrent use.
 type Runc struct {
-	cfg   Config
-	ver   RuncVersion
-	exits *exitWatcher
-	log   *slog.Logger
+	cfg    Config
+	ver    RuncVersion
+	exits  *exitWatcher
+	log    *slog.Logger
+	layout cgroupLayout
+	v2     bool // the unified hierarchy only
+	swap   bool // v2: memory.swap.max exists (swap accounting)
 }
 
 // runcEnv is the whole environment runc runs with.
@@ -80,11 +86,31 @@ func New(ctx context.Context, cfg Config) (*Runc, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, err
 	}
-	exits, err := newExitWatcher(cfg.Log)
-	if err != nil {
+	r := &Runc{cfg: cfg, ver: v, log: cfg.Log, v2: cgroupV2()}
+	r.layout = cgroupLayout{parent: strings.Trim(cfg.CgroupParent, "/")}
+	switch cfg.CgroupDriver {
+	case "systemd":
+		r.layout.systemd = true
+	case "", "cgroupfs":
+		r.layout.systemd = cfg.CgroupDriver == "" && r.v2 && systemdBooted()
+	default:
+		return nil, fmt.Errorf("cgroup driver %q: use cgroupfs or systemd", cfg.CgroupDriver)
+	}
+	if r.v2 {
+		fs := hostCgroups()
+		if r.layout.systemd {
+			r.swap = fs.swapAccounting(ownCgroup(), "system.slice", "init.scope")
+		} else if r.swap, err = fs.prepareUnified(r.layout.parent); err != nil {
+			return nil, err
+		}
+		if !r.swap {
+			cfg.Log.Warn("no swap accounting (memory.swap.max): instances' memory limits cap RAM only, and they may swap beyond them where the host has swap")
+		}
+	}
+	if r.exits, err = newExitWatcher(cfg.Log); err != nil {
 		return nil, err
 	}
-	return &Runc{cfg: cfg, ver: v, exits: exits, log: cfg.Log}, nil
+	return r, nil
 }
 
 // Degraded says what works less well on this host than on a plain one
@@ -103,9 +129,8 @@ func (r *Runc) Version() RuncVersion { return r.ver }
 // IDMap is the user namespace map containers with Spec.UserNS get.
 func (r *Runc) IDMap() IDMap { return r.cfg.IDMap }
 
-func (r *Runc) cgroupPath(id string) string {
-	return "/" + strings.Trim(r.cfg.CgroupParent, "/") + "/" + id
-}
+// cgroupPath is container id's cgroup below the hierarchy's root.
+func (r *Runc) cgroupPath(id string) string { return r.layout.dir(id) }
 
 // runc runs one runc command and returns its stdout; its stderr and log
 // make the error.
@@ -118,6 +143,9 @@ func (r *Runc) runc(ctx context.Context, stdio *Stdio, args ...string) ([]byte, 
 // container's.
 func (r *Runc) runcLog(ctx context.Context, stdio *Stdio, logPath string, args ...string) ([]byte, error) {
 	full := []string{"--root", r.cfg.StateDir}
+	if r.layout.systemd {
+		full = append(full, "--systemd-cgroup")
+	}
 	if logPath != "" {
 		full = append(full, "--log", logPath, "--log-format", "json")
 	}
@@ -220,7 +248,7 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 	if err := r.chownMounts(s); err != nil {
 		return nil, err
 	}
-	sp, err := r.ociSpec(s, rootPath, r.cgroupPath(s.ID))
+	sp, err := r.ociSpec(s, rootPath, r.layout.runcPath(s.ID))
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +477,7 @@ func (r *Runc) Cleanup(ctx context.Context, bundleRoot string, keep func(id stri
 			errs = append(errs, err)
 		}
 	}
-	for _, id := range listCgroups(r.cfg.CgroupParent) {
+	for _, id := range r.layout.ids(hostCgroups()) {
 		if !known[id] && !keep(id) {
 			r.log.Info("removing leftover cgroup", "id", id)
 			killCgroup(r.cgroupPath(id))

@@ -160,7 +160,7 @@ func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, erro
 			},
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
-			Resources:     resources(s.Limits),
+			Resources:     resources(s.Limits, r.v2, r.swap),
 		},
 	}
 	for _, m := range s.Mounts {
@@ -188,7 +188,11 @@ func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, erro
 	return sp, nil
 }
 
-func resources(l Limits) *specs.LinuxResources {
+// resources are the spec's limits. On v2 an instance gets no swap beyond
+// its memory limit where the host accounts swap (memory.swap.max; runc
+// fails to make the cgroup when it is asked for one that is missing), and
+// an OOM kill takes the whole instance.
+func resources(l Limits, v2, swap bool) *specs.LinuxResources {
 	res := &specs.LinuxResources{
 		// Only the devices runc always creates are allowed.
 		Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
@@ -196,12 +200,12 @@ func resources(l Limits) *specs.LinuxResources {
 	if l.MemoryBytes > 0 {
 		m := l.MemoryBytes
 		res.Memory = &specs.LinuxMemory{Limit: &m}
-		if cgroupV2() {
-			// No swap beyond the limit (runc maps swap = limit to
-			// memory.swap.max 0), and an OOM kill takes the whole
-			// instance rather than one of its processes. On v1 these
+		if v2 {
+			// runc maps swap = limit to memory.swap.max 0. On v1 these
 			// need swap accounting, which hosts often lack.
-			res.Memory.Swap = &m
+			if swap {
+				res.Memory.Swap = &m
+			}
 			res.Unified = map[string]string{"memory.oom.group": "1"}
 		}
 	}

@@ -13,8 +13,11 @@ import (
 // while a daemon uses the same state.
 func (r *Runc) Teardown(ctx context.Context, bundleRoot string) error {
 	errs := []error{r.Cleanup(ctx, bundleRoot, func(string) bool { return false })}
-	if err := removeCgroup(r.cfg.CgroupParent); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
+	// A slice is systemd's to remove (it does once it is empty).
+	if !r.layout.systemd {
+		if err := removeCgroup(r.layout.parentDir()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, os.RemoveAll(r.cfg.StateDir))
 	return errors.Join(errs...)
