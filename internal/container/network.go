@@ -34,6 +34,12 @@ type NetworkConfig struct {
 	Table string
 	// LockFile serializes address allocation between processes.
 	LockFile string
+	// ServicePool is the part of Pool that services' fixed addresses
+	// (Spec.Address) come from; no other container gets an address in it.
+	// Default: the last sixteenth of Pool (at least a /30). An address in it is reachable
+	// only along Link's paths: not from the host, not from other
+	// containers, and it reaches nothing itself.
+	ServicePool netip.Prefix
 }
 
 // Network gives containers a veth each and keeps the host's rules: a
@@ -99,6 +105,13 @@ func (cfg NetworkConfig) withDefaults() (NetworkConfig, error) {
 		return cfg, fmt.Errorf("network: pool %s must be IPv4 and /28 or larger, link prefix %q at most 7 characters", cfg.Pool, cfg.LinkPrefix)
 	}
 	cfg.Pool = cfg.Pool.Masked()
+	if !cfg.ServicePool.IsValid() {
+		cfg.ServicePool = lastPart(cfg.Pool, min(cfg.Pool.Bits()+4, 30))
+	}
+	cfg.ServicePool = cfg.ServicePool.Masked()
+	if !cfg.ServicePool.Addr().Is4() || cfg.ServicePool.Bits() > 30 || cfg.ServicePool.Bits() <= cfg.Pool.Bits() || !cfg.Pool.Contains(cfg.ServicePool.Addr()) {
+		return cfg, fmt.Errorf("network: service pool %s must be a part of the pool %s, /30 or larger", cfg.ServicePool, cfg.Pool)
+	}
 	return cfg, nil
 }
 
@@ -225,16 +238,21 @@ func (n *Network) installRules() error {
 	if err != nil {
 		return err
 	}
-	if t, _ := c.ListTableOfFamily(n.cfg.Table, nftables.TableFamilyINet); t != nil {
-		c.DelTable(t)
-	}
+	// The table is kept if it exists, with the links chain and the group
+	// sets in it: the paths from apps to their services are state that
+	// must survive a daemon restart. The base chains are flushed and
+	// filled again, in the same (atomic) batch.
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: n.cfg.Table})
 	accept := nftables.ChainPolicyAccept
 	chain := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
-		return c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
+		c.FlushChain(ch)
+		return ch
 	}
+	links := c.AddChain(&nftables.Chain{Name: linksChain, Table: t})
 	input := chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
 	forward := chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
+	output := chain("output", nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityFilter)
 	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	rule := func(ch *nftables.Chain, e ...expr.Any) { c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e}) }
 	p := []byte(n.cfg.LinkPrefix) // compared over its own length: a wildcard
@@ -248,13 +266,20 @@ func (n *Network) installRules() error {
 	}
 	drop := &expr.Verdict{Kind: expr.VerdictDrop}
 	acc := &expr.Verdict{Kind: expr.VerdictAccept}
-	cat := func(parts ...[]expr.Any) []expr.Any {
-		var all []expr.Any
-		for _, x := range parts {
-			all = append(all, x...)
-		}
-		return all
-	}
+	// Services: the links chain accepts the linked paths; everything
+	// else to or from a service address ends here, established or not,
+	// so that an unlink cuts open connections too (with a reset, at once).
+	// The host itself never connects to a service.
+	// The rules match this network's own links too, so that another
+	// network's table on the same pool (a second daemon, tests) leaves
+	// these services alone.
+	svcDst, svcSrc := cat(oif, ipv4Daddr(n.cfg.ServicePool)), cat(iif, ipv4Saddr(n.cfg.ServicePool))
+	rule(forward, &expr.Verdict{Kind: expr.VerdictJump, Chain: links.Name})
+	rule(forward, cat(svcDst, tcpOnly, []expr.Any{resetTCP})...)
+	rule(forward, cat(svcDst, []expr.Any{drop})...)
+	rule(forward, cat(svcSrc, []expr.Any{drop})...)
+	rule(output, cat(svcDst, tcpOnly, []expr.Any{resetTCP})...)
+	rule(output, cat(svcDst, []expr.Any{drop})...)
 	// To the host: only replies to connections the host opened.
 	rule(input, cat(iif, established, []expr.Any{acc})...)
 	rule(input, cat(iif, []expr.Any{drop})...)
@@ -267,6 +292,23 @@ func (n *Network) installRules() error {
 	rule(forward, cat(iif, ipv4Daddr(netip.MustParsePrefix("169.254.0.0/16")), []expr.Any{drop})...)
 	rule(post, cat(ipv4Saddr(n.cfg.Pool), notOif, []expr.Any{&expr.Masq{}})...)
 	return c.Flush()
+}
+
+// cat joins rule expressions.
+func cat(parts ...[]expr.Any) []expr.Any {
+	var all []expr.Any
+	for _, x := range parts {
+		all = append(all, x...)
+	}
+	return all
+}
+
+// lastPart is the last /bits prefix of p.
+func lastPart(p netip.Prefix, bits int) netip.Prefix {
+	b := p.Masked().Addr().As4()
+	v := binary.BigEndian.Uint32(b[:])
+	binary.BigEndian.PutUint32(b[:], v+uint32(1)<<(32-p.Bits())-uint32(1)<<(32-bits))
+	return netip.PrefixFrom(netip.AddrFrom4(b), bits)
 }
 
 func le32(v uint32) []byte {
@@ -313,8 +355,9 @@ func (n *Network) Addr(id string) (netip.Addr, bool) {
 }
 
 // attach gives the container whose init is pid a veth: eth0 with the /30's
-// second address and a default route through the host's end.
-func (n *Network) attach(id string, pid int) (netip.Addr, error) {
+// second address (fixed, when valid: a service's) and a default route
+// through the host's end; its address joins group's set (none for "").
+func (n *Network) attach(id string, pid int, fixed netip.Addr, group string) (netip.Addr, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	lock, err := os.OpenFile(n.cfg.LockFile, os.O_CREATE|os.O_RDWR, 0o600)
@@ -325,8 +368,12 @@ func (n *Network) attach(id string, pid int) (netip.Addr, error) {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		return netip.Addr{}, err
 	}
-	hostIP, err := n.freeSlot()
-	if err != nil {
+	var hostIP netip.Addr
+	if fixed.IsValid() {
+		if hostIP, err = n.serviceSlot(fixed); err != nil {
+			return netip.Addr{}, err
+		}
+	} else if hostIP, err = n.freeSlot(); err != nil {
 		return netip.Addr{}, err
 	}
 	ctrIP := hostIP.Next()
@@ -351,6 +398,11 @@ func (n *Network) attach(id string, pid int) (netip.Addr, error) {
 	}
 	if err := configureInside(pid, peer, ctrIP, hostIP); err != nil {
 		return netip.Addr{}, err
+	}
+	// Before anything can send from the address: it may have been
+	// another app's, and still be in that app's set.
+	if err := n.joinGroup(ctrIP, group); err != nil {
+		return netip.Addr{}, fmt.Errorf("network group: %w", err)
 	}
 	ok = true
 	return ctrIP, nil
@@ -412,12 +464,33 @@ func (n *Network) freeSlot() (netip.Addr, error) {
 	for i := uint32(1); i < slots; i++ {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], start+4*i)
-		if s := netip.AddrFrom4(b); !used[s] {
+		if s := netip.AddrFrom4(b); !used[s] && !n.cfg.ServicePool.Contains(s) {
 			return s.Next(), nil
 		}
 	}
 	return netip.Addr{}, errors.New("network pool exhausted")
 }
+
+// serviceSlot checks that addr is a container address (.2 of a /30) in
+// the service pool that no link holds, and returns the host's end.
+func (n *Network) serviceSlot(addr netip.Addr) (netip.Addr, error) {
+	if !n.cfg.ServicePool.Contains(addr) || addr.As4()[3]&3 != 2 {
+		return netip.Addr{}, fmt.Errorf("service address %s: not a container address of the service pool %s", addr, n.cfg.ServicePool)
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && slotOf(ip) == slotOf(addr) {
+			return netip.Addr{}, fmt.Errorf("service address %s is in use", addr)
+		}
+	}
+	return addr.Prev(), nil
+}
+
+// ServicePool is where services' addresses come from.
+func (n *Network) ServicePool() netip.Prefix { return n.cfg.ServicePool }
 
 func slotOf(ip netip.Addr) netip.Addr {
 	b := ip.As4()
@@ -426,13 +499,20 @@ func slotOf(ip netip.Addr) netip.Addr {
 }
 
 // detach deletes id's host veth if it is still there (its namespace going
-// away normally takes it along).
-func (n *Network) detach(id string) error {
-	l, err := netlink.LinkByName(n.linkName(id))
-	if err != nil {
-		return nil
+// away normally takes it along) and takes addr, the address it had (looked
+// up while the container still ran), out of the group sets.
+func (n *Network) detach(id string, addr netip.Addr) error {
+	var errs []error
+	if addr.IsValid() {
+		// Otherwise it may stay in a set: attach scrubs it before reuse.
+		errs = append(errs, n.leaveGroups(addr))
 	}
-	return netlink.LinkDel(l)
+	if l, err := netlink.LinkByName(n.linkName(id)); err == nil {
+		if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // links returns the names of the host ends of all veths with the prefix.

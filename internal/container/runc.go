@@ -295,7 +295,7 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 		return nil, err
 	}
 	if s.Network {
-		if c.Addr, err = r.cfg.Network.attach(s.ID, c.Pid); err != nil {
+		if c.Addr, err = r.cfg.Network.attach(s.ID, c.Pid, s.Address, s.NetGroup); err != nil {
 			return nil, fmt.Errorf("network: %w", err)
 		}
 	}
@@ -380,12 +380,16 @@ func (c *Container) Delete(ctx context.Context) error {
 
 func (r *Runc) destroy(ctx context.Context, id, bundle string) error {
 	var errs []error
+	var addr netip.Addr
+	if r.cfg.Network != nil {
+		addr, _ = r.cfg.Network.Addr(id) // while its veth is still there
+	}
 	killCgroup(r.cgroupPath(id))
 	if _, err := r.runc(ctx, nil, "delete", "--force", id); err != nil && !notExist(err) {
 		errs = append(errs, err)
 	}
 	if r.cfg.Network != nil {
-		if err := r.cfg.Network.detach(id); err != nil {
+		if err := r.cfg.Network.detach(id, addr); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 
@@ -33,12 +34,20 @@ type Spec struct {
 	// file system's /etc/passwd and /etc/group once it is mounted, without
 	// following any symlink out of it. An unknown name is an error that
 	// wraps ErrUnknownUser or ErrUnknownGroup.
-	User        string
-	Terminal    bool     // allocate a pty; Create returns its master
-	Caps        []string // e.g. "CAP_CHOWN"; none by default
-	Hostname    string   // default: the ID
-	UserNS      bool     // map ids through Config.IDMap
-	Network     bool     // give the container a veth from Config.Network
+	User     string
+	Terminal bool     // allocate a pty; Create returns its master
+	Caps     []string // e.g. "CAP_CHOWN"; none by default
+	Hostname string   // default: the ID
+	UserNS   bool     // map ids through Config.IDMap
+	Network  bool     // give the container a veth from Config.Network
+	// Address, when valid, is the container's fixed address (with
+	// Network): a service's, in the network's ServicePool, reachable only
+	// from the groups linked to it (Network.Link).
+	Address netip.Addr
+	// NetGroup is the group the container's address belongs to while it
+	// runs (an app: its instances, one-off and cron runs); a service
+	// linked to the group accepts it.
+	NetGroup    string
 	Limits      Limits
 	Mounts      []Mount
 	NoFile      uint64 // RLIMIT_NOFILE, default 65536

@@ -85,12 +85,13 @@ func Init(t testing.TB) string {
 
 // Env is a Runc and Network private to one test.
 type Env struct {
-	Runc    *container.Runc
-	Network *container.Network
-	Prefix  string // veth prefix
-	Parent  string // cgroup parent
-	State   string // runc state dir
-	tmp     string // the test's temporary directories live below it
+	Runc          *container.Runc
+	Network       *container.Network
+	NetworkConfig container.NetworkConfig // what Network was made with
+	Prefix        string                  // veth prefix
+	Parent        string                  // cgroup parent
+	State         string                  // runc state dir
+	tmp           string                  // the test's temporary directories live below it
 }
 
 // New returns an Env whose names are unique to this test process; Cleanup
@@ -104,9 +105,10 @@ func New(t testing.TB) *Env {
 	tag := fmt.Sprintf("%03x", os.Getpid()%0xfff)
 	e := &Env{Prefix: "st" + tag, Parent: "skiff-test-" + tag, State: t.TempDir()}
 	e.tmp = filepath.Dir(e.State)
-	nw, err := container.NewNetwork(container.NetworkConfig{
+	e.NetworkConfig = container.NetworkConfig{
 		Pool: netip.MustParsePrefix("10.213.0.0/16"), LinkPrefix: e.Prefix, Table: "skifftest" + tag,
-	}, log)
+	}
+	nw, err := container.NewNetwork(e.NetworkConfig, log)
 	if err != nil {
 		t.Fatal(err)
 	}

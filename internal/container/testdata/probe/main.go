@@ -162,6 +162,46 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println("written")
+	case "echo":
+		// A TCP server on PORT that echoes what it reads.
+		l, err := net.Listen("tcp", ":"+os.Getenv("PORT"))
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("listening on " + os.Getenv("PORT"))
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				os.Exit(1)
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	case "hold":
+		// One connection to an echo server, a round trip every 100 ms:
+		// "up" once the first one passes, "cut: …" and exit 3 when one
+		// fails.
+		c, err := net.DialTimeout("tcp", arg(2), time.Second)
+		if err != nil {
+			fmt.Println("refused:", err)
+			os.Exit(1)
+		}
+		buf := make([]byte, 5)
+		for i := 0; ; i++ {
+			c.SetDeadline(time.Now().Add(time.Second))
+			_, err := c.Write([]byte("ping\n"))
+			if err == nil {
+				_, err = io.ReadFull(c, buf)
+			}
+			if err != nil {
+				fmt.Println("cut:", err)
+				os.Exit(3)
+			}
+			if i == 0 {
+				fmt.Println("up")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	default:
 		fmt.Fprintln(os.Stderr, "unknown command")
 		os.Exit(2)
