@@ -129,6 +129,11 @@ type InstanceSpec struct {
 	// that cannot provide one refuses the spec (EINVALID): a process never
 	// runs without the storage it was given.
 	Mounts []Mount `json:"mounts,omitempty"`
+	// Address is the instance's fixed address: a service's, in the
+	// network's service pool, reachable only along its links. Without
+	// one an instance gets an address from the pool and belongs to its
+	// app's network group, which links open services to.
+	Address string `json:"address,omitempty"`
 	// OneOff runs Command once, detached: the instance is never restarted,
 	// and when its process ends it stays listed as InstanceExited with its
 	// ExitCode (across daemon restarts too) until Stop removes it. deploy's

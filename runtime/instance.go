@@ -185,9 +185,20 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 		// Heroku's apps live in /app; a CNB image's in /workspace.
 		links = map[string]string{"/app": img.workdir}
 	}
+	var addr netip.Addr
+	group := spec.AppID // app ids are hex: always a valid group
+	if !container.ValidGroup(group) {
+		group = ""
+	}
+	if spec.Address != "" {
+		if addr, err = netip.ParseAddr(spec.Address); err != nil {
+			return nil, fmt.Errorf("instance address: %w", err)
+		}
+		group = ""
+	}
 	return &container.Spec{
 		ID: id, Bundle: dir,
-		Mounts: mounts,
+		Mounts: mounts, Address: addr, NetGroup: group,
 		Links:  links,
 		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
 		Init:   r.initPath,
