@@ -93,6 +93,9 @@ type ConfigChange struct {
 	Set   map[string]string
 	Unset []string
 	Build bool
+	// Description names the release the change makes ("" for one that
+	// says which vars were set or unset).
+	Description string
 }
 
 // Keys lists the keys a change touches, for descriptions and audit events.

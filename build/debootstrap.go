@@ -53,6 +53,9 @@ type CreateOptions struct {
 	// CacheDir keeps debootstrap's results and downloads; default
 	// DATA/builder/debootstrap.
 	CacheDir string
+	// noDaemons makes debootstrap keep the packages' maintainer scripts
+	// from starting any server (for the service images).
+	noDaemons bool
 	// ExtraCACerts are PEM files of certificate authorities to trust in
 	// builds and apps besides Debian's, such as a company's TLS-inspecting
 	// proxy. nil means the machine's own locally added ones
@@ -129,7 +132,11 @@ const cnbUID = 1000
 // or made now.
 func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind string, pkgs []string, out io.Writer) (string, error) {
 	pkgs = slices.Sorted(slices.Values(pkgs))
-	sum := sha256.Sum256([]byte(opts.Suite + "\n" + opts.Mirror + "\n" + strings.Join(pkgs, ",")))
+	key := opts.Suite + "\n" + opts.Mirror + "\n" + strings.Join(pkgs, ",")
+	if opts.noDaemons {
+		key += "\nsecurity updates"
+	}
+	sum := sha256.Sum256([]byte(key))
 	base := opts.CacheDir
 	if base == "" {
 		base = filepath.Join(p.cfg.DataDir, "builder", "debootstrap")
@@ -171,8 +178,69 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, "debootstrap", "--variant=minbase", "--components=main",
-		"--include="+strings.Join(pkgs, ","), "--cache-dir="+debs, opts.Suite, root, opts.Mirror)
+	args := []string{"--variant=minbase", "--components=main", "--include=" + strings.Join(pkgs, ","), "--cache-dir=" + debs}
+	if opts.noDaemons {
+		args = append(args, "--foreign")
+	}
+	err = runDebootstrap("debootstrap", exec.CommandContext(ctx, "debootstrap", append(args, opts.Suite, root, opts.Mirror)...), out)
+	if err == nil && opts.noDaemons {
+		// Packages of servers start them from their maintainer scripts
+		// (invoke-rc.d), which in a chroot would run them on the host:
+		// policy-rc.d forbids it before the second stage configures them.
+		if err = os.WriteFile(filepath.Join(root, "usr/sbin/policy-rc.d"), []byte("#!/bin/sh\nexit 101\n"), 0o755); err == nil {
+			err = runDebootstrap("debootstrap --second-stage", exec.CommandContext(ctx, "chroot", root, "/debootstrap/debootstrap", "--second-stage"), out)
+		}
+		if err == nil {
+			// Servers get the distribution's security and stable
+			// updates, which debootstrap's one suite does not carry.
+			err = upgradeRootfs(ctx, root, opts.Suite, opts.Mirror, out)
+		}
+	}
+	if uerr := unmountUnder(root); uerr != nil {
+		return "", fmt.Errorf("unmount debootstrap's file systems: %w", uerr)
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := finishRootfs(root); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".complete"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
+// upgradeRootfs installs the updates of suite-security and suite-updates
+// in root, with apt in a chroot.
+func upgradeRootfs(ctx context.Context, root, suite, mirror string, out io.Writer) error {
+	security := strings.TrimSuffix(mirror, "/debian") + "/debian-security"
+	sources := fmt.Sprintf("deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n", mirror, suite, mirror, suite, security, suite)
+	if err := os.WriteFile(filepath.Join(root, "etc/apt/sources.list"), []byte(sources), 0o644); err != nil {
+		return err
+	}
+	for _, m := range []struct{ src, dst, typ string }{{"proc", "proc", "proc"}, {"/dev", "dev", ""}} {
+		flags := uintptr(0)
+		if m.typ == "" {
+			flags = syscall.MS_BIND | syscall.MS_REC
+		}
+		if err := syscall.Mount(m.src, filepath.Join(root, m.dst), m.typ, flags, ""); err != nil {
+			return fmt.Errorf("mount %s in the root file system: %w", m.dst, err)
+		}
+	}
+	fmt.Fprintf(out, "       Installing security and stable updates\n")
+	apt := []string{"-o", "Dpkg::Options::=--force-confold", "-o", "APT::Get::Assume-Yes=true", "-q"}
+	for _, args := range [][]string{{"update"}, {"dist-upgrade"}, {"clean"}} {
+		if err := runDebootstrap("apt-get "+args[0], exec.CommandContext(ctx, "chroot", append(append([]string{root, "apt-get"}, apt...), args...)...), io.Discard); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runDebootstrap runs a stage of debootstrap (or apt in its chroot),
+// showing its steps on out; a failure carries its last lines.
+func runDebootstrap(what string, cmd *exec.Cmd, out io.Writer) error {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -196,22 +264,13 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 		}
 		io.Copy(io.Discard, pr)
 	}()
-	err = cmd.Run()
+	err := cmd.Run()
 	pw.Close()
 	<-done
-	if uerr := unmountUnder(root); uerr != nil {
-		return "", fmt.Errorf("unmount debootstrap's file systems: %w", uerr)
-	}
 	if err != nil {
-		return "", skiff.Errorf(skiff.EUNAVAILABLE, "debootstrap failed (%v):\n%s", err, strings.Join(tail, "\n"))
+		return skiff.Errorf(skiff.EUNAVAILABLE, "%s failed (%v):\n%s", what, err, strings.Join(tail, "\n"))
 	}
-	if err := finishRootfs(root); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, ".complete"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	return root, nil
+	return nil
 }
 
 // finishRootfs adds the cnb user and drops what an image does not need.
@@ -253,43 +312,11 @@ func finishRootfs(root string) error {
 }
 
 // imageFromRootfs stores a root file system as an image with the CNB base
-// image labels: one uncompressed layer, and one more with the extra
-// certificate authorities (kept apart so that the cached root file system
-// stays as debootstrap made it).
+// image labels (see rootfsLayers).
 func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string, cas []caCert) (v1.Hash, error) {
-	l, err := p.store.PutLayer(ctx, func(w io.Writer) error {
-		t := newTarBuilder(w)
-		if err := t.tree(root, "/", true); err != nil {
-			return err
-		}
-		return t.close()
-	})
+	adds, err := p.rootfsLayers(ctx, root, suite, cas)
 	if err != nil {
 		return v1.Hash{}, err
-	}
-	adds := []mutate.Addendum{{Layer: l, History: v1.History{CreatedBy: "skiff: debootstrap " + suite}}}
-	if len(cas) > 0 {
-		bundle, err := os.ReadFile(filepath.Join(root, "etc", "ssl", "certs", "ca-certificates.crt"))
-		if err != nil {
-			return v1.Hash{}, fmt.Errorf("extra CA certificates need ca-certificates in the image: %w", err)
-		}
-		cl, err := p.store.PutLayer(ctx, func(w io.Writer) error {
-			t := newTarBuilder(w)
-			for _, ca := range cas {
-				bundle = append(append(bundle, '\n'), ca.pem...)
-				if err := t.file("/usr/local/share/ca-certificates/"+ca.name, 0o644, ca.pem); err != nil {
-					return err
-				}
-			}
-			if err := t.file("/etc/ssl/certs/ca-certificates.crt", 0o644, bundle); err != nil {
-				return err
-			}
-			return t.close()
-		})
-		if err != nil {
-			return v1.Hash{}, err
-		}
-		adds = append(adds, mutate.Addendum{Layer: cl, History: v1.History{CreatedBy: "skiff: extra CA certificates"}})
 	}
 	img, err := mutate.Append(empty.Image, adds...)
 	if err != nil {
@@ -318,6 +345,48 @@ func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string,
 		return v1.Hash{}, err
 	}
 	return p.store.Put(ctx, ref, img)
+}
+
+// rootfsLayers stores a root file system as image layers: one
+// uncompressed layer, and one more with the extra certificate authorities
+// (kept apart so that the cached root file system stays as debootstrap
+// made it).
+func (p *Platform) rootfsLayers(ctx context.Context, root, suite string, cas []caCert) ([]mutate.Addendum, error) {
+	l, err := p.store.PutLayer(ctx, func(w io.Writer) error {
+		t := newTarBuilder(w)
+		if err := t.tree(root, "/", true); err != nil {
+			return err
+		}
+		return t.close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	adds := []mutate.Addendum{{Layer: l, History: v1.History{CreatedBy: "skiff: debootstrap " + suite}}}
+	if len(cas) > 0 {
+		bundle, err := os.ReadFile(filepath.Join(root, "etc", "ssl", "certs", "ca-certificates.crt"))
+		if err != nil {
+			return nil, fmt.Errorf("extra CA certificates need ca-certificates in the image: %w", err)
+		}
+		cl, err := p.store.PutLayer(ctx, func(w io.Writer) error {
+			t := newTarBuilder(w)
+			for _, ca := range cas {
+				bundle = append(append(bundle, '\n'), ca.pem...)
+				if err := t.file("/usr/local/share/ca-certificates/"+ca.name, 0o644, ca.pem); err != nil {
+					return err
+				}
+			}
+			if err := t.file("/etc/ssl/certs/ca-certificates.crt", 0o644, bundle); err != nil {
+				return err
+			}
+			return t.close()
+		})
+		if err != nil {
+			return nil, err
+		}
+		adds = append(adds, mutate.Addendum{Layer: cl, History: v1.History{CreatedBy: "skiff: extra CA certificates"}})
+	}
+	return adds, nil
 }
 
 // caCert is an extra certificate authority for the images.

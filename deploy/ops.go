@@ -43,9 +43,13 @@ func (p *Pipeline) SetConfig(ctx context.Context, app *skiff.App, ch *skiff.Conf
 	if err != nil {
 		return err
 	}
+	desc := ch.Description
+	if desc == "" {
+		desc = fmt.Sprintf("%s %s config vars", verb, strings.Join(ch.Keys(), ", "))
+	}
 	rel := &skiff.Release{AppID: app.ID, Image: cur.Image, Config: next, ProcessTypes: cur.ProcessTypes,
 		Scripts: cur.Scripts, Cron: cur.Cron, Mounts: mounts,
-		BuildID: cur.BuildID, Commit: cur.Commit, Description: fmt.Sprintf("%s %s config vars", verb, strings.Join(ch.Keys(), ", "))}
+		BuildID: cur.BuildID, Commit: cur.Commit, Description: desc}
 	return p.release(ctx, app, rel, ch, out)
 }
 
