@@ -42,6 +42,7 @@ type Service struct {
 	Packages map[string]string `json:"packages,omitempty"`
 	Image    string            `json:"image"`   // manifest digest in the image store
 	RunAs    string            `json:"run_as"`  // "uid:gid" of the server inside, which owns its data
+	Volume   string            `json:"volume"`  // the ID of the volume that holds its data
 	Address  string            `json:"address"` // fixed: the same across restarts
 	Port     int               `json:"port"`
 	Limits   Limits            `json:"limits"`

@@ -43,6 +43,10 @@ type Services struct {
 	Routes    skiff.Routes
 	Builders  Builders
 	Backup    Backuper
+	// Services and ServiceStore run and keep backing services (nil:
+	// the server runs none).
+	Services     skiff.ServiceManager
+	ServiceStore skiff.ServiceStore
 }
 
 // Backuper writes a consistent copy of the state database.
@@ -98,6 +102,7 @@ var _ skiff.CommandRunner = (*Runner)(nil)
 func New(s Services, info Info, access skiff.AccessLogs, log *slog.Logger) *Runner {
 	r := &Runner{services: s, info: info, log: log, access: access, byName: map[string]*command{}}
 	r.commands = commandTable()
+	r.describeServices()
 	for _, c := range r.commands {
 		for _, n := range append([]string{c.name}, c.aliases...) {
 			if r.byName[n] != nil {

@@ -3,7 +3,7 @@ package admin
 // commandTable is the vocabulary: Dokku's shape (`topic:verb <app> args`)
 // with Heroku's names where Dokku has none. Order here is the order of help.
 func commandTable() []*command {
-	return []*command{
+	return append([]*command{
 		{name: "apps:list", aliases: []string{"apps"}, summary: "list the apps you can use", format: true, max: 0, run: appsList},
 		{name: "apps:create", aliases: []string{"create"}, args: "<app>", summary: "create an app", min: 1, max: 1, run: appsCreate,
 			help: "App names are DNS labels: 2 to 63 lower-case letters, digits and hyphens, starting with a letter.\nAn admin's first `git push` to an unknown app also creates it."},
@@ -118,7 +118,7 @@ func commandTable() []*command {
 			flags: []flag{{name: "admin", help: "make the user an admin"}},
 			help:  "Reads one or more public keys (authorized_keys lines) from stdin:\n  skiff keys:add alice --admin < alice.pub\n  cat alice.pub | ssh -p 2222 skiff@host keys:add alice"},
 		{name: "keys:remove", args: "<user> [<fingerprint>]", summary: "remove one key of a user, or all of them (admin)", admin: true, min: 1, max: 2, run: keysRemove},
-
+	}, append(serviceCommands(), []*command{
 		{name: "events", args: "[<app>]", summary: "show the audit trail: who did what, when", format: true, max: 1, run: eventsList,
 			flags: []flag{{name: "num", short: "n", value: "N", help: "number of events (default 50)"}}},
 		{name: "backup", summary: "write a consistent copy of skiff's database to stdout (admin)", admin: true, max: 0, run: backup,
@@ -126,5 +126,5 @@ func commandTable() []*command {
 		{name: "whoami", summary: "show who your key says you are", format: true, max: 0, run: whoami},
 		{name: "version", summary: "show skiff's version", format: true, max: 0, run: version},
 		{name: "help", args: "[<topic>|<command>]", summary: "show help", max: 1, run: help},
-	}
+	}...)...)
 }

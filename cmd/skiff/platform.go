@@ -38,12 +38,18 @@ type platform struct {
 	builder *build.Platform
 	router  *router.Router
 	volumes *volume.Dirs
+	// The backing services' own runc and runtime (their instances are
+	// nobody's app), and the images their layers must be kept for.
+	serviceRunc    *container.Runc
+	serviceRuntime *runtime.Runtime
+	serviceImages  func(ctx context.Context) []string
 }
 
 // hostNames are the names of skiff's resources on the host, derived from
 // --resource-prefix so that two daemons (say, tests) can share a host.
 type hostNames struct {
 	table, vethPrefix, cgroup, buildCgroup, runcState, buildRuncState, lockFile string
+	serviceCgroup, serviceRuncState                                             string
 }
 
 var resourcePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`)
@@ -74,7 +80,8 @@ func namesFor(prefix string) hostNames {
 	return hostNames{
 		table: prefix, vethPrefix: veth, cgroup: prefix, buildCgroup: prefix + "-builds",
 		runcState: "/run/" + prefix + "/runc", buildRuncState: "/run/" + prefix + "/runc-builds",
-		lockFile: "/run/" + prefix + "-network.lock",
+		lockFile:      "/run/" + prefix + "-network.lock",
+		serviceCgroup: prefix + "-services", serviceRuncState: "/run/" + prefix + "/runc-services",
 	}
 }
 
@@ -144,6 +151,14 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 		Layers: layers, Runc: p.runc, Init: initBin, VolumePath: p.volumes.Path, Log: log.With("component", "runtime")}); err != nil {
 		return nil, err
 	}
+	if p.serviceRunc, err = container.New(ctx, container.Config{StateDir: names.serviceRuncState, CgroupParent: names.serviceCgroup, Network: p.network,
+		Log: log.With("component", "runc-services")}); err != nil {
+		return nil, err
+	}
+	if p.serviceRuntime, err = runtime.New(ctx, runtime.Config{DataDir: filepath.Join(cfg.DataDir, "services"), ImageDir: filepath.Join(cfg.DataDir, "images"),
+		Layers: layers, Runc: p.serviceRunc, Init: initBin, VolumePath: p.volumes.Path, Log: log.With("component", "services-runtime")}); err != nil {
+		return nil, err
+	}
 	// Registry pulls reach public addresses and what an admin allowed,
 	// never the pool's instances (nor the host: egress checks that).
 	pulls, err := egress.New(egress.Config{Allow: cfg.AllowRegistry, Deny: []netip.Prefix{pool}})
@@ -168,6 +183,11 @@ func (p *platform) collectGarbage(ctx context.Context, keep []string) error {
 	if err := p.builder.CollectGarbage(ctx, keep); err != nil {
 		return err
 	}
+	// The services' instances run on another runtime: their images'
+	// layers are kept by name.
+	if p.serviceImages != nil {
+		keep = append(keep, p.serviceImages(ctx)...)
+	}
 	return p.runtime.PruneLayers(ctx, keep)
 }
 
@@ -180,6 +200,12 @@ func (p *platform) close(ctx context.Context) error {
 	}
 	if p.runtime != nil {
 		errs = append(errs, p.runtime.Close())
+	}
+	if p.serviceRuntime != nil {
+		errs = append(errs, p.serviceRuntime.Close())
+	}
+	if p.serviceRunc != nil {
+		errs = append(errs, p.serviceRunc.Close())
 	}
 	if p.builder != nil {
 		errs = append(errs, p.builder.Close())

@@ -25,6 +25,7 @@ import (
 	"github.com/skiffhq/skiff/deploy"
 	"github.com/skiffhq/skiff/gitserver"
 	"github.com/skiffhq/skiff/internal/egress"
+	"github.com/skiffhq/skiff/services"
 	"github.com/skiffhq/skiff/store"
 )
 
@@ -211,6 +212,7 @@ type Main struct {
 	platform *platform
 	pipeline *deploy.Pipeline
 	cron     *cron.Scheduler
+	services *services.Manager
 	closers  []func() error
 	bg       sync.WaitGroup
 	stop     context.CancelFunc
@@ -321,6 +323,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.pipeline = deploy.New(dcfg)
 	svc.Deployer = m.pipeline
+	if pl.serviceRuntime != nil {
+		if m.services, err = openServices(ctx, cfg, pl, db, m.pipeline, m.Log); err != nil {
+			return err
+		}
+		svc.Services, svc.ServiceStore = m.services, db
+	}
 
 	info := admin.Info{SSHHost: cfg.Domain + portSuffix(sshListener.Addr()), Domain: cfg.Domain}
 	commands := admin.New(svc, info, pl.router, m.Log.With("component", "admin"))
@@ -405,6 +413,9 @@ func (m *Main) Close() error {
 	}
 	if m.control != nil {
 		m.control.Close()
+	}
+	if m.services != nil {
+		errs = append(errs, m.services.Close())
 	}
 	if m.platform != nil {
 		errs = append(errs, m.platform.close(ctx))

@@ -17,7 +17,7 @@ import (
 )
 
 // teardown removes what skiff put on the host outside its data directory:
-// it stops every app instance and build, and removes their cgroups, runc
+// it stops every app instance, build and service, and removes their cgroups, runc
 // state, veths, firewall table and the pool's route. It sets nothing up on
 // its way (IPv4 forwarding stays as it is). The data directory stays
 // (delete it yourself to remove the apps for good). The daemon must not be
@@ -38,7 +38,7 @@ func teardown(dataDir string, args []string) int {
 		fmt.Fprintf(os.Stderr, " !     %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "-----> Stopped every app instance and build, and removed skiff's cgroups, runc state, veths, firewall rules and route (%s); the data in %s stays\n", *prefix, dataDir)
+	fmt.Fprintf(os.Stderr, "-----> Stopped every app instance, build and service, and removed skiff's cgroups, runc state, veths, firewall rules and route (%s); the data in %s stays\n", *prefix, dataDir)
 	return 0
 }
 
@@ -61,6 +61,7 @@ func runTeardown(dataDir, prefix, poolText string) error {
 	for _, side := range []struct{ state, cgroup, bundles string }{
 		{names.runcState, names.cgroup, filepath.Join(dataDir, "instances")},
 		{names.buildRuncState, names.buildCgroup, filepath.Join(dataDir, "tmp", "builds")},
+		{names.serviceRuncState, names.serviceCgroup, filepath.Join(dataDir, "services", "instances")},
 	} {
 		// No Network: the veths go with RemoveNetwork below, and making
 		// one would install the rules teardown removes.
@@ -76,8 +77,9 @@ func runTeardown(dataDir, prefix, poolText string) error {
 	if err := os.Remove(names.lockFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
-	errs = append(errs, runtime.UnmountShare(dataDir))
-	// The instances' records are gone with their containers.
-	errs = append(errs, os.RemoveAll(filepath.Join(dataDir, "instances")))
+	errs = append(errs, runtime.UnmountShare(dataDir), runtime.UnmountShare(filepath.Join(dataDir, "services")))
+	// The instances' records are gone with their containers; the
+	// services' data stays, and the next start runs them again.
+	errs = append(errs, os.RemoveAll(filepath.Join(dataDir, "instances")), os.RemoveAll(filepath.Join(dataDir, "services", "instances")))
 	return errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ CREATE TABLE services (
 	packages   TEXT NOT NULL DEFAULT '{}',
 	image      TEXT NOT NULL DEFAULT '',
 	run_as     TEXT NOT NULL DEFAULT '',
+	volume_id  TEXT NOT NULL DEFAULT '',
 	address    TEXT NOT NULL UNIQUE,
 	port       INTEGER NOT NULL,
 	limits     TEXT NOT NULL DEFAULT '{}',
