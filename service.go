@@ -102,6 +102,13 @@ func ValidateServiceName(name string) error {
 // ValidServiceKind reports whether kind names a service kind.
 func ValidServiceKind(kind string) bool { return slices.Contains(ServiceKinds, kind) }
 
+// AppNetGroup and BuildNetGroup name the network groups that an app's
+// containers (instances, one-off and cron runs) and its builds belong to
+// while they run; a link to a service opens the path from the first, and
+// with ServiceLink.Builds from the second too.
+func AppNetGroup(appID string) string   { return appID }
+func BuildNetGroup(appID string) string { return "b-" + appID }
+
 // ServiceLink joins a service to an app: the app's instances, one-off and
 // cron runs reach the service, and the app's config has the service's URL
 // in Var.
@@ -110,6 +117,9 @@ type ServiceLink struct {
 	AppID     string `json:"app_id"`
 	AppName   string `json:"app"`
 	Var       string `json:"var"`
+	// Builds lets the app's builds reach the service too (off unless
+	// asked for: a build runs code from the pushed repository).
+	Builds bool `json:"builds,omitempty"`
 	// Pending is true between the link's record and the release that
 	// sets Var; a daemon that finds one at start finishes it if the
 	// release happened, and removes it otherwise.
@@ -216,6 +226,12 @@ type ServiceRequest struct {
 	Limits  Limits // zero fields take the defaults
 }
 
+// LinkOptions are a link's choices.
+type LinkOptions struct {
+	Var    string // the config var; "" for the service's (DATABASE_URL, REDIS_URL)
+	Builds bool   // the app's builds reach the service too
+}
+
 // ServiceManager runs backing services. Errors are *Error where the user
 // can act on them; progress goes to out.
 type ServiceManager interface {
@@ -229,9 +245,9 @@ type ServiceManager interface {
 	Destroy(ctx context.Context, svc *Service, out io.Writer) error
 	Restart(ctx context.Context, svc *Service, out io.Writer) error
 	Status(ctx context.Context, svc *Service) (*ServiceStatus, error)
-	// Link makes svc reachable from app and sets app's var (default
-	// svc.ConfigVar()) to its URL, through a new release.
-	Link(ctx context.Context, svc *Service, app *App, varName string, out io.Writer) error
+	// Link makes svc reachable from app and sets app's var to its URL,
+	// through a new release.
+	Link(ctx context.Context, svc *Service, app *App, opts LinkOptions, out io.Writer) error
 	// Unlink cuts the path at once, then unsets the var.
 	Unlink(ctx context.Context, svc *Service, app *App, out io.Writer) error
 	// Connect runs the service's client (psql, redis-cli) attached to

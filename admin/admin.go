@@ -102,7 +102,6 @@ var _ skiff.CommandRunner = (*Runner)(nil)
 func New(s Services, info Info, access skiff.AccessLogs, log *slog.Logger) *Runner {
 	r := &Runner{services: s, info: info, log: log, access: access, byName: map[string]*command{}}
 	r.commands = commandTable()
-	r.describeServices()
 	for _, c := range r.commands {
 		for _, n := range append([]string{c.name}, c.aliases...) {
 			if r.byName[n] != nil {
@@ -111,6 +110,7 @@ func New(s Services, info Info, access skiff.AccessLogs, log *slog.Logger) *Runn
 			r.byName[n] = c
 		}
 	}
+	r.describeServices()
 	return r
 }
 

@@ -25,16 +25,17 @@ func serviceCommands() []*command {
 			&command{name: k + ":list", aliases: []string{k}, summary: "list the " + k + " services you can use", format: true, max: 0, run: serviceList(k)},
 			&command{name: k + ":info", args: "<name>", summary: "show version, state, disk, connections and linked apps", format: true, min: 1, max: 1, run: serviceInfo(k)},
 			&command{name: k + ":link", args: "<name> <app>", summary: "make it reachable from an app and set " + (&skiff.Service{Kind: k}).ConfigVar() + " (a new release)", min: 2, max: 2, run: serviceLink(k),
-				flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead (for a second " + k + " of one app)"}}},
+				flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead (for a second " + k + " of one app)"}, buildsFlag}},
 			&command{name: k + ":unlink", args: "<name> <app>", summary: "cut the app's path to it at once and unset the var (a new release)", min: 2, max: 2, run: serviceUnlink(k)},
 			&command{name: k + ":connect", args: "<name>", summary: "open " + clientName(k) + " on it (`ssh -t` for a terminal; SQL or commands on stdin otherwise)", min: 1, max: 1, run: serviceConnect(k)},
 			&command{name: k + ":backup", aliases: []string{k + ":export"}, args: "<name>", summary: "write a consistent dump to stdout, progress to stderr", min: 1, max: 1, run: serviceBackup(k),
 				help: "  ssh … " + k + ":backup mydb > mydb." + dumpExt(k)},
 			&command{name: k + ":restore", aliases: []string{k + ":import"}, args: "<name>", summary: "replace its data with a dump from stdin (or a stored backup)", min: 1, max: 1, run: serviceRestore(k),
 				flags: []flag{{name: "from", value: "BACKUP", help: "a stored backup's name (" + k + ":backups lists them)"}}},
-			&command{name: k + ":backup-schedule", args: "<name> \"<cron>\"|off", summary: "back it up on a schedule (UTC) into the data directory", min: 2, max: 2, run: serviceSchedule(k),
+			&command{name: k + ":backup-schedule", args: "<name> \"<cron>\"|off", summary: "back it up on a schedule (UTC) into the data directory", min: 2, max: 6, run: serviceSchedule(k),
 				flags: []flag{{name: "keep", value: "N", help: "backups kept, the oldest removed first (default 7)"}},
-				help:  "  ssh … " + k + ":backup-schedule mydb \"0 3 * * *\" --keep 7     every day at 03:00 UTC\n  ssh … " + k + ":backup-schedule mydb off"},
+				help: "  ssh … " + k + ":backup-schedule mydb \"0 3 * * *\" --keep 7     every day at 03:00 UTC\n  ssh … " + k + ":backup-schedule mydb off\n" +
+					"The five fields may arrive as one argument or as five (ssh joins its arguments with spaces)."},
 			&command{name: k + ":backups", args: "<name>", summary: "list the stored backups", format: true, min: 1, max: 1, run: serviceBackups(k)},
 			&command{name: k + ":restart", args: "<name>", summary: "restart the server (the URL stays)", min: 1, max: 1, run: serviceRestart(k)},
 			&command{name: k + ":logs", args: "<name>", summary: "show the server's log", min: 1, max: 1, run: serviceLogs(k),
@@ -49,12 +50,14 @@ func serviceCommands() []*command {
 			flags: []flag{{name: "as", value: "NAME", help: "its name (default: <kind>-<random>)"}, {name: "version", value: "V", help: "the major version"}, {name: "memory", value: "SIZE", help: "memory, like 1g"}}},
 		&command{name: "addons:info", args: "<name>", summary: "show a service of any kind", format: true, min: 1, max: 1, run: serviceInfo("")},
 		&command{name: "addons:attach", args: "<name> <app>", summary: "link a service to an app", min: 2, max: 2, run: serviceLink(""),
-			flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead"}}},
+			flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead"}, buildsFlag}},
 		&command{name: "addons:detach", args: "<name> <app>", summary: "unlink a service from an app", min: 2, max: 2, run: serviceUnlink("")},
 		&command{name: "addons:destroy", args: "<name>", summary: "destroy a service and its data", min: 1, max: 1, run: serviceDestroy(""),
 			flags: []flag{{name: "force", help: "required: the data is gone for good"}, {name: "confirm", value: "NAME", help: "confirm by naming it (Heroku's spelling)"}}},
 	)
 }
+
+var buildsFlag = flag{name: "builds", help: "let the app's builds reach it too (off by default: a build runs the pushed code)"}
 
 func clientName(kind string) string {
 	if kind == skiff.ServiceRedis {
@@ -345,11 +348,11 @@ func serviceLink(kind string) func(*call) error {
 		if err := c.resolveApp(); err != nil {
 			return err
 		}
-		v := ""
+		opts := skiff.LinkOptions{Builds: c.flag("builds")}
 		if a := c.value("alias"); a != "" {
-			v = strings.ToUpper(strings.TrimSuffix(a, "_URL")) + "_URL"
+			opts.Var = strings.ToUpper(strings.TrimSuffix(a, "_URL")) + "_URL"
 		}
-		return c.services().Services.Link(c.ctx, svc, c.app, v, c.stderr())
+		return c.services().Services.Link(c.ctx, svc, c.app, opts, c.stderr())
 	}
 }
 
@@ -421,7 +424,8 @@ func serviceSchedule(kind string) func(*call) error {
 		if err != nil {
 			return err
 		}
-		schedule := c.args[0]
+		// ssh joins its arguments: "0 3 * * *" arrives as five words.
+		schedule := strings.Join(c.args, " ")
 		if schedule == "off" || schedule == "none" {
 			if err := c.services().Services.SetBackupSchedule(c.ctx, svc, "", 0); err != nil {
 				return err

@@ -157,10 +157,11 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		ID: "build-" + req.BuildID, Bundle: j.dirs["bundle"], Rootfs: bi.Rootfs, Args: j.args, Cwd: "/workspace",
 		Env: append(filterEnv(bi.Env),
 			"CNB_PLATFORM_API=0.14", "CNB_EXPERIMENTAL_MODE=quiet", "CNB_NO_COLOR=true"),
-		Mounts:  mounts,
-		Caps:    creatorCaps,
-		Limits:  p.cfg.Limits,
-		Network: p.cfg.Network != nil,
+		Mounts:   mounts,
+		Caps:     creatorCaps,
+		Limits:   p.cfg.Limits,
+		Network:  p.cfg.Network != nil,
+		NetGroup: buildGroup(req),
 	}, bo)
 	if err != nil {
 		if errors.Is(context.Cause(diskCtx), errDiskFloor) && ctx.Err() == nil {
@@ -405,4 +406,12 @@ func shortRef(ref string) string {
 		return "skiff/" + strings.TrimSuffix(r, ":latest")
 	}
 	return ref
+}
+
+// buildGroup is the network group of the app's builds ("" for none).
+func buildGroup(req *skiff.BuildRequest) string {
+	if req.App == nil || !container.ValidGroup(skiff.BuildNetGroup(req.App.ID)) {
+		return ""
+	}
+	return skiff.BuildNetGroup(req.App.ID)
 }

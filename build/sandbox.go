@@ -26,6 +26,7 @@ type sandboxSpec struct {
 	Caps     []string
 	Limits   Limits
 	Network  bool
+	NetGroup string // the network group the build's address joins (links to services may admit it)
 	Started  func() // called once the container runs (tests wait on it)
 	Deadline time.Duration
 }
@@ -92,7 +93,7 @@ func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (in
 		ID: spec.ID, Bundle: spec.Bundle,
 		Rootfs: container.Rootfs{Dir: spec.Rootfs}, ReadonlyDir: true,
 		Args: spec.Args, Env: spec.Env, Cwd: spec.Cwd,
-		Caps: spec.Caps, Hostname: "build", UserNS: true, Network: spec.Network,
+		Caps: spec.Caps, Hostname: "build", UserNS: true, Network: spec.Network, NetGroup: spec.NetGroup,
 		Mounts: spec.Mounts,
 		Limits: container.Limits{MemoryBytes: spec.Limits.Memory, CPU: spec.Limits.CPUs, Pids: spec.Limits.Pids},
 	}, container.Stdio{Stdout: pw, Stderr: pw})

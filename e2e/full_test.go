@@ -238,7 +238,7 @@ func (d *daemon) teardown(prefix, pool string) {
 	if _, err := os.Stat("/run/" + prefix); !os.IsNotExist(err) {
 		t.Errorf("/run/%s is left: %v", prefix, err)
 	}
-	for _, parent := range []string{prefix, prefix + "-builds"} {
+	for _, parent := range []string{prefix, prefix + "-builds", prefix + "-services"} {
 		matches, _ := filepath.Glob("/sys/fs/cgroup/*/" + parent)
 		if m, _ := filepath.Glob("/sys/fs/cgroup/" + parent); len(m) > 0 {
 			matches = append(matches, m...)

@@ -186,7 +186,7 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 		links = map[string]string{"/app": img.workdir}
 	}
 	var addr netip.Addr
-	group := spec.AppID // app ids are hex: always a valid group
+	group := skiff.AppNetGroup(spec.AppID) // app ids are hex: always a valid group
 	if !container.ValidGroup(group) {
 		group = ""
 	}

@@ -10,9 +10,9 @@
 // path at once. Backups stream over SSH; scheduled ones are kept under the
 // data directory with a retention.
 //
-// On disk, under its data directory (DATA/services):
+// On disk, under the data directory:
 //
-//	data/<id>/             a service's volume: pgdata/, or redis.conf and data/
-//	backups/<id>/<t>.dump  scheduled backups (0600)
-//	instances/, logs/      the services' runtime: runc bundles, server logs
+//	volumes/<volume-id>/            a service's data: pgdata/, or redis.conf and data/
+//	services/backups/<id>/<t>.dump  scheduled backups (0600)
+//	services/instances/, logs/      the services' runtime: runc bundles, server logs
 package services

@@ -11,12 +11,36 @@ import (
 	"github.com/skiffhq/skiff/internal/container"
 )
 
-func (m *Manager) rule(svc *skiff.Service, appID string) (container.LinkRule, error) {
+// rules are the network paths of a link: from the app's containers, and
+// with Builds from its builds.
+func (m *Manager) rules(svc *skiff.Service, l *skiff.ServiceLink) ([]container.LinkRule, error) {
 	a, err := netip.ParseAddr(svc.Address)
 	if err != nil {
-		return container.LinkRule{}, err
+		return nil, err
 	}
-	return container.LinkRule{Group: appID, Service: a, Port: uint16(svc.Port)}, nil
+	out := []container.LinkRule{{Group: skiff.AppNetGroup(l.AppID), Service: a, Port: uint16(svc.Port)}}
+	if l.Builds {
+		out = append(out, container.LinkRule{Group: skiff.BuildNetGroup(l.AppID), Service: a, Port: uint16(svc.Port)})
+	}
+	return out, nil
+}
+
+// open and close make or cut every path of rules.
+func (m *Manager) open(rules []container.LinkRule) error {
+	for _, r := range rules {
+		if err := m.cfg.Network.Link(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) close(rules []container.LinkRule) error {
+	var errs []error
+	for _, r := range rules {
+		errs = append(errs, m.cfg.Network.Unlink(r))
+	}
+	return errors.Join(errs...)
 }
 
 // Link implements skiff.ServiceManager. The link is recorded as pending,
@@ -24,10 +48,11 @@ func (m *Manager) rule(svc *skiff.Service, appID string) (container.LinkRule, er
 // link complete. A failure undoes all of it; a daemon killed on the way
 // finds the pending link at its next start and finishes or undoes it (see
 // reconcileLinks).
-func (m *Manager) Link(ctx context.Context, svc *skiff.Service, app *skiff.App, varName string, out io.Writer) error {
+func (m *Manager) Link(ctx context.Context, svc *skiff.Service, app *skiff.App, opts skiff.LinkOptions, out io.Writer) error {
 	if m.cfg.Deployer == nil {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "this server does not run apps")
 	}
+	varName := opts.Var
 	if varName == "" {
 		varName = svc.ConfigVar()
 	}
@@ -36,27 +61,31 @@ func (m *Manager) Link(ctx context.Context, svc *skiff.Service, app *skiff.App, 
 	}
 	unlock := m.lock(svc.ID)
 	defer unlock()
-	rule, err := m.rule(svc, app.ID)
+	l := &skiff.ServiceLink{ServiceID: svc.ID, AppID: app.ID, Var: varName, Builds: opts.Builds}
+	rules, err := m.rules(svc, l)
 	if err != nil {
 		return err
 	}
-	l := &skiff.ServiceLink{ServiceID: svc.ID, AppID: app.ID, Var: varName}
 	if err := m.cfg.Store.AddLink(ctx, l); err != nil {
 		return err
 	}
 	undo := func(cause error) error {
 		bg := context.WithoutCancel(ctx)
-		errs := []error{m.cfg.Network.Unlink(rule), m.cfg.Store.RemoveLink(bg, svc.ID, app.ID)}
+		errs := []error{m.close(rules), m.cfg.Store.RemoveLink(bg, svc.ID, app.ID)}
 		if err := errors.Join(errs...); err != nil {
 			m.log.Error("undo a failed link", "service", svc.Name, "app", app.Name, "err", err)
 		}
 		return cause
 	}
 	// The path first: the release's new instances use the URL at once.
-	if err := m.cfg.Network.Link(rule); err != nil {
+	if err := m.open(rules); err != nil {
 		return undo(fmt.Errorf("open the path to %s: %w", svc.Name, err))
 	}
-	fmt.Fprintf(out, "-----> Linking %s to %s as %s\n", svc.Name, app.Name, varName)
+	also := ""
+	if opts.Builds {
+		also = " (its builds too)"
+	}
+	fmt.Fprintf(out, "-----> Linking %s to %s as %s%s\n", svc.Name, app.Name, varName, also)
 	ch := &skiff.ConfigChange{Set: map[string]string{varName: svc.URL()}, Description: fmt.Sprintf("Link %s as %s", svc.Name, varName)}
 	if err := m.cfg.Deployer.SetConfig(ctx, app, ch, true, out); err != nil {
 		return undo(err)
@@ -89,12 +118,14 @@ func (m *Manager) Unlink(ctx context.Context, svc *skiff.Service, app *skiff.App
 	if l == nil {
 		return skiff.Errorf(skiff.ENOTFOUND, "%s is not linked to %s", svc.Name, app.Name)
 	}
-	rule, err := m.rule(svc, app.ID)
+	// Every path the app's groups may have to the service, whatever
+	// the link says.
+	rules, err := m.rules(svc, &skiff.ServiceLink{AppID: app.ID, Builds: true})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "-----> Unlinking %s from %s\n", svc.Name, app.Name)
-	if err := m.cfg.Network.Unlink(rule); err != nil {
+	if err := m.close(rules); err != nil {
 		return err
 	}
 	vars, err := m.cfg.Config.Config(ctx, app.ID)
@@ -130,7 +161,7 @@ func (m *Manager) reconcileLinks(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		rule, err := m.rule(svc, l.AppID)
+		rules, err := m.rules(svc, l)
 		if err != nil {
 			return err
 		}
@@ -147,7 +178,9 @@ func (m *Manager) reconcileLinks(ctx context.Context) error {
 				return err
 			}
 		}
-		want[rule] = true
+		for _, r := range rules {
+			want[r] = true
+		}
 	}
 	have, err := m.cfg.Network.Links()
 	if err != nil {

@@ -156,8 +156,8 @@ func (db *DB) AddLink(ctx context.Context, l *skiff.ServiceLink) error {
 			return err
 		}
 		l.AppName, l.CreatedAt, l.Pending = app, tx.now, true
-		if _, err := tx.ExecContext(ctx, `INSERT INTO service_links (service_id, app_id, var, pending, created_at) VALUES (?, ?, ?, 1, ?)`,
-			l.ServiceID, l.AppID, l.Var, formatTime(tx.now)); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO service_links (service_id, app_id, var, builds, pending, created_at) VALUES (?, ?, ?, ?, 1, ?)`,
+			l.ServiceID, l.AppID, l.Var, l.Builds, formatTime(tx.now)); err != nil {
 			return err
 		}
 		return tx.event(l.AppID, app, "services:link", svc+" as "+l.Var)
@@ -191,7 +191,7 @@ func (db *DB) RemoveLink(ctx context.Context, serviceID, appID string) error {
 }
 
 func (db *DB) links(ctx context.Context, where string, arg any) ([]*skiff.ServiceLink, error) {
-	q := `SELECT l.service_id, l.app_id, a.name, l.var, l.pending, l.created_at FROM service_links l JOIN apps a ON a.id = l.app_id`
+	q := `SELECT l.service_id, l.app_id, a.name, l.var, l.builds, l.pending, l.created_at FROM service_links l JOIN apps a ON a.id = l.app_id`
 	var args []any
 	if where != "" {
 		q += " WHERE " + where
@@ -206,7 +206,7 @@ func (db *DB) links(ctx context.Context, where string, arg any) ([]*skiff.Servic
 	for rows.Next() {
 		var l skiff.ServiceLink
 		var created string
-		if err := rows.Scan(&l.ServiceID, &l.AppID, &l.AppName, &l.Var, &l.Pending, &created); err != nil {
+		if err := rows.Scan(&l.ServiceID, &l.AppID, &l.AppName, &l.Var, &l.Builds, &l.Pending, &created); err != nil {
 			return nil, err
 		}
 		l.CreatedAt = parseTime(created)

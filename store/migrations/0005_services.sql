@@ -23,6 +23,7 @@ CREATE TABLE service_links (
 	service_id TEXT NOT NULL REFERENCES services(id) ON DELETE CASCADE,
 	app_id     TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
 	var        TEXT NOT NULL,
+	builds     INTEGER NOT NULL DEFAULT 0,
 	pending    INTEGER NOT NULL DEFAULT 1,
 	created_at TEXT NOT NULL,
 	PRIMARY KEY (service_id, app_id),
