@@ -128,4 +128,3 @@ func waitCopies(wg *sync.WaitGroup, d time.Duration) {
 	case <-time.After(d):
 	}
 }
-
