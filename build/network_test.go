@@ -5,113 +5,31 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/testnet"
 )
 
-// fakeInternet starts a TCP server in a network namespace of the test's
-// own, reached from the host over a veth: an address beyond the host, as
-// a registry would be, that stays on this machine.
+// fakeInternet starts a TCP server at an address beyond the host, as a
+// registry would be, that stays on this machine.
 func fakeInternet(t *testing.T) string {
 	t.Helper()
 	// Not "sk…": skiff's own rules treat links with that prefix as app
 	// containers', and a running skiff (or the runtime's tests) would
 	// drop traffic to them.
-	name := fmt.Sprintf("fnet%d", os.Getpid()%100000)
-	hostIf, peerIf := name+"h", name+"p"
-	base := fmt.Sprintf("10.250.%d.", os.Getpid()%250)
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // the thread's namespace changes; it dies with it
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		ns, err := netns.NewNamed(name)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		fail := func(err error) { netns.Set(orig); ch <- result{err: err} }
-		if err := netns.Set(orig); err != nil {
-			fail(err)
-			return
-		}
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostIf}, PeerName: peerIf}
-		if err := netlink.LinkAdd(veth); err != nil {
-			fail(err)
-			return
-		}
-		peer, err := netlink.LinkByName(peerIf)
-		if err != nil {
-			fail(err)
-			return
-		}
-		if err := netlink.LinkSetNsFd(peer, int(ns)); err != nil {
-			fail(err)
-			return
-		}
-		addr, _ := netlink.ParseAddr(base + "1/30")
-		if err := netlink.AddrAdd(veth, addr); err != nil {
-			fail(err)
-			return
-		}
-		if err := netlink.LinkSetUp(veth); err != nil {
-			fail(err)
-			return
-		}
-		if err := netns.Set(ns); err != nil {
-			fail(err)
-			return
-		}
-		peer, err = netlink.LinkByName(peerIf)
-		if err != nil {
-			fail(err)
-			return
-		}
-		paddr, _ := netlink.ParseAddr(base + "2/30")
-		netlink.AddrAdd(peer, paddr)
-		netlink.LinkSetUp(peer)
-		if lo, err := netlink.LinkByName("lo"); err == nil {
-			netlink.LinkSetUp(lo)
-		}
-		ln, err := net.Listen("tcp", base+"2:0")
-		netns.Set(orig)
-		ch <- result{ln: ln, err: err}
-	}()
-	r := <-ch
-	t.Cleanup(func() {
-		if l, err := netlink.LinkByName(hostIf); err == nil {
-			netlink.LinkDel(l)
-		}
-		netns.DeleteNamed(name)
-	})
-	if r.err != nil {
-		t.Fatalf("fake internet: %v", r.err)
-	}
-	t.Cleanup(func() { r.ln.Close() })
+	ln := testnet.Listen(t, "fnet", 250)
 	go func() {
 		for {
-			c, err := r.ln.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			c.Close()
 		}
 	}()
-	return r.ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func TestBuildNetwork(t *testing.T) {

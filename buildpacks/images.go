@@ -12,14 +12,17 @@ var (
 		"python3",         // the Python buildpack's interpreter
 		"python3-venv",    // python3 -m venv with ensurepip's pip
 		"python3-dev",     // headers for Python packages built from source
-		"g++", "make",     // node-gyp native addons, C extensions
+		"python-is-python3",
+		"g++", "make", // node-gyp native addons, C extensions, cgo
 		"pkg-config",
+		"patchelf", // points Debian's newer Pythons at their own C library in a layer
 	}
 	// RunPackages go into the run image, which apps start from.
 	RunPackages = []string{
-		"ca-certificates", // outbound HTTPS from apps
-		"libstdc++6",      // node
-		"python3",         // the venv's interpreter is the run image's /usr/bin/python3
+		"ca-certificates",   // outbound HTTPS from apps
+		"libstdc++6",        // node
+		"python3",           // the venv's interpreter is the run image's /usr/bin/python3
+		"python-is-python3", // python, as Heroku apps and Procfiles call it
 		"tzdata",
 		"netbase", // /etc/services and /etc/protocols
 	}

@@ -128,7 +128,15 @@ func must(t *testing.T, err error) {
 // baseEnv is the environment the lifecycle starts from: the machine's PATH
 // (it has python3, as the builder image does), a home, the user's env.
 func (p *platform) baseEnv() []string {
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + p.home, "LANG=C.UTF-8"}
+	// Not through pyenv's shims: they would choose a Python by the app's
+	// .python-version themselves, which is the buildpack's job.
+	var path []string
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		if !strings.Contains(d, "/.pyenv/") {
+			path = append(path, d)
+		}
+	}
+	env := []string{"PATH=" + strings.Join(path, ":"), "HOME=" + p.home, "LANG=C.UTF-8"}
 	for _, k := range []string{"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/skiffhq/skiff/internal/pyindex"
 )
 
 // pushedApps are the buildpacks package's apps that only these tests push
@@ -60,6 +64,14 @@ func (a *pushedApp) reject(t *testing.T, wants ...string) string {
 func (a *pushedApp) edit(t *testing.T, file, body string) {
 	t.Helper()
 	commit(t, a.repo, file, body, "edit "+file)
+}
+
+// create makes the app before its first push, for settings that must
+// apply to that push.
+func (a *pushedApp) create(t *testing.T) *pushedApp {
+	t.Helper()
+	a.ssh(t, "apps:create", a.name)
+	return a
 }
 
 // ssh runs a command on the app, failing the test when it fails.
@@ -217,5 +229,90 @@ func TestDeployNode(t *testing.T) {
 	t.Run("engines.node 4.0.0", func(t *testing.T) {
 		d.newApp(t, admin, "node-old", filepath.Join(pushedApps, "node-engines-old")).reject(t,
 			`No Node.js that skiff installs matches engines.node "4.0.0": it installs Node.js 14 and newer, and the npm registry has 14.`, "24.")
+	})
+}
+
+// The Debian packages the test's package index makes wheels of.
+var pyDebs = []string{"python3-flask", "python3-werkzeug", "python3-jinja2", "python3-markupsafe", "python3-itsdangerous", "python3-click",
+	"python3-django", "python3-asgiref", "python3-sqlparse", "python3-tz", "python3-gunicorn", "python3-packaging"}
+
+// Python apps of each manager Heroku supports, against a package index the
+// test fills with wheels of Debian's Flask and Django (PyPI is not
+// reachable here) and serves beyond the host: a real Flask app on pip,
+// Pipenv, Poetry and uv (on Debian 13's Python 3.13), a real Django project
+// with collectstatic, .python-version with comments, python as well as
+// python3, and failures that say what failed.
+func TestDeployPython(t *testing.T) {
+	d, admin := fullDaemon(t)
+	ix, err := pyindex.FromDebian(context.Background(), "/var/cache/skiff-test/pydebs", pyDebs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveBeyondHost(t, ix.Handler())
+	host, _, _ := net.SplitHostPort(addr)
+	index := []string{"PIP_INDEX_URL=http://" + addr + "/simple/", "PIP_TRUSTED_HOST=" + host}
+	newPython := func(t *testing.T, name string) *pushedApp {
+		app := d.newApp(t, admin, name, filepath.Join(pushedApps, name)).create(t)
+		app.ssh(t, append(append([]string{"config:set", name}, index...), "--build")...)
+		if manager := strings.TrimPrefix(name, "python-"); manager == "uv" || manager == "poetry" || manager == "pipenv" {
+			roots := []string{"flask", "gunicorn"}
+			if manager == "uv" {
+				roots = []string{"flask"} // on Python 3.13, which gunicorn 20 does not run on
+			}
+			lock, body, err := ix.Lock(manager, "flask-"+manager, roots, []string{"packaging"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			app.edit(t, lock, body)
+		}
+		return app
+	}
+	for _, tc := range []struct {
+		app   string
+		wants []string
+		body  string
+	}{
+		{"python-flask", []string{"Using Python 3.11.", "(the builder's), for .python-version 3.11", "Installing dependencies (pip, requirements.txt)", "Process type web -> gunicorn app:app"}, "on python 3.11"},
+		{"python-pipenv", []string{"Installing dependencies (Pipenv, Pipfile.lock)", "packages Pipfile.lock pins, their hashes checked"}, "packaging absent"},
+		{"python-poetry", []string{"Installing dependencies (Poetry, poetry.lock)", "packages poetry.lock pins, their hashes checked"}, "packaging absent"},
+		{"python-uv", []string{"Installing Python 3.13 (Debian 13's packages)", "runs with Debian trixie's C library", "Installing dependencies (uv, uv.lock)"}, "on python 3.13."},
+	} {
+		t.Run(tc.app, func(t *testing.T) {
+			app := newPython(t, tc.app)
+			wantOutput(t, app.deploy(t), tc.wants...)
+			if code, body := app.get(t, "/"); code != 200 || !strings.Contains(body, "hello from flask 2.2.2") || !strings.Contains(body, tc.body) {
+				t.Fatalf("GET /: %d %q", code, body)
+			}
+			if tc.app == "python-flask" {
+				// python, not only python3, in one-off processes too.
+				if r := app.ssh(t, "run", app.name, "python", "-c", "'import flask, sys; print(\"python\", sys.version_info[:2], flask.__version__)'"); !strings.Contains(r.stdout, "python (3, 11) 2.2.2") {
+					t.Errorf("run python: %s", r)
+				}
+			}
+		})
+	}
+	t.Run("django", func(t *testing.T) {
+		app := newPython(t, "python-django")
+		wantOutput(t, app.deploy(t), "Running collectstatic (python manage.py collectstatic --noinput)", "static files copied", "Process type web -> gunicorn mysite.wsgi")
+		if code, body := app.get(t, "/"); code != 200 || !strings.Contains(body, "hello from django 3.2.25; static collected: True") {
+			t.Fatalf("GET /: %d %q", code, body)
+		}
+		app.ssh(t, "config:set", app.name, "DISABLE_COLLECTSTATIC=1", "--build", "--no-restart")
+		app.edit(t, "README", "no collectstatic\n")
+		wantOutput(t, app.deploy(t), "Skipping collectstatic (DISABLE_COLLECTSTATIC)")
+	})
+	t.Run("python without a venv", func(t *testing.T) {
+		app := d.newApp(t, admin, "python-procfile", filepath.Join(pushedApps, "python-procfile"))
+		app.deploy(t)
+		if code, body := app.get(t, "/hello.txt"); code != 200 || !strings.Contains(body, "run by python") {
+			t.Errorf("GET /hello.txt: %d %q", code, body)
+		}
+	})
+	t.Run("failures", func(t *testing.T) {
+		app := d.newApp(t, admin, "python-fails", filepath.Join(pushedApps, "python-flask")).create(t)
+		app.ssh(t, "config:set", app.name, "PIP_INDEX_URL=https://pypi.invalid/simple", "--build")
+		app.reject(t, "pip could not reach the package index https://pypi.invalid/simple (", "the build's network, not requirements.txt, is the problem")
+		app.edit(t, ".python-version", "# wanted\n3.12\n")
+		app.reject(t, ".python-version asks for Python 3.12, which this builder does not offer: it has Python 3.11 (the builder's) and 3.13 (Debian 13's packages).")
 	})
 }

@@ -35,6 +35,20 @@ func (bc *BuildContext) Run(c Cmd) error {
 	return nil
 }
 
+// RunTee is Run with the output also written to tee, for a failure
+// message that says what failed.
+func (bc *BuildContext) RunTee(c Cmd, tee io.Writer) error {
+	out := bc.Log.Indented()
+	defer out.Close()
+	cmd := command(bc.Context, c)
+	w := io.MultiWriter(out, tee)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w", c.String(), err)
+	}
+	return nil
+}
+
 // RunTo runs the command with its standard output written to stdout and
 // its standard error indented into the build log (go list's downloads,
 // progress).

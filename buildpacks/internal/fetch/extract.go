@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -31,12 +33,26 @@ func ExtractTarGz(r io.Reader, dst string, strip int) error {
 		return fmt.Errorf("extract: %w", err)
 	}
 	defer gz.Close()
+	return ExtractTar(gz, dst, strip)
+}
+
+// ExtractOption changes how ExtractTar unpacks.
+type ExtractOption int
+
+// RelativeLinks turns a symlink to an absolute path into one relative to
+// dst: a root file system's archive (a Debian package) unpacked somewhere
+// else than /, whose links name places of that root.
+const RelativeLinks ExtractOption = 1
+
+// ExtractTar is ExtractTarGz for an uncompressed tar.
+func ExtractTar(r io.Reader, dst string, strip int, opts ...ExtractOption) error {
+	relative := slices.Contains(opts, RelativeLinks)
 	root, err := openRoot(dst)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	tr := tar.NewReader(gz)
+	tr := tar.NewReader(r)
 	var total int64
 	for n := 0; ; n++ {
 		hdr, err := tr.Next()
@@ -62,7 +78,13 @@ func ExtractTarGz(r io.Reader, dst string, strip int) error {
 			}
 			err = writeEntry(root, name, hdr.FileInfo().Mode(), tr)
 		case tar.TypeSymlink:
-			err = symlinkEntry(root, name, hdr.Linkname)
+			target := hdr.Linkname
+			if relative && path.IsAbs(target) {
+				if target, err = relativeTo(name, target); err != nil {
+					return fmt.Errorf("extract %s: %w", hdr.Name, err)
+				}
+			}
+			err = symlinkEntry(root, name, target)
 		case tar.TypeLink:
 			target, ok := entryName(hdr.Linkname, strip)
 			if !ok {
@@ -214,4 +236,14 @@ func symlinkEntry(root *os.Root, name, target string) error {
 	}
 	root.Remove(name)
 	return root.Symlink(target, name)
+}
+
+// relativeTo rewrites an absolute link target as seen from the link at
+// name, both inside one root.
+func relativeTo(name, target string) (string, error) {
+	rel, err := filepath.Rel(path.Dir("/"+name), path.Clean(target))
+	if err != nil {
+		return "", err
+	}
+	return filepath.ToSlash(rel), nil
 }

@@ -7,6 +7,7 @@ package fetch
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
@@ -164,21 +165,26 @@ var ErrIntegrity = errors.New("integrity check failed")
 
 // File downloads url into a new temporary file in dir and returns its path;
 // the caller removes it. integrity, when not empty, is a Subresource
-// Integrity string as npm publishes it ("sha512-<base64>") that the content
-// must match.
+// Integrity string as npm publishes it ("sha512-<base64>", or "sha256-")
+// that the content must match.
 func (c *Client) File(ctx context.Context, url, dir string, max int64, integrity string) (string, error) {
 	var want []byte
 	var h hash.Hash
 	if integrity != "" {
 		algo, b64, _ := strings.Cut(integrity, "-")
-		if algo != "sha512" {
+		switch algo {
+		case "sha512":
+			h = sha512.New()
+		case "sha256":
+			h = sha256.New()
+		default:
 			return "", fmt.Errorf("GET %s: unsupported integrity %q", url, integrity)
 		}
 		d, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
+		if err != nil || len(d) != h.Size() {
 			return "", fmt.Errorf("GET %s: bad integrity %q", url, integrity)
 		}
-		want, h = d, sha512.New()
+		want = d
 	}
 	var path string
 	err := c.do(ctx, url, nil, func(r io.Reader) error {

@@ -63,9 +63,35 @@ type pyproject struct {
 	} `toml:"tool"`
 }
 
+// PoetryRoots returns the names of a Poetry project's main dependencies:
+// [tool.poetry.dependencies] but python, and [project] dependencies (Poetry
+// 2 reads both).
+func PoetryRoots(data []byte) ([]string, error) {
+	if data == nil {
+		return nil, cnb.Failf("The app has poetry.lock but no pyproject.toml.").Hint("Commit pyproject.toml with it.")
+	}
+	var p pyproject
+	if err := cnb.DecodeTOML(data, &p); err != nil {
+		return nil, cnb.Failf("pyproject.toml is not valid TOML: %v", err)
+	}
+	var roots []string
+	if deps, ok := p.Tool.Poetry["dependencies"].(map[string]any); ok {
+		for name := range deps {
+			if normalize(name) != "python" {
+				roots = append(roots, normalize(name))
+			}
+		}
+	}
+	if p.Project != nil {
+		roots = append(roots, RequirementNames(strings.Join(p.Project.Dependencies, "\n"))...)
+	}
+	return roots, nil
+}
+
 // ParsePyproject returns the [project] dependencies of a pyproject.toml.
 // A Poetry project without a [project] table has its dependencies where
-// pip cannot see them: that is an error with the fix.
+// pip cannot see them, and without poetry.lock nothing says which versions:
+// that is an error with the fix.
 func ParsePyproject(data []byte) ([]string, error) {
 	if len(data) > maxRequirements {
 		return nil, fmt.Errorf("pyproject.toml is larger than %d KiB", maxRequirements>>10)
@@ -76,8 +102,8 @@ func ParsePyproject(data []byte) ([]string, error) {
 	}
 	if p.Project == nil {
 		if p.Tool.Poetry != nil {
-			return nil, cnb.Failf("pyproject.toml is a Poetry project without a [project] table, which pip cannot install from").
-				Hint("Export the dependencies (poetry export -o requirements.txt) and commit requirements.txt.")
+			return nil, cnb.Failf("pyproject.toml is a Poetry project, and poetry.lock, which says what to install, is missing.").
+				Hint("Run poetry lock, commit poetry.lock and push again.")
 		}
 		return nil, nil
 	}

@@ -1,0 +1,109 @@
+// Package testnet gives tests an address beyond the host: a network
+// namespace of the test's own, reached from the host over a veth, that
+// stays on this machine. Builds and apps may not reach the host's own
+// services, so a server they must reach (a registry, a package index) runs
+// there. It needs root.
+package testnet
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Listen returns a TCP listener on a fresh namespace's end of a veth
+// whose host end is <prefix><pid>h, in 10.<octet>.<pid % 250>.0/30. The
+// namespace and the veth go when the test ends. The prefix must not be
+// "sk": skiff treats links named so as its containers'.
+func Listen(t testing.TB, prefix string, octet int) net.Listener {
+	t.Helper()
+	name := fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
+	hostIf, peerIf := name+"h", name+"p"
+	base := fmt.Sprintf("10.%d.%d.", octet, os.Getpid()%250)
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // the thread's namespace changes; it dies with it
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		ns, err := netns.NewNamed(name)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		fail := func(err error) { netns.Set(orig); ch <- result{err: err} }
+		if err := netns.Set(orig); err != nil {
+			fail(err)
+			return
+		}
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostIf}, PeerName: peerIf}); err != nil {
+			fail(err)
+			return
+		}
+		host, err := netlink.LinkByName(hostIf)
+		if err != nil {
+			fail(err)
+			return
+		}
+		peer, err := netlink.LinkByName(peerIf)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if err := netlink.LinkSetNsFd(peer, int(ns)); err != nil {
+			fail(err)
+			return
+		}
+		addr, _ := netlink.ParseAddr(base + "1/30")
+		if err := netlink.AddrAdd(host, addr); err != nil {
+			fail(err)
+			return
+		}
+		if err := netlink.LinkSetUp(host); err != nil {
+			fail(err)
+			return
+		}
+		if err := netns.Set(ns); err != nil {
+			fail(err)
+			return
+		}
+		if peer, err = netlink.LinkByName(peerIf); err != nil {
+			fail(err)
+			return
+		}
+		paddr, _ := netlink.ParseAddr(base + "2/30")
+		netlink.AddrAdd(peer, paddr)
+		netlink.LinkSetUp(peer)
+		if lo, err := netlink.LinkByName("lo"); err == nil {
+			netlink.LinkSetUp(lo)
+		}
+		ln, err := net.Listen("tcp", base+"2:0")
+		netns.Set(orig)
+		ch <- result{ln: ln, err: err}
+	}()
+	r := <-ch
+	t.Cleanup(func() {
+		if r.ln != nil {
+			r.ln.Close()
+		}
+		if l, err := netlink.LinkByName(hostIf); err == nil {
+			netlink.LinkDel(l)
+		}
+		netns.DeleteNamed(name)
+	})
+	if r.err != nil {
+		t.Fatalf("listen beyond the host: %v", r.err)
+	}
+	return r.ln
+}
