@@ -104,6 +104,18 @@ func TestNodeApp(t *testing.T) {
 		t.Errorf("a new node_modules was not exported: %v", p.exported)
 	}
 
+	// Without a build script nothing at build time needs node_modules:
+	// neither installed nor restored, the image keeps the previous one.
+	p.setApp("nodejs")
+	must(t, os.WriteFile(pjPath, []byte(strings.Replace(string(pj), `"build": "node build.js",`, `"postinstall": "node -e 1",`, 1)), 0o644))
+	p.mustBuild(true)
+	if out := p.out.String(); strings.Contains(out, "npm ci") || strings.Contains(out, "Restoring node_modules") || !strings.Contains(out, "Reusing the previous image's node_modules") {
+		t.Errorf("a build without a build script installed or restored node_modules:\n%s", out)
+	}
+	if !slices.Contains(p.reused, "skiff_nodejs/modules") {
+		t.Errorf("node_modules was exported again: %v", p.exported)
+	}
+
 	// A package.json out of step with its lockfile fails with npm's reason.
 	p.setApp("nodejs")
 	must(t, os.WriteFile(pjPath, []byte(strings.Replace(string(pj), `"ms": "2.1.3"`, `"ms": "2.1.2"`, 1)), 0o644))
