@@ -196,3 +196,23 @@ func TestBuildFillingTheDiskIsStopped(t *testing.T) {
 	}
 	noBuildLeftovers(t, p, "fill1") // the scratch space, with what it wrote, is gone
 }
+
+// Failures of buildpacks skiff did not write say what went wrong: a pinned
+// buildpack that does not detect, an unsupported buildpack API, an image
+// extension.
+func TestLifecycleErrorMessages(t *testing.T) {
+	for _, tc := range []struct {
+		code          int
+		lastErr, want string
+		pins          []string
+	}{
+		{20, "No buildpack groups passed detection.", "the buildpacks pinned with buildpacks:set (fail_detect_buildpack) do not detect this app (their output is above)", []string{"fail_detect_buildpack"}},
+		{20, "No buildpack groups passed detection.", "no buildpack detected this app", nil},
+		{12, "failed to set API for Buildpack 'bad_api@bad_api_version': buildpack API version '0.1' is incompatible with the lifecycle", "buildpack bad_api asks for buildpack API 0.1, which the lifecycle does not support (it supports 0.7 to 0.12)", nil},
+		{22, "failed to detect: detected order contains extensions which is not supported by the creator", "this builder chose an image extension, and skiff does not run image extensions", nil},
+	} {
+		if got := lifecycleError(tc.code, tc.lastErr, "", tc.pins...).Error(); !strings.Contains(got, tc.want) {
+			t.Errorf("%d %q: %q, want %q", tc.code, tc.lastErr, got, tc.want)
+		}
+	}
+}

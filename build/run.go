@@ -103,6 +103,7 @@ type job struct {
 	cache      *layerCache       // DATA/cache/<app-id>, mounted at dirs["layers"]
 	outRef     string            // the app image's name in the store
 	args       []string          // the creator's command line
+	pins       []string          // buildpacks pinned by the app or project.toml
 }
 
 func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRef string, bo *buildOutput) (*skiff.BuildResult, error) {
@@ -179,7 +180,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, fmt.Errorf("run lifecycle: %w", err)
 	}
 	if code != 0 {
-		return nil, lifecycleError(code, bo.lastError(), bo.lastOutput())
+		return nil, lifecycleError(code, bo.lastError(), bo.lastOutput(), j.pins...)
 	}
 
 	outPath, _ := layoutPath(j.outRef)
@@ -256,6 +257,7 @@ func (p *Platform) prepareInputs(ctx context.Context, j *job) error {
 	if len(pins) == 0 {
 		pins = proj.buildpacks()
 	}
+	j.pins = pins
 	if len(pins) > 0 {
 		order, err := pinnedOrder(j.bi.Rootfs, pins, shortRef(j.builderRef))
 		if err != nil {

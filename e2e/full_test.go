@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 // The full daemon builds and runs apps: it needs root, runc and
@@ -26,10 +30,13 @@ import (
 const debootstrapCache = "/var/cache/skiff-test/debootstrap"
 
 var (
-	fullOnce   sync.Once
-	fullShared *daemon
-	fullErr    error
-	fullMu     sync.Mutex
+	// fullRegistry is an OCI registry on loopback the shared daemon may
+	// pull builders from.
+	fullRegistry *httptest.Server
+	fullOnce     sync.Once
+	fullShared   *daemon
+	fullErr      error
+	fullMu       sync.Mutex
 )
 
 // requireFull skips unless the machine can build and run apps.
@@ -86,15 +93,19 @@ func startFullDaemon() (*daemon, error) {
 		return nil, err
 	}
 	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
+	// A registry the tests push builders to, which builder:set may pull
+	// from although it is on loopback.
+	fullRegistry = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	d.cmd = exec.Command(skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", hostResources(0).prefix, "--network-pool", hostResources(0).pool,
-		"--debootstrap-cache", debootstrapCache, "--acme-ca", "")
+		"--debootstrap-cache", debootstrapCache, "--acme-ca", "", "--allow-registry", fullRegistry.Listener.Addr().String())
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
 	fullStop = func() {
+		fullRegistry.Close()
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		d.cmd.Wait()
 		// Nothing of the shared daemon may outlive the tests.
