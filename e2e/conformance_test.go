@@ -44,7 +44,7 @@ func lifecycleTestdata(t *testing.T) string {
 // cnbBuildpack is a buildpack (or extension) of the lifecycle's test data
 // and where a builder holds it.
 type cnbBuildpack struct {
-	src, dest string
+	src, dest        string
 	id, version, api string
 	// detect, when set, is a bin/detect the builder gives a buildpack that
 	// has none (its test runs the build phase alone): a link to it.
