@@ -98,19 +98,58 @@ func (p *Platform) CreateDefaultBuilder(ctx context.Context, opts CreateOptions,
 	if err != nil {
 		return err
 	}
-	for _, img := range []struct {
-		ref, kind string
-		pkgs      []string
-	}{{DefaultRunImage, "run", opts.RunPackages}, {DefaultBuildBase, "build", opts.BuildPackages}} {
-		root, err := p.debootstrap(ctx, opts, img.kind, img.pkgs, out)
-		if err != nil {
+	step := time.Now()
+	done := func() {
+		fmt.Fprintf(out, "       done in %.0fs\n", time.Since(step).Seconds())
+		step = time.Now()
+	}
+	runRoot, err := p.debootstrap(ctx, opts, "run", opts.RunPackages, out)
+	if err != nil {
+		return err
+	}
+	done()
+	fmt.Fprintf(out, "-----> Storing the run image %s\n", DefaultRunImage)
+	runLayers, err := p.rootfsLayers(ctx, runRoot, opts.Suite, cas)
+	if err != nil {
+		return fmt.Errorf("run image: %w", err)
+	}
+	if _, err := p.imageFromLayers(ctx, DefaultRunImage, opts.Suite, runLayers); err != nil {
+		return fmt.Errorf("run image: %w", err)
+	}
+	done()
+	// The build image: the run image's root file system with the build
+	// packages on top (buildbase.go).
+	upper, err := p.buildOnRun(ctx, opts, runRoot, opts.BuildPackages, out)
+	if err != nil {
+		return err
+	}
+	done()
+	fmt.Fprintf(out, "-----> Storing the build image %s\n", DefaultBuildBase)
+	l, err := p.store.PutLayer(ctx, func(w io.Writer) error {
+		t := newTarBuilder(w)
+		t.overlayUpper = true
+		if err := t.tree(upper, "/", true); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "-----> Storing the %s image %s\n", img.kind, img.ref)
-		if _, err := p.imageFromRootfs(ctx, img.ref, root, opts.Suite, cas); err != nil {
-			return fmt.Errorf("%s image: %w", img.kind, err)
-		}
+		return t.close()
+	})
+	if err != nil {
+		return fmt.Errorf("build image: %w", err)
 	}
+	buildLayers := []mutate.Addendum{runLayers[0], {Layer: l, History: v1.History{CreatedBy: "skiff: apt-get install " + strings.Join(slices.Sorted(slices.Values(opts.BuildPackages)), " ")}}}
+	bundle, err := readUpperOrLower(upper, runRoot, caBundle)
+	if len(cas) > 0 && err != nil {
+		return fmt.Errorf("extra CA certificates need ca-certificates in the image: %w", err)
+	}
+	if ca, ok, err := p.caLayer(ctx, bundle, cas); err != nil {
+		return fmt.Errorf("build image: %w", err)
+	} else if ok {
+		buildLayers = append(buildLayers, ca)
+	}
+	if _, err := p.imageFromLayers(ctx, DefaultBuildBase, opts.Suite, buildLayers); err != nil {
+		return fmt.Errorf("build image: %w", err)
+	}
+	done()
 	fmt.Fprintf(out, "-----> Assembling %s (lifecycle and buildpacks)\n", DefaultBuilder)
 	h, err := p.CreateBuilderImage(ctx, BuilderSpec{
 		Ref: DefaultBuilder, BaseRef: DefaultBuildBase, RunRef: DefaultRunImage,
@@ -137,10 +176,7 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 		key += "\nsecurity updates"
 	}
 	sum := sha256.Sum256([]byte(key))
-	base := opts.CacheDir
-	if base == "" {
-		base = filepath.Join(p.cfg.DataDir, "builder", "debootstrap")
-	}
+	base := p.debootstrapCacheDir(opts)
 	dir := filepath.Join(base, kind+"-"+opts.Suite+"-"+hex.EncodeToString(sum[:6]))
 	// Two daemons or test binaries sharing a cache take turns: the second
 	// waits, then finds the first one's result complete.
@@ -175,7 +211,14 @@ func (p *Platform) debootstrap(ctx context.Context, opts CreateOptions, kind str
 		return "", err
 	}
 	root := filepath.Join(dir, "rootfs")
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	// dpkg's fsync of every file is most of its time, and worth nothing
+	// here: an interrupted debootstrap is thrown away and made again.
+	// dpkg reads the setting from the target once debootstrap runs it
+	// there; finishRootfs removes it.
+	if err := os.MkdirAll(filepath.Join(root, "etc", "dpkg", "dpkg.cfg.d"), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "dpkg", "dpkg.cfg.d", unsafeIOConf), []byte("force-unsafe-io\n"), 0o644); err != nil {
 		return "", err
 	}
 	args := []string{"--variant=minbase", "--components=main", "--include=" + strings.Join(pkgs, ","), "--cache-dir=" + debs}
@@ -296,7 +339,7 @@ func finishRootfs(root string) error {
 	if err := os.Chown(filepath.Join(root, "home", "cnb"), cnbUID, cnbUID); err != nil {
 		return err
 	}
-	for _, glob := range []string{"var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*", "var/log/*.log", "var/log/apt/*"} {
+	for _, glob := range []string{"etc/dpkg/dpkg.cfg.d/" + unsafeIOConf, "var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*", "var/log/*.log", "var/log/apt/*"} {
 		matches, _ := filepath.Glob(filepath.Join(root, glob))
 		for _, m := range matches {
 			os.RemoveAll(m)
@@ -318,6 +361,11 @@ func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string,
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	return p.imageFromLayers(ctx, ref, suite, adds)
+}
+
+// imageFromLayers stores an image of adds with the CNB base image labels.
+func (p *Platform) imageFromLayers(ctx context.Context, ref, suite string, adds []mutate.Addendum) (v1.Hash, error) {
 	img, err := mutate.Append(empty.Image, adds...)
 	if err != nil {
 		return v1.Hash{}, err
@@ -364,29 +412,46 @@ func (p *Platform) rootfsLayers(ctx context.Context, root, suite string, cas []c
 	}
 	adds := []mutate.Addendum{{Layer: l, History: v1.History{CreatedBy: "skiff: debootstrap " + suite}}}
 	if len(cas) > 0 {
-		bundle, err := os.ReadFile(filepath.Join(root, "etc", "ssl", "certs", "ca-certificates.crt"))
+		bundle, err := os.ReadFile(filepath.Join(root, caBundle))
 		if err != nil {
 			return nil, fmt.Errorf("extra CA certificates need ca-certificates in the image: %w", err)
 		}
-		cl, err := p.store.PutLayer(ctx, func(w io.Writer) error {
-			t := newTarBuilder(w)
-			for _, ca := range cas {
-				bundle = append(append(bundle, '\n'), ca.pem...)
-				if err := t.file("/usr/local/share/ca-certificates/"+ca.name, 0o644, ca.pem); err != nil {
-					return err
-				}
-			}
-			if err := t.file("/etc/ssl/certs/ca-certificates.crt", 0o644, bundle); err != nil {
-				return err
-			}
-			return t.close()
-		})
+		ca, _, err := p.caLayer(ctx, bundle, cas)
 		if err != nil {
 			return nil, err
 		}
-		adds = append(adds, mutate.Addendum{Layer: cl, History: v1.History{CreatedBy: "skiff: extra CA certificates"}})
+		adds = append(adds, ca)
 	}
 	return adds, nil
+}
+
+// caBundle is Debian's bundle of trusted certificate authorities.
+const caBundle = "etc/ssl/certs/ca-certificates.crt"
+
+// caLayer is the layer of the extra certificate authorities: the PEM files,
+// and the system bundle with them added. false when there are none.
+func (p *Platform) caLayer(ctx context.Context, bundle []byte, cas []caCert) (mutate.Addendum, bool, error) {
+	if len(cas) == 0 {
+		return mutate.Addendum{}, false, nil
+	}
+	bundle = slices.Clone(bundle)
+	cl, err := p.store.PutLayer(ctx, func(w io.Writer) error {
+		t := newTarBuilder(w)
+		for _, ca := range cas {
+			bundle = append(append(bundle, '\n'), ca.pem...)
+			if err := t.file("/usr/local/share/ca-certificates/"+ca.name, 0o644, ca.pem); err != nil {
+				return err
+			}
+		}
+		if err := t.file("/"+caBundle, 0o644, bundle); err != nil {
+			return err
+		}
+		return t.close()
+	})
+	if err != nil {
+		return mutate.Addendum{}, false, err
+	}
+	return mutate.Addendum{Layer: cl, History: v1.History{CreatedBy: "skiff: extra CA certificates"}}, true, nil
 }
 
 // caCert is an extra certificate authority for the images.

@@ -1,12 +1,17 @@
 package build
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/skiffhq/skiff"
 )
@@ -53,8 +58,39 @@ func TestDefaultBuilderFromDebootstrap(t *testing.T) {
 	if err := p.CreateDefaultBuilder(ctx, CreateOptions{BuildpacksDir: synthBuildpacks(t), CacheDir: debootstrapCache}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "Using the cached Debian") {
+	if !strings.Contains(out.String(), "Using the cached Debian") || !strings.Contains(out.String(), "Using the cached build packages") {
 		t.Errorf("second builder:create did not use the cache:\n%s", out.String())
+	}
+	// The build image is the run image's root file system with the build
+	// packages on top: one shared bottom layer.
+	bottom := func(ref string) v1.Hash {
+		img, err := p.store.Image(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := img.Layers()
+		d, _ := ls[0].Digest()
+		return d
+	}
+	if r, b := bottom(DefaultRunImage), bottom(DefaultBuildBase); r != b {
+		t.Errorf("run image's bottom layer %s, build image's %s: not shared", r, b)
+	}
+	bi, err := p.builder(ctx, DefaultBuilder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"usr/bin/git", "usr/bin/xz", "usr/share/zoneinfo/UTC"} {
+		if _, err := os.Stat(filepath.Join(bi.Rootfs, f)); err != nil {
+			t.Errorf("the build image lacks /%s: %v", f, err)
+		}
+	}
+	for _, f := range []string{"etc/dpkg/dpkg.cfg.d/" + unsafeIOConf, "var/cache/apt/pkgcache.bin"} {
+		if _, err := os.Lstat(filepath.Join(bi.Rootfs, f)); err == nil {
+			t.Errorf("the build image keeps /%s", f)
+		}
+	}
+	if lists, _ := filepath.Glob(filepath.Join(bi.Rootfs, "var/lib/apt/lists/*_Packages")); len(lists) > 0 {
+		t.Errorf("the build image keeps apt's lists: %v", lists)
 	}
 
 	var bout bytes.Buffer
@@ -74,5 +110,48 @@ func TestDefaultBuilderFromDebootstrap(t *testing.T) {
 	cf, _ := img.ConfigFile()
 	if cf.Config.Labels["io.buildpacks.base.distro.name"] != "debian" {
 		t.Errorf("app image labels %v: not on the Debian run image", cf.Config.Labels)
+	}
+}
+
+// Extra certificate authorities are in both images, each bundle the
+// image's own Debian bundle with them added.
+func TestDefaultBuilderExtraCACerts(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	p := newTestPlatform(t, Config{})
+	pem := "-----BEGIN CERTIFICATE-----\nMIIBskiffTEST\n-----END CERTIFICATE-----\n"
+	caFile := filepath.Join(t.TempDir(), "corp.crt")
+	if err := os.WriteFile(caFile, []byte(pem), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := p.CreateDefaultBuilder(ctx, CreateOptions{BuildpacksDir: synthBuildpacks(t), CacheDir: debootstrapCache, ExtraCACerts: []string{caFile}}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, ref := range []string{DefaultRunImage, DefaultBuildBase} {
+		img, err := p.store.Image(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := img.Layers()
+		rc, err := ls[len(ls)-1].Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := map[string]string{}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			b, _ := io.ReadAll(tr)
+			files[h.Name] = string(b)
+		}
+		rc.Close()
+		bundle := files["etc/ssl/certs/ca-certificates.crt"]
+		if files["usr/local/share/ca-certificates/corp.crt"] != pem || !strings.HasSuffix(bundle, pem) || !strings.Contains(bundle, "-----BEGIN CERTIFICATE-----\nMII") || len(bundle) < 100000 {
+			t.Errorf("%s: the top layer holds %d bytes of bundle and %q", ref, len(bundle), files["usr/local/share/ca-certificates/corp.crt"])
+		}
 	}
 }

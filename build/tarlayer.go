@@ -11,6 +11,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // layerTime is the modification time of the files skiff adds to images,
@@ -22,6 +24,10 @@ var layerTime = time.Date(1980, 1, 1, 0, 0, 1, 0, time.UTC)
 type tarBuilder struct {
 	tw   *tar.Writer
 	dirs map[string]bool
+	// overlayUpper makes tree read an overlay's upper directory: its
+	// whiteouts (0/0 character devices) and opaque directories become the
+	// OCI layer's .wh. entries.
+	overlayUpper bool
 }
 
 func newTarBuilder(w io.Writer) *tarBuilder {
@@ -115,7 +121,13 @@ func (t *tarBuilder) tree(src, dst string, keepOwners bool) error {
 			}
 			t.dirs[path.Clean(name)] = true
 			hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
-			return t.tw.WriteHeader(hdr)
+			if err := t.tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			if t.overlayUpper && isOpaqueDir(p) {
+				return t.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: hdr.Name + ".wh..wh..opq", Mode: 0o644, ModTime: mtime, Format: tar.FormatPAX})
+			}
+			return nil
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -147,10 +159,21 @@ func (t *tarBuilder) tree(src, dst string, keepOwners bool) error {
 				return fmt.Errorf("%s changed while it was archived", p)
 			}
 			return nil
+		case t.overlayUpper && fi.Mode()&fs.ModeCharDevice != 0 && st != nil && st.Rdev == 0:
+			dir, base := path.Split(trimSlash(name))
+			return t.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: dir + ".wh." + base, Mode: 0o644, ModTime: mtime, Format: tar.FormatPAX})
 		default:
 			return nil
 		}
 	})
+}
+
+// isOpaqueDir reports whether overlayfs marked the directory p opaque: its
+// lower layers' contents are hidden.
+func isOpaqueDir(p string) bool {
+	buf := make([]byte, 8)
+	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf)
+	return err == nil && n == 1 && buf[0] == 'y'
 }
 
 func (t *tarBuilder) close() error { return t.tw.Close() }
