@@ -22,6 +22,8 @@ build:
 deps:
 	scripts/install-deps.sh
 
+# scripts/run.sh reports how long each step of a start took.
+run: export SKIFF_MAKE_START := $(shell date +%s)
 run: deps build
 	scripts/run.sh
 

@@ -31,7 +31,29 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
+# Each step is timed for the summary at the end: a first start on a new
+# machine spends minutes installing packages, compiling and making the
+# default builder, and says where. make passes when it started.
+now() { date +%s; }
+t0=$(now)
+steps=""
+case "${SKIFF_MAKE_START:-}" in
+'' | *[!0-9]*) ;;
+*)
+	steps="packages and build $((t0 - SKIFF_MAKE_START))s"
+	t0=$SKIFF_MAKE_START
+	;;
+esac
+timed() { # timed <name> <command…>
+	name=$1
+	shift
+	s=$(now)
+	"$@"
+	steps="$steps${steps:+, }$name $(($(now) - s))s"
+}
+
 started=""
+s=$(now)
 if "$skiff" version >/dev/null 2>&1; then
 	echo "-----> skiff is already running with data in $data"
 else
@@ -52,6 +74,7 @@ else
 		sleep 0.1
 	done
 fi
+steps="$steps${steps:+, }daemon $(($(now) - s))s"
 
 # The first admin: the key of whoever ran sudo, or root's, or a new one.
 if ! "$skiff" keys --format json | grep -q '"admin": true'; then
@@ -85,7 +108,7 @@ fi
 # The default builder: Debian from the distribution's mirror, the CNB
 # lifecycle and skiff's buildpacks. Minutes the first time, then cached.
 echo "-----> The default builder (the first time it is made from Debian's mirror: about two minutes; a push meanwhile is told to wait)"
-"$skiff" builder:create --if-missing
+timed builder "$skiff" builder:create --if-missing
 
 field() { sed -n "s/.*\"$1\": \"\([^\"]*\)\".*/\1/p" "$data/ready.json"; }
 ssh_port=$(field ssh | sed 's/.*://')
@@ -101,7 +124,7 @@ if [ -n "${SKIFF_DOMAIN:-}" ] && [ "$SKIFF_DOMAIN" != "$domain" ]; then
 fi
 cat <<MSG
 
-=====> skiff is running
+=====> skiff is running (this start took $(($(now) - t0))s: $steps)
        Admin key:   ${keyfile:-(registered earlier; see: sudo $skiff keys)}
        Host key:    $hostkey (ssh shows this at the first connection: check it)
        Add a key:   sudo $skiff keys:add <name> [--admin] < their_key.pub   (on this server)
