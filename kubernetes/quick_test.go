@@ -208,6 +208,8 @@ func TestApplyEveryManifest(t *testing.T) {
 		t.Errorf("grace %d", *pod.TerminationGracePeriodSeconds)
 	case len(pod.TopologySpreadConstraints) != 1 || *pod.TopologySpreadConstraints[0].NodeTaintsPolicy != corev1.NodeInclusionPolicyHonor:
 		t.Errorf("spread %+v", pod.TopologySpreadConstraints)
+	case pod.ShareProcessNamespace == nil || !*pod.ShareProcessNamespace:
+		t.Errorf("the app would be its pod's pid 1")
 	case pod.ServiceAccountName != ServiceAccountName || *pod.AutomountServiceAccountToken:
 		t.Errorf("service account %s %v", pod.ServiceAccountName, *pod.AutomountServiceAccountToken)
 	case len(pod.ImagePullSecrets) != 1 || pod.ImagePullSecrets[0].Name != PullSecretName:

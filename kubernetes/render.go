@@ -351,9 +351,14 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 		progress = ptr(int32(check.Deadline.Seconds()) + 60)
 	}
 	spec := corev1.PodSpec{
-		ServiceAccountName:            r.Name(ServiceAccountName),
-		AutomountServiceAccountToken:  &no,
-		EnableServiceLinks:            &no,
+		ServiceAccountName:           r.Name(ServiceAccountName),
+		AutomountServiceAccountToken: &no,
+		EnableServiceLinks:           &no,
+		// The sandbox's pause process is the pod's init: the app is not
+		// pid 1, so it gets the signals' default actions (a Go program's
+		// SIGTERM ends it as 143, not 2) and its orphans are reaped, as
+		// under skiff-init on this machine.
+		ShareProcessNamespace:         &yes,
 		TerminationGracePeriodSeconds: &grace,
 		Containers:                    []corev1.Container{c},
 		SecurityContext: &corev1.PodSecurityContext{

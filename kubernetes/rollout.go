@@ -116,6 +116,15 @@ func (c *Client) WaitRollout(ctx context.Context, r *Release, m *Manifest, progr
 				}
 			}
 			for _, cs := range p.Status.ContainerStatuses {
+				// Restarting again and again is a crash loop, whether or not
+				// the kubelet is backing off at this moment.
+				if t := cs.LastTerminationState.Terminated; t != nil && cs.RestartCount >= 2 && (cs.State.Waiting == nil || !hopeless[cs.State.Waiting.Reason]) {
+					msg := fmt.Sprintf("exited with status %d (%s) after %d restarts", t.ExitCode, t.Reason, cs.RestartCount)
+					if t.Message != "" {
+						msg += ": " + lastLines(t.Message, 5)
+					}
+					return &RolloutError{Process: process, Pod: p.Name, Reason: "CrashLoopBackOff", Message: msg}
+				}
 				if w := cs.State.Waiting; w != nil && hopeless[w.Reason] {
 					msg := w.Message
 					if t := cs.LastTerminationState.Terminated; t != nil && w.Reason == "CrashLoopBackOff" {

@@ -207,6 +207,9 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
 # Pods' logs are small here; a drained or deleted pod goes quickly.
 containerLogMaxSize: 1Mi
+# Crash-looping containers restart within a second (the default waits 10 s
+# and doubles to 5 minutes), so tests of restarts take seconds.
+crashLoopBackOff: {maxContainerRestartPeriod: 1s}
 
 resolvConf: ""
 `, ip, filepath.Join(c.Dir, "pki", "ca.crt"), crt, key, cgroupRoot, sock, filepath.Join(dir, "pods"))
