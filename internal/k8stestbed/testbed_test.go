@@ -172,19 +172,6 @@ func TestOneNode(t *testing.T) {
 	}
 }
 
-func TestTwoNodes(t *testing.T) {
-	c := start(t, 2)
-	a := runPod(t, c, "a", c.NodeNames[0])
-	b := runPod(t, c, "b", c.NodeNames[1])
-	// Both are reached from the control plane's network, the second across
-	// the link between the nodes.
-	for _, p := range []podStatus{a, b} {
-		if got := fetch(t, c, fmt.Sprintf("http://%s:8080/", p.Status.PodIP)); !strings.Contains(got, "hello from "+p.Spec.NodeName) {
-			t.Fatalf("pod on %s at %s answered %q", p.Spec.NodeName, p.Status.PodIP, got)
-		}
-	}
-}
-
 // A test process killed with -9 leaves pods, shims and mounts behind; the
 // next test bed's start sweeps them away.
 func TestSweepAfterKill(t *testing.T) {
