@@ -16,20 +16,29 @@ import (
 )
 
 // accessLog writes one JSON line per request to <dir>/<app-id>.log. Requests
-// hand their line to a channel and never wait: one goroutine owns the files,
-// buffers writes and flushes them every second, rotates past maxBytes, and
-// fans lines out to tails. When the channel is full, lines are dropped and
-// counted rather than slowing requests down.
+// append their line to a queue and never wait for the disk: one goroutine
+// owns the files, takes the queue a batch at a time (woken when it was
+// empty, so that under load one wake-up serves many requests, rather than a
+// channel send and a goroutine switch for each), buffers writes and flushes
+// them every second, rotates past maxBytes, and fans lines out to tails.
+// When the queue holds maxQueued lines, more are dropped and counted rather
+// than slowing requests down.
 type accessLog struct {
 	dir      string
 	maxBytes int64
 	keep     int
 	log      *slog.Logger
-	ch       chan logLine
 	dropped  atomic.Uint64
-	quit     chan struct{} // closed by stop; ch is never closed, so a late write cannot panic
+	quit     chan struct{} // closed by stop
 	done     chan struct{}
 	stopOnce sync.Once
+
+	qmu       sync.Mutex
+	queue     []logLine
+	spare     []logLine // the writer's other queue
+	maxQueued int
+	stopped   bool
+	wake      chan struct{} // capacity 1: the queue was empty and is not
 
 	mu    sync.Mutex
 	tails map[string]map[chan []byte]struct{}
@@ -48,13 +57,16 @@ type logFile struct {
 	written time.Time
 }
 
+// batchPause is how long the writer lets lines gather after a batch.
+const batchPause = 2 * time.Millisecond
+
 // idleClose closes a log file after this long without a line, so removed
 // and quiet apps hold no descriptor.
 const idleClose = 5 * time.Minute
 
 func newAccessLog(dir string, maxBytes int64, keep int, log *slog.Logger) *accessLog {
-	l := &accessLog{dir: dir, maxBytes: maxBytes, keep: keep, log: log,
-		ch: make(chan logLine, 8192), quit: make(chan struct{}), done: make(chan struct{}),
+	l := &accessLog{dir: dir, maxBytes: maxBytes, keep: keep, log: log, maxQueued: 8192,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		tails: map[string]map[chan []byte]struct{}{}, files: map[string]*logFile{}}
 	go l.run()
 	return l
@@ -63,12 +75,31 @@ func newAccessLog(dir string, maxBytes int64, keep int, log *slog.Logger) *acces
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func (l *accessLog) write(appID string, line *[]byte) {
-	select {
-	case l.ch <- logLine{appID, line}:
-	default:
+	l.qmu.Lock()
+	if l.stopped || len(l.queue) >= l.maxQueued {
+		l.qmu.Unlock()
 		l.dropped.Add(1)
 		lineBufs.Put(line)
+		return
 	}
+	first := len(l.queue) == 0
+	l.queue = append(l.queue, logLine{appID, line})
+	l.qmu.Unlock()
+	if first {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take swaps the queue for the writer's spare one.
+func (l *accessLog) take() []logLine {
+	l.qmu.Lock()
+	batch := l.queue
+	l.queue = l.spare[:0]
+	l.qmu.Unlock()
+	return batch
 }
 
 func (l *accessLog) run() {
@@ -77,11 +108,22 @@ func (l *accessLog) run() {
 	defer tick.Stop()
 	for {
 		select {
-		case ll := <-l.ch:
-			l.append(ll)
+		case <-l.wake:
+			batch := l.take()
+			for _, ll := range batch {
+				l.append(ll)
+			}
+			clear(batch)
+			l.spare = batch[:0]
+			// Let the next lines gather: under load, one wake-up then
+			// serves a batch (a line waits 2 ms more at most).
+			time.Sleep(batchPause)
 		case <-l.quit:
-			for n := len(l.ch); n > 0; n-- {
-				l.append(<-l.ch)
+			l.qmu.Lock()
+			l.stopped = true
+			l.qmu.Unlock()
+			for _, ll := range l.take() {
+				l.append(ll)
 			}
 			l.flushAll(true)
 			return
@@ -195,52 +237,115 @@ func (l *accessLog) stop() {
 	<-l.done
 }
 
-// logRequest builds the access log line without fmt or reflection.
+// logRequest writes the access log line of a request on the net/http path.
 func (r *Router) logRequest(req *http.Request, st *reqState) {
 	st.rw.finish()
 	status := st.rw.status
 	if status == 0 {
 		status = http.StatusOK // a handler that wrote nothing
 	}
+	e := logEntry{start: st.start, app: st.app, host: st.host, method: req.Method, uri: req.URL.RequestURI(),
+		status: status, bytes: st.rw.bytes, id: st.reqID, client: st.clientIP, proto: req.Proto, tls: req.TLS != nil}
+	if st.backend != nil {
+		e.instance = st.backend.addr
+	}
+	r.writeLog(&e)
+}
+
+// logEntry is what an access log line says about one request.
+type logEntry struct {
+	plain       bool // every string is known to need no JSON escape
+	start       time.Time
+	app         *app
+	host        string
+	method, uri string
+	status      int
+	bytes       int64
+	instance    string
+	id          string
+	client      string
+	proto       string
+	tls         bool
+}
+
+// writeLog builds the access log line without fmt or reflection and hands
+// it to the writer.
+func (r *Router) writeLog(e *logEntry) {
+	str := appendJSON
+	if e.plain {
+		str = appendQuoted
+	}
 	bp := lineBufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
-	b = st.start.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = appendLogTime(b, e.start)
 	b = append(b, `","app":`...)
-	b = appendJSON(b, st.app.route.Name)
+	b = str(b, e.app.route.Name)
 	b = append(b, `,"host":`...)
-	b = appendJSON(b, st.host)
+	b = str(b, e.host)
 	b = append(b, `,"method":`...)
-	b = appendJSON(b, req.Method)
+	b = str(b, e.method)
 	b = append(b, `,"path":`...)
-	b = appendJSON(b, req.URL.RequestURI())
+	b = str(b, e.uri)
 	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(status), 10)
+	b = strconv.AppendInt(b, int64(e.status), 10)
 	b = append(b, `,"bytes":`...)
-	b = strconv.AppendInt(b, st.rw.bytes, 10)
+	b = strconv.AppendInt(b, e.bytes, 10)
 	b = append(b, `,"duration_ms":`...)
-	b = strconv.AppendFloat(b, float64(time.Since(st.start).Microseconds())/1000, 'f', 3, 64)
+	b = appendMillis(b, time.Since(e.start).Microseconds())
 	b = append(b, `,"instance":`...)
-	if st.backend != nil {
-		b = appendJSON(b, st.backend.addr)
-	} else {
-		b = append(b, `""`...)
-	}
+	b = str(b, e.instance)
 	b = append(b, `,"request_id":"`...)
-	b = append(b, st.reqID...)
+	b = append(b, e.id...)
 	b = append(b, `","client":`...)
-	b = appendJSON(b, st.clientIP)
+	b = str(b, e.client)
 	b = append(b, `,"proto":`...)
-	b = appendJSON(b, req.Proto)
+	b = str(b, e.proto)
 	b = append(b, `,"tls":`...)
-	b = strconv.AppendBool(b, req.TLS != nil)
+	b = strconv.AppendBool(b, e.tls)
 	b = append(b, "}\n"...)
 	*bp = b
-	r.access.write(st.app.route.AppID, bp)
+	r.access.write(e.app.route.AppID, bp)
 }
 
-func clientIP(req *http.Request) string {
-	a := req.RemoteAddr
+// appendQuoted appends s in quotes, for strings that need no escape.
+func appendQuoted(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendLogTime appends t as UTC, to the millisecond
+// ("2006-01-02T15:04:05.000Z"); the part to the second is made once a second.
+func appendLogTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	sec := t.Unix()
+	p := logSecond.Load()
+	if p == nil || p.sec != sec {
+		p = &cachedDate{sec: sec, b: t.AppendFormat(nil, "2006-01-02T15:04:05.")}
+		logSecond.Store(p)
+	}
+	b = append(b, p.b...)
+	ms := t.Nanosecond() / 1e6
+	return append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
+var logSecond atomic.Pointer[cachedDate]
+
+// appendMillis appends a duration in µs as milliseconds with three decimals.
+func appendMillis(b []byte, us int64) []byte {
+	if us < 0 {
+		us = 0
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	f := us % 1000
+	return append(b, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10))
+}
+
+func clientIP(req *http.Request) string { return addrHost(req.RemoteAddr) }
+
+// addrHost is the address of "host:port" or "[v6]:port", without the port.
+func addrHost(a string) string {
 	for i := len(a) - 1; i >= 0; i-- {
 		if a[i] == ':' {
 			a = a[:i]
@@ -254,19 +359,26 @@ func clientIP(req *http.Request) string {
 }
 
 // appendJSON appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+// Runs of characters that need no escape are copied at once.
 func appendJSON(b []byte, s string) []byte {
 	const hexd = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && jsonPlain[s[j]] {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
 			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
+			default: // c < 0x20 || c == 0x7f
 				b = append(b, '\\', 'u', '0', '0', hexd[c>>4], hexd[c&0xf])
-			default:
-				b = append(b, c)
 			}
 			i++
 			continue
@@ -281,3 +393,11 @@ func appendJSON(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
+
+// jsonPlain marks the ASCII characters a JSON string holds as they are.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()

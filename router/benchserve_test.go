@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -80,11 +79,11 @@ func benchServe(specJSON string) error {
 	if err := r.SetDefaultCertificate(append(certPEM, keyPEM...)); err != nil {
 		return err
 	}
-	hl, err := net.Listen("tcp", s.HTTP)
+	hl, err := Listen(s.HTTP)
 	if err != nil {
 		return err
 	}
-	tl, err := net.Listen("tcp", s.HTTPS)
+	tl, err := Listen(s.HTTPS)
 	if err != nil {
 		return err
 	}

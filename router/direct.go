@@ -238,12 +238,18 @@ func (t *directTransport) get(ctx context.Context, addr string) (dc *directConn,
 		dc.conn.Close()
 	}
 	t.mu.Unlock()
+	dc, err = t.dial(ctx, addr)
+	return dc, false, err
+}
+
+// dial makes a new connection to addr.
+func (t *directTransport) dial(ctx context.Context, addr string) (*directConn, error) {
 	c, err := t.conns.dial(ctx, "tcp", addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	lc := &limitConn{Conn: c, left: -1}
-	return &directConn{conn: c, lc: lc, br: bufio.NewReaderSize(lc, 32<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	return &directConn{conn: c, lc: lc, br: bufio.NewReaderSize(lc, 32<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
 }
 
 func (t *directTransport) put(addr string, dc *directConn) {

@@ -287,17 +287,6 @@ func (g *framingGuard) CloseWrite() error {
 	return nil
 }
 
-// guardListener wraps what a plain-HTTP listener accepts.
-type guardListener struct{ net.Listener }
-
-func (l guardListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &framingGuard{Conn: c}, nil
-}
-
 type guardKey struct{}
 
 // guardContext is the servers' ConnContext: it lets the handler reach the

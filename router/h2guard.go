@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
@@ -60,26 +59,20 @@ const h2MaxFrameSize = 16 << 10
 // the server's decoder (and h2guard's) keeps: Go's default.
 const h2HeaderTableSize = 4096
 
-// configureHTTP2 serves HTTP/2 on srv (TLS, ALPN "h2") with x/net/http2,
-// whose ServeConn takes any net.Conn, so that h2guard can come first.
-func configureHTTP2(srv *http.Server) error {
+// configureHTTP2 returns the HTTP/2 server of the fast server whose
+// net/http server is srv (its settings are srv's): x/net/http2, whose
+// ServeConn takes any net.Conn, so that h2guard can come first
+// (fastServer.serveH2). ConfigureServer hooks it to srv's Shutdown, which
+// then ends HTTP/2 connections gracefully.
+func configureHTTP2(srv *http.Server) (*http2.Server, error) {
 	h2 := &http2.Server{
 		MaxReadFrameSize:          h2MaxFrameSize,
 		MaxDecoderHeaderTableSize: h2HeaderTableSize,
 	}
 	if err := http2.ConfigureServer(srv, h2); err != nil {
-		return err
+		return nil, err
 	}
-	srv.TLSNextProto[http2.NextProtoTLS] = func(hs *http.Server, c *tls.Conn, h http.Handler) {
-		// net/http passes its per-connection context on the handler,
-		// as for its own HTTP/2 server.
-		var ctx context.Context
-		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
-			ctx = bc.BaseContext()
-		}
-		h2.ServeConn(&h2GuardConn{Conn: c, r: newH2Guard(c)}, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs})
-	}
-	return nil
+	return h2, nil
 }
 
 // h2GuardConn is the TLS connection as the HTTP/2 server sees it: reads go

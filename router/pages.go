@@ -16,15 +16,16 @@ func page(title, text string) []byte {
 }
 
 var (
-	pageBadRequest  = page("400 Bad Request", "The request could not be understood.")
-	pageNotFound    = page("404 Not Found", "There is no app at this address.")
-	pageBodyTimeout = page("408 Request Timeout", "The request body stopped arriving.")
-	pageMisdirected = page("421 Misdirected Request", "This connection cannot serve this host.")
-	pageTooLarge    = page("413 Content Too Large", "The request body is larger than this app accepts.")
-	pageBadGateway  = page("502 Bad Gateway", "The app did not answer properly. Try again in a moment.")
-	pageNoInstances = page("503 Service Unavailable", "The app has no running web instances.")
-	pageMaintenance = page("503 Service Unavailable", "The app is down for maintenance. Try again soon.")
-	pageTimeout     = page("504 Gateway Timeout", "The app did not answer in time.")
+	pageBadRequest     = page("400 Bad Request", "The request could not be understood.")
+	pageNotFound       = page("404 Not Found", "There is no app at this address.")
+	pageHeaderTooLarge = page("431 Request Header Fields Too Large", "The request's header is larger than the router accepts.")
+	pageBodyTimeout    = page("408 Request Timeout", "The request body stopped arriving.")
+	pageMisdirected    = page("421 Misdirected Request", "This connection cannot serve this host.")
+	pageTooLarge       = page("413 Content Too Large", "The request body is larger than this app accepts.")
+	pageBadGateway     = page("502 Bad Gateway", "The app did not answer properly. Try again in a moment.")
+	pageNoInstances    = page("503 Service Unavailable", "The app has no running web instances.")
+	pageMaintenance    = page("503 Service Unavailable", "The app is down for maintenance. Try again soon.")
+	pageTimeout        = page("504 Gateway Timeout", "The app did not answer in time.")
 )
 
 func writePage(w http.ResponseWriter, code int, body []byte) {

@@ -51,6 +51,14 @@ func (rw *respWriter) WriteHeader(code int) {
 	if code >= 200 || code == http.StatusSwitchingProtocols {
 		rw.status = code
 	}
+	if code >= 200 {
+		// The response goes on as the app sent it: net/http would add a
+		// Content-Type of its own guessing where the app gave none (the
+		// fast path never does; nor does nginx).
+		if h := rw.w.Header(); h["Content-Type"] == nil {
+			h["Content-Type"] = nil
+		}
+	}
 	rw.w.WriteHeader(code)
 }
 
@@ -123,34 +131,48 @@ func putEncoder(c coding, e encoder) {
 // negotiate picks the coding for a client's Accept-Encoding: zstd when it is
 // accepted at least as much as gzip, else gzip, else none.
 func negotiate(h http.Header) coding {
-	qGzip, qZstd := -1.0, -1.0
+	var n negotiation
 	for _, v := range h["Accept-Encoding"] {
-		for part := range strings.SplitSeq(v, ",") {
-			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			q := 1.0
-			if p := strings.TrimSpace(params); p != "" {
-				k, val, _ := strings.Cut(strings.ReplaceAll(p, " ", ""), "=")
-				if !strings.EqualFold(k, "q") {
-					continue
-				}
-				f, err := strconv.ParseFloat(val, 64)
-				if err != nil || f < 0 || f > 1 {
-					continue
-				}
-				q = f
+		n.add(v)
+	}
+	return n.result()
+}
+
+// negotiation collects the q-values of one or more Accept-Encoding values.
+type negotiation struct{ qGzip, qZstd float64 }
+
+// add takes one Accept-Encoding value. (A coding never named keeps q = 0:
+// not accepted, as q=0 says.)
+func (n *negotiation) add(v string) {
+	for part := range strings.SplitSeq(v, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if p := strings.TrimSpace(params); p != "" {
+			k, val, _ := strings.Cut(strings.ReplaceAll(p, " ", ""), "=")
+			if !strings.EqualFold(k, "q") {
+				continue
 			}
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "gzip":
-				qGzip = q
-			case "zstd":
-				qZstd = q
+			f, err := strconv.ParseFloat(val, 64)
+			if err != nil || f < 0 || f > 1 {
+				continue
 			}
+			q = f
+		}
+		name = strings.TrimSpace(name)
+		switch {
+		case strings.EqualFold(name, "gzip"):
+			n.qGzip = q
+		case strings.EqualFold(name, "zstd"):
+			n.qZstd = q
 		}
 	}
+}
+
+func (n *negotiation) result() coding {
 	switch {
-	case qZstd > 0 && qZstd >= qGzip:
+	case n.qZstd > 0 && n.qZstd >= n.qGzip:
 		return codingZstd
-	case qGzip > 0:
+	case n.qGzip > 0:
 		return codingGzip
 	}
 	return identity
@@ -162,20 +184,24 @@ const minCompressSize = 1024
 // shouldCompress reports whether a response is worth compressing: a
 // successful, text-like body the app has not encoded itself.
 func shouldCompress(resp *http.Response) bool {
-	if resp.StatusCode != http.StatusOK || resp.Request.Method == http.MethodHead {
-		return false
-	}
 	h := resp.Header
-	if h.Get("Content-Encoding") != "" || h.Get("Content-Range") != "" {
+	return compressibleResponse(resp.StatusCode, resp.Request.Method == http.MethodHead, h.Get("Content-Encoding") != "",
+		h.Get("Content-Range") != "", resp.ContentLength, h.Get("Cache-Control"), h.Get("Content-Type"))
+}
+
+// compressibleResponse is shouldCompress over the parts of a response it
+// looks at (contentLength < 0: unknown).
+func compressibleResponse(status int, head, encoded, ranged bool, contentLength int64, cacheControl, contentType string) bool {
+	if status != http.StatusOK || head || encoded || ranged {
 		return false
 	}
-	if resp.ContentLength >= 0 && resp.ContentLength < minCompressSize {
+	if contentLength >= 0 && contentLength < minCompressSize {
 		return false
 	}
-	if strings.Contains(h.Get("Cache-Control"), "no-transform") {
+	if strings.Contains(cacheControl, "no-transform") {
 		return false
 	}
-	return compressible(h.Get("Content-Type"))
+	return compressible(contentType)
 }
 
 func compressible(ct string) bool {

@@ -96,9 +96,9 @@ type Router struct {
 	cancel context.CancelFunc
 
 	srvMu     sync.Mutex
-	servers   []*http.Server
+	fast      []*fastServer
 	listeners []net.Listener
-	accepted  acceptedConns // see conntrack.go
+	fresh     atomic.Int64 // accepted connections with no request read yet (conntrack.go)
 }
 
 var (

@@ -277,7 +277,7 @@ func TestShutdownAnswersAcceptedConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, 5*time.Second, "the connection to be accepted", func() bool { return tr.accepted.fresh() == 1 })
+	waitFor(t, 5*time.Second, "the connection to be accepted", func() bool { return tr.fresh.Load() == 1 })
 	done := make(chan error, 1)
 	go func() { done <- tr.Shutdown(context.Background()) }()
 	time.Sleep(50 * time.Millisecond) // Shutdown has begun

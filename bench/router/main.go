@@ -3,6 +3,7 @@
 // generator. See README.md beside this file.
 //
 //	go run ./bench/router run [-reps 3] [-duration 10s] [-out bench/out]
+//	go run ./bench/router instructions [-requests 20000]   # callgrind
 //
 // The subcommand upstream is the app it starts; the router process is the
 // router package's test binary (router/benchserve_test.go).
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: router-bench run|slowloris|redeploy|upstream [flags]")
+		fmt.Fprintln(os.Stderr, "usage: router-bench run|instructions|slowloris|redeploy|upstream [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -29,6 +30,8 @@ func main() {
 		err = slowloris(os.Args[2:])
 	case "redeploy":
 		err = redeploy(os.Args[2:])
+	case "instructions":
+		err = instructions(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

@@ -27,7 +27,7 @@ import (
 // Content-Length.
 func upstream(args []string) error {
 	fs := newFlags("upstream")
-	addr := fs.String("addr", "127.0.0.1:18080", "listen address")
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	fs.Parse(args)
 	small := []byte(strings.Repeat("s", 1024))
 	big := []byte(strings.Repeat("b", 1<<20))
@@ -75,14 +75,37 @@ type routerSpec struct {
 	CPUProfile   string `json:",omitempty"`
 }
 
-// startRouter runs the router process on 127.0.0.1:19080 and :19443.
-func startRouter(bin string, s routerSpec) *exec.Cmd {
-	s.HTTP, s.HTTPS = "127.0.0.1:19080", "127.0.0.1:19443"
-	if s.Upstream == "" {
-		s.Upstream = "127.0.0.1:18080"
+// startRouter runs the router process in front of s.Upstream, on free
+// ports unless s names them; the spec it returns has the addresses.
+func startRouter(bin string, s routerSpec, env ...string) (*exec.Cmd, routerSpec) {
+	if s.HTTP == "" {
+		s.HTTP, s.HTTPS = freeAddr(), freeAddr()
 	}
 	js, _ := json.Marshal(s)
-	return start([]string{"GOMAXPROCS=2", "SKIFF_ROUTER_BENCH=" + string(js)}, bin)
+	return start(append([]string{"GOMAXPROCS=2", "SKIFF_ROUTER_BENCH=" + string(js)}, env...), bin), s
+}
+
+// freeAddr returns a 127.0.0.1 address with a port nothing listens on now
+// (the kernel's choice), for a process about to listen there: no port of
+// the benchmark is fixed, so it runs beside anything else on the machine.
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startUpstream runs the upstream app on a free port and waits for it.
+func startUpstream(self string) (*exec.Cmd, string, error) {
+	addr := freeAddr()
+	cmd := start(nil, self, "upstream", "-addr", addr)
+	if err := waitUp("http://"+addr+"/up", ""); err != nil {
+		stop(cmd)
+		return nil, "", err
+	}
+	return cmd, addr, nil
 }
 
 func stopOnSignal(stop func()) {
@@ -118,8 +141,14 @@ func writeCert(dir string) (certFile, keyFile string, err error) {
 
 // cpuTicks returns utime+stime (clock ticks) of pid and all its descendants.
 func cpuTicks(pid int) int64 {
+	u, s := cpuSplit(pid)
+	return u + s
+}
+
+// cpuSplit returns utime and stime (clock ticks) of pid and all its
+// descendants.
+func cpuSplit(pid int) (user, sys int64) {
 	children := map[int][]int{}
-	var total int64
 	stats := map[int][]string{}
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
@@ -145,20 +174,24 @@ func cpuTicks(pid int) int64 {
 		if f, ok := stats[p]; ok {
 			u, _ := strconv.ParseInt(f[11], 10, 64)
 			s, _ := strconv.ParseInt(f[12], 10, 64)
-			total += u + s
+			user += u
+			sys += s
 		}
 		for _, c := range children[p] {
 			walk(c)
 		}
 	}
 	walk(pid)
-	return total
+	return user, sys
 }
 
 // waitUp waits until url answers.
-func waitUp(url string, host string) error {
-	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: insecureTLS()}}
-	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+func waitUp(url string, host string) error { return waitUpSlow(url, host, 15*time.Second) }
+
+// waitUpSlow waits until url answers, for up to d.
+func waitUpSlow(url string, host string, d time.Duration) error {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: insecureTLS()}}
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Host = host
 		resp, err := c.Do(req)

@@ -31,17 +31,23 @@ func redeploy(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, addr := range []string{"127.0.0.1:18080", "127.0.0.1:18081"} {
-		up := start(nil, self, "upstream", "-addr", addr)
+	var ups []string
+	for range 2 {
+		up, addr, err := startUpstream(self)
+		if err != nil {
+			return err
+		}
 		defer stop(up)
+		ups = append(ups, addr)
 	}
 	var report strings.Builder
 	fmt.Fprintf(&report, "Redeploy: wrk -t1 -c50 through skiff's router during %d deploys (every 0.5 s, alternating two upstreams)\n", *swaps)
 	report.WriteString("| connections | requests | req/s | p99 ms | socket errors + non-2xx | deploys ok |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, closeConn := range []bool{false, true} {
 		data := filepath.Join(work, fmt.Sprint("skiff-", closeConn))
-		js, _ := json.Marshal(routerSpec{HTTP: "127.0.0.1:19080", HTTPS: "127.0.0.1:19443", Upstream: "127.0.0.1:18080",
-			Upstream2: "127.0.0.1:18081", Swaps: *swaps, SwapInterval: 500 * time.Millisecond, Cert: certFile, Key: keyFile, Data: data})
+		httpAddr := freeAddr()
+		js, _ := json.Marshal(routerSpec{HTTP: httpAddr, HTTPS: freeAddr(), Upstream: ups[0],
+			Upstream2: ups[1], Swaps: *swaps, SwapInterval: 500 * time.Millisecond, Cert: certFile, Key: keyFile, Data: data})
 		rt := exec.Command(bin)
 		rt.Env = append(os.Environ(), "GOMAXPROCS=2", "SKIFF_ROUTER_BENCH="+string(js))
 		var deploys strings.Builder
@@ -49,7 +55,7 @@ func redeploy(args []string) error {
 		if err := rt.Start(); err != nil {
 			return err
 		}
-		if err := waitUp("http://127.0.0.1:19080/small", "bench.test"); err != nil {
+		if err := waitUp("http://"+httpAddr+"/small", "bench.test"); err != nil {
 			rt.Process.Kill()
 			return err
 		}
@@ -60,7 +66,7 @@ func redeploy(args []string) error {
 			wargs = append(wargs, "-H", "Connection: close")
 			mode = "close"
 		}
-		o, err := exec.Command("wrk", append(wargs, "http://127.0.0.1:19080/small")...).CombinedOutput()
+		o, err := exec.Command("wrk", append(wargs, "http://"+httpAddr+"/small")...).CombinedOutput()
 		rt.Process.Signal(os.Interrupt)
 		rt.Wait()
 		if err != nil {

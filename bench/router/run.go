@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,14 +30,16 @@ type cell struct {
 	path  string
 	conns int
 	close bool
+	rate  bool // offered at half of nginx's maximum (open loop) rather than as fast as it goes
 }
 
 var cells = []cell{
-	{"KA-small", false, "/small", 50, false},
-	{"CLOSE-small", false, "/small", 50, true},
-	{"KA-1MiB", false, "/1m", 10, false},
-	{"TLS-KA-small", true, "/small", 50, false},
-	{"TLS-CLOSE-small", true, "/small", 20, true},
+	{"KA-small", false, "/small", 50, false, false},
+	{"CLOSE-small", false, "/small", 50, true, false},
+	{"KA-1MiB", false, "/1m", 10, false, false},
+	{"TLS-KA-small", true, "/small", 50, false, false},
+	{"TLS-CLOSE-small", true, "/small", 20, true, false},
+	{"KA-small-half", false, "/small", 50, false, true},
 }
 
 type result struct {
@@ -46,8 +49,10 @@ type result struct {
 	RPS      float64 `json:"rps"`
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
+	MaxMs    float64 `json:"max_ms,omitempty"`
 	Errors   int64   `json:"errors"`
 	CPUusReq float64 `json:"cpu_us_per_req"`
+	SysUsReq float64 `json:"sys_us_per_req"` // the kernel's part of CPUusReq
 }
 
 func run(args []string) error {
@@ -57,9 +62,23 @@ func run(args []string) error {
 	out := fs.String("out", "bench/out", "output directory")
 	caddyBin := fs.String("caddy", "", "caddy binary (default: bench/out/bin/caddy, built with go install if missing)")
 	only := fs.String("proxies", "nginx,caddy,skiff", "proxies to measure (nginx is the reference)")
+	onlyCells := fs.String("cells", "", "cells to run (default all: "+cellNames()+")")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of skiff's router for the whole run to this file (go tool pprof)")
+	skiffEnv := fs.String("skiff-env", "", "extra environment for skiff's router, comma-separated (GOGC=200,GOMAXPROCS=1 …), for experiments")
 	fs.Parse(args)
 	want := strings.Split(*only, ",")
+	if !slices.Contains(want, "nginx") {
+		return fmt.Errorf("nginx is the reference: -proxies must include it")
+	}
+	run := cells
+	if *onlyCells != "" {
+		run = nil
+		for _, c := range cells {
+			if slices.Contains(strings.Split(*onlyCells, ","), c.name) {
+				run = append(run, c)
+			}
+		}
+	}
 
 	for _, tool := range []string{"wrk", "nginx"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -84,33 +103,41 @@ func run(args []string) error {
 		return err
 	}
 	self, _ := os.Executable()
-	up := start(nil, self, "upstream", "-addr", "127.0.0.1:18080")
-	defer stop(up)
-	if err := waitUp("http://127.0.0.1:18080/up", ""); err != nil {
+	up, upAddr, err := startUpstream(self)
+	if err != nil {
 		return err
 	}
+	defer stop(up)
 
+	// Every listening port is a free one, so that the benchmark runs beside
+	// anything else on the machine.
 	var proxies []*proxy
-	if slices.Contains(want, "nginx") {
-		nginxConf := filepath.Join(work, "nginx.conf")
-		os.WriteFile(nginxConf, []byte(fmt.Sprintf(nginxTmpl, work, certFile, keyFile)), 0o644)
-		proxies = append(proxies, &proxy{name: "nginx", http: "127.0.0.1:20080", https: "127.0.0.1:20443",
-			cmd: start(nil, "nginx", "-p", work, "-c", nginxConf, "-g", "daemon off;")})
+	{
+		p := &proxy{name: "nginx", http: freeAddr(), https: freeAddr()}
+		conf := filepath.Join(work, "nginx.conf")
+		os.WriteFile(conf, []byte(fmt.Sprintf(nginxTmpl, work, certFile, keyFile, upAddr, p.http, p.https)), 0o644)
+		p.cmd = start(nil, "nginx", "-p", work, "-c", conf, "-g", "daemon off;")
+		proxies = append(proxies, p)
 	}
 	if caddy != "" {
-		caddyFile := filepath.Join(work, "Caddyfile")
-		os.WriteFile(caddyFile, []byte(fmt.Sprintf(caddyTmpl, work, certFile, keyFile)), 0o644)
-		proxies = append(proxies, &proxy{name: "caddy", http: "127.0.0.1:21080", https: "127.0.0.1:21443",
-			cmd: start([]string{"GOMAXPROCS=2", "HOME=" + work, "XDG_DATA_HOME=" + work, "XDG_CONFIG_HOME=" + work},
-				caddy, "run", "--config", caddyFile, "--adapter", "caddyfile")})
+		p := &proxy{name: "caddy", http: freeAddr(), https: freeAddr()}
+		conf := filepath.Join(work, "Caddyfile")
+		os.WriteFile(conf, []byte(fmt.Sprintf(caddyTmpl, work, certFile, keyFile, upAddr, port(p.http), port(p.https))), 0o644)
+		p.cmd = start([]string{"GOMAXPROCS=2", "HOME=" + work, "XDG_DATA_HOME=" + work, "XDG_CONFIG_HOME=" + work},
+			caddy, "run", "--config", conf, "--adapter", "caddyfile")
+		proxies = append(proxies, p)
 	}
 	if slices.Contains(want, "skiff") {
 		bin, err := routerBinary(outDir)
 		if err != nil {
 			return err
 		}
-		proxies = append(proxies, &proxy{name: "skiff", http: "127.0.0.1:19080", https: "127.0.0.1:19443",
-			cmd: startRouter(bin, routerSpec{Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff"), CPUProfile: *cpuProfile})})
+		var env []string
+		if *skiffEnv != "" {
+			env = strings.Split(*skiffEnv, ",")
+		}
+		cmd, spec := startRouter(bin, routerSpec{Upstream: upAddr, Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff"), CPUProfile: *cpuProfile}, env...)
+		proxies = append(proxies, &proxy{name: "skiff", http: spec.HTTP, https: spec.HTTPS, cmd: cmd})
 	}
 	for _, p := range proxies {
 		defer stop(p.cmd)
@@ -127,9 +154,19 @@ func run(args []string) error {
 	fmt.Fprintf(os.Stderr, "load average before: %s", load)
 
 	var results []result
-	for _, c := range cells {
+	for _, c := range run {
 		for _, p := range proxies { // warm up
 			wrk(p, c, 2*time.Second)
+		}
+		rate := 0
+		if c.rate {
+			// Half of nginx's maximum, measured now (wrk, this cell's shape).
+			m, err := measure(proxies[0], c, *dur)
+			if err != nil {
+				return err
+			}
+			rate = int(m.RPS / 2)
+			fmt.Fprintf(os.Stderr, "%-16s nginx's maximum %.0f req/s; offering %d req/s\n", c.name, m.RPS, rate)
 		}
 		for rep := range *reps {
 			order := slices.Clone(proxies)
@@ -137,24 +174,58 @@ func run(args []string) error {
 				order = append(order[1:], order[0])
 			}
 			for _, p := range order {
-				r, err := measure(p, c, *dur)
-				if err != nil {
+				var r result
+				if c.rate {
+					r = measureRate(p, c, rate, *dur)
+				} else if r, err = measure(p, c, *dur); err != nil {
 					return fmt.Errorf("%s %s: %w", p.name, c.name, err)
 				}
 				r.Rep = rep
 				results = append(results, r)
-				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req  %d errors\n",
-					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.Errors)
+				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%4.1f kernel)  %d errors\n",
+					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.SysUsReq, r.Errors)
 			}
 		}
 	}
+	after, _ := os.ReadFile("/proc/loadavg")
 	stamp := time.Now().UTC().Format("20060102-150405")
 	js, _ := json.MarshalIndent(results, "", "  ")
 	os.WriteFile(filepath.Join(outDir, "router-"+stamp+".json"), js, 0o644)
-	table := markdown(results, *reps, *dur, string(load))
+	table := markdown(results, run, *reps, *dur, string(load), string(after))
 	os.WriteFile(filepath.Join(outDir, "router-"+stamp+".md"), []byte(table), 0o644)
 	fmt.Print(table)
 	return nil
+}
+
+func cellNames() string {
+	var names []string
+	for _, c := range cells {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, ",")
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// measureRate offers rate req/s to p (open loop, openLoop) and reports the
+// latencies and the proxy's CPU per request.
+func measureRate(p *proxy, c cell, rate int, d time.Duration) result {
+	addr := p.http
+	if c.tls {
+		addr = p.https
+	}
+	bu, bs := cpuSplit(p.cmd.Process.Pid)
+	l, n := openLoop(addr, c.tls, "bench.test", c.path, rate, c.conns, d)
+	au, as := cpuSplit(p.cmd.Process.Pid)
+	r := result{Cell: c.name, Proxy: p.name, RPS: float64(n) / d.Seconds(), P50ms: l.p50, P99ms: l.p99, MaxMs: l.max, Errors: int64(l.errs)}
+	if n > 0 {
+		r.CPUusReq = float64(au+as-bu-bs) * (1e6 / 100) / float64(n)
+		r.SysUsReq = float64(as-bs) * (1e6 / 100) / float64(n)
+	}
+	return r
 }
 
 // start runs a process in its own process group with extra environment.
@@ -218,9 +289,10 @@ func wrk(p *proxy, c cell, d time.Duration) (string, error) {
 }
 
 func measure(p *proxy, c cell, d time.Duration) (result, error) {
-	before := cpuTicks(p.cmd.Process.Pid)
+	bu, bs := cpuSplit(p.cmd.Process.Pid)
 	out, err := wrk(p, c, d)
-	after := cpuTicks(p.cmd.Process.Pid)
+	au, as := cpuSplit(p.cmd.Process.Pid)
+	before, after := bu+bs, au+as
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
@@ -246,6 +318,7 @@ func measure(p *proxy, c cell, d time.Duration) (result, error) {
 	}
 	if total > 0 {
 		r.CPUusReq = float64(after-before) * (1e6 / 100) / float64(total) // 100 ticks per second
+		r.SysUsReq = float64(as-bs) * (1e6 / 100) / float64(total)
 	}
 	return r, nil
 }
@@ -275,7 +348,7 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func markdown(results []result, reps int, d time.Duration, load string) string {
+func markdown(results []result, run []cell, reps int, d time.Duration, load, after string) string {
 	var proxyNames []string
 	for _, name := range []string{"nginx", "caddy", "skiff"} {
 		if slices.ContainsFunc(results, func(r result) bool { return r.Proxy == name }) {
@@ -283,11 +356,11 @@ func markdown(results []result, reps int, d time.Duration, load string) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Router benchmark, %s, %d interleaved repetitions of %v per cell (medians), wrk -t1, 2 shared cores; load before: %s\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), reps, d, strings.TrimSpace(load))
+	fmt.Fprintf(&b, "Router benchmark, %s, %d interleaved repetitions of %v per cell (medians), wrk -t1, 2 shared cores; load average before: %s, after: %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), reps, d, strings.TrimSpace(load), strings.TrimSpace(after))
 	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | errors |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, c := range cells {
+	for _, c := range run {
 		type agg struct {
 			rps, p50, p99, cpu float64
 			errs               int64
@@ -311,6 +384,7 @@ func markdown(results []result, reps int, d time.Duration, load string) string {
 				c.name, name, a.rps, a.rps/n.rps, a.p50, a.p99, a.p99/n.p99, a.cpu, a.cpu/n.cpu, a.errs)
 		}
 	}
+	b.WriteString("KA-small-half: an open loop (bench/router/openloop.go) offering half of nginx's maximum keep-alive rate to each proxy, latency from each request's scheduled time.\n")
 	return b.String()
 }
 
@@ -329,10 +403,10 @@ http {
   fastcgi_temp_path %[1]s/nginx-tmp/fastcgi;
   uwsgi_temp_path %[1]s/nginx-tmp/uwsgi;
   scgi_temp_path %[1]s/nginx-tmp/scgi;
-  upstream app { server 127.0.0.1:18080; keepalive 64; }
+  upstream app { server %[4]s; keepalive 64; }
   server {
-    listen 127.0.0.1:20080;
-    listen 127.0.0.1:20443 ssl http2;
+    listen %[5]s;
+    listen %[6]s ssl http2;
     ssl_certificate %[2]s;
     ssl_certificate_key %[3]s;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -353,17 +427,17 @@ const caddyTmpl = `{
 	auto_https off
 	storage file_system %[1]s/caddy-data
 }
-http://:21080 {
+http://:%[5]s {
 	bind 127.0.0.1
-	reverse_proxy 127.0.0.1:18080
+	reverse_proxy %[4]s
 	log {
 		output file %[1]s/caddy-access.log
 	}
 }
-https://:21443 {
+https://:%[6]s {
 	bind 127.0.0.1
 	tls %[2]s %[3]s
-	reverse_proxy 127.0.0.1:18080
+	reverse_proxy %[4]s
 	log {
 		output file %[1]s/caddy-access.log
 	}

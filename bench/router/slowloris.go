@@ -34,30 +34,34 @@ func slowloris(args []string) error {
 		return err
 	}
 	self, _ := os.Executable()
-	up := start(nil, self, "upstream", "-addr", "127.0.0.1:18080")
+	up, upAddr, err := startUpstream(self)
+	if err != nil {
+		return err
+	}
 	defer stop(up)
 	bin, err := routerBinary(*out)
 	if err != nil {
 		return err
 	}
-	rt := startRouter(bin, routerSpec{Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")})
+	rt, spec := startRouter(bin, routerSpec{Upstream: upAddr, Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")})
 	defer stop(rt)
-	if err := waitUp("http://127.0.0.1:19080/small", "bench.test"); err != nil {
+	url := "http://" + spec.HTTP + "/small"
+	if err := waitUp(url, "bench.test"); err != nil {
 		return err
 	}
-	base := fixedRate(*rate, *dur)
+	base := fixedRate(url, *rate, *dur)
 	rssBefore := rss(rt.Process.Pid)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var open atomic.Int64
 	var wg sync.WaitGroup
 	for range *conns {
-		wg.Go(func() { holdSlow(ctx, &open) })
+		wg.Go(func() { holdSlow(ctx, spec.HTTP, &open) })
 	}
 	for end := time.Now().Add(30 * time.Second); open.Load() < int64(*conns)*9/10 && time.Now().Before(end); {
 		time.Sleep(100 * time.Millisecond)
 	}
-	attack := fixedRate(*rate, *dur)
+	attack := fixedRate(url, *rate, *dur)
 	rssDuring := rss(rt.Process.Pid)
 	held := open.Load()
 	cancel()
@@ -75,9 +79,9 @@ func slowloris(args []string) error {
 }
 
 // holdSlow keeps one connection sending its header a byte at a time.
-func holdSlow(ctx context.Context, open *atomic.Int64) {
+func holdSlow(ctx context.Context, addr string, open *atomic.Int64) {
 	for ctx.Err() == nil {
-		c, err := net.Dial("tcp", "127.0.0.1:19080")
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			time.Sleep(100 * time.Millisecond)
 			continue
@@ -103,7 +107,7 @@ type latencies struct {
 }
 
 // fixedRate sends rate requests per second (open loop) and reports latency.
-func fixedRate(rate int, d time.Duration) latencies {
+func fixedRate(url string, rate int, d time.Duration) latencies {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	var mu sync.Mutex
 	var ms []float64
@@ -115,7 +119,7 @@ func fixedRate(rate int, d time.Duration) latencies {
 		<-tick.C
 		wg.Go(func() {
 			start := time.Now()
-			req, _ := http.NewRequest("GET", "http://127.0.0.1:19080/small", nil)
+			req, _ := http.NewRequest("GET", url, nil)
 			req.Host = "bench.test"
 			resp, err := client.Do(req)
 			if err == nil {

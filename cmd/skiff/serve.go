@@ -25,6 +25,7 @@ import (
 	"github.com/skiffhq/skiff/deploy"
 	"github.com/skiffhq/skiff/gitserver"
 	"github.com/skiffhq/skiff/internal/egress"
+	"github.com/skiffhq/skiff/router"
 	"github.com/skiffhq/skiff/services"
 	"github.com/skiffhq/skiff/store"
 )
@@ -281,7 +282,11 @@ func (m *Main) Run(ctx context.Context) error {
 			m.closers = append(m.closers, l.Close)
 			return l, nil
 		}
-		l, err := net.Listen("tcp", addr)
+		listen := net.Listen
+		if what != "SSH" {
+			listen = func(_, addr string) (net.Listener, error) { return router.Listen(addr) }
+		}
+		l, err := listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen for %s on %s: %w (set --%s-addr or SKIFF_%s_ADDR to use another)", what, addr, err, strings.ToLower(what), what)
 		}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// instructions counts the user-space instructions each proxy executes per
+// request, under valgrind's callgrind: a figure that, unlike time, does not
+// move with the machine's load (perf's hardware counters are not available
+// on these VMs). Each proxy runs alone under callgrind (one nginx worker,
+// and skiff's router with GODEBUG=asyncpreemptoff=1, whose preemption
+// signals would otherwise make runs differ); the counters are zeroed after
+// a warm-up and dumped after exactly -requests keep-alive requests.
+func instructions(args []string) error {
+	fs := newFlags("instructions")
+	n := fs.Int("requests", 20000, "measured requests per proxy")
+	conns := fs.Int("conns", 50, "keep-alive connections")
+	path := fs.String("path", "/small", "upstream path")
+	closeConn := fs.Bool("close", false, "a new connection per request (Connection: close)")
+	only := fs.String("proxies", "nginx,skiff", "proxies to count")
+	out := fs.String("out", "bench/out", "output directory")
+	env := fs.String("env", "", "extra environment for skiff's router, comma-separated (GOGC=400,…)")
+	fs.Parse(args)
+	for _, tool := range []string{"valgrind", "callgrind_control", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: apt-get install valgrind nginx-light", tool)
+		}
+	}
+	outDir, _ := filepath.Abs(*out)
+	work := filepath.Join(outDir, "instructions-work")
+	os.RemoveAll(work)
+	if err := os.MkdirAll(filepath.Join(work, "nginx-tmp"), 0o755); err != nil {
+		return err
+	}
+	certFile, keyFile, err := writeCert(work)
+	if err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	up, upAddr, err := startUpstream(self)
+	if err != nil {
+		return err
+	}
+	defer stop(up)
+	vg := func(out string) []string {
+		return []string{"--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out, "--log-file=" + out + ".log"}
+	}
+	fmt.Printf("User-space instructions per request (callgrind), %d requests over %d connections to %s%s, %s\n",
+		*n, *conns, *path, map[bool]string{true: ", Connection: close", false: ""}[*closeConn], time.Now().UTC().Format("2006-01-02"))
+	for _, name := range strings.Split(*only, ",") {
+		var cmd *exec.Cmd
+		var addr string
+		cgOut := filepath.Join(work, name+".callgrind")
+		switch name {
+		case "nginx":
+			addr = freeAddr()
+			conf := filepath.Join(work, "nginx.conf")
+			tmpl := strings.Replace(nginxTmpl, "worker_processes auto;", "worker_processes 1;\nmaster_process off;", 1)
+			os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, work, certFile, keyFile, upAddr, addr, freeAddr())), 0o644)
+			cmd = start(nil, "valgrind", append(vg(cgOut), "nginx", "-p", work, "-c", conf, "-g", "daemon off;")...)
+		case "skiff":
+			bin, err := routerBinary(outDir)
+			if err != nil {
+				return err
+			}
+			spec := routerSpec{HTTP: freeAddr(), HTTPS: freeAddr(), Upstream: upAddr, Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")}
+			addr = spec.HTTP
+			js, _ := json.Marshal(spec)
+			e := []string{"GOMAXPROCS=2", "GODEBUG=asyncpreemptoff=1", "SKIFF_ROUTER_BENCH=" + string(js)}
+			if *env != "" {
+				e = append(e, strings.Split(*env, ",")...)
+			}
+			cmd = start(e,
+				"valgrind", append(vg(cgOut), bin)...)
+		default:
+			return fmt.Errorf("unknown proxy %q", name)
+		}
+		ir, err := countInstructions(cmd, cgOut, addr, *path, *n, *conns, *closeConn)
+		stop(cmd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		fmt.Printf("| %s | %.1fk |\n", name, ir/1000)
+	}
+	return nil
+}
+
+// countInstructions warms the proxy up, zeroes callgrind's counters, sends
+// n requests and returns the instructions counted per request.
+func countInstructions(cmd *exec.Cmd, cgOut, addr, path string, n, conns int, closeConn bool) (float64, error) {
+	pid := strconv.Itoa(cmd.Process.Pid)
+	if err := waitUpSlow("http://"+addr+path, "bench.test", 120*time.Second); err != nil {
+		return 0, err
+	}
+	ctl := func(args ...string) error {
+		out, err := exec.Command("callgrind_control", append(args, pid)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("callgrind_control %v: %v\n%s", args, err, out)
+		}
+		return nil
+	}
+	if err := ctl("-i", "on"); err != nil {
+		return 0, err
+	}
+	if _, err := closedLoop(addr, path, 2000, conns, closeConn); err != nil {
+		return 0, err
+	}
+	if err := ctl("-z"); err != nil {
+		return 0, err
+	}
+	done, err := closedLoop(addr, path, n, conns, closeConn)
+	if err != nil {
+		return 0, err
+	}
+	if err := ctl("-d"); err != nil {
+		return 0, err
+	}
+	// The dump is the newest callgrind.out file of this process.
+	files, _ := filepath.Glob(cgOut + "*")
+	var total float64
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if m := regexp.MustCompile(`(?m)^summary: (\d+)`).FindSubmatch(b); m != nil {
+			if v, _ := strconv.ParseFloat(string(m[1]), 64); v > total {
+				total = v
+			}
+		}
+	}
+	if total == 0 {
+		return 0, fmt.Errorf("no callgrind dump in %v", files)
+	}
+	return total / float64(done), nil
+}
+
+// closedLoop sends n requests over conns connections as fast as they are
+// answered and returns how many were.
+func closedLoop(addr, path string, n, conns int, closeConn bool) (int, error) {
+	req := "GET " + path + " HTTP/1.1\r\nHost: bench.test\r\n"
+	if closeConn {
+		req += "Connection: close\r\n"
+	}
+	req += "\r\n"
+	var left, done atomic.Int64
+	left.Store(int64(n))
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range conns {
+		wg.Go(func() {
+			var c net.Conn
+			var br *bufio.Reader
+			for left.Add(-1) >= 0 {
+				if c == nil {
+					var err error
+					if c, err = net.Dial("tcp", addr); err != nil {
+						firstErr.CompareAndSwap(nil, err)
+						return
+					}
+					br = bufio.NewReader(c)
+				}
+				c.SetDeadline(time.Now().Add(60 * time.Second))
+				if _, err := c.Write([]byte(req)); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				if err := readResponse(br); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+				if closeConn {
+					c.Close()
+					c = nil
+				}
+			}
+			if c != nil {
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return int(done.Load()), err
+	}
+	return int(done.Load()), nil
+}
