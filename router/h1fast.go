@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/sys/unix"
 )
 
 // fastServer serves one listener. It reads each HTTP/1.1 request itself
@@ -72,6 +74,7 @@ func (r *Router) newFastServer(tlsConfig *tls.Config) (*fastServer, error) {
 	r.srvMu.Unlock()
 	go s.fallback.Serve(s.handoff)
 	go s.retireWorkers()
+	go s.watchClients()
 	return s, nil
 }
 
@@ -198,6 +201,62 @@ func (s *fastServer) retireWorkers() {
 	}
 }
 
+// watchClients ends the wait for an app's answer when the client has gone
+// (closed its side of the connection), as net/http's background read does
+// for a handler's context: the app's request is cancelled rather than
+// finished for nobody. Only requests waiting longer than a second are
+// looked at, once a second, with one poll(2) that reads nothing.
+func (s *fastServer) watchClients() {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-s.stopWorkers:
+			return
+		}
+		now := time.Now().UnixNano()
+		s.wmu.Lock()
+		for fc := range s.workers {
+			if w := fc.waiting.Load(); w == 0 || now-w < int64(time.Second) {
+				continue
+			}
+			fc.mu.Lock()
+			raw := fc.raw
+			fc.mu.Unlock()
+			if raw != nil && peerClosed(raw) {
+				fc.clientGone.Store(true)
+				if dc := fc.waitConn.Load(); dc != nil {
+					dc.conn.SetReadDeadline(time.Unix(1, 0))
+				}
+			}
+		}
+		s.wmu.Unlock()
+	}
+}
+
+// peerClosed reports whether the peer of c has closed its side (or the
+// connection broke), without reading: poll(2) for POLLRDHUP, which a FIN
+// raises even with unread data before it.
+func peerClosed(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	closed := false
+	raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+			closed = fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+		}
+	})
+	return closed
+}
+
 // serveConn runs one accepted connection, with fc (a worker's, reused).
 func (s *fastServer) serveConn(fc *fastConn, raw net.Conn) {
 	fc.reset(s, raw)
@@ -303,6 +362,13 @@ type fastConn struct {
 
 	rand     [256]byte // for request ids
 	randLeft int
+
+	// While the app has not answered: since when (unix ns, 0: not
+	// waiting), on which connection, and whether watchClients saw the
+	// client leave meanwhile.
+	waiting    atomic.Int64
+	waitConn   atomic.Pointer[directConn]
+	clientGone atomic.Bool
 }
 
 // wake closes the connection if it waits for a request (shutdown).
@@ -357,6 +423,7 @@ func (c *fastConn) reset(s *fastServer, raw net.Conn) {
 	c.s, c.c, c.raw, c.tlsState, c.fresh = s, raw, raw, nil, true
 	c.mu.Unlock()
 	c.idle.Store(false)
+	c.clientGone.Store(false)
 	c.buf, c.held, c.rd, c.wr, c.out, c.served = nil, nil, 0, 0, nil, 0
 	c.req.reset()
 	c.resp.head, c.resp.unread = nil, 0

@@ -375,3 +375,43 @@ func TestFastPathTimeouts(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// A client that leaves while the app works on its answer ends the app's
+// request (its context is cancelled), rather than the router waiting out
+// the response timeout for nobody; over HTTPS too.
+func TestFastPathClientLeavesWhileAppWorks(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.startTLS(t)
+	ca := newTestCA(t)
+	c, k := ca.issue(t, "app.skiff.test")
+	ended := make(chan struct{}, 2)
+	tr.addApp(t, skiff.AppRoute{Name: "app", NoRedirect: true}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			<-r.Context().Done()
+			ended <- struct{}{}
+		}
+	}))
+	if err := tr.SetCertificate("id-app", cat(c, k)); err != nil {
+		t.Fatal(err)
+	}
+	for _, useTLS := range []bool{false, true} {
+		var conn net.Conn
+		var err error
+		if useTLS {
+			conn, err = tls.Dial("tcp", tr.tls, &tls.Config{ServerName: "app.skiff.test", RootCAs: ca.pool, NextProtos: []string{"http/1.1"}})
+		} else {
+			conn, err = net.Dial("tcp", tr.addr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, "GET /hang HTTP/1.1\r\nHost: app.skiff.test\r\n\r\n")
+		time.Sleep(100 * time.Millisecond)
+		conn.Close()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Errorf("tls=%v: the app's request went on after the client left", useTLS)
+		}
+	}
+}

@@ -226,8 +226,17 @@ func (c *fastConn) proxy(fr *fastReq) bool {
 		if _, err = dc.conn.Write(c.scratch); err == nil {
 			dc.conn.SetReadDeadline(sent.Add(timeout))
 			dc.lc.left = r.direct.maxHeaderBytes
+			c.waitConn.Store(dc)
+			c.waiting.Store(sent.UnixNano())
 			anything, err = c.resp.read(dc.br, isHead)
+			c.waiting.Store(0)
+			c.waitConn.Store(nil)
 			dc.lc.left = -1
+		}
+		if err != nil && c.clientGone.Load() {
+			dc.conn.Close()
+			fr.status = 499 // the client went away (nginx's code)
+			return false
 		}
 		if err != nil {
 			dc.conn.Close()
