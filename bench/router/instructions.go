@@ -29,6 +29,7 @@ func instructions(args []string) error {
 	conns := fs.Int("conns", 50, "keep-alive connections")
 	path := fs.String("path", "/small", "upstream path")
 	closeConn := fs.Bool("close", false, "a new connection per request (Connection: close)")
+	h2 := fs.Bool("h2", false, "HTTP/2 over TLS with h2load (20 connections, 10 streams each) instead")
 	only := fs.String("proxies", "nginx,skiff", "proxies to count")
 	out := fs.String("out", "bench/out", "output directory")
 	env := fs.String("env", "", "extra environment for skiff's router, comma-separated (GOGC=400,…)")
@@ -57,18 +58,24 @@ func instructions(args []string) error {
 	vg := func(out string) []string {
 		return []string{"--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out, "--log-file=" + out + ".log"}
 	}
-	fmt.Printf("User-space instructions per request (callgrind), %d requests over %d connections to %s%s, %s\n",
-		*n, *conns, *path, map[bool]string{true: ", Connection: close", false: ""}[*closeConn], time.Now().UTC().Format("2006-01-02"))
+	shape := fmt.Sprintf("%d connections", *conns)
+	switch {
+	case *h2:
+		shape = "HTTP/2, 20 connections of 10 streams"
+	case *closeConn:
+		shape += ", Connection: close"
+	}
+	fmt.Printf("User-space instructions per request (callgrind), %d requests (%s) to %s, %s\n", *n, shape, *path, time.Now().UTC().Format("2006-01-02"))
 	for _, name := range strings.Split(*only, ",") {
 		var cmd *exec.Cmd
-		var addr string
+		var addr, tlsAddr string
 		cgOut := filepath.Join(work, name+".callgrind")
 		switch name {
 		case "nginx":
-			addr = freeAddr()
+			addr, tlsAddr = freeAddr(), freeAddr()
 			conf := filepath.Join(work, "nginx.conf")
 			tmpl := strings.Replace(nginxTmpl, "worker_processes auto;", "worker_processes 1;\nmaster_process off;", 1)
-			os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, work, certFile, keyFile, upAddr, addr, freeAddr())), 0o644)
+			os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, work, certFile, keyFile, upAddr, addr, tlsAddr)), 0o644)
 			cmd = start(nil, "valgrind", append(vg(cgOut), "nginx", "-p", work, "-c", conf, "-g", "daemon off;")...)
 		case "skiff":
 			bin, err := routerBinary(outDir)
@@ -76,7 +83,7 @@ func instructions(args []string) error {
 				return err
 			}
 			spec := routerSpec{HTTP: freeAddr(), HTTPS: freeAddr(), Upstream: upAddr, Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")}
-			addr = spec.HTTP
+			addr, tlsAddr = spec.HTTP, spec.HTTPS
 			js, _ := json.Marshal(spec)
 			e := []string{"GOMAXPROCS=2", "GODEBUG=asyncpreemptoff=1", "SKIFF_ROUTER_BENCH=" + string(js)}
 			if *env != "" {
@@ -87,7 +94,11 @@ func instructions(args []string) error {
 		default:
 			return fmt.Errorf("unknown proxy %q", name)
 		}
-		ir, err := countInstructions(cmd, cgOut, addr, *path, *n, *conns, *closeConn)
+		load := func(n int) (int, error) { return closedLoop(addr, *path, n, *conns, *closeConn) }
+		if *h2 {
+			load = func(n int) (int, error) { return h2loadN(tlsAddr, *path, n) }
+		}
+		ir, err := countInstructions(cmd, cgOut, addr, *path, *n, load)
 		stop(cmd)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -99,7 +110,7 @@ func instructions(args []string) error {
 
 // countInstructions warms the proxy up, zeroes callgrind's counters, sends
 // n requests and returns the instructions counted per request.
-func countInstructions(cmd *exec.Cmd, cgOut, addr, path string, n, conns int, closeConn bool) (float64, error) {
+func countInstructions(cmd *exec.Cmd, cgOut, addr, path string, n int, load func(int) (int, error)) (float64, error) {
 	pid := strconv.Itoa(cmd.Process.Pid)
 	if err := waitUpSlow("http://"+addr+path, "bench.test", 120*time.Second); err != nil {
 		return 0, err
@@ -114,13 +125,13 @@ func countInstructions(cmd *exec.Cmd, cgOut, addr, path string, n, conns int, cl
 	if err := ctl("-i", "on"); err != nil {
 		return 0, err
 	}
-	if _, err := closedLoop(addr, path, 2000, conns, closeConn); err != nil {
+	if _, err := load(2000); err != nil {
 		return 0, err
 	}
 	if err := ctl("-z"); err != nil {
 		return 0, err
 	}
-	done, err := closedLoop(addr, path, n, conns, closeConn)
+	done, err := load(n)
 	if err != nil {
 		return 0, err
 	}
@@ -145,6 +156,22 @@ func countInstructions(cmd *exec.Cmd, cgOut, addr, path string, n, conns int, cl
 		return 0, fmt.Errorf("no callgrind dump in %v", files)
 	}
 	return total / float64(done), nil
+}
+
+// h2loadN sends n HTTP/2 requests with h2load and returns how many were
+// answered.
+func h2loadN(addr, path string, n int) (int, error) {
+	out, err := exec.Command("h2load", "-n", strconv.Itoa(n), "-c", "20", "-m", "10", "-t", "1",
+		"-H", ":authority: bench.test", "https://"+addr+path).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("h2load: %v\n%s", err, out)
+	}
+	var r result
+	done := h2loadResult(string(out), &r)
+	if r.Errors > 0 {
+		return int(done), fmt.Errorf("h2load: %d failed\n%s", r.Errors, out)
+	}
+	return int(done), nil
 }
 
 // closedLoop sends n requests over conns connections as fast as they are

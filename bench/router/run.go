@@ -31,15 +31,17 @@ type cell struct {
 	conns int
 	close bool
 	rate  bool // offered at half of nginx's maximum (open loop) rather than as fast as it goes
+	h2    bool // HTTP/2 with h2load (10 streams a connection) rather than wrk
 }
 
 var cells = []cell{
-	{"KA-small", false, "/small", 50, false, false},
-	{"CLOSE-small", false, "/small", 50, true, false},
-	{"KA-1MiB", false, "/1m", 10, false, false},
-	{"TLS-KA-small", true, "/small", 50, false, false},
-	{"TLS-CLOSE-small", true, "/small", 20, true, false},
-	{"KA-small-half", false, "/small", 50, false, true},
+	{name: "KA-small", path: "/small", conns: 50},
+	{name: "CLOSE-small", path: "/small", conns: 50, close: true},
+	{name: "KA-1MiB", path: "/1m", conns: 10},
+	{name: "TLS-KA-small", tls: true, path: "/small", conns: 50},
+	{name: "TLS-CLOSE-small", tls: true, path: "/small", conns: 20, close: true},
+	{name: "H2-small", tls: true, path: "/small", conns: 20, h2: true},
+	{name: "KA-small-half", path: "/small", conns: 50, rate: true},
 }
 
 type result struct {
@@ -80,9 +82,9 @@ func run(args []string) error {
 		}
 	}
 
-	for _, tool := range []string{"wrk", "nginx"} {
+	for _, tool := range []string{"wrk", "nginx", "h2load"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: apt-get install wrk nginx-light", tool)
+			return fmt.Errorf("%s not found: apt-get install wrk nginx-light nghttp2-client", tool)
 		}
 	}
 	outDir, _ := filepath.Abs(*out)
@@ -284,8 +286,35 @@ func wrkArgs(p *proxy, c cell, d time.Duration) []string {
 }
 
 func wrk(p *proxy, c cell, d time.Duration) (string, error) {
+	if c.h2 {
+		out, err := exec.Command("h2load", "-c", strconv.Itoa(c.conns), "-m", "10", "-t", "1", "-D", strconv.Itoa(int(d.Seconds())),
+			"-H", ":authority: bench.test", "https://"+p.https+c.path).CombinedOutput()
+		return string(out), err
+	}
 	out, err := exec.Command("wrk", wrkArgs(p, c, d)...).CombinedOutput()
 	return string(out), err
+}
+
+// h2loadResult reads h2load's summary: requests per second, requests
+// done, and the failed and errored ones. (h2load gives no percentiles.)
+func h2loadResult(out string, r *result) int64 {
+	if m := regexp.MustCompile(`finished in [\d.]+\w+, ([\d.]+) req/s`).FindStringSubmatch(out); m != nil {
+		r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	}
+	var done int64
+	if m := regexp.MustCompile(`requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored`).FindStringSubmatch(out); m != nil {
+		done, _ = strconv.ParseInt(m[1], 10, 64)
+		f, _ := strconv.ParseInt(m[2], 10, 64)
+		e, _ := strconv.ParseInt(m[3], 10, 64)
+		r.Errors = f + e
+	}
+	if m := regexp.MustCompile(`status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`).FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			r.Errors += n
+		}
+	}
+	return done
 }
 
 func measure(p *proxy, c cell, d time.Duration) (result, error) {
@@ -297,6 +326,13 @@ func measure(p *proxy, c cell, d time.Duration) (result, error) {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
 	r := result{Cell: c.name, Proxy: p.name}
+	if c.h2 {
+		if total := h2loadResult(out, &r); total > 0 {
+			r.CPUusReq = float64(after-before) * (1e6 / 100) / float64(total)
+			r.SysUsReq = float64(as-bs) * (1e6 / 100) / float64(total)
+		}
+		return r, nil
+	}
 	if m := regexp.MustCompile(`Requests/sec:\s+([\d.]+)`).FindStringSubmatch(out); m != nil {
 		r.RPS, _ = strconv.ParseFloat(m[1], 64)
 	}
@@ -380,8 +416,12 @@ func markdown(results []result, run []cell, reps int, d time.Duration, load, aft
 		n := m["nginx"]
 		for _, name := range proxyNames {
 			a := m[name]
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %.2f | %d |\n",
-				c.name, name, a.rps, a.rps/n.rps, a.p50, a.p99, a.p99/n.p99, a.cpu, a.cpu/n.cpu, a.errs)
+			lat := fmt.Sprintf("%.2f | %.2f | %.2f", a.p50, a.p99, a.p99/n.p99)
+			if c.h2 {
+				lat = "– | – | –" // h2load gives no percentiles
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %.1f | %.2f | %d |\n",
+				c.name, name, a.rps, a.rps/n.rps, lat, a.cpu, a.cpu/n.cpu, a.errs)
 		}
 	}
 	b.WriteString("KA-small-half: an open loop (bench/router/openloop.go) offering half of nginx's maximum keep-alive rate to each proxy, latency from each request's scheduled time.\n")
