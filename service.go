@@ -46,7 +46,11 @@ type Service struct {
 	Address  string            `json:"address"` // fixed: the same across restarts
 	Port     int               `json:"port"`
 	Limits   Limits            `json:"limits"`
-	Owner    string            `json:"owner,omitempty"`
+	// DiskBytes is the size of the service's own file system, which
+	// holds its data: a server that fills it gets "no space left", and
+	// the host's disk is not touched.
+	DiskBytes int64  `json:"disk_bytes"`
+	Owner     string `json:"owner,omitempty"`
 	// Password is generated at create and never shown but in the URL
 	// that links put in the apps' config.
 	Password  string       `json:"-"`
@@ -180,6 +184,7 @@ type ServiceStatus struct {
 	Restarts    int       `json:"restarts"`
 	LastExit    string    `json:"last_exit,omitempty"`
 	DiskBytes   int64     `json:"disk_bytes"`
+	DiskLimit   int64     `json:"disk_limit"`
 	MemoryBytes int64     `json:"memory_bytes"`
 	Connections int       `json:"connections"`
 }
@@ -224,6 +229,8 @@ type ServiceRequest struct {
 	Kind    string
 	Version string // "" for the default
 	Limits  Limits // zero fields take the defaults
+	// DiskBytes is the service's disk; 0 for the default.
+	DiskBytes int64
 }
 
 // LinkOptions are a link's choices.

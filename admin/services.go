@@ -19,7 +19,8 @@ func serviceCommands() []*command {
 	var cmds []*command
 	for _, kind := range skiff.ServiceKinds {
 		k := kind
-		sf := []flag{{name: "version", value: "V", help: "the major version (`help " + k + "` lists them)"}, {name: "memory", value: "SIZE", help: "memory of the server, like 1g (default 512m)"}}
+		sf := []flag{{name: "version", value: "V", help: "the major version (`help " + k + "` lists them)"}, {name: "memory", value: "SIZE", help: "memory of the server, like 1g (default 512m)"},
+			{name: "disk", value: "SIZE", help: "its own file system for the data, like 20g (default 8g; sparse: it takes what the data takes)"}}
 		cmds = append(cmds,
 			&command{name: k + ":create", args: "<name>", summary: "create a " + k + " service", min: 1, max: 1, flags: sf, run: serviceCreate(k)},
 			&command{name: k + ":list", aliases: []string{k}, summary: "list the " + k + " services you can use", format: true, max: 0, run: serviceList(k)},
@@ -47,7 +48,7 @@ func serviceCommands() []*command {
 	return append(cmds,
 		&command{name: "addons:list", aliases: []string{"addons"}, summary: "list every service you can use, of any kind", format: true, max: 0, run: serviceList("")},
 		&command{name: "addons:create", args: "<kind>", summary: "create a service: postgres or redis", min: 1, max: 1, run: addonsCreate,
-			flags: []flag{{name: "as", value: "NAME", help: "its name (default: <kind>-<random>)"}, {name: "version", value: "V", help: "the major version"}, {name: "memory", value: "SIZE", help: "memory, like 1g"}}},
+			flags: []flag{{name: "as", value: "NAME", help: "its name (default: <kind>-<random>)"}, {name: "version", value: "V", help: "the major version"}, {name: "memory", value: "SIZE", help: "memory, like 1g"}, {name: "disk", value: "SIZE", help: "disk, like 20g"}}},
 		&command{name: "addons:info", args: "<name>", summary: "show a service of any kind", format: true, min: 1, max: 1, run: serviceInfo("")},
 		&command{name: "addons:attach", args: "<name> <app>", summary: "link a service to an app", min: 2, max: 2, run: serviceLink(""),
 			flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead"}, buildsFlag}},
@@ -161,6 +162,13 @@ func serviceRequest(c *call, name, kind string) (*skiff.ServiceRequest, error) {
 			return nil, err
 		}
 		req.Limits.MemoryBytes = n
+	}
+	if v := c.value("disk"); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return nil, err
+		}
+		req.DiskBytes = n
 	}
 	return req, nil
 }
@@ -332,7 +340,7 @@ func serviceInfo(kind string) func(*call) error {
 		}
 		c.section(svc.Name)
 		c.fields("Kind", svc.Kind, "Version", v.ServerVersion+" (Debian)", "Status", state, "Started", formatTime(st.StartedAt),
-			"Address", fmt.Sprintf("%s:%d", svc.Address, svc.Port), "Disk", formatSize(st.DiskBytes),
+			"Address", fmt.Sprintf("%s:%d", svc.Address, svc.Port), "Disk", formatSize(st.DiskBytes)+" of "+formatSize(svc.DiskBytes),
 			"Memory", formatSize(st.MemoryBytes)+" of "+formatSize(svc.Limits.MemoryBytes), "Connections", conns,
 			"Linked apps", orNone(strings.Join(apps, ", ")), "Backups", schedule, "Owner", orNone(svc.Owner), "Created", formatTime(svc.CreatedAt))
 		return nil

@@ -258,6 +258,9 @@ func (d *daemon) teardown(prefix, pool string) {
 			t.Errorf("cgroups left: %v", matches)
 		}
 	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(" "+d.data+"/")) {
+		t.Errorf("mounts left under %s:\n%s", d.data, mi)
+	}
 	if out, _ := exec.Command("ip", "-o", "link").Output(); bytes.Contains(out, []byte(" "+vethPrefix(prefix))) {
 		t.Errorf("veths left:\n%s", out)
 	}

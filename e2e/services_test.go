@@ -625,6 +625,28 @@ func TestServices(t *testing.T) {
 		t.Errorf("restore from a path: %s", r)
 	}
 
+	// A service's disk is a file system of its own: filling it is an
+	// error for the transaction that does, the server stays up, nothing
+	// committed is lost, and the host's disk is not touched.
+	if r := d.ssh(admin, "", "postgres:create", "tinydb", "--disk", "160m"); r.code != 0 {
+		t.Fatalf("create with --disk: %s", r)
+	}
+	r = d.ssh(admin, "CREATE TABLE keep (v text); INSERT INTO keep VALUES ('safe');\nCREATE TABLE big (b text);\n"+
+		"ALTER TABLE big ALTER b SET STORAGE EXTERNAL;\nINSERT INTO big SELECT repeat('x', 1048576) FROM generate_series(1, 300);\n"+
+		"SELECT v FROM keep;\n", "postgres:connect", "tinydb")
+	if !strings.Contains(r.stderr, "No space left on device") || !strings.Contains(r.stdout, "safe") {
+		t.Fatalf("filling a service's disk: %s", r)
+	}
+	if s := d.serviceInfo(t, admin, "postgres", "tinydb"); s.Status.State != "up" || s.Status.Restarts != 0 || s.Status.DiskBytes < 100<<20 {
+		t.Errorf("after its disk filled: %+v", s.Status)
+	}
+	if r := d.ssh(admin, "DROP TABLE big; INSERT INTO keep VALUES ('again'); SELECT count(*) FROM keep;\n", "postgres:connect", "tinydb"); !strings.Contains(r.stdout, " 2\n") {
+		t.Errorf("after freeing space: %s", r)
+	}
+	if r := d.ssh(admin, "", "postgres:destroy", "tinydb", "--force"); r.code != 0 {
+		t.Fatal(r)
+	}
+
 	// kill -9 of the daemon in the middle of a create leaves nothing of
 	// the service; the name can be used again.
 	killMidway := func(what string, args2 ...string) string {

@@ -48,13 +48,20 @@ func (m *Manager) Create(ctx context.Context, req *skiff.ServiceRequest, out io.
 	if lim.MemoryBytes < 64<<20 {
 		return nil, skiff.Errorf(skiff.EINVALID, "a service needs at least 64m of memory")
 	}
+	disk := req.DiskBytes
+	if disk == 0 {
+		disk = DefaultDisk
+	}
+	if disk < MinDisk || disk > 16<<40 {
+		return nil, skiff.Errorf(skiff.EINVALID, "--disk takes a size from %dm to 16t", MinDisk>>20)
+	}
 	imgs, err := m.makeImages(ctx, s, out)
 	if err != nil {
 		return nil, err
 	}
 	ref := imageRef(req.Kind, s.version(req.Kind))
 	svc := &skiff.Service{Name: req.Name, Kind: req.Kind, Version: s.version(req.Kind), Packages: imgs.Packages,
-		Image: imgs.Digests[ref], RunAs: imgs.Users[ref], Port: ports[req.Kind], Limits: lim, Password: password()}
+		Image: imgs.Digests[ref], RunAs: imgs.Users[ref], Port: ports[req.Kind], Limits: lim, DiskBytes: disk, Password: password()}
 	if svc.Image == "" || svc.RunAs == "" {
 		return nil, fmt.Errorf("service image %s: no digest or user", ref)
 	}
@@ -117,12 +124,15 @@ func (m *Manager) initialize(ctx context.Context, svc *skiff.Service, out io.Wri
 	if err := m.cfg.Volumes.Ensure(ctx, svc.Volume); err != nil {
 		return err
 	}
-	vol := m.volume(svc)
-	// The runtime hands the volume to the server's user at each start;
-	// initdb, the first, needs it before that.
-	if err := os.Chown(vol, uid, gid); err != nil {
+	if err := m.makeDisk(ctx, svc); err != nil {
 		return err
 	}
+	// mountDisk hands the file system to the server's user (the runtime
+	// does again at each start; initdb, the first, needs it before).
+	if err := m.mountDisk(ctx, svc); err != nil {
+		return err
+	}
+	vol := m.volume(svc)
 	switch svc.Kind {
 	case skiff.ServicePostgres:
 		fmt.Fprintf(out, "       initdb\n")
@@ -220,7 +230,14 @@ func (m *Manager) remove(ctx context.Context, svc *skiff.Service) error {
 		errs = append(errs, err)
 	}
 	if svc.Volume != "" {
-		errs = append(errs, m.cfg.Volumes.Remove(ctx, svc.Volume))
+		if err := m.unmountDisk(svc); err != nil {
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, m.cfg.Volumes.Remove(ctx, svc.Volume))
+		}
+	}
+	if err := os.Remove(m.diskImage(svc)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
 	}
 	errs = append(errs, os.RemoveAll(m.backupDir(svc)))
 	if err := errors.Join(errs...); err != nil {
@@ -280,6 +297,7 @@ func (m *Manager) Status(ctx context.Context, svc *skiff.Service) (*skiff.Servic
 		st.State, st.StartedAt, st.Restarts, st.LastExit, st.MemoryBytes = string(in.State), in.StartedAt, in.Restarts, in.LastExit, in.MemoryBytes
 	}
 	st.DiskBytes, _ = m.cfg.Volumes.Usage(ctx, svc.Volume)
+	st.DiskLimit = svc.DiskBytes
 	if in != nil && in.State == skiff.InstanceUp {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()

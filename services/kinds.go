@@ -105,9 +105,17 @@ func command(svc *skiff.Service) []string {
 	// advice), within 16 MiB and 1 GiB; connections so that each has room.
 	buffers := min(max(mem/4, 16<<20), 1<<30)
 	conns := min(max(mem/(4<<20), 20), 200)
+	// WAL stays well inside the disk, so that a full disk stops the
+	// writes that fill it (an error for their transaction), not the WAL
+	// (which PostgreSQL cannot survive running).
+	wal := int64(1 << 30)
+	if svc.DiskBytes > 0 {
+		wal = min(max(svc.DiskBytes/8, 48<<20), 1<<30)
+	}
 	return []string{s.pgBin() + "/postgres", "-D", dataDir + "/pgdata",
 		"-c", "listen_addresses=*", "-c", fmt.Sprintf("port=%d", svc.Port), "-c", "unix_socket_directories=/tmp",
 		"-c", fmt.Sprintf("shared_buffers=%dkB", buffers>>10), "-c", fmt.Sprintf("max_connections=%d", conns),
+		"-c", fmt.Sprintf("max_wal_size=%dMB", wal>>20), "-c", "min_wal_size=32MB",
 		"-c", "fsync=on", "-c", "synchronous_commit=on", "-c", "full_page_writes=on",
 		"-c", "logging_collector=off", "-c", "log_destination=stderr", "-c", "dynamic_shared_memory_type=posix"}
 }

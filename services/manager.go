@@ -230,8 +230,12 @@ func (m *Manager) spec(svc *skiff.Service) *skiff.InstanceSpec {
 	}
 }
 
-// start writes what the server reads at start and starts its instance.
+// start mounts the service's disk, writes what the server reads at start,
+// and starts its instance.
 func (m *Manager) start(ctx context.Context, svc *skiff.Service) error {
+	if err := m.mountDisk(ctx, svc); err != nil {
+		return err
+	}
 	if svc.Kind == skiff.ServiceRedis {
 		if err := m.writeOwned(svc, "redis.conf", []byte(redisConfig(svc))); err != nil {
 			return err

@@ -11,13 +11,13 @@ import (
 
 var _ skiff.ServiceStore = (*DB)(nil)
 
-const serviceColumns = `s.id, s.name, s.kind, s.version, s.packages, s.image, s.run_as, s.volume_id, s.address, s.port, s.limits,
+const serviceColumns = `s.id, s.name, s.kind, s.version, s.packages, s.image, s.run_as, s.volume_id, s.address, s.port, s.limits, s.disk,
 	COALESCE(u.name, ''), s.password, s.state, s.created_at`
 
 func scanService(row interface{ Scan(...any) error }) (*skiff.Service, error) {
 	var s skiff.Service
 	var packages, limits, created, state string
-	if err := row.Scan(&s.ID, &s.Name, &s.Kind, &s.Version, &packages, &s.Image, &s.RunAs, &s.Volume, &s.Address, &s.Port, &limits,
+	if err := row.Scan(&s.ID, &s.Name, &s.Kind, &s.Version, &packages, &s.Image, &s.RunAs, &s.Volume, &s.Address, &s.Port, &limits, &s.DiskBytes,
 		&s.Owner, &s.Password, &state, &created); err != nil {
 		return nil, err
 	}
@@ -45,9 +45,9 @@ func (db *DB) CreateService(ctx context.Context, s *skiff.Service) error {
 			s.Owner = u.Name
 		}
 		s.ID, s.CreatedAt, s.State = "s"+newAppID()[1:], tx.now, skiff.ServiceCreating
-		_, err := tx.ExecContext(ctx, `INSERT INTO services (id, name, kind, version, packages, image, run_as, volume_id, address, port, limits, owner_id, password, state, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			s.ID, s.Name, s.Kind, s.Version, string(packages), s.Image, s.RunAs, s.Volume, s.Address, s.Port, string(limits), ownerID, s.Password, string(s.State), formatTime(tx.now))
+		_, err := tx.ExecContext(ctx, `INSERT INTO services (id, name, kind, version, packages, image, run_as, volume_id, address, port, limits, disk, owner_id, password, state, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.ID, s.Name, s.Kind, s.Version, string(packages), s.Image, s.RunAs, s.Volume, s.Address, s.Port, string(limits), s.DiskBytes, ownerID, s.Password, string(s.State), formatTime(tx.now))
 		if isUniqueViolation(err) {
 			var kind string
 			if tx.QueryRowContext(ctx, `SELECT kind FROM services WHERE name = ?`, s.Name).Scan(&kind) == nil {

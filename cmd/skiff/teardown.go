@@ -14,6 +14,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/runtime"
+	"github.com/skiffhq/skiff/services"
 )
 
 // teardown removes what skiff put on the host outside its data directory:
@@ -72,6 +73,9 @@ func runTeardown(dataDir, prefix, poolText string) error {
 		}
 		errs = append(errs, r.Teardown(ctx, side.bundles), r.Close())
 	}
+	// The services' disks (loop-mounted on their volumes) once nothing
+	// runs on them; their images stay in the data directory.
+	errs = append(errs, services.TeardownDisks(filepath.Join(dataDir, "volumes")))
 	nw := container.NetworkConfig{Pool: pool, LinkPrefix: names.vethPrefix, Table: names.table, LockFile: names.lockFile}
 	errs = append(errs, container.RemoveNetwork(nw), os.RemoveAll(filepath.Dir(names.runcState)))
 	if err := os.Remove(names.lockFile); err != nil && !errors.Is(err, os.ErrNotExist) {

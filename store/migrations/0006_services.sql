@@ -13,6 +13,7 @@ CREATE TABLE services (
 	address    TEXT NOT NULL UNIQUE,
 	port       INTEGER NOT NULL,
 	limits     TEXT NOT NULL DEFAULT '{}',
+	disk       INTEGER NOT NULL DEFAULT 0,
 	owner_id   INTEGER REFERENCES users(id) ON DELETE SET NULL,
 	password   TEXT NOT NULL,
 	state      TEXT NOT NULL,
