@@ -208,3 +208,29 @@ func TestCacheFollowsNoSymlinkOfTheBuild(t *testing.T) {
 		t.Errorf("symlinked layers were kept: %q", names)
 	}
 }
+
+// The app image's layers are kept as the uncompressed tars the exporter
+// wrote (the lifecycle is built with tools/lifecycle/patches): each blob's
+// digest is its diffID and its media type says uncompressed, new layers and
+// layers reused from the previous image alike.
+func TestExportedLayersAreUncompressed(t *testing.T) {
+	f := newCacheFixture(t, "plain")
+	first, _ := f.mustBuild("ok 1", "")
+	second, _ := f.mustBuild("ok 2", first.Image)
+	for _, image := range []string{first.Image, second.Image} {
+		img, err := f.p.store.Image(image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := diffIDs(t, f.p, image)
+		for i, l := range m.Layers {
+			if l.Digest != ids[i] || !strings.HasSuffix(string(l.MediaType), ".tar") {
+				t.Errorf("image %s layer %d: digest %s, diffID %s, media type %s: not an uncompressed tar", image[:19], i, l.Digest, ids[i], l.MediaType)
+			}
+		}
+	}
+}
