@@ -20,7 +20,8 @@ func TestGoApp(t *testing.T) {
 		t.Fatalf("group %v", got)
 	}
 	for _, want := range []string{
-		"-----> Go app detected\n-----> Installing Go (go.mod: go 1.25.4)\n       Downloading Go 1.25.4 (v0.0.1-go1.25.4.linux-",
+		"-----> Go app detected\n-----> Installing Go (go.mod: go 1.25.4)\n       Using Go 1.25.4 (go.mod: go 1.25.4 names this release)\n       Downloading Go 1.25.4 (v0.0.1-go1.25.4.linux-",
+		"       No package uses cgo: a static binary (CGO_ENABLED=0)\n",
 		"       Verified against the checksum database\n",
 		"-----> Building .\n",
 		"       go: downloading github.com/google/uuid v1.6.0\n",
@@ -99,8 +100,8 @@ func TestGoCgoApp(t *testing.T) {
 	p.mustBuild(false)
 	out := p.out.String()
 	for _, want := range []string{
-		"-----> Installing Go (go.mod: // +heroku goVersion go1.25)\n       Go 1.25.",
-		": the newest 1.25 release, for go.mod: // +heroku goVersion go1.25\n",
+		"-----> Installing Go (go.mod: // +heroku goVersion go1.25)\n       Using Go 1.25.",
+		" (the newest 1.25 release, for go.mod: // +heroku goVersion go1.25)\n",
 		"       cgo on (CGO_ENABLED=1): github.com/mattn/go-sqlite3 uses it; the binary links the run image's C library\n",
 	} {
 		if !strings.Contains(out, want) {

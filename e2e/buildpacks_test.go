@@ -145,7 +145,7 @@ func TestDeployGo(t *testing.T) {
 	d, admin := fullDaemon(t)
 	app := d.newApp(t, admin, "go-sqlite", filepath.Join(pushedApps, "go-sqlite"))
 	out := app.deploy(t)
-	wantOutput(t, out, "Installing Go (go.mod: // +heroku goVersion go1.25)", ": the newest 1.25 release, for go.mod: // +heroku goVersion go1.25",
+	wantOutput(t, out, "Installing Go (go.mod: // +heroku goVersion go1.25)", " (the newest 1.25 release, for go.mod: // +heroku goVersion go1.25)",
 		"cgo on (CGO_ENABLED=1): github.com/mattn/go-sqlite3 uses it")
 	if code, body := app.get(t, "/sqlite"); code != 200 || !strings.Contains(body, "hello from sqlite 3.") {
 		t.Fatalf("GET /: %d %q", code, body)

@@ -158,14 +158,14 @@ func TestChooseFor(t *testing.T) {
 	for _, tc := range []struct {
 		mod, env, want, reason string
 	}{
-		{"// +heroku goVersion go1.24\ngo 1.21", "", "1.24.9", "Go 1.24.9: the newest 1.24 release, for go.mod: // +heroku goVersion go1.24"},
-		{"// +heroku goVersion go1.24\ngo 1.21", "1.25", "1.25.4", "Go 1.25.4: the newest 1.25 release, for GOVERSION=1.25"},
-		{"go 1.21", "go1.25.0", "1.25.0", "Go 1.25.0: the release GOVERSION=go1.25.0 names"},
-		{"go 1.21", "=1.15.15", "1.15.15", "Go 1.15.15: the release GOVERSION==1.15.15 names"},
-		{"go 1.15", "", "1.26.1", "Go 1.26.1: the newest release, for go.mod: go 1.15 (a go line older than 1.21 is the module's minimum language version, not a toolchain; set GOVERSION or // +heroku goVersion go1.15 to build with that Go)"},
-		{"module x", "", "1.26.1", "Go 1.26.1: the newest release, for go.mod, which has no go line"},
-		{"go 1.25", "", "1.25.4", "Go 1.25.4: the newest 1.25 release, for go.mod: go 1.25"},
-		{"go 1.25.0", "", "1.25.0", "Go 1.25.0: the release go.mod: go 1.25.0 names"},
+		{"// +heroku goVersion go1.24\ngo 1.21", "", "1.24.9", "Using Go 1.24.9 (the newest 1.24 release, for go.mod: // +heroku goVersion go1.24)"},
+		{"// +heroku goVersion go1.24\ngo 1.21", "1.25", "1.25.4", "Using Go 1.25.4 (the newest 1.25 release, for GOVERSION=1.25)"},
+		{"go 1.21", "go1.25.0", "1.25.0", "Using Go 1.25.0 (GOVERSION=go1.25.0 names this release)"},
+		{"go 1.21", "=1.15.15", "1.15.15", "Using Go 1.15.15 (GOVERSION==1.15.15 names this release)"},
+		{"go 1.15", "", "1.26.1", "Using Go 1.26.1 (the newest release, for go.mod: go 1.15; a go line older than 1.21 is the module's minimum language version, not a toolchain; set GOVERSION or // +heroku goVersion go1.15 to build with that Go)"},
+		{"module x", "", "1.26.1", "Using Go 1.26.1 (the newest release, for go.mod, which has no go line)"},
+		{"go 1.25", "", "1.25.4", "Using Go 1.25.4 (the newest 1.25 release, for go.mod: go 1.25)"},
+		{"go 1.25.0", "", "1.25.0", "Using Go 1.25.0 (go.mod: go 1.25.0 names this release)"},
 	} {
 		m, err := ParseGoMod([]byte(tc.mod))
 		if err != nil {

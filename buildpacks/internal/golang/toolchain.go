@@ -88,16 +88,16 @@ func (w Want) Reason(v GoVersion) string {
 	var r string
 	switch {
 	case !w.Exact.IsZero():
-		r = "the release " + w.Source + " names"
+		r = w.Source + " names this release"
 	case w.Newest:
 		r = "the newest release, for " + w.Source
 	default:
 		r = fmt.Sprintf("the newest 1.%d release, for %s", w.Minor, w.Source)
 	}
 	if w.Note != "" {
-		r += " (" + w.Note + ")"
+		r += "; " + w.Note
 	}
-	return "Go " + v.String() + ": " + r
+	return "Using Go " + v.String() + " (" + r + ")"
 }
 
 // Choose turns go.mod's go and toolchain lines into what to install: the
