@@ -80,7 +80,8 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 	defer p.pruneLogs(req.App.ID)
 	bo := newBuildOutput(out, log, p.cfg.LogMaxBytes)
 
-	res, err := p.build(ctx, req, builderRef, bo)
+	times := &stepTimes{last: time.Now()}
+	res, err := p.build(ctx, req, builderRef, bo, times)
 	bo.finish()
 	if err != nil {
 		log.WriteLine("build failed: " + err.Error())
@@ -88,6 +89,8 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 	}
 	res.Phases = bo.Phases()
 	res.Duration = time.Since(start)
+	ph := res.Phases
+	log.WriteLine(fmt.Sprintf("platform: %s (the lifecycle's phases %.2fs)", times, (ph.Analyze + ph.Detect + ph.Restore + ph.Build + ph.Export).Seconds()))
 	fmt.Fprintf(out, "-----> Build finished in %.1fs (%s)\n", res.Duration.Seconds(), res.Phases)
 	log.WriteLine(fmt.Sprintf("build finished in %.1fs (%s), image %s", res.Duration.Seconds(), res.Phases, res.Image))
 	return res, nil
@@ -106,7 +109,7 @@ type job struct {
 	pins       []string          // buildpacks pinned by the app or project.toml
 }
 
-func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRef string, bo *buildOutput) (*skiff.BuildResult, error) {
+func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRef string, bo *buildOutput, times *stepTimes) (*skiff.BuildResult, error) {
 	bi, err := p.builder(ctx, builderRef)
 	if err != nil {
 		return nil, err
@@ -124,8 +127,11 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if err := os.MkdirAll(j.work, 0o711); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(j.work)
-	defer unmountUnder(j.work) // the cache's overlay, whatever happened
+	defer func() {
+		unmountUnder(j.work) // the cache's overlay, whatever happened
+		os.RemoveAll(j.work)
+		times.mark("cleanup")
+	}()
 	for _, d := range []string{"workspace", "layers", "layers-upper", "layers-work", "platform", "layout", "tmp", "home", "bundle"} {
 		j.dirs[d] = filepath.Join(j.work, d)
 		if err := os.Mkdir(j.dirs[d], 0o755); err != nil {
@@ -148,6 +154,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if err != nil {
 		return nil, err
 	}
+	times.mark("prepare")
 
 	diskCtx, diskCancel := context.WithCancelCause(ctx)
 	defer diskCancel(nil)
@@ -182,6 +189,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if code != 0 {
 		return nil, lifecycleError(code, bo.lastError(), bo.lastOutput(), j.pins...)
 	}
+	times.mark("lifecycle")
 
 	outPath, _ := layoutPath(j.outRef)
 	h, err := p.store.ImportLayout(ctx, j.outRef, filepath.Join(j.dirs["layout"], outPath))
@@ -192,9 +200,25 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if err := p.readResult(res); err != nil {
 		return nil, err
 	}
+	times.mark("import")
 	p.keepCache(j)
+	times.mark("cache")
 	return res, nil
 }
+
+// stepTimes times the platform's steps of a build, for its log.
+type stepTimes struct {
+	last  time.Time
+	steps []string
+}
+
+func (s *stepTimes) mark(name string) {
+	now := time.Now()
+	s.steps = append(s.steps, fmt.Sprintf("%s %.2fs", name, now.Sub(s.last).Seconds()))
+	s.last = now
+}
+
+func (s *stepTimes) String() string { return strings.Join(s.steps, ", ") }
 
 // keepCache makes the layers the build marked cache=true the app's build
 // cache. The image is built whatever happens here: on an error the cache

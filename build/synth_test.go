@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -192,7 +193,8 @@ func TestPurgeCacheAndBuildLog(t *testing.T) {
 	defer rc.Close()
 	var log bytes.Buffer
 	log.ReadFrom(rc)
-	if !strings.Contains(log.String(), "===> EXPORTING") || !strings.Contains(log.String(), "build finished") {
+	if !strings.Contains(log.String(), "===> EXPORTING") || !strings.Contains(log.String(), "build finished") ||
+		!regexp.MustCompile(`platform: prepare [\d.]+s, lifecycle [\d.]+s, import [\d.]+s, cache [\d.]+s, cleanup [\d.]+s \(the lifecycle's phases [\d.]+s\)`).MatchString(log.String()) {
 		t.Errorf("log:\n%s", log.String())
 	}
 	if _, err := p.BuildLog(app.ID, "nope"); skiff.ErrorCode(err) != skiff.ENOTFOUND {

@@ -74,6 +74,13 @@ func run(cfg *config) error {
 	if err != nil {
 		return err
 	}
+	// A first push of any app unpacks the builder's root file system and
+	// the run image's layers, once per daemon: a warm-up push of the
+	// Procfile sample pays for that, so that each sample's cold push is
+	// its own.
+	if err := warmUp(cfg, d); err != nil {
+		return fmt.Errorf("warm-up push: %w", err)
+	}
 	var results []*sampleResult
 	for _, name := range cfg.samples {
 		r, err := benchSample(cfg, d, name)

@@ -38,6 +38,9 @@ type pushResult struct {
 	// From the steps; zero when a step was not seen.
 	received, building, built, releasing, starting, switching time.Duration
 	lifecycle                                                 map[string]time.Duration // detect, restore, build, export
+	// platform is the build's own steps from its log: prepare, lifecycle,
+	// import, cache, cleanup, and phases (the lifecycle's phases).
+	platform map[string]time.Duration
 }
 
 func benchSample(cfg *config, d *daemon, name string) (*sampleResult, error) {
@@ -49,20 +52,13 @@ func benchSample(cfg *config, d *daemon, name string) (*sampleResult, error) {
 	if err := copyTree(filepath.Join(cfg.apps, name), repo); err != nil {
 		return nil, err
 	}
-	git := func(args ...string) error {
-		cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@skiff.bench",
-			"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@skiff.bench")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("git %s: %v: %s", args[0], err, out)
-		}
-		return nil
-	}
+	git := func(args ...string) error { return runGit(repo, args...) }
 	if err := git("init", "-q", "-b", "main"); err != nil {
 		return nil, err
 	}
 	app := "bench-" + name
 	res := &sampleResult{name: name}
+	// After the one-line change of each cached push, the app serves "(push i)".
 	for i := 0; i <= cfg.cached; i++ {
 		// The one-line change: the greeting line gains a mark the bench
 		// then waits to see served.
@@ -82,12 +78,47 @@ func benchSample(cfg *config, d *daemon, name string) (*sampleResult, error) {
 			return nil, err
 		}
 		p.cold = i == 0
+		if log, err := d.skiffCmd(nil, "builds:output", app); err == nil {
+			p.platform = platformSteps(string(log))
+		}
 		res.pushes = append(res.pushes, p)
 	}
 	if out, err := d.skiffCmd(nil, "apps:destroy", app, "--force"); err != nil {
 		return nil, fmt.Errorf("apps:destroy: %v: %s", err, out)
 	}
 	return res, nil
+}
+
+// warmUp pushes the Procfile sample once and destroys it.
+func warmUp(cfg *config, d *daemon) error {
+	repo := filepath.Join(d.work, "repos", "warm-up")
+	if err := copyTree(filepath.Join(cfg.apps, "procfile"), repo); err != nil {
+		return err
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "warm-up"}} {
+		if err := runGit(repo, args...); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(os.Stderr, "build-bench: warm-up push")
+	cmd := exec.Command("git", "-C", repo, "push", fmt.Sprintf("ssh://skiff@%s/warm-up", d.addr.SSH), "main")
+	cmd.Env = append(os.Environ(), "GIT_SSH_COMMAND="+d.gitSH)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%v\n%s", err, out)
+	}
+	_, err := d.skiffCmd(nil, "apps:destroy", "warm-up", "--force")
+	return err
+}
+
+// runGit runs git in repo as the bench's author.
+func runGit(repo string, args ...string) error {
+	cmd := exec.Command("git", append([]string{"-C", repo}, args...)...)
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=bench", "GIT_AUTHOR_EMAIL=bench@skiff.bench",
+		"GIT_COMMITTER_NAME=bench", "GIT_COMMITTER_EMAIL=bench@skiff.bench")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("git %s: %v: %s", args[0], err, out)
+	}
+	return nil
 }
 
 // editLine rewrites the first line of file containing greeting so that it
@@ -199,4 +230,25 @@ func copyTree(src, dst string) error {
 		}
 		return os.WriteFile(target, b, fi.Mode().Perm())
 	})
+}
+
+var platformRE = regexp.MustCompile(`platform: (.*) \(the lifecycle's phases ([\d.]+)s\)`)
+
+// platformSteps reads the build log's line of the platform's own steps.
+func platformSteps(log string) map[string]time.Duration {
+	m := platformRE.FindStringSubmatch(log)
+	if m == nil {
+		return nil
+	}
+	out := map[string]time.Duration{}
+	sec := func(v string) time.Duration {
+		f, _ := strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64)
+		return time.Duration(f * float64(time.Second))
+	}
+	for _, part := range strings.Split(m[1], ", ") {
+		k, v, _ := strings.Cut(part, " ")
+		out[k] = sec(v)
+	}
+	out["phases"] = sec(m[2])
+	return out
 }

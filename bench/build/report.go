@@ -71,7 +71,47 @@ func report(results []*sampleResult, create []step, load loadStats, started time
 		fmt.Fprintf(&b, "| %s | %s | %s | %.0f %% | %s |\n", r.name, sec(cold.live), sec(med),
 			100*med.Seconds()/cold.live.Seconds(), sec(median(fixed)))
 	}
+	b.WriteString("\nskiff's fixed cost per phase, the median of the cached pushes, in seconds: receive (SSH, git, the hook); " +
+		"the build's prepare (source, cache mount, image loans), sandbox (runc around the lifecycle), the lifecycle's " +
+		"detect, restore and export, import (into the store), cache (keeping the cached layers) and cleanup; release " +
+		"(the release's records until the instance starts); switch (until the router serves it).\n\n")
+	cols := []string{"receive", "prepare", "sandbox", "detect", "restore", "export", "import", "cache", "cleanup", "release", "switch"}
+	b.WriteString("| sample | " + strings.Join(cols, " | ") + " | fixed |\n|---|" + strings.Repeat("---:|", len(cols)+1) + "\n")
+	for _, r := range results {
+		if len(r.pushes) < 2 {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s |", r.name)
+		for _, c := range append(cols, "fixed") {
+			var ds []time.Duration
+			for _, p := range r.pushes[1:] {
+				ds = append(ds, p.phase(c))
+			}
+			fmt.Fprintf(&b, " %s |", sec(median(ds)))
+		}
+		b.WriteString("\n")
+	}
 	return b.String()
+}
+
+// phase is one column of the fixed-cost table.
+func (p *pushResult) phase(name string) time.Duration {
+	pl := p.platform
+	switch name {
+	case "receive":
+		return p.building
+	case "sandbox":
+		return pl["lifecycle"] - pl["phases"]
+	case "detect", "restore", "export":
+		return p.lifecycle[name]
+	case "release":
+		return p.starting - p.built
+	case "switch":
+		return p.live - p.switching
+	case "fixed":
+		return p.fixed()
+	}
+	return pl[name]
 }
 
 // fixed is the push's time to live minus what skiff does not control: the
