@@ -171,6 +171,9 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		Network:  p.cfg.Network != nil,
 		NetGroup: buildGroup(req),
 	}, bo)
+	// The lifecycle's last phase (export) ends here, not when the import
+	// and the cache's merge are done.
+	bo.finish()
 	if err != nil {
 		if errors.Is(context.Cause(diskCtx), errDiskFloor) && ctx.Err() == nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %s); its files were removed", sizeText(p.cfg.DiskFloorBytes))

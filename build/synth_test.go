@@ -197,6 +197,15 @@ func TestPurgeCacheAndBuildLog(t *testing.T) {
 		!regexp.MustCompile(`platform: prepare [\d.]+s, lifecycle [\d.]+s, import [\d.]+s, cache [\d.]+s, cleanup [\d.]+s \(the lifecycle's phases [\d.]+s\)`).MatchString(log.String()) {
 		t.Errorf("log:\n%s", log.String())
 	}
+	// The lifecycle's phases end with it: skiff's import and cleanup after
+	// it are no part of its export.
+	if m := regexp.MustCompile(`lifecycle ([\d.]+)s, .*phases ([\d.]+)s`).FindStringSubmatch(log.String()); m != nil {
+		run, _ := strconv.ParseFloat(m[1], 64)
+		phases, _ := strconv.ParseFloat(m[2], 64)
+		if phases > run+0.01 {
+			t.Errorf("the lifecycle's phases took %.2fs of its %.2fs run", phases, run)
+		}
+	}
 	if _, err := p.BuildLog(app.ID, "nope"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
 		t.Errorf("missing log: %v", err)
 	}
