@@ -156,11 +156,12 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	}
 	times.mark("prepare")
 
+	usage := newDiskUsage(j.work, j.dirs["layers"]) // what is there before the build runs
 	diskCtx, diskCancel := context.WithCancelCause(ctx)
 	defer diskCancel(nil)
 	runCtx, cancelRun := context.WithTimeout(diskCtx, p.cfg.Limits.Timeout)
 	defer cancelRun()
-	go p.watchDisk(runCtx, diskCancel, newDiskUsage(j.work, j.dirs["layers"]))
+	go p.watchDisk(runCtx, diskCancel, usage)
 	code, err := p.sandbox.run(runCtx, &sandboxSpec{
 		ID: "build-" + req.BuildID, Bundle: j.dirs["bundle"], Rootfs: bi.Rootfs, Args: j.args, Cwd: "/workspace",
 		Env: append(filterEnv(bi.Env),
