@@ -196,13 +196,18 @@ func (r *Runtime) containerSpec(ctx context.Context, id, dir string, spec *skiff
 		}
 		group = ""
 	}
+	exitDir := ""
+	if spec.OneOff {
+		exitDir = r.exitDir(id)
+	}
 	return &container.Spec{
 		ID: id, Bundle: dir,
 		Mounts: mounts, Address: addr, NetGroup: group,
-		Links:  links,
-		Rootfs: container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
-		Init:   r.initPath,
-		Args:   args, Env: env(img, spec), Cwd: img.workdir,
+		Links:   links,
+		ExitDir: exitDir,
+		Rootfs:  container.Rootfs{Layers: img.layers, UpperSize: r.cfg.UpperSize},
+		Init:    r.initPath,
+		Args:    args, Env: env(img, spec), Cwd: img.workdir,
 		UID: img.uid, GID: img.gid, User: img.user,
 		Hostname: hostname,
 		UserNS:   true, Network: true,
@@ -351,6 +356,11 @@ func (r *Runtime) ended(in *instance, st container.ExitStatus, stats container.S
 			i.Restarts++
 		}
 	})
+	if oneOff {
+		in.mu.Lock()
+		in.rec.Exited, in.rec.ExitCode = true, st.Code
+		in.mu.Unlock()
+	}
 	if err := in.save(); err != nil {
 		r.log.Warn("save instance record", "id", in.id, "err", err)
 	}

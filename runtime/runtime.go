@@ -187,10 +187,19 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 		c, err := r.runc.Adopt(ctx, rec.ID)
 		if err != nil {
 			c = nil // gone (host reboot, or it exited and was deleted): start again
+			if rec.Spec.OneOff && !rec.Exited {
+				// A one-off never runs twice: it ended, as its init
+				// recorded, or it was lost with its container.
+				st, _ := container.ReadExitFile(r.exitDir(rec.ID))
+				r.ended(in, st, container.Stats{})
+			}
 		} else if c.Status == "stopped" {
 			// It ended while no daemon watched: a crash like any other,
-			// or a one-off's end.
+			// or a one-off's end (whose status its init recorded).
 			st, _ := c.Wait(ctx)
+			if fst, ok := container.ReadExitFile(r.exitDir(rec.ID)); ok && !st.Known {
+				st = fst
+			}
 			stats, _ := c.Stats()
 			c.Delete(ctx)
 			c = nil

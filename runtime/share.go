@@ -48,8 +48,14 @@ func UnmountShare(dataDir string) error {
 // netDir is where an instance's resolv.conf and hosts live.
 func (r *Runtime) netDir(id string) string { return filepath.Join(shareDir(r.cfg.DataDir), "net", id) }
 
+// exitDir is where a one-off's skiff-init records its exit status: in the
+// share, so it outlives the daemon (not a reboot, which the container does
+// not outlive either).
+func (r *Runtime) exitDir(id string) string { return filepath.Join(shareDir(r.cfg.DataDir), "exit", id) }
+
 // removeInstance removes an instance's directory and its files in the share.
 func (r *Runtime) removeInstance(id, dir string) {
 	os.RemoveAll(dir)
 	os.RemoveAll(r.netDir(id))
+	os.RemoveAll(r.exitDir(id))
 }

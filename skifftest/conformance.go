@@ -49,6 +49,7 @@ func TestScheduler(t *testing.T, open func(t *testing.T) *SchedulerFixture) {
 		{"AttachedRun", testAttachedRun},
 		{"OneOff", testOneOff},
 		{"Mounts", testMounts},
+		{"OneOffEndsWhileDown", testOneOffEndsWhileDown},
 		{"DaemonRestart", testDaemonRestart},
 		{"AppsApart", testAppsApart},
 		{"Logs", testLogs},
@@ -529,5 +530,35 @@ func testMounts(t *testing.T, fx *SchedulerFixture) {
 	}
 	if got, _ := s.Instances(ctx, "mounts-id"); len(got) != 1 {
 		t.Fatalf("instances %+v", got)
+	}
+}
+
+// A OneOff instance whose process ends while no scheduler runs is listed,
+// by the next one, as exited with its own status: never run again (a cron
+// run must not happen twice), never taken for a crash.
+func testOneOffEndsWhileDown(t *testing.T, fx *SchedulerFixture) {
+	s := fx.Scheduler
+	spec := testSpec(fx, "nightly", "cron", 7, "sleep", "1500ms")
+	spec.OneOff = true
+	in := mustStart(t, s, spec)
+	waitFor(t, "the one-off to run", 20*time.Second, func() bool {
+		got := find(t, s, "nightly-id", in.ID)
+		return got != nil && got.State == skiff.InstanceUp
+	})
+	s = fx.Restart(3 * time.Second) // it ends meanwhile
+	waitFor(t, "the one-off to be listed as exited", 20*time.Second, func() bool {
+		got := find(t, s, "nightly-id", in.ID)
+		return got != nil && got.State == skiff.InstanceExited
+	})
+	time.Sleep(1500 * time.Millisecond) // longer than a restart backoff
+	got := find(t, s, "nightly-id", in.ID)
+	if got == nil || got.State != skiff.InstanceExited || got.ExitCode != 0 || got.Restarts != 0 {
+		t.Fatalf("a one-off that ended while the scheduler was down: %+v", got)
+	}
+	if logs := logsOf(t, s, skiff.LogQuery{AppID: "nightly-id"}); strings.Count(logs, "app[cron.7]: sleeping") != 1 {
+		t.Fatalf("it did not run exactly once:\n%s", logs)
+	}
+	if err := s.Stop(context.Background(), in.ID, time.Second); err != nil {
+		t.Fatal(err)
 	}
 }

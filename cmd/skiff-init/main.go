@@ -8,7 +8,11 @@
 // an operator sends to that group, reaps every process that ends, and exits
 // as the app did (128+n when signal n killed it).
 //
-//	skiff-init [--] command [args…]
+//	skiff-init [--exit-file PATH] [--] command [args…]
+//
+// With --exit-file it writes the app's exit status ("3\n") to PATH when
+// the app has ended, replacing the file in one rename: a daemon that was
+// not running when a one-off ended learns how it ended from there.
 //
 // With a terminal (a one-off `run` with a TTY) the app's process group is
 // made the terminal's foreground group, so ctrl-C, job control and a
@@ -24,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	goruntime "runtime"
 	"syscall"
 
@@ -44,14 +49,35 @@ func init() { goruntime.GOMAXPROCS(1) }
 
 func main() {
 	args := os.Args[1:]
+	exitFile := ""
+	if len(args) > 1 && args[0] == "--exit-file" {
+		exitFile, args = args[1], args[2:]
+	}
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		os.Stderr.WriteString("usage: skiff-init [--] command [args…]\n")
+		os.Stderr.WriteString("usage: skiff-init [--exit-file PATH] [--] command [args…]\n")
 		os.Exit(2)
 	}
-	os.Exit(run(args))
+	code := run(args)
+	if exitFile != "" {
+		writeExitFile(exitFile, code)
+	}
+	os.Exit(code)
+}
+
+// writeExitFile records the exit status atomically; failing that, it says
+// so and the daemon reports the status as unknown.
+func writeExitFile(path string, code int) {
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, []byte(strconv.Itoa(code)+"\n"), 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Stderr.WriteString("skiff-init: record the exit status: " + err.Error() + "\n")
+	}
 }
 
 func run(args []string) int {

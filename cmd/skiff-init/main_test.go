@@ -229,3 +229,26 @@ func openPty(t *testing.T) (master, slave *os.File) {
 	}
 	return m, s
 }
+
+// TestExitFile: with --exit-file, the app's status is recorded, for a
+// daemon that was not there to see it end.
+func TestExitFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status")
+	for _, tc := range []struct {
+		cmd  string
+		code int
+	}{{"exit 3", 3}, {"true", 0}, {"kill -TERM $$", 128 + 15}} {
+		err := exec.Command(initBin, "--exit-file", path, "--", "sh", "-c", tc.cmd).Run()
+		if got := exitCode(t, err); got != tc.code {
+			t.Fatalf("%s: exit %d, want %d", tc.cmd, got, tc.code)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || string(b) != strconv.Itoa(tc.code)+"\n" {
+			t.Fatalf("%s: exit file %q %v", tc.cmd, b, err)
+		}
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Fatalf("the temporary file is left: %v", err)
+	}
+}

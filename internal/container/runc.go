@@ -245,6 +245,11 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 		}
 		s = resolved
 	}
+	if s.Init != "" && s.ExitDir != "" {
+		if s, err = withExitDir(s); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.chownMounts(s); err != nil {
 		return nil, err
 	}

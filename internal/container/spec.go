@@ -1,9 +1,14 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +29,12 @@ type Spec struct {
 	// read-only at InitPath, it forwards signals to the app and reaps
 	// orphans. Its directories must be traversable by the container's
 	// root. Empty: Args[0] is the first process.
-	Init      string
+	Init string
+	// ExitDir, with Init, is a host directory where Init records the
+	// app's exit status when it ends (ReadExitFile reads it): how a
+	// daemon that was not running then learns how a container ended. It
+	// is mounted at ExitDirPath and handed to the container's user.
+	ExitDir   string
 	Env       []string // KEY=VALUE, passed as is (never through a file that is parsed)
 	Cwd       string   // default "/"
 	UID, GID  uint32   // inside the container
@@ -91,6 +101,11 @@ type Mount struct {
 // needs no writable root.
 const InitPath = "/dev/init"
 
+// ExitDirPath is where Spec.ExitDir appears in the container.
+const ExitDirPath = "/dev/skiff-exit"
+
+const exitFileName = "status"
+
 var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
 // ValidID reports whether id can name a container.
@@ -133,7 +148,9 @@ func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, erro
 	}
 	caps := append([]string(nil), s.Caps...)
 	args := s.Args
-	if s.Init != "" {
+	if s.Init != "" && s.ExitDir != "" {
+		args = append([]string{InitPath, "--exit-file", ExitDirPath + "/" + exitFileName, "--"}, s.Args...)
+	} else if s.Init != "" {
 		args = append([]string{InitPath, "--"}, s.Args...)
 	}
 	sp := &specs.Spec{
@@ -228,4 +245,34 @@ func resources(l Limits, v2, swap bool) *specs.LinuxResources {
 		res.Pids = &specs.LinuxPids{Limit: &p}
 	}
 	return res
+}
+
+// withExitDir returns s with its ExitDir made, emptied of an earlier
+// run's status, and mounted for Init.
+func withExitDir(s *Spec) (*Spec, error) {
+	if err := os.MkdirAll(s.ExitDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(filepath.Join(s.ExitDir, exitFileName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	c := *s
+	c.Mounts = append(slices.Clone(s.Mounts), Mount{Source: s.ExitDir, Destination: ExitDirPath, Owned: true})
+	return &c, nil
+}
+
+// ReadExitFile returns the exit status Init recorded in a container's
+// ExitDir; ok is false when it recorded none (the container still runs,
+// or died with its init), and the status is then unknown (Code -1).
+func ReadExitFile(dir string) (st ExitStatus, ok bool) {
+	unknown := ExitStatus{Code: -1}
+	b, err := os.ReadFile(filepath.Join(dir, exitFileName))
+	if err != nil {
+		return unknown, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 || n > 255 {
+		return unknown, false
+	}
+	return ExitStatus{Code: n, Known: true}, true
 }
