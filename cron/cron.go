@@ -187,6 +187,21 @@ func (s *Scheduler) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var attached []*active
+	defer func() {
+		// Runs that ended while no daemon ran are recorded before any job
+		// comes due again, so that none is taken for a run still going.
+		deadline := time.After(5 * time.Second)
+		for _, a := range attached {
+			select {
+			case <-a.done:
+			case <-deadline:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	for _, run := range runs {
 		id, err := s.cfg.Runs.Lookup(ctx, run.AppID, run.ID)
 		if err != nil {
@@ -207,6 +222,7 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		s.armLocked(a)
 		s.mu.Unlock()
 		s.watch(a)
+		attached = append(attached, a)
 	}
 	return nil
 }

@@ -305,9 +305,26 @@ func TestRestartCatchesUpOnceAndNeverDoubles(t *testing.T) {
 		t.Errorf("output of the re-attached run %q", out)
 	}
 
-	// A run whose process is gone when the daemon comes back.
+	// A run that ends while the daemon is down is recorded when it comes
+	// back, before the job is next due: that run is not taken for one
+	// still going (and skipped).
 	f.at(time.Date(2026, 3, 2, 10, 7, 1, 0, time.UTC))
-	f.waitRuns(slow.ID, "started again", func(r []*skiff.CronRun) bool { return len(r) == 2 && r[0].Status == skiff.CronRunning })
+	f.waitRuns(slow.ID, "started at 10:07", func(r []*skiff.CronRun) bool { return len(r) == 2 && r[0].Status == skiff.CronRunning })
+	f.stop()
+	time.Sleep(1500 * time.Millisecond) // it ends meanwhile
+	f.clock.Set(time.Date(2026, 3, 2, 10, 8, 1, 0, time.UTC))
+	f.start()
+	runs = f.waitRuns(slow.ID, "finished at 10:08", finished(3))
+	if runs[0].Status != skiff.CronSucceeded || runs[1].Status != skiff.CronSucceeded {
+		t.Fatalf("after a run ended while the daemon was down: %s", describe(runs))
+	}
+	if out, _ := f.db.CronRunOutput(context.Background(), f.app.ID, runs[1].ID); string(out) != "sleeping\n" {
+		t.Errorf("output of the run that ended unwatched %q", out)
+	}
+
+	// A run whose process is gone when the daemon comes back.
+	f.at(time.Date(2026, 3, 2, 10, 9, 1, 0, time.UTC))
+	f.waitRuns(slow.ID, "started again", func(r []*skiff.CronRun) bool { return len(r) == 4 && r[0].Status == skiff.CronRunning })
 	f.stop()
 	other := f.host.Scheduler(skifftest.Config{})
 	ins, _ := other.Instances(context.Background(), f.app.ID)
@@ -316,7 +333,7 @@ func TestRestartCatchesUpOnceAndNeverDoubles(t *testing.T) {
 	}
 	other.Close()
 	f.start()
-	runs = f.waitRuns(slow.ID, "recorded the lost run", finished(2))
+	runs = f.waitRuns(slow.ID, "recorded the lost run", finished(4))
 	if runs[0].Status != skiff.CronInterrupted {
 		t.Fatalf("lost run %+v", runs[0])
 	}
