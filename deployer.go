@@ -75,11 +75,13 @@ type Deployer interface {
 	DetachedRun(ctx context.Context, app *App, name string) (*Instance, error)
 	StopRun(ctx context.Context, app *App, name string) error
 
-	// Storage. CreateVolume makes a volume's record and directory;
-	// DestroyVolume removes one that no app mounts, with its files.
-	CreateVolume(ctx context.Context, name string) (*Volume, error)
+	// Storage. CreateVolume makes a volume of size bytes (0: the server's
+	// default), within the server's storage budget; ResizeVolume grows
+	// one; DestroyVolume removes one that no app mounts, with its files.
+	CreateVolume(ctx context.Context, name string, size int64) (*Volume, error)
+	ResizeVolume(ctx context.Context, name string, size int64) error
 	DestroyVolume(ctx context.Context, name string) error
-	VolumeUsage(ctx context.Context, v *Volume) (int64, error)
+	VolumeUsage(ctx context.Context, v *Volume) (VolumeUsage, error)
 	// Mount and Unmount change the app's mounts: a new release that rolls
 	// out (release phase included), unless restart is false or the app was
 	// never deployed (then its next release has them).

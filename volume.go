@@ -19,7 +19,11 @@ type Volume struct {
 	Owner string `json:"owner,omitempty"` // the user who created it; empty for the local CLI or a removed user
 	// Service, when set, names the backing service whose data the volume
 	// holds; the storage:* commands neither mount nor remove such a volume.
-	Service   string    `json:"service,omitempty"`
+	Service string `json:"service,omitempty"`
+	// SizeBytes is what the volume may hold, and what it takes of the
+	// server's disk budget; 0 for a volume without a limit (a server whose
+	// volumes are plain directories).
+	SizeBytes int64     `json:"size_bytes"`
 	CreatedAt time.Time `json:"created_at"`
 	// Apps lists the apps it is mounted into (names), for reports.
 	Apps []string `json:"apps,omitempty"`
@@ -170,6 +174,8 @@ func ValidateMounts(mounts []AppMount) error {
 type VolumeService interface {
 	CreateVolume(ctx context.Context, v *Volume) error // sets ID, Owner, CreatedAt
 	FindVolume(ctx context.Context, name string) (*Volume, error)
+	// SetVolumeSize records a volume's new size.
+	SetVolumeSize(ctx context.Context, name string, size int64) error
 	ListVolumes(ctx context.Context) ([]*Volume, error)
 	// DeleteVolume removes the record; ECONFLICT while an app mounts it.
 	DeleteVolume(ctx context.Context, name string) error
@@ -178,15 +184,25 @@ type VolumeService interface {
 	SetMounts(ctx context.Context, appID string, mounts []AppMount) error
 }
 
-// Volumes keeps volumes' directories on the scheduler's host. Methods are
-// idempotent and safe for concurrent use; ids are Volume.ID values.
+// VolumeUsage is what a volume takes: its files, and its size (0 when it
+// has no limit).
+type VolumeUsage struct {
+	UsedBytes int64 `json:"used_bytes"`
+	SizeBytes int64 `json:"size_bytes"`
+}
+
+// Volumes keeps volumes on the scheduler's host. Methods are idempotent
+// and safe for concurrent use; ids are Volume.ID values.
 type Volumes interface {
-	// Ensure makes the volume's directory if it is missing.
-	Ensure(ctx context.Context, id string) error
+	// Ensure makes the volume (size bytes; it may not hold more) if it is
+	// missing, and makes it ready to mount (after a reboot, too).
+	Ensure(ctx context.Context, id string, size int64) error
 	// Path is the directory a local scheduler bind-mounts.
 	Path(id string) (string, error)
-	// Usage is the disk space the volume's files take, in bytes.
-	Usage(ctx context.Context, id string) (int64, error)
-	// Remove deletes the directory and everything in it.
+	// Usage is what the volume's files take, and its size.
+	Usage(ctx context.Context, id string) (VolumeUsage, error)
+	// Resize grows the volume to size bytes.
+	Resize(ctx context.Context, id string, size int64) error
+	// Remove deletes the volume and everything in it.
 	Remove(ctx context.Context, id string) error
 }

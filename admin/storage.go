@@ -76,8 +76,15 @@ func storageCreate(c *call) error {
 	if ch := c.value("chown"); ch != "" && !slices.Contains([]string{"herokuish", "heroku", "packeto", "paketo", "root", "false"}, ch) {
 		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("--chown takes herokuish, heroku, packeto, root or false, not %s", quoteArg(ch))}
 	}
+	var size int64
+	if v := c.value("size"); v != "" {
+		var err error
+		if size, err = skiff.ParseSize(v); err != nil {
+			return err
+		}
+	}
 	c.progress("Ensuring storage %s exists", name)
-	_, err := c.services().Deployer.CreateVolume(c.ctx, name)
+	v, err := c.services().Deployer.CreateVolume(c.ctx, name, size)
 	if skiff.ErrorCode(err) == skiff.ECONFLICT {
 		if _, err := c.volumeArg(name); err != nil {
 			return skiff.Errorf(skiff.ECONFLICT, "storage %s is taken; choose another name", name)
@@ -87,9 +94,28 @@ func storageCreate(c *call) error {
 	} else if err != nil {
 		return err
 	}
+	if v.SizeBytes > 0 {
+		fmt.Fprintf(c.stderr(), "       Made a volume of %s (storage:resize grows it)\n", bytesText(v.SizeBytes))
+	}
 	fmt.Fprintf(c.stderr(), "       Each container that mounts it gets it as its own user: no --chown needed\n")
 	fmt.Fprintf(c.stderr(), "       Ready for mounting: storage:mount <app> %s:/app/storage\n", name)
 	return nil
+}
+
+func storageResize(c *call) error {
+	if err := c.needStorage(); err != nil {
+		return err
+	}
+	v, err := c.volumeArg(c.args[0])
+	if err != nil {
+		return err
+	}
+	size, err := skiff.ParseSize(c.args[1])
+	if err != nil {
+		return err
+	}
+	c.progress("Growing storage %s to %s", v.Name, bytesText(size))
+	return c.services().Deployer.ResizeVolume(c.ctx, v.Name, size)
 }
 
 func storageDestroy(c *call) error {
@@ -194,6 +220,13 @@ type volumeReport struct {
 	UsedError string `json:"used_error,omitempty"`
 }
 
+func sizeOrNone(n int64) string {
+	if n <= 0 {
+		return "no limit"
+	}
+	return bytesText(n)
+}
+
 // storageReport shows volumes and their disk use: the app's, or every
 // volume the actor may use.
 func storageReport(c *call) error {
@@ -212,7 +245,7 @@ func storageReport(c *call) error {
 		app = c.app
 	}
 	var reports []volumeReport
-	var total int64
+	var total, sizes int64
 	for _, v := range vols {
 		if app != nil && !slices.Contains(v.Apps, app.Name) {
 			continue
@@ -223,17 +256,20 @@ func storageReport(c *call) error {
 			continue
 		}
 		r := volumeReport{Volume: v}
-		if r.UsedBytes, err = c.services().Deployer.VolumeUsage(c.ctx, v); err != nil {
+		u, err := c.services().Deployer.VolumeUsage(c.ctx, v)
+		if err != nil {
 			r.UsedError = skiff.ErrorMessage(err)
 		}
+		r.UsedBytes = u.UsedBytes
 		total += r.UsedBytes
+		sizes += v.SizeBytes
 		reports = append(reports, r)
 	}
 	if c.json() {
 		if reports == nil {
 			reports = []volumeReport{}
 		}
-		return c.writeJSON(map[string]any{"volumes": reports, "total_bytes": total})
+		return c.writeJSON(map[string]any{"volumes": reports, "used_bytes": total, "size_bytes": sizes})
 	}
 	if len(reports) == 0 {
 		fmt.Fprintf(c.stderr(), "No storage to show; storage:ensure-directory <name> makes some.\n")
@@ -257,9 +293,9 @@ func storageReport(c *call) error {
 		if r.Service != "" {
 			mounted = "service " + r.Service
 		}
-		rows = append(rows, []string{r.Name, used, orNone(mounted), orNone(r.Owner), formatTime(r.CreatedAt)})
+		rows = append(rows, []string{r.Name, used, sizeOrNone(r.SizeBytes), orNone(mounted), orNone(r.Owner), formatTime(r.CreatedAt)})
 	}
-	c.table([]string{"NAME", "USED", "MOUNTED BY", "OWNER", "CREATED"}, rows)
-	fmt.Fprintf(c.stdout(), "Total: %s\n", bytesText(total))
+	c.table([]string{"NAME", "USED", "SIZE", "MOUNTED BY", "OWNER", "CREATED"}, rows)
+	fmt.Fprintf(c.stdout(), "Total: %s used of %s\n", bytesText(max(total, 1)), sizeOrNone(sizes))
 	return nil
 }

@@ -60,7 +60,9 @@ func commandTable() []*command {
 
 		{name: "storage:report", aliases: []string{"storage"}, args: "[<app>]", summary: "show storage and the disk it takes (an app's, or all you may use)", format: true, max: 1, run: storageReport},
 		{name: "storage:ensure-directory", aliases: []string{"storage:create"}, args: "<name>", summary: "make persistent storage (a directory under skiff's data)", min: 1, max: 1, run: storageCreate,
-			flags: []flag{{name: "chown", value: "OPTION", help: "accepted for Dokku's scripts; skiff hands the directory to each container's user itself"}}},
+			flags: []flag{{name: "size", value: "SIZE", help: "what it may hold, like 10g (default 1g); it takes that much of the server's disk"},
+				{name: "chown", value: "OPTION", help: "accepted for Dokku's scripts; skiff hands the directory to each container's user itself"}}},
+		{name: "storage:resize", args: "<name> <size>", summary: "grow storage to a new size, like 20g (its owner or an admin)", min: 2, max: 2, run: storageResize},
 		{name: "storage:mount", args: "<app> <name>:<path>", summary: "mount storage into the app's containers (a new release)", app: true, min: 2, max: 2, run: storageMount,
 			flags: []flag{{name: "process-type", value: "TYPES", help: "only into these process types or one-offs (run, release, cron), comma-separated"},
 				{name: "no-restart", help: "from the next release only"}},

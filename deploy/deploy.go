@@ -44,7 +44,11 @@ type Config struct {
 	Builder   skiff.Builder
 	Scheduler skiff.Scheduler
 	Routes    skiff.Routes
-	Volumes   skiff.Volumes // the volumes' directories; nil: storage cannot be made
+	Volumes   skiff.Volumes // the volumes; nil: storage cannot be made
+	// VolumeSize is a new volume's size when none is asked for; default
+	// 1 GiB. StorageBudget caps the sum of all volumes' sizes; 0: only the
+	// disk does.
+	VolumeSize, StorageBudget int64
 	Log       *slog.Logger
 	// OnRelease is told of each release that became current (the cron
 	// scheduler re-reads the app's jobs).
@@ -68,12 +72,17 @@ type Pipeline struct {
 	// gc is held for reading by builds until their image is released, and
 	// for writing by the image collector.
 	gc sync.RWMutex
+	// storageMu makes budget checks and the volumes they admit one step.
+	storageMu sync.Mutex
 }
 
 var _ skiff.Deployer = (*Pipeline)(nil)
 
 // New returns a pipeline over the services.
 func New(cfg Config) *Pipeline {
+	if cfg.VolumeSize == 0 {
+		cfg.VolumeSize = 1 << 30
+	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 60 * time.Second
 	}

@@ -42,7 +42,7 @@ func newPhaseFixture(t *testing.T) *phaseFixture {
 		}
 		sched.Close()
 	})
-	vols, err := volume.New(filepath.Join(t.TempDir(), "volumes"))
+	vols, err := volume.New(volume.Config{Dir: filepath.Join(t.TempDir(), "volumes"), Directories: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestFirstDeployScriptRunsOnce(t *testing.T) {
 func TestMountsMakeReleases(t *testing.T) {
 	f := newPhaseFixture(t)
 	f.image("sha256:1", map[string]string{"web": "serve", "worker": "serve", "release": "exit 0"})
-	v, err := f.p.CreateVolume(f.ctx, "uploads")
+	v, err := f.p.CreateVolume(f.ctx, "uploads", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,8 +289,8 @@ func TestMountsMakeReleases(t *testing.T) {
 	if _, err := f.db.FindVolume(f.ctx, "uploads"); err != nil {
 		t.Fatalf("the volume went with the app: %v", err)
 	}
-	if n, err := f.p.VolumeUsage(f.ctx, v); err != nil || n < 0 {
-		t.Fatalf("usage %d %v", n, err)
+	if u, err := f.p.VolumeUsage(f.ctx, v); err != nil || u.UsedBytes < 0 {
+		t.Fatalf("usage %+v %v", u, err)
 	}
 	// With --volumes a volume only this app mounted goes too.
 	other := &skiff.App{Name: "other"}
@@ -301,5 +301,35 @@ func TestMountsMakeReleases(t *testing.T) {
 	}
 	if _, err := f.db.FindVolume(f.ctx, "uploads"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
 		t.Fatalf("apps:destroy --volumes kept the volume: %v", err)
+	}
+}
+
+// TestStorageBudget: volumes' sizes add up to at most the budget; growing
+// one counts what it grows by.
+func TestStorageBudget(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.p.cfg.StorageBudget, f.p.cfg.VolumeSize = 3<<30, 1<<30
+	if _, err := f.p.CreateVolume(f.ctx, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.p.CreateVolume(f.ctx, "b", 2<<30); err != nil || v.SizeBytes != 2<<30 {
+		t.Fatalf("b: %+v %v", v, err)
+	}
+	_, err := f.p.CreateVolume(f.ctx, "c", 0)
+	if skiff.ErrorCode(err) != skiff.EUNAVAILABLE || !strings.Contains(err.Error(), "storage budget is 3 GiB and 3 GiB of it is given") {
+		t.Fatalf("past the budget: %v", err)
+	}
+	if _, err := f.db.FindVolume(f.ctx, "c"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+		t.Fatalf("a refused volume was recorded: %v", err)
+	}
+	if err := f.p.ResizeVolume(f.ctx, "a", 2<<30); skiff.ErrorCode(err) != skiff.EUNAVAILABLE {
+		t.Fatalf("growing past the budget: %v", err)
+	}
+	if err := f.p.ResizeVolume(f.ctx, "a", 512<<20); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Fatalf("shrinking: %v", err)
+	}
+	f.p.DestroyVolume(f.ctx, "b")
+	if _, err := f.p.CreateVolume(f.ctx, "c", 0); err != nil {
+		t.Fatalf("after b went: %v", err)
 	}
 }

@@ -10,24 +10,94 @@ import (
 	"github.com/skiffhq/skiff"
 )
 
-// CreateVolume makes a volume: its record, then its directory. If the
-// directory cannot be made the record goes again, so nothing half-made
-// remains. An existing volume of that name is ECONFLICT.
-func (p *Pipeline) CreateVolume(ctx context.Context, name string) (*skiff.Volume, error) {
+// CreateVolume makes a volume of size bytes (0: Config.VolumeSize): its
+// record, then the volume. If the volume cannot be made the record goes
+// again, so nothing half-made remains. An existing volume of that name is
+// ECONFLICT; one that would take the sizes past Config.StorageBudget is
+// EUNAVAILABLE.
+func (p *Pipeline) CreateVolume(ctx context.Context, name string, size int64) (*skiff.Volume, error) {
 	if p.cfg.Volumes == nil {
 		return nil, skiff.Errorf(skiff.EUNAVAILABLE, "this server keeps no storage")
 	}
-	v := &skiff.Volume{Name: name}
+	if size == 0 {
+		size = p.cfg.VolumeSize
+	}
+	p.storageMu.Lock()
+	defer p.storageMu.Unlock()
+	if err := p.checkBudget(ctx, size, ""); err != nil {
+		return nil, err
+	}
+	v := &skiff.Volume{Name: name, SizeBytes: size}
 	if err := p.cfg.Store.CreateVolume(ctx, v); err != nil {
 		return nil, err
 	}
-	if err := p.cfg.Volumes.Ensure(ctx, v.ID); err != nil {
+	if err := p.cfg.Volumes.Ensure(ctx, v.ID, size); err != nil {
 		if derr := p.cfg.Store.DeleteVolume(context.WithoutCancel(ctx), name); derr != nil {
 			p.log.Error("undo storage create", "name", name, "err", derr)
 		}
-		return nil, fmt.Errorf("make the directory of storage %s: %w", name, err)
+		if skiff.ErrorCode(err) != skiff.EINTERNAL {
+			return nil, err
+		}
+		return nil, fmt.Errorf("make storage %s: %w", name, err)
 	}
 	return v, nil
+}
+
+// checkBudget refuses a size that would take the volumes' sizes past the
+// budget; except is a volume whose own size the new one replaces.
+func (p *Pipeline) checkBudget(ctx context.Context, size int64, except string) error {
+	if p.cfg.StorageBudget <= 0 {
+		return nil
+	}
+	vols, err := p.cfg.Store.ListVolumes(ctx)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, v := range vols {
+		if v.Name != except {
+			total += v.SizeBytes
+		}
+	}
+	if total+size > p.cfg.StorageBudget {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's storage budget is %s and %s of it is given to volumes already: a volume of %s does not fit (an admin sets the budget with skiff serve --storage-budget)",
+			sizeText(p.cfg.StorageBudget), sizeText(total), sizeText(size))
+	}
+	return nil
+}
+
+// ResizeVolume grows a volume to size bytes, online.
+func (p *Pipeline) ResizeVolume(ctx context.Context, name string, size int64) error {
+	if p.cfg.Volumes == nil {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "this server keeps no storage")
+	}
+	p.storageMu.Lock()
+	defer p.storageMu.Unlock()
+	v, err := p.cfg.Store.FindVolume(ctx, name)
+	if err != nil {
+		return err
+	}
+	if size <= v.SizeBytes {
+		return skiff.Errorf(skiff.EINVALID, "volumes only grow: %s is %s already", name, sizeText(v.SizeBytes))
+	}
+	if err := p.checkBudget(ctx, size, name); err != nil {
+		return err
+	}
+	if err := p.cfg.Volumes.Resize(ctx, v.ID, size); err != nil {
+		return err
+	}
+	return p.cfg.Store.SetVolumeSize(ctx, name, size)
+}
+
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	default:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
 }
 
 // DestroyVolume removes a volume no app mounts (ECONFLICT otherwise): the
@@ -66,7 +136,7 @@ func (p *Pipeline) Mount(ctx context.Context, app *skiff.App, volume, path strin
 		return skiff.Errorf(skiff.EINVALID, "storage %s holds the data of service %s; link the service instead", v.Name, v.Service)
 	}
 	if p.cfg.Volumes != nil {
-		if err := p.cfg.Volumes.Ensure(ctx, v.ID); err != nil {
+		if err := p.cfg.Volumes.Ensure(ctx, v.ID, v.SizeBytes); err != nil {
 			return err
 		}
 	}
@@ -141,10 +211,10 @@ func (p *Pipeline) changeMounts(ctx context.Context, app *skiff.App, mounts []sk
 	return p.release(ctx, app, rel, nil, out)
 }
 
-// VolumeUsage is the disk space the volume's files take.
-func (p *Pipeline) VolumeUsage(ctx context.Context, v *skiff.Volume) (int64, error) {
+// VolumeUsage is what the volume's files take, and its size.
+func (p *Pipeline) VolumeUsage(ctx context.Context, v *skiff.Volume) (skiff.VolumeUsage, error) {
 	if p.cfg.Volumes == nil {
-		return 0, skiff.Errorf(skiff.EUNAVAILABLE, "this server keeps no storage")
+		return skiff.VolumeUsage{}, skiff.Errorf(skiff.EUNAVAILABLE, "this server keeps no storage")
 	}
 	return p.cfg.Volumes.Usage(ctx, v.ID)
 }

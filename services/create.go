@@ -121,7 +121,8 @@ func (m *Manager) initialize(ctx context.Context, svc *skiff.Service, out io.Wri
 	if err != nil {
 		return err
 	}
-	if err := m.cfg.Volumes.Ensure(ctx, svc.Volume); err != nil {
+	// Size 0: a directory, on which the service's own disk is mounted.
+	if err := m.cfg.Volumes.Ensure(ctx, svc.Volume, 0); err != nil {
 		return err
 	}
 	if err := m.makeDisk(ctx, svc); err != nil {
@@ -296,7 +297,9 @@ func (m *Manager) Status(ctx context.Context, svc *skiff.Service) (*skiff.Servic
 	if in != nil {
 		st.State, st.StartedAt, st.Restarts, st.LastExit, st.MemoryBytes = string(in.State), in.StartedAt, in.Restarts, in.LastExit, in.MemoryBytes
 	}
-	st.DiskBytes, _ = m.cfg.Volumes.Usage(ctx, svc.Volume)
+	if u, err := m.cfg.Volumes.Usage(ctx, svc.Volume); err == nil {
+		st.DiskBytes = u.UsedBytes
+	}
 	st.DiskLimit = svc.DiskBytes
 	if in != nil && in.State == skiff.InstanceUp {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -66,7 +66,7 @@ func (m *Manager) mountDisk(ctx context.Context, svc *skiff.Service) error {
 	if mounted(dir) {
 		return nil
 	}
-	if err := m.cfg.Volumes.Ensure(ctx, svc.Volume); err != nil {
+	if err := m.cfg.Volumes.Ensure(ctx, svc.Volume, 0); err != nil {
 		return err
 	}
 	out, err := exec.CommandContext(ctx, "mount", "-t", "ext4", "-o", "loop,nosuid,nodev", img, dir).CombinedOutput()

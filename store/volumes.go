@@ -30,25 +30,25 @@ func (db *DB) CreateVolume(ctx context.Context, v *skiff.Volume) error {
 		b := make([]byte, 8)
 		rand.Read(b)
 		v.ID, v.CreatedAt = "vol-"+hex.EncodeToString(b), tx.now
-		_, err := tx.ExecContext(ctx, `INSERT INTO volumes (id, name, owner_id, service, created_at) VALUES (?, ?, ?, ?, ?)`,
-			v.ID, v.Name, ownerID, v.Service, formatTime(tx.now))
+		_, err := tx.ExecContext(ctx, `INSERT INTO volumes (id, name, owner_id, service, size_bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			v.ID, v.Name, ownerID, v.Service, v.SizeBytes, formatTime(tx.now))
 		if isUniqueViolation(err) {
 			return skiff.Errorf(skiff.ECONFLICT, "storage %s already exists", v.Name)
 		} else if err != nil {
 			return err
 		}
-		return tx.event("", "", "storage:create", v.Name)
+		return tx.event("", "", "storage:create", fmt.Sprintf("%s (%d bytes)", v.Name, v.SizeBytes))
 	})
 }
 
-const volumeQuery = `SELECT v.id, v.name, COALESCE(u.name, ''), v.service, v.created_at,
+const volumeQuery = `SELECT v.id, v.name, COALESCE(u.name, ''), v.service, v.size_bytes, v.created_at,
 	COALESCE((SELECT json_group_array(name) FROM (SELECT DISTINCT a.name FROM mounts m JOIN apps a ON a.id = m.app_id WHERE m.volume_id = v.id ORDER BY a.name)), '[]')
 	FROM volumes v LEFT JOIN users u ON u.id = v.owner_id`
 
 func scanVolume(row interface{ Scan(...any) error }) (*skiff.Volume, error) {
 	var v skiff.Volume
 	var created, apps string
-	if err := row.Scan(&v.ID, &v.Name, &v.Owner, &v.Service, &created, &apps); err != nil {
+	if err := row.Scan(&v.ID, &v.Name, &v.Owner, &v.Service, &v.SizeBytes, &created, &apps); err != nil {
 		return nil, err
 	}
 	v.CreatedAt = parseTime(created)
@@ -83,6 +83,20 @@ func (db *DB) ListVolumes(ctx context.Context) ([]*skiff.Volume, error) {
 		vols = append(vols, v)
 	}
 	return vols, rows.Err()
+}
+
+// SetVolumeSize records a volume's new size.
+func (db *DB) SetVolumeSize(ctx context.Context, name string, size int64) error {
+	return db.update(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE volumes SET size_bytes = ? WHERE name = ?`, size, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return skiff.Errorf(skiff.ENOTFOUND, "storage %s does not exist", name)
+		}
+		return tx.event("", "", "storage:resize", fmt.Sprintf("%s (%d bytes)", name, size))
+	})
 }
 
 // DeleteVolume removes the volume's record; a volume an app mounts stays.

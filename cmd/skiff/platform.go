@@ -37,7 +37,7 @@ type platform struct {
 	runtime *runtime.Runtime
 	builder *build.Platform
 	router  *router.Router
-	volumes *volume.Dirs
+	volumes *volume.Store
 	// The backing services' own runc and runtime (their instances are
 	// nobody's app), and the images their layers must be kept for.
 	serviceRunc    *container.Runc
@@ -144,9 +144,10 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 	if err != nil {
 		return nil, err
 	}
-	if p.volumes, err = volume.New(filepath.Join(cfg.DataDir, "volumes")); err != nil {
+	if p.volumes, err = volume.New(volume.Config{Dir: filepath.Join(cfg.DataDir, "volumes"), Log: log.With("component", "volume")}); err != nil {
 		return nil, err
 	}
+	p.volumes.MountAll(ctx) // before any instance that mounts one starts
 	if p.runtime, err = runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, ImageDir: filepath.Join(cfg.DataDir, "images"),
 		Layers: layers, Runc: p.runc, Init: initBin, VolumePath: p.volumes.Path, Log: log.With("component", "runtime")}); err != nil {
 		return nil, err

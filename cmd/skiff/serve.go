@@ -66,6 +66,8 @@ type Config struct {
 	BuildConcurrency int           // builds running at once, across apps
 	BuildDisk        int64         // what one build may write
 	BuildDiskFloor   int64         // free space below which builds stop (twice it to start one)
+	VolumeSize       int64         // a new volume's size when storage:ensure-directory names none
+	StorageBudget    int64         // the most all volumes' sizes may add up to; 0: the disk's room
 
 	publicHTTPSPort int // the HTTPS port in redirects
 	// The bound ports, where ACME validation reaches the router.
@@ -94,6 +96,8 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.DurationVar(&cfg.BuildTimeout, "build-timeout", envDuration("SKIFF_BUILD_TIMEOUT", 30*time.Minute), "longest a build may run")
 	buildMemory := fs.String("build-memory", envOr("SKIFF_BUILD_MEMORY", "2g"), "memory one build may use")
 	buildDisk := fs.String("build-disk", envOr("SKIFF_BUILD_DISK", "8g"), "the most one build may write to disk (workspace, layers, cache, the exported image)")
+	volumeSize := fs.String("volume-size", envOr("SKIFF_VOLUME_SIZE", "1g"), "the size of a new volume when storage:ensure-directory gives no --size")
+	storageBudget := fs.String("storage-budget", envOr("SKIFF_STORAGE_BUDGET", "0"), "the most all volumes' sizes may add up to (0: what the disk holds)")
 	buildFloor := fs.String("build-disk-floor", envOr("SKIFF_BUILD_DISK_FLOOR", "1g"), "free space on the data directory's disk below which running builds are stopped; a build starts only with twice this free")
 	fs.IntVar(&cfg.BuildConcurrency, "build-concurrency", envInt("SKIFF_BUILD_CONCURRENCY", 2), "builds running at once across apps; more wait their turn")
 	trusted := fs.String("trusted-proxies", envOr("SKIFF_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers or CDNs in front of skiff, whose X-Forwarded-For/-Proto/-Port the router believes")
@@ -125,6 +129,14 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	}
 	if cfg.BuildDisk, err = parseSize(*buildDisk); err != nil || cfg.BuildDisk < 64<<20 {
 		return nil, fmt.Errorf("--build-disk: use a size of at least 64m, like 8g")
+	}
+	if cfg.VolumeSize, err = parseSize(*volumeSize); err != nil || cfg.VolumeSize < 16<<20 {
+		return nil, fmt.Errorf("--volume-size: use a size of at least 16m, like 1g")
+	}
+	if *storageBudget != "0" {
+		if cfg.StorageBudget, err = parseSize(*storageBudget); err != nil {
+			return nil, fmt.Errorf("--storage-budget: use a size, like 100g, or 0")
+		}
 	}
 	if cfg.BuildDiskFloor, err = parseSize(*buildFloor); err != nil || cfg.BuildDiskFloor < 1 {
 		return nil, fmt.Errorf("--build-disk-floor: use a size, like 1g")
@@ -319,6 +331,7 @@ func (m *Main) Run(ctx context.Context) error {
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Settings: db, Routes: pl.router, Backup: db}
 	if pl.runtime != nil {
 		dcfg.Scheduler, dcfg.Builder, dcfg.ImageGC, dcfg.Volumes = pl.runtime, pl.builder, pl.collectGarbage, pl.volumes
+		dcfg.VolumeSize, dcfg.StorageBudget = cfg.VolumeSize, cfg.StorageBudget
 		svc.Scheduler, svc.Builder, svc.Volumes = pl.runtime, pl.builder, db
 		m.cron = cron.New(cron.Config{Store: db, Runs: &cron.SchedulerRuns{Scheduler: pl.runtime, Formation: db.Formation},
 			Log: m.Log.With("component", "cron")})

@@ -15,6 +15,7 @@ import (
 	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/runtime"
 	"github.com/skiffhq/skiff/services"
+	"github.com/skiffhq/skiff/volume"
 )
 
 // teardown removes what skiff put on the host outside its data directory:
@@ -82,6 +83,8 @@ func runTeardown(dataDir, prefix, poolText string) error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, runtime.UnmountShare(dataDir), runtime.UnmountShare(filepath.Join(dataDir, "services")))
+	// Volumes' file systems: their images stay, the next daemon mounts them.
+	errs = append(errs, volume.UnmountAll(filepath.Join(dataDir, "volumes")))
 	// The instances' records are gone with their containers; the
 	// services' data stays, and the next start runs them again.
 	errs = append(errs, os.RemoveAll(filepath.Join(dataDir, "instances")), os.RemoveAll(filepath.Join(dataDir, "services", "instances")))
