@@ -16,11 +16,13 @@ import (
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/admin"
+	"github.com/skiffhq/skiff/cron"
 	"github.com/skiffhq/skiff/deploy"
 	"github.com/skiffhq/skiff/gitserver"
 	"github.com/skiffhq/skiff/router"
 	"github.com/skiffhq/skiff/skifftest"
 	"github.com/skiffhq/skiff/store"
+	"github.com/skiffhq/skiff/volume"
 )
 
 // The admin tests run commands through admin.Runner over the real store,
@@ -65,10 +67,15 @@ func newServer(t *testing.T) *server {
 	t.Cleanup(host.Close)
 	sched := host.Scheduler(skifftest.Config{Grace: time.Second})
 	builder := skifftest.NewBuilder(images)
-	p := deploy.New(deploy.Config{Store: db, Repos: repos, Builder: builder, Scheduler: sched, Routes: rt, Log: log,
+	vols, err := volume.New(volume.Config{Dir: filepath.Join(dir, "volumes"), Directories: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := cron.New(cron.Config{Store: db, Runs: &cron.SchedulerRuns{Scheduler: sched, Formation: db.Formation}, Log: log})
+	p := deploy.New(deploy.Config{Store: db, Repos: repos, Builder: builder, Scheduler: sched, Routes: rt, Volumes: vols, Log: log,
 		BaseDomain: baseDomain, ReadyTimeout: 5 * time.Second, StopGrace: time.Second, ReleaseImages: db.ReleaseImages})
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Settings: db,
-		Deployer: p, Builder: builder, Scheduler: sched, Routes: rt, Backup: db}
+		Deployer: p, Builder: builder, Scheduler: sched, Routes: rt, Backup: db, Volumes: db, Cron: jobs, CronRuns: db}
 	s := &server{t: t, db: db, router: rt, pipeline: p, repos: repos, sched: sched, dir: dir, users: map[string]*skiff.Actor{},
 		runner: admin.New(svc, admin.Info{SSHHost: "git." + baseDomain + ":2222", Domain: baseDomain}, rt, log)}
 	s.user("root", true)

@@ -1,0 +1,132 @@
+package admin_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestStorageAccess: a volume is its maker's, and visible to the users of
+// an app it is mounted into; to everyone else it does not exist, whatever
+// the verb. Host paths are never mounted.
+func TestStorageAccess(t *testing.T) {
+	s := newServer(t)
+	s.must("alice", "apps:create", "shop")
+	s.must("bob", "apps:create", "blog")
+	r := s.must("alice", "storage:ensure-directory", "shop-data", "--size", "64m")
+	contains(t, "ensure-directory", r.stderr, "Ensuring storage shop-data exists", "storage:mount <app> shop-data:/app/storage")
+	if r := s.must("alice", "storage:ensure-directory", "shop-data"); !strings.Contains(r.stderr, "exists already") {
+		t.Errorf("again: %s", r)
+	}
+	if r := s.run("bob", "", "storage:ensure-directory", "shop-data"); r.code != 1 || !strings.Contains(r.stderr, "taken") {
+		t.Errorf("bob takes alice's name: %s", r)
+	}
+	for _, args := range [][]string{
+		{"storage:mount", "blog", "shop-data:/data"},
+		{"storage:destroy", "shop-data", "--force"},
+		{"storage:resize", "shop-data", "1g"},
+		{"storage:mount", "blog", "nosuch:/data"}, // the same answer for a volume that does not exist
+	} {
+		if r := s.run("bob", "", args...); r.code != 1 || !strings.Contains(r.stderr, "not authorized") {
+			t.Errorf("bob %v: %s", args, r)
+		}
+	}
+	if r := s.must("bob", "storage:report", "--format", "json"); strings.Contains(r.stdout, "shop-data") {
+		t.Errorf("bob's report shows alice's volume: %s", r.stdout)
+	}
+	if r := s.run("alice", "", "storage:mount", "shop", "/etc:/data"); r.code != 1 || !strings.Contains(r.stderr, "only its own storage") {
+		t.Errorf("a host path: %s", r)
+	}
+	if r := s.run("alice", "", "storage:mount", "shop", "shop-data:/proc/x"); r.code != 1 || !strings.Contains(r.stderr, "belongs to the platform") {
+		t.Errorf("a mount over /proc: %s", r)
+	}
+	if r := s.run("alice", "", "storage:mount", "blog", "shop-data:/data"); r.code != 1 || !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("alice mounts into bob's app: %s", r)
+	}
+	s.must("alice", "storage:mount", "shop", "shop-data:/app/storage")
+	if r := s.must("alice", "storage:list", "shop"); !strings.Contains(r.stdout, "shop-data:/app/storage") {
+		t.Errorf("storage:list: %s", r)
+	}
+	if r := s.must("alice", "storage:report", "shop"); !strings.Contains(r.stdout, "shop-data") || !strings.Contains(r.stdout, "shop") {
+		t.Errorf("storage:report shop: %s", r)
+	}
+	// Given access to shop, bob sees the volume it mounts.
+	s.must("alice", "access:add", "shop", "bob")
+	if r := s.must("bob", "storage:report", "--format", "json"); !strings.Contains(r.stdout, "shop-data") {
+		t.Errorf("bob, a user of shop, does not see its volume: %s", r.stdout)
+	}
+	if r := s.run("alice", "", "storage:destroy", "shop-data", "--force"); r.code != 1 || !strings.Contains(r.stderr, "storage:unmount it first") {
+		t.Errorf("destroy of a mounted volume: %s", r)
+	}
+	if r := s.run("alice", "", "storage:destroy", "shop-data"); r.code != 1 || !strings.Contains(r.stderr, "--force") {
+		t.Errorf("destroy without --force: %s", r)
+	}
+	s.must("alice", "storage:unmount", "shop", "shop-data:/app/storage")
+	s.must("alice", "storage:destroy", "shop-data", "--force")
+	if r := s.must("root", "storage:report", "--format", "json"); strings.Contains(r.stdout, "shop-data") {
+		t.Errorf("the destroyed volume is listed: %s", r.stdout)
+	}
+}
+
+func TestLifecycleCommandsHelpAndUsage(t *testing.T) {
+	s := newServer(t)
+	r := s.must("alice", "help")
+	for _, want := range []string{"storage:ensure-directory", "storage:mount", "storage:report", "cron:list", "cron:run", "cron:history",
+		"cron:suspend", "run:detached", "run:list", "run:logs", "run:stop", "releases:output"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+	s.must("alice", "apps:create", "shop")
+	if r := s.must("alice", "cron:list", "shop"); !strings.Contains(r.stderr, "no cron jobs") {
+		t.Errorf("cron:list of an app without jobs: %s", r)
+	}
+	if r := s.run("alice", "", "cron:run", "shop", "../etc"); r.code != 1 || !strings.Contains(r.stderr, "invalid cron job id") {
+		t.Errorf("cron:run with a bad id: %s", r)
+	}
+	if r := s.run("alice", "", "cron:run", "shop", "abcdefghij"); r.code != 1 || !strings.Contains(r.stderr, "not been deployed") {
+		t.Errorf("cron:run before a deploy: %s", r)
+	}
+	if r := s.run("bob", "", "cron:history", "shop"); r.code != 1 || !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("bob's cron:history of alice's app: %s", r)
+	}
+	if r := s.run("alice", "", "run:detached", "shop", "sleep 1s"); r.code != 1 || !strings.Contains(r.stderr, "not been deployed") {
+		t.Errorf("run:detached before a deploy: %s", r)
+	}
+	if r := s.run("alice", "", "checks:set", "shop", "release-timeout=100000"); r.code != 1 || !strings.Contains(r.stderr, "1 to 86400") {
+		t.Errorf("a release timeout past a day: %s", r)
+	}
+	if r := s.must("alice", "checks:set", "shop", "release-timeout=600"); !strings.Contains(r.stdout, "Release timeout") || !strings.Contains(r.stdout, "600s") {
+		t.Errorf("checks:set release-timeout: %s", r)
+	}
+}
+
+// TestDetachedRunCommands: run:detached, run:list, run:logs -t and
+// run:stop over the pipeline and the in-memory scheduler.
+func TestDetachedRunCommands(t *testing.T) {
+	s := newServer(t)
+	s.must("alice", "apps:create", "shop")
+	s.deploy("shop", "web: serve\n")
+	r := s.must("alice", "run:detached", "shop", "exit 3")
+	name := strings.TrimSpace(r.stdout)
+	if !strings.HasPrefix(name, "run.") || len(name) != 8 {
+		t.Fatalf("run:detached printed %q", r.stdout)
+	}
+	logs := s.run("alice", "", "run:logs", "shop", name, "-t")
+	if logs.code != 3 || !strings.Contains(logs.stdout, "exiting 3") {
+		t.Fatalf("run:logs -t: exit %d %s", logs.code, logs)
+	}
+	if r := s.must("alice", "run:list", "shop"); !strings.Contains(r.stdout, name) || !strings.Contains(r.stdout, "exited with status 3") {
+		t.Errorf("run:list: %s", r)
+	}
+	long := strings.TrimSpace(s.must("alice", "run:detached", "shop", "sleep 1m").stdout)
+	if r := s.run("bob", "", "run:stop", "shop", long); r.code != 1 || !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("bob stops alice's run: %s", r)
+	}
+	s.must("alice", "run:stop", "shop", long)
+	if r := s.must("alice", "run:list", "shop"); strings.Contains(r.stdout, long) {
+		t.Errorf("a stopped run is listed: %s", r)
+	}
+	if r := s.run("alice", "", "run:logs", "shop", "run.0000"); r.code != 1 || !strings.Contains(r.stderr, "no detached run") {
+		t.Errorf("run:logs of an unknown run: %s", r)
+	}
+}
