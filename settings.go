@@ -343,6 +343,18 @@ func ParseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// FormatSize writes a byte count the way a person reads it: "8 GiB",
+// "1.5 GiB", "512 MiB".
+func FormatSize(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}
+
 // formatSeconds is a duration as the store keeps it: seconds, "" for 0.
 func formatSeconds(d time.Duration) string {
 	if d == 0 {

@@ -39,7 +39,7 @@ func TestDiskUsage(t *testing.T) {
 	if want := int64(5 << 20); got < want || got > want+1<<20 {
 		t.Errorf("%d bytes written, want about %d", got, want)
 	}
-	if s := sizeText(8 << 30); s != "8 GiB" {
+	if s := skiff.FormatSize(8 << 30); s != "8 GiB" {
 		t.Errorf("sizeText: %s", s)
 	}
 }

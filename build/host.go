@@ -135,17 +135,6 @@ func (u *diskUsage) walk(f func(id [2]uint64, st *syscall.Stat_t)) {
 	})
 }
 
-// sizeText writes a byte count the way a person reads it.
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	}
-	return fmt.Sprintf("%d MiB", n>>20)
-}
-
 func chownTree(dir string, uid, gid int) error {
 	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {

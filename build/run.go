@@ -177,10 +177,10 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	bo.finish()
 	if err != nil {
 		if errors.Is(context.Cause(diskCtx), errDiskFloor) && ctx.Err() == nil {
-			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %s); its files were removed", sizeText(p.cfg.DiskFloorBytes))
+			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %s); its files were removed", skiff.FormatSize(p.cfg.DiskFloorBytes))
 		}
 		if errors.Is(context.Cause(diskCtx), errDiskBudget) && ctx.Err() == nil {
-			return nil, skiff.Errorf(skiff.EINVALID, "the build wrote more than %s, the most one build may write (an admin sets it with skiff serve --build-disk); its files were removed", sizeText(p.cfg.Limits.Disk))
+			return nil, skiff.Errorf(skiff.EINVALID, "the build wrote more than %s, the most one build may write (an admin sets it with skiff serve --build-disk); its files were removed", skiff.FormatSize(p.cfg.Limits.Disk))
 		}
 		if errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "build timed out after %s; its processes were stopped", p.cfg.Limits.Timeout)

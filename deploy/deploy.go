@@ -49,7 +49,7 @@ type Config struct {
 	// 1 GiB. StorageBudget caps the sum of all volumes' sizes; 0: only the
 	// disk does.
 	VolumeSize, StorageBudget int64
-	Log       *slog.Logger
+	Log                       *slog.Logger
 	// OnRelease is told of each release that became current (the cron
 	// scheduler re-reads the app's jobs).
 	OnRelease func(appID string)

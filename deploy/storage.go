@@ -61,7 +61,7 @@ func (p *Pipeline) checkBudget(ctx context.Context, size int64, except string) e
 	}
 	if total+size > p.cfg.StorageBudget {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's storage budget is %s and %s of it is given to volumes already: a volume of %s does not fit (an admin sets the budget with skiff serve --storage-budget)",
-			sizeText(p.cfg.StorageBudget), sizeText(total), sizeText(size))
+			skiff.FormatSize(p.cfg.StorageBudget), skiff.FormatSize(total), skiff.FormatSize(size))
 	}
 	return nil
 }
@@ -78,7 +78,7 @@ func (p *Pipeline) ResizeVolume(ctx context.Context, name string, size int64) er
 		return err
 	}
 	if size <= v.SizeBytes {
-		return skiff.Errorf(skiff.EINVALID, "volumes only grow: %s is %s already", name, sizeText(v.SizeBytes))
+		return skiff.Errorf(skiff.EINVALID, "volumes only grow: %s is %s already", name, skiff.FormatSize(v.SizeBytes))
 	}
 	if err := p.checkBudget(ctx, size, name); err != nil {
 		return err
@@ -87,17 +87,6 @@ func (p *Pipeline) ResizeVolume(ctx context.Context, name string, size int64) er
 		return err
 	}
 	return p.cfg.Store.SetVolumeSize(ctx, name, size)
-}
-
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	default:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
 }
 
 // DestroyVolume removes a volume no app mounts (ECONFLICT otherwise): the

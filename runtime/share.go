@@ -51,7 +51,9 @@ func (r *Runtime) netDir(id string) string { return filepath.Join(shareDir(r.cfg
 // exitDir is where a one-off's skiff-init records its exit status: in the
 // share, so it outlives the daemon (not a reboot, which the container does
 // not outlive either).
-func (r *Runtime) exitDir(id string) string { return filepath.Join(shareDir(r.cfg.DataDir), "exit", id) }
+func (r *Runtime) exitDir(id string) string {
+	return filepath.Join(shareDir(r.cfg.DataDir), "exit", id)
+}
 
 // removeInstance removes an instance's directory and its files in the share.
 func (r *Runtime) removeInstance(id, dir string) {

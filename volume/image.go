@@ -55,7 +55,7 @@ func makeImage(ctx context.Context, img string, size int64) error {
 	}
 	if errors.Is(err, unix.ENOSPC) {
 		os.Remove(img)
-		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's disk has no room for a volume of %s; choose a smaller --size or free space", sizeText(size))
+		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's disk has no room for a volume of %s; choose a smaller --size or free space", skiff.FormatSize(size))
 	}
 	if err == nil {
 		err = command(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", img)
@@ -113,7 +113,7 @@ func growImage(ctx context.Context, img, dir string, size int64) error {
 		return err
 	}
 	if size <= fi.Size() {
-		return skiff.Errorf(skiff.EINVALID, "volumes only grow: it is %s already", sizeText(fi.Size()))
+		return skiff.Errorf(skiff.EINVALID, "volumes only grow: it is %s already", skiff.FormatSize(fi.Size()))
 	}
 	if !CanGrow() {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "growing a volume while it is mounted needs the CAP_SYS_RESOURCE capability, which skiff does not have here")
@@ -132,7 +132,7 @@ func growImage(ctx context.Context, img, dir string, size int64) error {
 	}
 	f.Close()
 	if errors.Is(err, unix.ENOSPC) {
-		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's disk has no room to grow the volume to %s", sizeText(size))
+		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's disk has no room to grow the volume to %s", skiff.FormatSize(size))
 	} else if err != nil {
 		return err
 	}
@@ -168,17 +168,6 @@ func loopDevice(dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no loop device is mounted at %s", dir)
-}
-
-func sizeText(n int64) string {
-	switch {
-	case n >= 1<<30 && n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	default:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
 }
 
 // CanGrow reports whether volumes can grow online: ext4 asks for

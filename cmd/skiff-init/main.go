@@ -28,8 +28,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	goruntime "runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
