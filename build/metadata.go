@@ -3,7 +3,9 @@ package build
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -96,7 +98,7 @@ func resultFromImage(res *skiff.BuildResult, label string, entrypoint []string) 
 }
 
 // BuilderBuildpacks lists the buildpacks (id@version) a builder holds, from
-// its io.buildpacks.builder.metadata label: what buildpacks:add may pin.
+// its labels (see builderBuildpacks): what buildpacks:add may pin.
 func (p *Platform) BuilderBuildpacks(ref string) ([]string, error) {
 	img, err := p.store.Image(ref)
 	if err != nil {
@@ -106,18 +108,15 @@ func (p *Platform) BuilderBuildpacks(ref string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var meta struct {
-		Buildpacks []struct {
-			ID      string `json:"id"`
-			Version string `json:"version"`
-		} `json:"buildpacks"`
-	}
-	if err := json.Unmarshal([]byte(cf.Config.Labels[labelBuilderMetadata]), &meta); err != nil {
+	have := builderBuildpacks(cf.Config.Labels)
+	if len(have) == 0 {
 		return nil, skiff.Errorf(skiff.EINVALID, "builder %s has no readable %s label", ref, labelBuilderMetadata)
 	}
 	var out []string
-	for _, bp := range meta.Buildpacks {
-		out = append(out, bp.ID+"@"+bp.Version)
+	for _, id := range slices.Sorted(maps.Keys(have)) {
+		for _, v := range have[id] {
+			out = append(out, id+"@"+v)
+		}
 	}
 	return out, nil
 }
