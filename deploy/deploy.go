@@ -58,6 +58,9 @@ type Config struct {
 	ReadyTimeout time.Duration // for a new web instance to accept connections; default 60 s
 	StopGrace    time.Duration // SIGTERM to SIGKILL for old instances; default 30 s
 	KeepReleases int           // releases per app whose images are kept; default skiff.DefaultKeepReleases
+	// DetachedReapAfter is how long a detached run that ended stays
+	// listed, with its exit status, before Watch removes it; default 1 min.
+	DetachedReapAfter time.Duration
 	// ImageGC removes images no release keeps; nil: never collect.
 	ImageGC func(ctx context.Context, keep []string) error
 	// ReleaseImages lists the images to keep: those of each app's newest n releases.
@@ -91,6 +94,9 @@ func New(cfg Config) *Pipeline {
 	}
 	if cfg.KeepReleases == 0 {
 		cfg.KeepReleases = skiff.DefaultKeepReleases
+	}
+	if cfg.DetachedReapAfter == 0 {
+		cfg.DetachedReapAfter = time.Minute
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

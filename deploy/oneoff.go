@@ -18,10 +18,6 @@ import (
 // and Dokku, listed until it has ended and been reaped. Its output is in
 // the app's log.
 
-// detachedReapAfter is how long an ended detached run stays listed (with
-// its exit status) before it is removed.
-const detachedReapAfter = time.Minute
-
 // RunDetached starts command as a detached one-off of the current release
 // and returns at once with its instance.
 func (p *Pipeline) RunDetached(ctx context.Context, app *skiff.App, command string) (*skiff.Instance, error) {
@@ -107,7 +103,7 @@ func (p *Pipeline) reapDetached(ctx context.Context, app *skiff.App, ins []*skif
 		if !in.Spec.OneOff || in.Spec.ProcessType != skiff.OneOffRun || in.State != skiff.InstanceExited {
 			continue
 		}
-		if ended := in.LastExitAt; !ended.IsZero() && time.Since(ended) < detachedReapAfter {
+		if ended := in.LastExitAt; !ended.IsZero() && time.Since(ended) < p.cfg.DetachedReapAfter {
 			continue
 		}
 		if err := p.cfg.Scheduler.Stop(ctx, in.ID, time.Second); err != nil {

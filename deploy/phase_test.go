@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -332,4 +333,91 @@ func TestStorageBudget(t *testing.T) {
 	if _, err := f.p.CreateVolume(f.ctx, "c", 0); err != nil {
 		t.Fatalf("after b went: %v", err)
 	}
+}
+
+// TestFailedReleasePhaseOfEveryRelease: the releases config:set, a
+// rollback and storage:mount make run the release command too, and its
+// failure (here: past the release timeout) rejects them the way it
+// rejects a push: the previous release keeps its instances, and the
+// config and mounts stay what they were.
+func TestFailedReleasePhaseOfEveryRelease(t *testing.T) {
+	f := newPhaseFixture(t)
+	slow := map[string]string{"web": "serve", "release": "sleep 400ms"}
+	f.image("sha256:1", slow)
+	if out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: slow}); err != nil {
+		t.Fatalf("v1: %v\n%s", err, out)
+	}
+	f.image("sha256:2", map[string]string{"web": "serve"})
+	if out, err := f.release(&skiff.Release{Image: "sha256:2", ProcessTypes: map[string]string{"web": "serve"}}); err != nil {
+		t.Fatalf("v2: %v\n%s", err, out)
+	}
+	// v1's release command; and v2's, once it has one.
+	f.image("sha256:3", slow)
+	if out, err := f.release(&skiff.Release{Image: "sha256:3", ProcessTypes: slow}); err != nil {
+		t.Fatalf("v3: %v\n%s", err, out)
+	}
+	if err := f.p.SetConfig(f.ctx, f.app, &skiff.ConfigChange{Set: map[string]string{"B": "2"}}, true, &strings.Builder{}); err != nil || f.current() != 4 {
+		t.Fatalf("v4: %v", err)
+	}
+	v, err := f.p.CreateVolume(f.ctx, "uploads", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.host.AddVolume(v.ID)
+	if err := f.db.SetSettings(f.ctx, f.app.ID, "checks:set", &skiff.Settings{ReleaseTimeout: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.sched.Instances(f.ctx, f.app.ID)
+	unchanged := func(what string, err error, out string) {
+		t.Helper()
+		if skiff.ErrorCode(err) != skiff.EUNAVAILABLE || !strings.Contains(err.Error(), "the previous release keeps serving") ||
+			!strings.Contains(err.Error(), "the release command did not finish within 100ms") || !strings.Contains(out, "Running release command…") {
+			t.Fatalf("%s: %v\n%s", what, err, out)
+		}
+		if f.current() != 4 {
+			t.Fatalf("%s: current is v%d", what, f.current())
+		}
+		after, _ := f.sched.Instances(f.ctx, f.app.ID)
+		if len(after) != len(before) || after[0].ID != before[0].ID {
+			t.Fatalf("%s: instances changed: %+v -> %+v", what, before, after)
+		}
+		if cfg, _ := f.db.Config(f.ctx, f.app.ID); len(cfg) != 1 || cfg["B"] != "2" {
+			t.Fatalf("%s: config %v", what, cfg)
+		}
+		if ms, _ := f.db.Mounts(f.ctx, f.app.ID); len(ms) != 0 {
+			t.Fatalf("%s: mounts %+v", what, ms)
+		}
+	}
+	var out strings.Builder
+	err = f.p.SetConfig(f.ctx, f.app, &skiff.ConfigChange{Set: map[string]string{"A": "1"}}, true, &out)
+	unchanged("config:set", err, out.String())
+	out.Reset()
+	err = f.p.SetConfig(f.ctx, f.app, &skiff.ConfigChange{Unset: []string{"B"}}, true, &out)
+	unchanged("config:unset", err, out.String())
+	out.Reset()
+	err = f.p.Rollback(f.ctx, f.app, 1, &out)
+	unchanged("rollback", err, out.String())
+	out.Reset()
+	err = f.p.Mount(f.ctx, f.app, "uploads", "/app/storage", nil, true, &out)
+	unchanged("storage:mount", err, out.String())
+	// A rollback to a release without a release command runs none.
+	out.Reset()
+	if err := f.p.Rollback(f.ctx, f.app, 2, &out); err != nil || strings.Contains(out.String(), "Running release command") || f.current() != 9 {
+		t.Fatalf("rollback to v2: %v, v%d\n%s", err, f.current(), out.String())
+	}
+	if got := f.releaseStatuses(); got != "v1:deployed v2:deployed v3:deployed v4:deployed v5:failed v6:failed v7:failed v8:failed v9:deployed" {
+		t.Fatalf("releases %s", got)
+	}
+}
+
+func (f *phaseFixture) releaseStatuses() string {
+	rels, err := f.db.ListReleases(f.ctx, f.app.ID, 100)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var s []string
+	for i := len(rels) - 1; i >= 0; i-- {
+		s = append(s, fmt.Sprintf("v%d:%s", rels[i].Version, rels[i].Status))
+	}
+	return strings.Join(s, " ")
 }
