@@ -129,6 +129,12 @@ func (s *server) must(who string, args ...string) result {
 // deploy pushes a Procfile app through the pipeline, as the pre-receive
 // hook would.
 func (s *server) deploy(name, procfile string) {
+	s.t.Helper()
+	s.deployFiles(name, map[string]string{"Procfile": procfile})
+}
+
+// deployFiles pushes an app of these files through the pipeline.
+func (s *server) deployFiles(name string, files map[string]string) {
 	t := s.t
 	t.Helper()
 	app, err := s.db.FindAppByName(context.Background(), name)
@@ -148,7 +154,9 @@ func (s *server) deploy(name, procfile string) {
 	}
 	os.MkdirAll(work, 0o755)
 	git("init", "-q", "-b", "main")
-	os.WriteFile(filepath.Join(work, "Procfile"), []byte(procfile), 0o644)
+	for file, body := range files {
+		os.WriteFile(filepath.Join(work, file), []byte(body), 0o644)
+	}
 	git("add", "-A")
 	git("commit", "-q", "-m", "deploy")
 	commit := git("rev-parse", "HEAD")

@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -128,5 +129,57 @@ func TestDetachedRunCommands(t *testing.T) {
 	}
 	if r := s.run("alice", "", "run:logs", "shop", "run.0000"); r.code != 1 || !strings.Contains(r.stderr, "no detached run") {
 		t.Errorf("run:logs of an unknown run: %s", r)
+	}
+}
+
+// TestCronAccess: an app's cron jobs and runs are its users' alone; a run
+// or job of another app is not found through this one, whatever its id.
+func TestCronAccess(t *testing.T) {
+	s := newServer(t)
+	s.must("alice", "apps:create", "shop")
+	s.must("bob", "apps:create", "blog")
+	s.deployFiles("shop", map[string]string{"Procfile": "web: serve\n", "app.json": `{"cron": [{"command": "exit 0", "schedule": "@daily"}]}`})
+	s.deployFiles("blog", map[string]string{"Procfile": "web: serve\n", "app.json": `{"cron": [{"command": "sleep 1ms", "schedule": "@daily"}]}`})
+	jobOf := func(who, app string) string {
+		t.Helper()
+		var jobs []struct{ ID string }
+		r := s.must(who, "cron:list", app, "--format", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &jobs); err != nil || len(jobs) != 1 {
+			t.Fatalf("cron:list %s: %s %v", app, r, err)
+		}
+		return jobs[0].ID
+	}
+	shopJob, blogJob := jobOf("alice", "shop"), jobOf("bob", "blog")
+	if r := s.must("alice", "cron:run", "shop", shopJob); !strings.Contains(r.stdout, "exiting 0") || !strings.Contains(r.stderr, "Run #1 succeeded") {
+		t.Fatalf("cron:run shop: %s", r)
+	}
+	if r := s.must("bob", "cron:run", "blog", blogJob); !strings.Contains(r.stderr, "Run #2 succeeded") {
+		t.Fatalf("cron:run blog: %s", r)
+	}
+	for _, args := range [][]string{
+		{"cron:list", "shop"}, {"cron:run", "shop", shopJob}, {"cron:history", "shop"}, {"cron:output", "shop", "1"},
+		{"cron:suspend", "shop", shopJob}, {"cron:resume", "shop", shopJob}, {"logs", "shop", "-p", "cron"},
+	} {
+		if r := s.run("bob", "", args...); r.code != 1 || !strings.Contains(r.stderr, "not authorized") || strings.Contains(r.stdout, "exiting") {
+			t.Errorf("bob %v: %s", args, r)
+		}
+	}
+	// blog's run and job, named through shop.
+	for _, args := range [][]string{{"cron:output", "shop", "2"}, {"cron:output", "shop", "#2"}, {"cron:run", "shop", blogJob}, {"cron:suspend", "shop", blogJob}} {
+		if r := s.run("alice", "", args...); r.code != 1 || !strings.Contains(r.stderr, "not exist") && !strings.Contains(r.stderr, "no cron job") || strings.Contains(r.stdout, "sleeping") {
+			t.Errorf("alice %v: %s", args, r)
+		}
+	}
+	if r := s.must("alice", "cron:history", "shop", "--format", "json"); strings.Contains(r.stdout, blogJob) || !strings.Contains(r.stdout, shopJob) {
+		t.Errorf("shop's history: %s", r.stdout)
+	}
+	if r := s.must("bob", "cron:list", "blog"); strings.Contains(r.stdout, "suspended") {
+		t.Errorf("blog's job was suspended through shop: %s", r.stdout)
+	}
+	// Bad run numbers.
+	for _, bad := range []string{"0", "-1", "x", "1e3", "99999999999999999999", "../1"} {
+		if r := s.run("alice", "", "cron:output", "shop", bad); r.code == 0 || strings.Contains(r.stdout, "exiting") {
+			t.Errorf("cron:output %q: %s", bad, r)
+		}
 	}
 }
