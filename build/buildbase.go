@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/skiffhq/skiff"
 )
 
 // The build image is the run image plus the build packages, installed with
@@ -150,38 +147,13 @@ func (p *Platform) aptInstall(ctx context.Context, cache, lower, upper, work, me
 // skiff installs packages; it is removed before the image is made.
 const unsafeIOConf = "skiff-unsafe-io"
 
-// chrootApt runs apt-get with args in root, showing its step lines and
-// keeping the tail for an error.
+// chrootApt runs apt-get with args in root, showing what it fetched and
+// installs.
 func chrootApt(ctx context.Context, root string, out io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, "chroot", append([]string{root, "apt-get", "-q", "-o", "APT::Sandbox::User=root", "-o", "Dpkg::Use-Pty=0"}, args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	var tail []string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sanitize(sc.Text())
-			tail = append(tail, line)
-			if len(tail) > tailLines {
-				tail = tail[1:]
-			}
-			if strings.HasPrefix(line, "Fetched ") || strings.HasPrefix(line, "E:") ||
-				strings.Contains(line, "newly installed") {
-				fmt.Fprintf(out, "       %s\n", line)
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	err := cmd.Run()
-	pw.Close()
-	<-done
-	if err != nil {
-		return skiff.Errorf(skiff.EUNAVAILABLE, "apt-get %s failed (%v):\n%s", args[0], err, strings.Join(tail, "\n"))
-	}
-	return nil
+	return runShowing("apt-get "+args[0], cmd, out, func(line string) bool {
+		return strings.HasPrefix(line, "Fetched ") || strings.HasPrefix(line, "E:") || strings.Contains(line, "newly installed")
+	})
 }
 
 // finishUpper drops from the build image's layer what apt leaves that an

@@ -284,6 +284,17 @@ func upgradeRootfs(ctx context.Context, root, suite, mirror string, out io.Write
 // runDebootstrap runs a stage of debootstrap (or apt in its chroot),
 // showing its steps on out; a failure carries its last lines.
 func runDebootstrap(what string, cmd *exec.Cmd, out io.Writer) error {
+	return runShowing(what, cmd, out, func(line string) bool {
+		return strings.HasPrefix(line, "I: Retrieving Release") || strings.HasPrefix(line, "I: Resolving") ||
+			strings.HasPrefix(line, "I: Installing core") || strings.HasPrefix(line, "I: Configuring required") ||
+			strings.HasPrefix(line, "I: Base system installed") || strings.HasPrefix(line, "E:")
+	})
+}
+
+// runShowing runs cmd in the environment package tools expect, showing on
+// out the lines show picks (debootstrap's "I: " dropped); a failure
+// carries the last lines.
+func runShowing(what string, cmd *exec.Cmd, out io.Writer, show func(line string) bool) error {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive"}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -298,10 +309,7 @@ func runDebootstrap(what string, cmd *exec.Cmd, out io.Writer) error {
 			if len(tail) > tailLines {
 				tail = tail[1:]
 			}
-			// Show the steps, not every package.
-			if strings.HasPrefix(line, "I: Retrieving Release") || strings.HasPrefix(line, "I: Resolving") ||
-				strings.HasPrefix(line, "I: Installing core") || strings.HasPrefix(line, "I: Configuring required") ||
-				strings.HasPrefix(line, "I: Base system installed") || strings.HasPrefix(line, "E:") {
+			if show(line) {
 				fmt.Fprintf(out, "       %s\n", strings.TrimPrefix(line, "I: "))
 			}
 		}

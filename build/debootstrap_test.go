@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -152,6 +153,47 @@ func TestDefaultBuilderExtraCACerts(t *testing.T) {
 		bundle := files["etc/ssl/certs/ca-certificates.crt"]
 		if files["usr/local/share/ca-certificates/corp.crt"] != pem || !strings.HasSuffix(bundle, pem) || !strings.Contains(bundle, "-----BEGIN CERTIFICATE-----\nMII") || len(bundle) < 100000 {
 			t.Errorf("%s: the top layer holds %d bytes of bundle and %q", ref, len(bundle), files["usr/local/share/ca-certificates/corp.crt"])
+		}
+	}
+}
+
+// The build packages are installed with apt on the run root file system:
+// a package only the build image asks for is in it and not in the run
+// image, whose files the build image shares.
+func TestBuildPackagesOnTheRunImage(t *testing.T) {
+	requireRoot(t)
+	ctx := context.Background()
+	p := newTestPlatform(t, Config{})
+	var out bytes.Buffer
+	pkgs := append(slices.Clone(DefaultBuildPackages), "file")
+	if err := p.CreateDefaultBuilder(ctx, CreateOptions{BuildpacksDir: synthBuildpacks(t), CacheDir: debootstrapCache, BuildPackages: pkgs}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	bi, err := p.builder(ctx, DefaultBuilder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(bi.Rootfs, "usr/bin/file")); err != nil {
+		t.Errorf("the build image lacks the package it asked for: %v\n%s", err, out.String())
+	}
+	run, err := p.store.Image(DefaultRunImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := run.Layers()
+	rc, err := ls[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Name == "usr/bin/file" {
+			t.Error("the run image has the build image's package")
 		}
 	}
 }
