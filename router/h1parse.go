@@ -320,7 +320,7 @@ func checkMethod(m []byte) string {
 // checkTarget accepts origin-form targets that net/http and ReverseProxy
 // pass on unchanged: pchar and "/" in the path, query chars, valid
 // %-escapes, no ";" in the query.
-func checkTarget(t []byte) string {
+func checkTarget[S string | []byte](t S) string {
 	if len(t) == 0 || t[0] != '/' {
 		return "target form"
 	}

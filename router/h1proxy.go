@@ -6,13 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -176,111 +174,27 @@ func (c *fastConn) readBody() error {
 // proxy sends the request to the app and its answer to the client. It
 // reports whether the client connection can serve another request.
 func (c *fastConn) proxy(fr *fastReq) bool {
-	r := c.s.r
 	req := &c.req
-	timeout := fr.app.route.ResponseTimeout
-	if timeout <= 0 {
-		timeout = r.cfg.ResponseTimeout
-	}
-	isHead := string(req.method) == http.MethodHead
+	x := upstreamCall{app: fr.app, backend: fr.backend, resp: &c.resp, fc: c,
+		isHead: string(req.method) == http.MethodHead, sent: fr.start}
 	// Methods net/http's Transport sends twice when a kept-alive
 	// connection turns out closed.
-	replayable := isHead || string(req.method) == http.MethodGet || string(req.method) == http.MethodOptions
-	// The first-byte timeout runs from when the request is sent (a body
-	// was read whole before).
-	sent := fr.start
+	x.replayable = x.isHead || string(req.method) == http.MethodGet || string(req.method) == http.MethodOptions
 	if fr.body != nil {
-		sent = time.Now()
+		x.sent = time.Now() // the first-byte timeout runs from when the request goes out
 	}
-	var dc *directConn
-	for attempt, stale := 0, 0; ; {
-		var reused bool
-		var err error
-		if stale == 0 {
-			dc, reused, err = r.direct.get(r.ctx, fr.backend.addr)
-		} else {
-			dc, err = r.direct.dial(r.ctx, fr.backend.addr)
-		}
-		if err == nil && reused && !replayable && !connAlive(dc.conn) {
-			// A request that may not be sent twice goes only on a
-			// connection the app has not closed meanwhile (Node closes
-			// idle ones after 5 s).
-			dc.conn.Close()
-			continue
-		}
-		if err != nil {
-			fr.backend.failed()
-			if refused(err) && attempt < 2 {
-				if next := fr.app.state.pool.Load().pick(fr.backend); next != nil {
-					fr.backend.inflight.Add(-1)
-					next.inflight.Add(1)
-					fr.backend = next
-					attempt++
-					continue
-				}
-			}
-			return c.fail(fr, err)
-		}
-		c.scratch = c.upstreamHead(c.scratch[:0], fr)
-		anything := false
-		if _, err = dc.conn.Write(c.scratch); err == nil {
-			dc.conn.SetReadDeadline(sent.Add(timeout))
-			dc.lc.left = r.direct.maxHeaderBytes
-			c.waitConn.Store(dc)
-			c.waiting.Store(sent.UnixNano())
-			anything, err = c.resp.read(dc.br, isHead)
-			c.waiting.Store(0)
-			c.waitConn.Store(nil)
-			dc.lc.left = -1
-		}
-		if err != nil && c.clientGone.Load() {
-			dc.conn.Close()
-			fr.status = 499 // the client went away (nginx's code)
-			return false
-		}
-		if err != nil {
-			dc.conn.Close()
-			if !anything && reused && stale == 0 && replayable && staleConnError(err) {
-				// A kept-alive connection the app closed meanwhile: the
-				// request never reached it. Once more, on a new one (if the
-				// app restarted, the other idle ones are dead too).
-				stale++
-				continue
-			}
-			var ne net.Error
-			if !(errors.As(err, &ne) && ne.Timeout()) {
-				fr.backend.failed()
-			}
-			return c.fail(fr, err)
-		}
-		fr.backend.succeeded()
-		break
-	}
-	return c.respond(fr, dc, isHead)
-}
-
-// connAlive reports whether an idle connection to an app is still open
-// and quiet: a peek that does not wait finds no EOF, no error and no data.
-func connAlive(c net.Conn) bool {
-	if tc, ok := c.(*trackedConn); ok {
-		c = tc.Conn
-	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	c.scratch = c.upstreamHead(c.scratch[:0], fr)
+	x.req = c.scratch
+	dc, err := c.s.r.roundTrip(&x)
+	fr.backend = x.backend
+	switch {
+	case err == errClientGone:
+		fr.status = 499 // the client went away (nginx's code)
 		return false
+	case err != nil:
+		return c.fail(fr, err)
 	}
-	alive := false
-	err = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = err == syscall.EAGAIN // nothing to read: open and quiet
-		return true                   // never wait
-	})
-	return err == nil && alive
+	return c.respond(fr, &x, dc)
 }
 
 // fail answers a request the app did not: 504 when it sent nothing in
@@ -327,31 +241,14 @@ func (c *fastConn) upstreamHead(b []byte, fr *fastReq) []byte {
 		b = strconv.AppendInt(b, req.contentLength, 10)
 		b = append(b, "\r\n"...)
 	}
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, fr.fw.chain...)
-	b = append(b, "\r\nX-Real-Ip: "...)
-	b = append(b, fr.fw.clientIP...)
-	b = append(b, "\r\nX-Forwarded-Proto: "...)
-	b = append(b, fr.proto...)
-	b = append(b, "\r\nX-Forwarded-Host: "...)
-	b = append(b, req.host...)
-	if fr.port != "" {
-		b = append(b, "\r\nX-Forwarded-Port: "...)
-		b = append(b, fr.port...)
-	}
-	b = append(b, "\r\nX-Request-Id: "...)
-	b = append(b, fr.id[:]...)
-	// Heroku's queue-time header, which APM agents read.
-	b = append(b, "\r\nX-Request-Start: t="...)
-	b = strconv.AppendInt(b, fr.start.UnixMilli(), 10)
-	b = append(b, "\r\n\r\n"...)
+	b = appendForwarded(b, fr.fw, fr.proto, req.host, fr.port, fr.id[:], fr.start)
 	return append(b, fr.body...)
 }
 
 // respond writes the app's response to the client and returns the
 // upstream connection to the pool when it is done with cleanly.
-func (c *fastConn) respond(fr *fastReq, dc *directConn, isHead bool) bool {
-	resp := &c.resp
+func (c *fastConn) respond(fr *fastReq, x *upstreamCall, dc *directConn) bool {
+	resp, isHead := &c.resp, x.isHead
 	fr.status = resp.status
 	compress := fr.coding != identity && !resp.bodyless && compressibleResponse(resp.status, isHead,
 		len(resp.get(rkContentEncoding)) > 0, len(resp.get(rkContentRange)) > 0, resp.contentLength,
@@ -423,18 +320,15 @@ func (c *fastConn) respond(fr *fastReq, dc *directConn, isHead bool) bool {
 		out.enc = getEncoder(fr.coding, &out.chunks)
 		out.chunks.w, out.chunks.n = w, &out.n
 	}
-	complete, clientOK := c.relay(dc, resp, out)
+	complete, clientOK, trailer := relayBody(dc, resp, out)
+	out.trailer = trailer
 	if complete {
 		clientOK = out.end(resp, chunked) && clientOK
 	} else if out.enc != nil {
 		putEncoder(fr.coding, out.enc)
 	}
 	fr.bytes = out.n
-	if complete && !resp.close {
-		c.s.r.direct.put(fr.backend.addr, dc)
-	} else {
-		dc.conn.Close()
-	}
+	c.s.r.finishCall(x, dc, complete)
 	if !complete {
 		return false // the client must not take a cut body for a whole one
 	}
@@ -445,87 +339,6 @@ func (c *fastConn) respond(fr *fastReq, dc *directConn, isHead bool) bool {
 	}
 	c.out.Flush()
 	return false
-}
-
-// relay copies the body from the app to the client. complete: the body
-// was read to its end; clientOK: every write to the client succeeded.
-func (c *fastConn) relay(dc *directConn, resp *h1Response, out *clientBody) (complete, clientOK bool) {
-	br := dc.br
-	clientOK = true
-	timed := true // the first-byte deadline is still on the connection
-	write := func(p []byte) {
-		if clientOK && out.write(p) != nil {
-			clientOK = false
-		}
-	}
-	// Before a read that may wait for the app, what is buffered goes to
-	// the client: streams arrive as they are sent. The body itself may
-	// take as long as it takes (a small one is read with its head, and
-	// never gets here).
-	var cr *chunkReader
-	waitFlush := func() {
-		if cr != nil && cr.ready() || cr == nil && br.Buffered() > 0 {
-			return
-		}
-		if clientOK && out.flush() != nil {
-			clientOK = false
-		}
-		if timed {
-			dc.conn.SetReadDeadline(time.Time{})
-			timed = false
-		}
-	}
-	switch {
-	case resp.bodyless:
-		return true, true
-	case resp.chunked:
-		cr = &chunkReader{br: br}
-		for clientOK {
-			waitFlush()
-			p, err := cr.next()
-			if err == io.EOF {
-				out.trailer = cr.trailer
-				return true, clientOK
-			}
-			if err != nil {
-				return false, clientOK
-			}
-			write(p)
-		}
-		return false, false
-	default:
-		left := resp.contentLength // -1: to the end of the connection
-		for left != 0 && clientOK {
-			waitFlush()
-			p, err := available(br, left)
-			if len(p) > 0 {
-				write(p)
-				br.Discard(len(p))
-				if left > 0 {
-					left -= int64(len(p))
-				}
-			}
-			if err != nil {
-				return left < 0 && err == io.EOF, clientOK
-			}
-		}
-		return left == 0, clientOK
-	}
-}
-
-// available returns what br holds (reading once if it holds nothing), at
-// most max bytes (max < 0: no bound but the buffer's).
-func available(br *bufio.Reader, max int64) ([]byte, error) {
-	if br.Buffered() == 0 {
-		if _, err := br.Peek(1); err != nil {
-			return nil, err
-		}
-	}
-	n := int64(br.Buffered())
-	if max >= 0 && n > max {
-		n = max
-	}
-	return br.Peek(int(n))
 }
 
 // clientBody writes a response body to the client in the framing chosen:

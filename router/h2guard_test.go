@@ -1,10 +1,13 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -358,4 +361,101 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += n
 	return n, err
+}
+
+// Bodiless GET and HEAD over HTTP/2 go to the app without ReverseProxy
+// (serveDirect): the same answers as on the other paths — compression,
+// streams flushed as they come, HEAD, trailers, a cut body reset rather
+// than passed as whole, the app's request ended when the client leaves.
+func TestH2Direct(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.startTLS(t)
+	ca := newTestCA(t)
+	c, k := ca.issue(t, "app.skiff.test")
+	ended := make(chan struct{}, 1)
+	tr.addApp(t, skiff.AppRoute{Name: "app", NoRedirect: true, HSTS: true}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/text":
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Content-Length", "2400")
+			w.Header().Set("Etag", `"v1"`)
+			io.WriteString(w, strings.Repeat("compress me ", 200))
+		case "/stream":
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := range 3 {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+				time.Sleep(300 * time.Millisecond)
+			}
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "body")
+			w.Header().Set("X-Sum", "42")
+		case "/cut":
+			w.Header().Set("Content-Length", "1000")
+			io.WriteString(w, "short")
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			conn.Close()
+		case "/hang":
+			<-r.Context().Done()
+			ended <- struct{}{}
+		default:
+			fmt.Fprintf(w, "%s %s fwd=%s", r.Method, r.URL.RequestURI(), r.Header.Get("X-Forwarded-Proto"))
+		}
+	}))
+	if err := tr.SetCertificate("id-app", cat(c, k)); err != nil {
+		t.Fatal(err)
+	}
+	client := tr.tlsClient(ca.pool, true)
+	get := func(method, path string, hdr ...string) (*http.Response, string, error) {
+		req, _ := http.NewRequest(method, "https://app.skiff.test"+path, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, string(b), err
+	}
+	resp, body, err := get("GET", "/p?a=1&b=%2F")
+	if err != nil || resp.ProtoMajor != 2 || body != "GET /p?a=1&b=%2F fwd=https" || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Fatalf("GET: %v %v %q %v", resp, err, body, err)
+	}
+	resp, body, err = get("GET", "/text", "Accept-Encoding", "gzip")
+	if err != nil || resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Etag") != `W/"v1"` || strings.Contains(body, "compress me") {
+		t.Errorf("compressed: %v %v %v", resp.Header, err, len(body))
+	}
+	if resp, _, err = get("HEAD", "/text"); err != nil || resp.ContentLength != 2400 {
+		t.Errorf("HEAD: %v %v", resp, err)
+	}
+	if resp, body, err = get("GET", "/trailer"); err != nil || body != "body" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("trailer: %v %q %v", resp.Trailer, body, err)
+	}
+	if _, _, err = get("GET", "/cut"); err == nil {
+		t.Error("a body the app cut reached the client as whole")
+	}
+	// The first event arrives before the app sends the next.
+	req, _ := http.NewRequest("GET", "https://app.skiff.test/stream", nil)
+	start := time.Now()
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	resp.Body.Close()
+	if line != "data: 0\n" || time.Since(start) > 250*time.Millisecond {
+		t.Errorf("first event %q after %v", line, time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx, "GET", "https://app.skiff.test/hang", nil)
+	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	client.Do(req)
+	select {
+	case <-ended:
+	case <-time.After(3 * time.Second):
+		t.Error("the app's request went on after the client left")
+	}
 }

@@ -123,6 +123,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Header.Del("Http2-Settings")
 	}
 	st.timeout = a.route.ResponseTimeout
+	if st.body == nil && r.serveDirect(rw, req, st) {
+		return
+	}
 	r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), stateKey{}, st)))
 }
 
