@@ -30,6 +30,7 @@ func instructions(args []string) error {
 	path := fs.String("path", "/small", "upstream path")
 	closeConn := fs.Bool("close", false, "a new connection per request (Connection: close)")
 	h2 := fs.Bool("h2", false, "HTTP/2 over TLS with h2load (20 connections, 10 streams each) instead")
+	useTLS := fs.Bool("tls", false, "HTTP/1.1 over TLS")
 	only := fs.String("proxies", "nginx,skiff", "proxies to count")
 	out := fs.String("out", "bench/out", "output directory")
 	env := fs.String("env", "", "extra environment for skiff's router, comma-separated (GOGC=400,…)")
@@ -65,6 +66,9 @@ func instructions(args []string) error {
 	case *closeConn:
 		shape += ", Connection: close"
 	}
+	if *useTLS {
+		shape += ", TLS"
+	}
 	fmt.Printf("User-space instructions per request (callgrind), %d requests (%s) to %s, %s\n", *n, shape, *path, time.Now().UTC().Format("2006-01-02"))
 	for _, name := range strings.Split(*only, ",") {
 		var cmd *exec.Cmd
@@ -94,7 +98,10 @@ func instructions(args []string) error {
 		default:
 			return fmt.Errorf("unknown proxy %q", name)
 		}
-		load := func(n int) (int, error) { return closedLoop(addr, *path, n, *conns, *closeConn) }
+		load := func(n int) (int, error) { return closedLoop(addr, false, *path, n, *conns, *closeConn) }
+		if *useTLS {
+			load = func(n int) (int, error) { return closedLoop(tlsAddr, true, *path, n, *conns, *closeConn) }
+		}
 		if *h2 {
 			load = func(n int) (int, error) { return h2loadN(tlsAddr, *path, n) }
 		}
@@ -176,7 +183,7 @@ func h2loadN(addr, path string, n int) (int, error) {
 
 // closedLoop sends n requests over conns connections as fast as they are
 // answered and returns how many were.
-func closedLoop(addr, path string, n, conns int, closeConn bool) (int, error) {
+func closedLoop(addr string, useTLS bool, path string, n, conns int, closeConn bool) (int, error) {
 	req := "GET " + path + " HTTP/1.1\r\nHost: bench.test\r\n"
 	if closeConn {
 		req += "Connection: close\r\n"
@@ -193,7 +200,7 @@ func closedLoop(addr, path string, n, conns int, closeConn bool) (int, error) {
 			for left.Add(-1) >= 0 {
 				if c == nil {
 					var err error
-					if c, err = net.Dial("tcp", addr); err != nil {
+					if c, err = dialBench(addr, useTLS); err != nil {
 						firstErr.CompareAndSwap(nil, err)
 						return
 					}

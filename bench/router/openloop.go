@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -85,12 +84,10 @@ func openLoop(addr string, useTLS bool, host, path string, rate, conns int, d ti
 
 func dialBench(addr string, useTLS bool) (net.Conn, error) {
 	if useTLS {
-		return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, insecureTLS())
+		return tls.DialWithDialer(&net.Dialer{Timeout: 60 * time.Second}, "tcp", addr, insecureTLS())
 	}
-	return net.DialTimeout("tcp", addr, 5*time.Second)
+	return net.DialTimeout("tcp", addr, 60*time.Second)
 }
-
-var errStatus = errors.New("status not 200")
 
 // readResponse reads one response with a Content-Length body.
 func readResponse(br *bufio.Reader) error {
@@ -99,6 +96,7 @@ func readResponse(br *bufio.Reader) error {
 		return err
 	}
 	status := bytes.HasPrefix(line, []byte("HTTP/1.1 200 "))
+	statusLine := string(bytes.TrimSpace(line))
 	length := -1
 	for {
 		line, err = br.ReadSlice('\n')
@@ -119,7 +117,7 @@ func readResponse(br *bufio.Reader) error {
 		return err
 	}
 	if !status {
-		return errStatus
+		return fmt.Errorf("answered %q", statusLine)
 	}
 	return nil
 }
