@@ -142,7 +142,7 @@ func FollowOneOff(ctx context.Context, s Scheduler, appID, id string, w io.Write
 		defer close(followed)
 		fq := q
 		fq.Follow = true
-		s.Logs(follow, fq, write)
+		_ = s.Logs(follow, fq, write) // ends with stop(); a writer's error ends it early, and the last read below catches up
 	}()
 	stop := func() { stopFollow(); <-followed }
 	t := time.NewTicker(poll)
@@ -167,12 +167,14 @@ func FollowOneOff(ctx context.Context, s Scheduler, appID, id string, w io.Write
 	time.Sleep(poll / 2)
 	stop()
 	n := 0
-	s.Logs(ctx, q, func(l LogLine) error {
+	// The last lines, best effort: the run's code is what the caller needs.
+	_ = s.Logs(ctx, q, func(l LogLine) error {
 		if l.Source != "app" {
 			return nil
 		}
 		if n++; n > seen {
-			io.WriteString(w, l.Text+"\n")
+			_, err := io.WriteString(w, l.Text+"\n")
+			return err
 		}
 		return nil
 	})

@@ -36,7 +36,7 @@ func ParsePublicKeys(data []byte) ([]*skiff.Key, error) {
 			return nil, skiff.Errorf(skiff.EINVALID, "line %d has authorized_keys options, which skiff does not honour; give the bare key", n+1)
 		}
 		switch pub.Type() {
-		case ssh.KeyAlgoDSA:
+		case "ssh-dss": // x/crypto no longer names it (ssh.KeyAlgoDSA is deprecated), but parses it
 			return nil, skiff.Errorf(skiff.EINVALID, "line %d is a DSA key, which is too weak; use ed25519 (ssh-keygen -t ed25519)", n+1)
 		case ssh.KeyAlgoRSA:
 			if ck, ok := pub.(ssh.CryptoPublicKey); ok {

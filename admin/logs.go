@@ -121,7 +121,9 @@ func logTime(line string) time.Time {
 	var v struct {
 		Time time.Time `json:"time"`
 	}
-	json.Unmarshal([]byte(line), &v)
+	if json.Unmarshal([]byte(line), &v) != nil {
+		return time.Time{} // not a line of the access log's: it sorts first
+	}
 	return v.Time
 }
 

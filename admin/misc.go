@@ -68,6 +68,8 @@ func backup(c *call) error {
 	if err := c.services().Backup.Backup(c.ctx, c.stdout()); err != nil {
 		return err
 	}
-	c.services().Events.RecordEvent(c.ctx, &skiff.Event{Action: "backup"})
+	if err := c.services().Events.RecordEvent(c.ctx, &skiff.Event{Action: "backup"}); err != nil {
+		c.r.log.Error("record the backup's event", "err", err) // the copy is made: the trail is the server's problem
+	}
 	return nil
 }

@@ -313,7 +313,7 @@ func runShowing(what string, cmd *exec.Cmd, out io.Writer, show func(line string
 				fmt.Fprintf(out, "       %s\n", strings.TrimPrefix(line, "I: "))
 			}
 		}
-		io.Copy(io.Discard, pr)
+		_, _ = io.Copy(io.Discard, pr) // drain what the scanner left
 	}()
 	err := cmd.Run()
 	pw.Close()

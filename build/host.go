@@ -27,7 +27,7 @@ func (p *Platform) freeBytes() (int64, error) {
 	if err := syscall.Statfs(p.cfg.DataDir, &st); err != nil {
 		return 0, fmt.Errorf("check free space: %w", err)
 	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
+	return int64(st.Bavail) * int64(st.Bsize), nil //nolint:gosec // a disk's free bytes are far below 2^63
 }
 
 // checkDisk refuses to start a build when the data directory is low on space.
@@ -117,7 +117,7 @@ func (u *diskUsage) bytes() int64 {
 }
 
 func (u *diskUsage) walk(f func(id [2]uint64, st *syscall.Stat_t)) {
-	filepath.WalkDir(u.dir, func(path string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(u.dir, func(path string, d fs.DirEntry, err error) error { // the callback skips what it cannot read
 		if err != nil {
 			return nil // gone meanwhile, or unreadable: the build's own business
 		}
@@ -146,7 +146,7 @@ func chownTree(dir string, uid, gid int) error {
 		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o222 == 0 {
 			return nil // a blob lent from the store: stays root's, read-only
 		}
-		return os.Lchown(p, uid, gid)
+		return os.Lchown(p, uid, gid) //nolint:gosec // G122: before the build starts; nothing else writes the tree then
 	})
 }
 

@@ -262,7 +262,7 @@ func (c *layerCache) stripTypes(upper, dir, name string) error {
 		err = unix.Renameat(dfd, tmp, dfd, name+".toml")
 	}
 	if err != nil {
-		unix.Unlinkat(dfd, tmp, 0)
+		_ = unix.Unlinkat(dfd, tmp, 0) // the rewrite failed already
 		return fmt.Errorf("build cache: rewrite %s/%s.toml: %w", dir, name, err)
 	}
 	return nil
@@ -276,7 +276,7 @@ func escapeID(id string) string { return strings.ReplaceAll(id, "/", "_") }
 // symlink or leaving root.
 func openBeneath(root int, rel string, flags int) (int, error) {
 	how := unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
+		Flags:   uint64(flags | unix.O_CLOEXEC), //nolint:gosec // open flags: small and positive
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	}
 	for {

@@ -61,7 +61,9 @@ func builderBuildpacks(labels map[string]string) map[string][]string {
 			Version string `json:"version"`
 		} `json:"buildpacks"`
 	}
-	json.Unmarshal([]byte(labels[labelBuilderMetadata]), &meta)
+	if json.Unmarshal([]byte(labels[labelBuilderMetadata]), &meta) != nil {
+		return have // a builder without readable metadata has no buildpacks to pin
+	}
 	for _, bp := range meta.Buildpacks {
 		have[bp.ID] = append(have[bp.ID], bp.Version)
 	}

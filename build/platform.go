@@ -160,7 +160,7 @@ func New(cfg Config) (*Platform, error) {
 	}
 	sb := &sandbox{log: cfg.Log, cfg: container.Config{
 		Runc: cfg.Runc, StateDir: cfg.StateDir, CgroupParent: cfg.CgroupParent,
-		Network: cfg.Network, IDMap: container.IDMap{HostID: uint32(cfg.UIDBase), Size: 65536}, Log: cfg.Log,
+		Network: cfg.Network, IDMap: container.IDMap{HostID: uint32(cfg.UIDBase), Size: 65536}, Log: cfg.Log, //nolint:gosec // UIDBase is a uid: below 2^32
 	}}
 	return &Platform{
 		cfg: cfg, store: cfg.Store, log: cfg.Log, sandbox: sb,

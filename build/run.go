@@ -76,7 +76,11 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 	if err != nil {
 		return nil, fmt.Errorf("build log: %w", err)
 	}
-	defer log.Close()
+	defer func() {
+		if err := log.Close(); err != nil {
+			p.log.Warn("build log", "app", req.App.Name, "err", err)
+		}
+	}()
 	defer p.pruneLogs(req.App.ID)
 	bo := newBuildOutput(out, log, p.cfg.LogMaxBytes)
 
@@ -128,7 +132,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, err
 	}
 	defer func() {
-		unmountUnder(j.work) // the cache's overlay, whatever happened
+		_ = unmountUnder(j.work) // the cache's overlay, whatever happened; RemoveAll then reports a mount left
 		os.RemoveAll(j.work)
 		times.mark("cleanup")
 	}()

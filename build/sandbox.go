@@ -78,7 +78,7 @@ func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (in
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
-		io.Copy(out, pr)
+		_, _ = io.Copy(out, pr) // to the build's output: a reader gone is the build's end
 		pr.Close()
 	}()
 	waitCopy := func() {
@@ -120,9 +120,9 @@ func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (in
 	if err != nil {
 		// The whole cgroup goes at once: a fork bomb or a daemonized child
 		// cannot outlive the build.
-		c.Kill()
+		_ = c.Kill() // it may have exited already; Wait tells
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		c.Wait(wctx)
+		_, _ = c.Wait(wctx)
 		cancel()
 		return -1, ctx.Err()
 	}

@@ -85,7 +85,7 @@ type descriptorTarg struct {
 // is named: the binaries are static and need nothing from the base image.
 func descriptor(id, version, name, description, arch string) []byte {
 	var b bytes.Buffer
-	toml.NewEncoder(&b).Encode(descriptorTOML{
+	_ = toml.NewEncoder(&b).Encode(descriptorTOML{ // a struct of strings into memory cannot fail
 		API:       "0.10",
 		Buildpack: descriptorInfo{ID: id, Version: version, Name: name, Description: description, ClearEnv: false},
 		Targets:   []descriptorTarg{{OS: "linux", Arch: arch}},

@@ -40,15 +40,20 @@ func roundTrip(socket string, req request, stdin io.Reader, stdout, stderr io.Wr
 	}
 	if stdin != nil {
 		go func() {
-			io.Copy(frameWriter{&mu, c, frameStdin}, stdin)
+			// A daemon that hung up ends the round trip below; nothing to
+			// do here about a write that failed.
+			_, _ = io.Copy(frameWriter{&mu, c, frameStdin}, stdin)
 			mu.Lock()
-			writeFrame(c, frameStdinEOF, nil)
+			_ = writeFrame(c, frameStdinEOF, nil)
 			mu.Unlock()
 		}()
 	} else {
 		mu.Lock()
-		writeFrame(c, frameStdinEOF, nil)
+		err := writeFrame(c, frameStdinEOF, nil)
 		mu.Unlock()
+		if err != nil {
+			return 1, fmt.Errorf("lost the connection to the skiff daemon: %w", err)
+		}
 	}
 	for {
 		kind, data, err := readFrame(c)
@@ -57,9 +62,9 @@ func roundTrip(socket string, req request, stdin io.Reader, stdout, stderr io.Wr
 		}
 		switch kind {
 		case frameStdout:
-			stdout.Write(data)
+			_, _ = stdout.Write(data) // the user's terminal
 		case frameStderr:
-			stderr.Write(data)
+			_, _ = stderr.Write(data)
 		case frameExit:
 			code, err := strconv.Atoi(string(data))
 			if err != nil {

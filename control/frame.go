@@ -27,9 +27,12 @@ const (
 )
 
 func writeFrame(w io.Writer, kind byte, payload []byte) error {
+	if len(payload) > maxFrame {
+		return fmt.Errorf("control frame of %d bytes is over the limit", len(payload))
+	}
 	var hdr [5]byte
 	hdr[0] = kind
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload))) //nolint:gosec // at most maxFrame
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}

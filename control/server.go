@@ -185,7 +185,7 @@ func (s *Server) serveConn(c net.Conn) {
 		code = 2
 	}
 	mu.Lock()
-	writeFrame(c, frameExit, []byte(strconv.Itoa(code)))
+	_ = writeFrame(c, frameExit, []byte(strconv.Itoa(code))) // a client that hung up gets no status
 	mu.Unlock()
 	stdinR.Close()
 }

@@ -91,7 +91,7 @@ func (s *Scheduler) RunNow(ctx context.Context, app *skiff.App, jobID string, ou
 	if a.id != "" {
 		// Follow the output on our own: the watcher records the run even
 		// if this caller goes away.
-		s.cfg.Runs.Attach(ctx, app.ID, a.id, &ignoreErrors{w: out})
+		_, _ = s.cfg.Runs.Attach(ctx, app.ID, a.id, &ignoreErrors{w: out}) // output only; the run's end is the watcher's
 	}
 	select {
 	case <-a.done:

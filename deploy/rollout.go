@@ -209,7 +209,7 @@ func (p *Pipeline) switchBack(ctx context.Context, app *skiff.App, old []*skiff.
 // lines it printed.
 func (p *Pipeline) notReady(ctx context.Context, in *skiff.Instance, cause error) error {
 	var lines []string
-	p.cfg.Scheduler.Logs(ctx, skiff.LogQuery{AppID: in.Spec.AppID, Process: in.Spec.Name(), Since: in.CreatedAt, Lines: 10}, func(l skiff.LogLine) error {
+	_ = p.cfg.Scheduler.Logs(ctx, skiff.LogQuery{AppID: in.Spec.AppID, Process: in.Spec.Name(), Since: in.CreatedAt, Lines: 10}, func(l skiff.LogLine) error { // the lines are a courtesy
 		lines = append(lines, l.Text)
 		return nil
 	})

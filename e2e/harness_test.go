@@ -375,6 +375,7 @@ func execOn(t *testing.T, c *gossh.Client, command string) result {
 	return r
 }
 
+//nolint:unused // for the e2e tests of add-ons (issue 11), landing next
 func withTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

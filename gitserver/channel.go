@@ -52,6 +52,6 @@ func (f filteringChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error)
 
 func reply(req *gossh.Request, ok bool) {
 	if req.WantReply {
-		req.Reply(ok, nil)
+		_ = req.Reply(ok, nil) // a client that went away
 	}
 }

@@ -116,8 +116,8 @@ func (s *Server) runGit(ctx context.Context, sess ssh.Session, env, args []strin
 		return gitFail(sess, "git is not available on the server")
 	}
 	go func() {
-		io.Copy(stdin, sess)
-		stdin.Close()
+		_, _ = io.Copy(stdin, sess) // git sees the end of its input either way
+		_ = stdin.Close()
 	}()
 	err = cmd.Wait()
 	var exit *exec.ExitError

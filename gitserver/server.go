@@ -112,7 +112,7 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.ssh.Shutdown(ctx)
 	if err != nil {
-		s.ssh.Close()
+		_ = s.ssh.Close() // past the grace: what is left is cut
 	}
 	return err
 }
@@ -122,10 +122,9 @@ func (s *Server) Close() error { return s.ssh.Close() }
 
 type ctxKey string
 
-const (
-	ctxAuthed      ctxKey = "skiff-authed"
-	fingerprintExt        = "skiff-fingerprint"
-)
+const ctxAuthed ctxKey = "skiff-authed"
+
+const fingerprintExt = "skiff-fingerprint"
 
 // serverConfig adds what gliderlabs/ssh does not set itself: the callback
 // that learns which key actually signed, and the auth attempt cap.

@@ -32,14 +32,14 @@ func (s *Server) handleSession(sess ssh.Session) {
 		return
 	}
 	if verb, ok := gitVerb(args); ok {
-		sess.Exit(s.serveGit(ctx, sess, actor, verb, args)) // which says when it was revoked
+		_ = sess.Exit(s.serveGit(ctx, sess, actor, verb, args)) // which says when it was revoked
 		return
 	}
 	inv := &skiff.Invocation{Actor: actor, Args: args, Raw: raw, RawStarts: starts, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
 	if pty, winch, ok := sess.Pty(); ok {
 		inv.TTY = &skiff.TTY{Term: pty.Term, Width: pty.Window.Width, Height: pty.Window.Height, Resize: windowSizes(winch)}
 	}
-	sess.Exit(endRevoked(ctx, sess, s.cfg.Commands.RunCommand(ctx, inv)))
+	_ = sess.Exit(endRevoked(ctx, sess, s.cfg.Commands.RunCommand(ctx, inv))) // the status of a session whose client left
 }
 
 // windowSizes converts gliderlabs window changes; the channel closes with
@@ -60,7 +60,7 @@ func windowSizes(in <-chan ssh.Window) <-chan skiff.WindowSize {
 
 func fail(sess ssh.Session, code int, msg string) {
 	fmt.Fprintf(sess.Stderr(), " !     %s\n", msg)
-	sess.Exit(code)
+	_ = sess.Exit(code)
 }
 
 // gitVerb recognizes the commands git runs over SSH.

@@ -290,7 +290,7 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 		return nil, fmt.Errorf("render: a CPU limit of %g is below the 0.01 Kubernetes can grant", limits.CPU)
 	}
 	no, yes := false, true
-	replicas := int32(p.Replicas)
+	replicas := int32(p.Replicas) //nolint:gosec // at most skiff.MaxScale
 	grace := int64((drainDelay + check.WaitToRetire).Seconds())
 	revisions := int32(2)
 	maxUnavailable, maxSurge := intstr.FromInt32(0), intstr.FromString("25%")
@@ -407,7 +407,7 @@ func dockerConfig(reg *Registry) ([]byte, error) {
 		Password string `json:"password"`
 		Auth     []byte `json:"auth"` // base64 of user:password, as docker writes it
 	}
-	return json.Marshal(map[string]map[string]entry{"auths": {reg.Server: {
+	return json.Marshal(map[string]map[string]entry{"auths": {reg.Server: { //nolint:gosec // G117: a pull secret is this password, by design
 		Username: reg.Username, Password: reg.Password, Auth: []byte(reg.Username + ":" + reg.Password),
 	}}})
 }

@@ -183,13 +183,15 @@ func (l *accessLog) file(appID string) (*logFile, error) {
 
 // rotate renames app.log to app.log.1 (and .1 to .2 …, keeping l.keep).
 func (l *accessLog) rotate(appID string, f *logFile) {
-	f.w.Flush()
+	if err := f.w.Flush(); err != nil {
+		l.log.Error("access log", "app_id", appID, "err", err)
+	}
 	f.f.Close()
 	delete(l.files, appID)
 	p := l.path(appID)
 	os.Remove(fmt.Sprintf("%s.%d", p, l.keep))
 	for i := l.keep - 1; i >= 1; i-- {
-		os.Rename(fmt.Sprintf("%s.%d", p, i), fmt.Sprintf("%s.%d", p, i+1))
+		_ = os.Rename(fmt.Sprintf("%s.%d", p, i), fmt.Sprintf("%s.%d", p, i+1)) // a missing older file is the usual case
 	}
 	if err := os.Rename(p, p+".1"); err != nil {
 		l.log.Error("access log rotation", "app_id", appID, "err", err)

@@ -39,7 +39,9 @@ func newACMEThrottle(every time.Duration, path string) *acmeThrottle {
 	t := &acmeThrottle{every: every, now: time.Now, path: path, failed: map[string]acmeFailure{}}
 	if path != "" {
 		if data, err := os.ReadFile(path); err == nil {
-			json.Unmarshal(data, &t.failed) // unreadable: start afresh
+			if json.Unmarshal(data, &t.failed) != nil {
+				t.failed = map[string]acmeFailure{} // unreadable: start afresh
+			}
 		}
 	}
 	return t
@@ -56,8 +58,9 @@ func (t *acmeThrottle) save() {
 		return
 	}
 	tmp := t.path + ".tmp"
+	// Best effort: without the file a restart only forgets the waits.
 	if err := os.WriteFile(tmp, data, 0o600); err == nil {
-		os.Rename(tmp, t.path)
+		_ = os.Rename(tmp, t.path)
 	}
 }
 

@@ -92,11 +92,3 @@ func (p *pool) pick(skip *backend) *backend {
 	}
 	return best
 }
-
-func (p *pool) inflight() int64 {
-	var n int64
-	for _, b := range p.backends {
-		n += b.inflight.Load()
-	}
-	return n
-}

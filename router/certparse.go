@@ -61,11 +61,10 @@ func ParseCertBundle(data []byte) (certPEM, keyPEM []byte, err error) {
 	if leaf < 0 {
 		return nil, nil, skiff.Errorf(skiff.EINVALID, "the private key does not belong to any certificate in the bundle")
 	}
-	var out bytes.Buffer
-	pem.Encode(&out, certs[leaf])
+	out := bytes.NewBuffer(pem.EncodeToMemory(certs[leaf]))
 	for i, c := range certs {
 		if i != leaf {
-			pem.Encode(&out, c)
+			out.Write(pem.EncodeToMemory(c))
 		}
 	}
 	if _, err := loadKeyPair(out.Bytes(), keyPEM); err != nil {

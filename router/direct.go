@@ -128,9 +128,9 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (*http.Res
 	ctx := req.Context()
 	timeout := t.timeout(req)
 	if timeout > 0 {
-		dc.conn.SetReadDeadline(time.Now().Add(timeout))
+		_ = dc.conn.SetReadDeadline(time.Now().Add(timeout)) // fails only on a closed conn, which the read reports
 	}
-	stop := context.AfterFunc(ctx, func() { dc.conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = dc.conn.SetDeadline(time.Unix(1, 0)) })
 	if err := req.Write(dc.bw); err != nil {
 		stop()
 		return nil, err
@@ -159,7 +159,7 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (*http.Res
 		return nil, err
 	}
 	if timeout > 0 {
-		dc.conn.SetReadDeadline(time.Time{})
+		_ = dc.conn.SetReadDeadline(time.Time{})
 	}
 	keep := !resp.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	if resp.Body == http.NoBody || req.Method == http.MethodHead {

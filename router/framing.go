@@ -135,7 +135,7 @@ func (g *framingGuard) follow(p []byte) int {
 		case inBody:
 			k := min(uint64(len(p)-i), g.left)
 			g.left -= k
-			i += int(k)
+			i += int(k) //nolint:gosec // at most len(p)
 			if g.left == 0 {
 				g.state = inHeader
 			}

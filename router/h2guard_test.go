@@ -269,7 +269,7 @@ func TestDedupSettings(t *testing.T) {
 func FuzzH2Guard(f *testing.F) {
 	var b bytes.Buffer
 	fr := http2.NewFramer(&b, nil)
-	enc := hpack.NewEncoder(&b)
+	var enc *hpack.Encoder
 	b.WriteString(http2.ClientPreface)
 	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
 	f.Add(bytes.Clone(b.Bytes()))

@@ -39,7 +39,7 @@ func writeBytes(w http.ResponseWriter, code int, body []byte) {
 	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Encoding")
 	w.WriteHeader(code)
-	w.Write(body)
+	_, _ = w.Write(body) // to a client that may have gone
 }
 
 // newRequestID returns 32 random hex digits.

@@ -237,5 +237,5 @@ func (r *Router) redirectHTTPS(w http.ResponseWriter, req *http.Request, host st
 	if req.Method == http.MethodGet || req.Method == http.MethodHead {
 		code = http.StatusMovedPermanently
 	}
-	http.Redirect(w, req, target, code)
+	http.Redirect(w, req, target, code) //nolint:gosec // to host, one of the app's own, over HTTPS
 }

@@ -79,7 +79,7 @@ func (rw *respWriter) Write(p []byte) (int, error) {
 
 func (rw *respWriter) Flush() {
 	if rw.enc != nil {
-		rw.enc.Flush()
+		_ = rw.enc.Flush() // its writes to the client fail the same way on the next Write
 	}
 	if f, ok := rw.w.(http.Flusher); ok {
 		f.Flush()
@@ -89,7 +89,7 @@ func (rw *respWriter) Flush() {
 // finish ends the compressed stream, if any.
 func (rw *respWriter) finish() {
 	if rw.enc != nil {
-		rw.enc.Close()
+		_ = rw.enc.Close() // the stream's end, to a client that may have gone: the access log has the bytes
 		putEncoder(rw.compress, rw.enc)
 		rw.enc = nil
 	}

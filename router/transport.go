@@ -86,7 +86,7 @@ func (t *connTracker) closeAll(addr string) {
 	}
 	t.mu.Unlock()
 	for _, c := range cs {
-		c.Close()
+		_ = c.Close()
 	}
 }
 
@@ -180,12 +180,12 @@ type retryBody struct {
 func (b *retryBody) Read(p []byte) (int, error) {
 	b.read = true
 	if b.idle > 0 {
-		b.ctrl.SetReadDeadline(time.Now().Add(b.idle))
+		_ = b.ctrl.SetReadDeadline(time.Now().Add(b.idle)) // a closed conn: the read reports it
 	}
 	n, err := b.rc.Read(p)
 	if err != nil {
 		if b.idle > 0 {
-			b.ctrl.SetReadDeadline(time.Time{})
+			_ = b.ctrl.SetReadDeadline(time.Time{})
 			b.idle = 0
 		}
 		if err != io.EOF {

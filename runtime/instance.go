@@ -73,8 +73,8 @@ func (in *instance) openFIFO() error {
 		return fmt.Errorf("open fifo: %w", err)
 	}
 	// A larger pipe lets a chatty app run on while the daemon restarts.
-	unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, 1<<20)
-	in.fifo = os.NewFile(uintptr(fd), p) // non-blocking: read through the poller
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, 1<<20) // above the limit: the default size still works
+	in.fifo = os.NewFile(uintptr(fd), p)                        // non-blocking: read through the poller
 	return nil
 }
 
@@ -232,7 +232,9 @@ func (r *Runtime) startContainer(ctx context.Context, in *instance) (*container.
 		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), userError(err))
 	}
 	if err := c.Start(ctx); err != nil {
-		c.Delete(context.WithoutCancel(ctx))
+		if derr := c.Delete(context.WithoutCancel(ctx)); derr != nil {
+			r.log.Warn("delete a container that did not start", "id", in.id, "err", derr)
+		}
 		return nil, fmt.Errorf("start %s: %w", in.rec.Spec.Name(), err)
 	}
 	return c, nil
@@ -305,7 +307,9 @@ func (r *Runtime) supervise(in *instance, c *container.Container) {
 		case <-c.Exited():
 			st, _ := c.Wait(bg)
 			stats, _ := c.Stats()
-			c.Delete(bg) // the file system goes with it: ephemeral, like a dyno
+			if err := c.Delete(bg); err != nil { // the file system goes with it: ephemeral, like a dyno
+				r.log.Warn("delete", "id", in.id, "err", err)
+			}
 			in.mu.Lock()
 			in.c = nil
 			in.mu.Unlock()
@@ -412,7 +416,7 @@ func (r *Runtime) stop(in *instance, c *container.Container, grace time.Duration
 		}
 	}
 	// The pump drains what is left in the pipe before the FIFO goes.
-	in.fifo.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	_ = in.fifo.SetReadDeadline(time.Now().Add(200 * time.Millisecond)) // a FIFO without a poller: the sleep drains it
 	time.Sleep(50 * time.Millisecond)
 	in.closeFIFO()
 	r.removeInstance(in.id, in.dir)

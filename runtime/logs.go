@@ -84,7 +84,7 @@ func (s *logStore) write(appID string, l skiff.LogLine) {
 	line := formatLine(l)
 	if a.size+int64(len(line)) > s.cap/2 {
 		a.f.Close()
-		os.Rename(filepath.Join(a.dir, "app.log"), filepath.Join(a.dir, "app.log.1"))
+		_ = os.Rename(filepath.Join(a.dir, "app.log"), filepath.Join(a.dir, "app.log.1")) // failing, the truncation below still caps it
 		f, err := os.OpenFile(filepath.Join(a.dir, "app.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
 			a.f = nil

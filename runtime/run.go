@@ -64,7 +64,7 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		closeAfter = []*os.File{inR, outW, errW}
 		if req.Stdin != nil {
 			go func() { // ends when the caller's stdin does, or at inW.Close
-				io.Copy(inW, req.Stdin)
+				_, _ = io.Copy(inW, req.Stdin) // the process sees its stdin end either way
 				inW.Close()
 			}()
 		} else {
@@ -83,15 +83,19 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		copies.Wait() // nothing writes to the caller's streams after Run
 		return 0, userError(err)
 	}
-	defer c.Delete(context.WithoutCancel(ctx))
+	defer func() {
+		if err := c.Delete(context.WithoutCancel(ctx)); err != nil {
+			r.log.Warn("delete a one-off's container", "id", id, "err", err)
+		}
+	}()
 	if cs.Terminal {
 		if req.TTY.Width > 0 && req.TTY.Height > 0 {
-			c.Resize(req.TTY.Width, req.TTY.Height)
+			_ = c.Resize(req.TTY.Width, req.TTY.Height) // a terminal of the default size
 		}
 		copies.Add(1)
 		go func() { defer copies.Done(); copyTo(req.Stdout, c.Console) }()
 		if req.Stdin != nil {
-			go io.Copy(c.Console, req.Stdin)
+			go func() { _, _ = io.Copy(c.Console, req.Stdin) }()
 		}
 		go func() {
 			for {
@@ -100,7 +104,7 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 					if !ok {
 						return
 					}
-					c.Resize(ws.Width, ws.Height)
+					_ = c.Resize(ws.Width, ws.Height)
 				case <-c.Exited():
 					return
 				}
@@ -108,13 +112,13 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		}()
 	}
 	if err := c.Start(ctx); err != nil {
-		c.Delete(context.WithoutCancel(ctx)) // which ends the copies
+		_ = c.Delete(context.WithoutCancel(ctx)) // which ends the copies; the deferred Delete reports
 		copies.Wait()
 		return 0, err
 	}
 	st, err := c.Wait(ctx)
 	if err != nil { // ctx ended: the caller went away
-		c.Kill()
+		_ = c.Kill() // it may have ended meanwhile: Wait tells
 		st, _ = c.Wait(context.WithoutCancel(ctx))
 	}
 	done := make(chan struct{})
@@ -139,5 +143,5 @@ func copyTo(w io.Writer, r io.Reader) {
 	if w == nil {
 		w = io.Discard
 	}
-	io.Copy(w, r)
+	_, _ = io.Copy(w, r) // to the caller's stream, which may have gone
 }

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.nameservers = hostNameservers()
 	}
 	if err := r.adoptAll(ctx); err != nil {
-		r.Close()
+		_ = r.Close() // Close reports nothing: supervision just stops
 		return nil, err
 	}
 	return r, nil
@@ -201,12 +201,16 @@ func (r *Runtime) adoptAll(ctx context.Context) error {
 				st = fst
 			}
 			stats, _ := c.Stats()
-			c.Delete(ctx)
+			if err := c.Delete(ctx); err != nil {
+				r.log.Warn("delete", "id", rec.ID, "err", err)
+			}
 			c = nil
 			r.ended(in, st, stats)
 		} else if c.Status != "running" {
 			// Created but never started, or paused: start it afresh.
-			c.Delete(ctx)
+			if err := c.Delete(ctx); err != nil {
+				r.log.Warn("delete", "id", rec.ID, "err", err)
+			}
 			c = nil
 		}
 		if err := in.openFIFO(); err != nil {
@@ -279,7 +283,7 @@ func (r *Runtime) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.I
 		return nil, err
 	}
 	if err := writeRecord(in.dir, rec); err != nil {
-		c.Delete(context.WithoutCancel(ctx))
+		_ = c.Delete(context.WithoutCancel(ctx)) // the record's error is the one to report; Cleanup removes what is left at the next start
 		in.closeFIFO()
 		r.removeInstance(in.id, in.dir)
 		return nil, err
@@ -311,7 +315,7 @@ func (r *Runtime) launch(in *instance, c *container.Container) {
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		r.logs.pump(in.fifo, in.rec.Spec.AppID, in.rec.Spec.Name())
+		_ = r.logs.pump(in.fifo, in.rec.Spec.AppID, in.rec.Spec.Name()) // it ends when the FIFO is closed
 	}()
 	go func() {
 		defer r.wg.Done()

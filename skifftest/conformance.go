@@ -514,7 +514,7 @@ func testMounts(t *testing.T, fx *SchedulerFixture) {
 	if err != nil {
 		t.Fatalf("Start with a mount: %v", err)
 	}
-	defer s.Stop(ctx, in.ID, time.Second)
+	defer func() { _ = s.Stop(ctx, in.ID, time.Second) }() // the fixture stops what is left
 	if got := find(t, s, "mounts-id", in.ID); got == nil || len(got.Spec.Mounts) != 1 || got.Spec.Mounts[0] != spec.Mounts[0] {
 		t.Fatalf("listed %+v", got)
 	}

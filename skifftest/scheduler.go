@@ -139,7 +139,7 @@ func (h *Host) Close() {
 	views := slices.Clone(h.views)
 	h.mu.Unlock()
 	for _, v := range views {
-		v.Close()
+		_ = v.Close() // never fails
 	}
 	h.mu.Lock()
 	var runs []*process

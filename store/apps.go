@@ -59,7 +59,7 @@ func (db *DB) CreateApp(ctx context.Context, app *skiff.App) error {
 }
 
 func (db *DB) findApp(ctx context.Context, where string, arg any) (*skiff.App, error) {
-	row := db.read.QueryRowContext(ctx, `SELECT `+appColumns+` FROM apps a LEFT JOIN users u ON u.id = a.owner_id WHERE `+where, arg)
+	row := db.read.QueryRowContext(ctx, `SELECT `+appColumns+` FROM apps a LEFT JOIN users u ON u.id = a.owner_id WHERE `+where, arg) //nolint:gosec // constant SQL; the value is bound
 	app, err := scanApp(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, skiff.Errorf(skiff.ENOTFOUND, "app %v does not exist", arg)

@@ -65,12 +65,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	db.write.SetMaxOpenConns(1)
 	db.write.SetConnMaxIdleTime(0)
 	if db.read, err = sql.Open("sqlite3", dsn("&_query_only=1")); err != nil {
-		db.write.Close()
+		_ = db.write.Close() // opening failed already
 		return nil, err
 	}
 	db.read.SetMaxOpenConns(4)
 	if err := db.migrate(ctx); err != nil {
-		db.Close()
+		_ = db.Close() // the migration's error is the one to report
 		return nil, err
 	}
 	return db, nil

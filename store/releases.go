@@ -62,8 +62,12 @@ func scanBuild(row interface{ Scan(...any) error }) (*skiff.Build, error) {
 	if err := row.Scan(&b.AppID, &b.ID, &b.Commit, &b.Status, &b.Actor, &b.Builder, &b.Image, &bps, &phases, &b.Error, &started, &finished); err != nil {
 		return nil, err
 	}
-	json.Unmarshal([]byte(bps), &b.Buildpacks)
-	json.Unmarshal([]byte(phases), &b.Phases)
+	if err := json.Unmarshal([]byte(bps), &b.Buildpacks); err != nil {
+		return nil, fmt.Errorf("build %d: buildpacks: %w", b.ID, err)
+	}
+	if err := json.Unmarshal([]byte(phases), &b.Phases); err != nil {
+		return nil, fmt.Errorf("build %d: phases: %w", b.ID, err)
+	}
 	b.StartedAt, b.FinishedAt = parseTime(started), parseTime(finished)
 	return &b, nil
 }

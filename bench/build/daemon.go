@@ -92,7 +92,7 @@ func (d *daemon) stop() { d.once.Do(d.stopOnce) }
 func (d *daemon) stopOnce() {
 	if d.cmd.Process != nil {
 		d.cmd.Process.Signal(syscall.SIGTERM)
-		d.cmd.Wait()
+		_ = d.cmd.Wait() // killed: its status says so
 	}
 	if out, err := exec.Command(d.cfg.skiff, "--data", d.data, "teardown", "--resource-prefix", d.cfg.prefix,
 		"--network-pool", d.cfg.pool).CombinedOutput(); err != nil {
@@ -149,7 +149,7 @@ func timedSteps(cmd *exec.Cmd, all io.Writer, prefix string) ([]step, error) {
 				}
 			}
 		}
-		io.Copy(io.Discard, pr)
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	err := cmd.Wait()
 	pw.Close()

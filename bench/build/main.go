@@ -94,7 +94,9 @@ func run(cfg *config) error {
 	if cfg.out != "" {
 		if err := os.MkdirAll(cfg.out, 0o755); err == nil {
 			f := filepath.Join(cfg.out, "build-"+started.UTC().Format("20060102-150405")+".md")
-			os.WriteFile(f, []byte(rep), 0o644)
+			if err := os.WriteFile(f, []byte(rep), 0o644); err != nil {
+				return err
+			}
 			fmt.Fprintln(os.Stderr, "build-bench: table written to", f)
 		}
 	}

@@ -164,7 +164,7 @@ func (d *daemon) push(app, repo, mark string) (*pushResult, error) {
 	}()
 	steps, err := timedSteps(cmd, &out, "remote: ")
 	if d.cfg.verbose {
-		os.Stderr.Write(out.Bytes())
+		_, _ = os.Stderr.Write(out.Bytes())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("git push: %v\n%s", err, out.String())
@@ -224,7 +224,7 @@ func copyTree(src, dst string) error {
 		if fi.IsDir() {
 			return os.MkdirAll(target, 0o755)
 		}
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(path) //nolint:gosec // G122: copying the repository's own sample apps
 		if err != nil {
 			return err
 		}

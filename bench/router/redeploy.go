@@ -18,10 +18,12 @@ func redeploy(args []string) error {
 	fs := newFlags("redeploy")
 	swaps := fs.Int("swaps", 20, "deploys per run")
 	out := fs.String("out", "bench/out", "output directory")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	work, _ := filepath.Abs(filepath.Join(*out, "redeploy-work"))
 	os.RemoveAll(work)
-	os.MkdirAll(work, 0o755)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
 	certFile, keyFile, err := writeCert(work)
 	if err != nil {
 		return err
@@ -68,7 +70,7 @@ func redeploy(args []string) error {
 		}
 		o, err := exec.Command("wrk", append(wargs, "http://"+httpAddr+"/small")...).CombinedOutput()
 		rt.Process.Signal(os.Interrupt)
-		rt.Wait()
+		_ = rt.Wait() // interrupted: its status says so
 		if err != nil {
 			return fmt.Errorf("wrk: %v\n%s", err, o)
 		}
@@ -78,7 +80,7 @@ func redeploy(args []string) error {
 		var errs int64
 		for _, m := range regexp.MustCompile(`(?:connect|read|write|timeout|responses:) (\d+)`).FindAllStringSubmatch(s, -1) {
 			var n int64
-			fmt.Sscan(m[1], &n)
+			_, _ = fmt.Sscan(m[1], &n) // the pattern matched digits
 			errs += n
 		}
 		total := regexp.MustCompile(`(\d+) requests in`).FindStringSubmatch(s)
@@ -86,7 +88,9 @@ func redeploy(args []string) error {
 		ok := strings.Count(deploys.String(), ": <nil> in")
 		fmt.Fprintf(&report, "| %s | %s | %s | %.2f | %d | %d of %d |\n", mode, at(total, 1), at(rps, 1), r.P99ms, errs, ok, *swaps)
 	}
-	os.WriteFile(filepath.Join(*out, "redeploy-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report.String()), 0o644)
+	if err := os.WriteFile(filepath.Join(*out, "redeploy-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report.String()), 0o644); err != nil {
+		return err
+	}
 	fmt.Print(report.String())
 	return nil
 }

@@ -24,11 +24,13 @@ func slowloris(args []string) error {
 	rate := fs.Int("rate", 200, "normal requests per second")
 	dur := fs.Duration("duration", 20*time.Second, "measurement time, before and during the attack")
 	out := fs.String("out", "bench/out", "output directory")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 
 	work, _ := filepath.Abs(filepath.Join(*out, "slowloris-work"))
 	os.RemoveAll(work)
-	os.MkdirAll(work, 0o755)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
 	certFile, keyFile, err := writeCert(work)
 	if err != nil {
 		return err
@@ -73,7 +75,9 @@ func slowloris(args []string) error {
 		"| | p50 ms | p99 ms | max ms | errors | router RSS MiB |\n|---|---:|---:|---:|---:|---:|\n"+
 		"| before | %.2f | %.2f | %.2f | %d | %.0f |\n| during | %.2f | %.2f | %.2f | %d | %.0f |\n| 15 s after | | | | | %.0f |\n",
 		*conns, held, *rate, *dur, base.p50, base.p99, base.max, base.errs, rssBefore, attack.p50, attack.p99, attack.max, attack.errs, rssDuring, rssAfter)
-	os.WriteFile(filepath.Join(*out, "slowloris-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report), 0o644)
+	if err := os.WriteFile(filepath.Join(*out, "slowloris-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report), 0o644); err != nil {
+		return err
+	}
 	fmt.Print(report)
 	return nil
 }

@@ -57,7 +57,7 @@ func main() {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		os.Stderr.WriteString("usage: skiff-init [--exit-file PATH] [--] command [args…]\n")
+		_, _ = os.Stderr.WriteString("usage: skiff-init [--exit-file PATH] [--] command [args…]\n")
 		os.Exit(2)
 	}
 	code := run(args)
@@ -76,7 +76,7 @@ func writeExitFile(path string, code int) {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Stderr.WriteString("skiff-init: record the exit status: " + err.Error() + "\n")
+		_, _ = os.Stderr.WriteString("skiff-init: record the exit status: " + err.Error() + "\n")
 	}
 }
 
@@ -84,11 +84,11 @@ func run(args []string) int {
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs, append(append([]os.Signal{unix.SIGCHLD}, forwarded...), ignored...)...)
 	if os.Getpid() != 1 {
-		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) // without it orphans go to the real pid 1: still reaped
 	}
 	pid, err := start(args)
 	if err != nil {
-		os.Stderr.WriteString("skiff-init: " + err.Error() + "\n")
+		_, _ = os.Stderr.WriteString("skiff-init: " + err.Error() + "\n")
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, unix.ENOENT) {
 			return 127 // what a shell says for a command that is not there
 		}
@@ -122,7 +122,7 @@ func start(args []string) (int, error) {
 		// foreground: hand that to the app.
 		sys.Foreground, sys.Ctty = true, 0
 	}
-	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{ //nolint:gosec // running the app's command is skiff-init's job, inside its sandbox
 		Env: os.Environ(), Files: []uintptr{0, 1, 2}, Sys: sys,
 	})
 	if err != nil {

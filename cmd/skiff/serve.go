@@ -202,7 +202,9 @@ func serve(dataDir string, args []string) int {
 	m := &Main{Config: cfg, Log: log}
 	if err := m.Run(ctx); err != nil {
 		log.Error("skiff serve", "err", err)
-		m.Close()
+		if cerr := m.Close(); cerr != nil {
+			log.Error("closing after a failed start", "err", cerr)
+		}
 		return 1
 	}
 	<-ctx.Done()
@@ -258,7 +260,9 @@ func (m *Main) Run(ctx context.Context) error {
 	// Instances run as unprivileged ids and their layers live below DATA:
 	// the directory must be traversable, while everything secret in it is
 	// 0600 or in 0700 directories.
-	os.Chmod(cfg.DataDir, 0o711)
+	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
 	os.Remove(filepath.Join(cfg.DataDir, "ready.json"))
 
 	// The control socket comes first: it refuses to start a second daemon
@@ -427,10 +431,10 @@ func (m *Main) Close() error {
 	}
 	var errs []error
 	if m.ssh != nil {
-		m.ssh.Shutdown(ctx)
+		_ = m.ssh.Shutdown(ctx) // past the grace it closes the rest itself
 	}
 	if m.control != nil {
-		m.control.Close()
+		errs = append(errs, m.control.Close())
 	}
 	if m.services != nil {
 		errs = append(errs, m.services.Close())
@@ -439,7 +443,7 @@ func (m *Main) Close() error {
 		errs = append(errs, m.platform.close(ctx))
 	}
 	for _, c := range m.closers {
-		c()
+		_ = c() // listeners: closing them reports nothing to act on
 	}
 	m.bg.Wait()
 	if m.db != nil {

@@ -45,7 +45,7 @@ func teardown(dataDir string, args []string) int {
 }
 
 func runTeardown(dataDir, prefix, poolText string) error {
-	if c, err := net.DialTimeout("unix", filepath.Join(dataDir, "control.sock"), time.Second); err == nil {
+	if c, err := net.DialTimeout("unix", filepath.Join(dataDir, "control.sock"), time.Second); err == nil { //nolint:gosec // the daemon's own socket, to see whether it runs
 		c.Close()
 		return fmt.Errorf("skiff serve is running with the data directory %s: stop it first", dataDir)
 	}

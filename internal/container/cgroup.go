@@ -142,7 +142,7 @@ type freezer struct {
 // then thaws it, which lets frozen v1 processes die.
 func freezeAndKill(fz freezer, procs string) error {
 	if writeCgroup(fz.state, fz.freeze) == nil {
-		defer writeCgroup(fz.state, fz.thaw)
+		defer func() { _ = writeCgroup(fz.state, fz.thaw) }() // a cgroup gone meanwhile has nothing to thaw
 		// Freezing is asynchronous: wait until every process is frozen.
 		for deadline := time.Now().Add(2 * time.Second); !fz.frozen() && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)

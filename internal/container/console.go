@@ -36,12 +36,14 @@ func newConsoleSocket() (*consoleSocket, error) {
 // receive takes the master runc sent (runc create has returned, so it was
 // sent already or never will be).
 func (cs *consoleSocket) receive(ctx context.Context) (*os.File, error) {
-	cs.l.SetDeadline(deadline(ctx))
+	if err := cs.l.SetDeadline(deadline(ctx)); err != nil {
+		return nil, err
+	}
 	conn, err := cs.l.AcceptUnix()
 	if err != nil {
 		return nil, fmt.Errorf("console socket: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	oob := make([]byte, unix.CmsgSpace(4))
 	buf := make([]byte, 4096)
 	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
@@ -60,10 +62,12 @@ func (cs *consoleSocket) receive(ctx context.Context) (*os.File, error) {
 }
 
 func (cs *consoleSocket) Close() error {
-	cs.l.Close()
+	_ = cs.l.Close() // the directory's removal is the part that matters
 	return os.RemoveAll(cs.dir)
 }
 
 func setWinsize(f *os.File, cols, rows int) error {
-	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: uint16(cols), Row: uint16(rows)})
+	// The client says how large its window is: clamp to what a terminal holds.
+	cols, rows = min(max(cols, 0), 0xffff), min(max(rows, 0), 0xffff)
+	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: uint16(cols), Row: uint16(rows)}) //nolint:gosec // clamped above
 }

@@ -123,7 +123,7 @@ func (ew *exitWatcher) connectorReports() bool {
 		return true // cannot tell; trust it
 	}
 	pid := cmd.Process.Pid
-	cmd.Wait()
+	_ = cmd.Wait() // /bin/true: its exit is what the connector must report
 	buf := make([]byte, 64<<10)
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
@@ -148,7 +148,7 @@ func (ew *exitWatcher) listen() error {
 	if err != nil {
 		return err
 	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20) // without it, the pidfds catch what a full buffer drops
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: cnIdxProc}); err != nil {
 		unix.Close(fd)
 		return err
@@ -158,7 +158,7 @@ func (ew *exitWatcher) listen() error {
 	le := binary.NativeEndian
 	le.PutUint32(msg[0:], 40)
 	le.PutUint16(msg[4:], unix.NLMSG_DONE)
-	le.PutUint32(msg[12:], uint32(unix.Getpid()))
+	le.PutUint32(msg[12:], uint32(unix.Getpid())) //nolint:gosec // pids are positive and below 2^22
 	le.PutUint32(msg[16:], cnIdxProc)
 	le.PutUint32(msg[20:], cnValProc)
 	le.PutUint16(msg[32:], 4)
@@ -169,7 +169,10 @@ func (ew *exitWatcher) listen() error {
 	}
 	// A receive timeout lets the reader notice Close.
 	tv := unix.Timeval{Sec: 1}
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("proc connector: %w", err)
+	}
 	ew.sock = fd
 	return nil
 }
@@ -229,7 +232,7 @@ func (ew *exitWatcher) exited(pid int, st ExitStatus) {
 	if w != nil {
 		delete(ew.w, pid)
 		delete(ew.byFD, w.pidfd)
-		unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_DEL, w.pidfd, nil)
+		_ = unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_DEL, w.pidfd, nil) // closing the pidfd below removes it anyway
 	}
 	ew.mu.Unlock()
 	if w != nil {
@@ -300,9 +303,9 @@ func waitPidfd(fd int) (ExitStatus, bool) {
 		break
 	}
 	// siginfo_t for SIGCHLD: si_pid at 16, si_uid at 20, si_status at 24.
-	raw := (*[128]byte)(unsafe.Pointer(&info))
-	pid := int32(binary.NativeEndian.Uint32(raw[16:]))
-	status := int(int32(binary.NativeEndian.Uint32(raw[24:])))
+	raw := (*[128]byte)(unsafe.Pointer(&info))                 //nolint:gosec // siginfo_t is 128 bytes; x/sys/unix names none of its fields
+	pid := int32(binary.NativeEndian.Uint32(raw[16:]))         //nolint:gosec // C's pid_t and int, as the kernel wrote them
+	status := int(int32(binary.NativeEndian.Uint32(raw[24:]))) //nolint:gosec // as above
 	if pid == 0 {
 		return ExitStatus{}, false // not exited after all (WNOHANG)
 	}
@@ -339,7 +342,7 @@ func (ew *exitWatcher) sweepOrphans() {
 			}
 			if next[pid] = seen[pid] + 1; next[pid] > 2 {
 				var info unix.Siginfo
-				unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG, nil)
+				_ = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG, nil) // reaps it if it is ours; ECHILD if not
 				delete(next, pid)
 			}
 		}
@@ -382,7 +385,7 @@ func (ew *exitWatcher) watch(pid int) (*watch, error) {
 		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	w := &watch{pidfd: fd, done: make(chan struct{})}
-	if err := unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+	if err := unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil { //nolint:gosec // descriptors fit in an int32
 		unix.Close(fd)
 		return nil, fmt.Errorf("epoll: %w", err)
 	}

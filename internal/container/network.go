@@ -386,10 +386,10 @@ func (n *Network) attach(id string, pid int, fixed netip.Addr, group string) (ne
 	ok := false
 	defer func() {
 		if !ok {
-			netlink.LinkDel(veth)
+			_ = netlink.LinkDel(veth) // undoing a failed setup: its error is the one returned
 		}
 	}()
-	os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0)
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0) // absent on a host without IPv6
 	if err := netlink.AddrAdd(veth, &netlink.Addr{IPNet: ipnet(hostIP, 30)}); err != nil {
 		return netip.Addr{}, fmt.Errorf("address %s: %w", name, err)
 	}
@@ -413,7 +413,7 @@ func configureInside(pid int, peer string, ctrIP, hostIP netip.Addr) error {
 	if err != nil {
 		return fmt.Errorf("container netns: %w", err)
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("container netns: %w", err)

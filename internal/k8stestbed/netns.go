@@ -109,14 +109,14 @@ func within(ns string, fn func()) error {
 			errc <- err
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		target, err := netns.GetFromPath(ns)
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		defer target.Close()
+		defer func() { _ = target.Close() }()
 		if err := netns.Set(target); err != nil {
 			runtime.UnlockOSThread()
 			errc <- err

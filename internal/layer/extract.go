@@ -139,7 +139,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return x.whiteout(parent, base)
 	}
 	switch hdr.Typeflag {
-	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+	case tar.TypeDir, tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo: //nolint:staticcheck // TypeRegA: old tars still mark regular files '\x00'
+
 	case tar.TypeXGlobalHeader:
 		return nil
 	default: // devices, and types this code does not know
@@ -273,7 +274,7 @@ func (x *extractor) setFileMeta(f *os.File, hdr *tar.Header) error {
 // fileMode drops setuid and setgid: nothing in an app image needs to gain
 // privilege (and no_new_privs would refuse it anyway). The sticky bit stays
 // for /tmp.
-func fileMode(hdr *tar.Header) uint32 { return uint32(hdr.Mode) & 0o1777 }
+func fileMode(hdr *tar.Header) uint32 { return uint32(hdr.Mode) & 0o1777 } //nolint:gosec // masked to the permission bits
 
 func mtime(hdr *tar.Header) []unix.Timespec {
 	mt := hdr.ModTime

@@ -16,7 +16,7 @@ func openInRoot(root int, rel string, flags int) (int, error) {
 		rel = "."
 	}
 	how := unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
+		Flags:   uint64(flags | unix.O_CLOEXEC), //nolint:gosec // open flags: small and positive
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	}
 	for range 16 {

@@ -68,7 +68,9 @@ func Start(t testing.TB, httpPort, tlsPort int, validity time.Duration) *CA {
 	c.Roots = x509.NewCertPool()
 	c.Roots.AddCert(authority.GetRootCert(0).Cert)
 	c.TrustPEM = filepath.Join(t.TempDir(), "pebble-https.pem")
-	os.WriteFile(c.TrustPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+	if err := os.WriteFile(c.TrustPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -90,10 +92,10 @@ func startDNS(t testing.TB) string {
 				})
 			}
 		}
-		w.WriteMsg(m)
+		_ = w.WriteMsg(m) // to a resolver that may have given up
 	})}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
+	go func() { _ = srv.ActivateAndServe() }() // ends at Shutdown
+	t.Cleanup(func() { _ = srv.Shutdown() })
 	return l.Addr().String()
 }
 

@@ -26,7 +26,7 @@ type Cmd struct {
 // command that fails returns an *exec.ExitError wrapped with its name.
 func (bc *BuildContext) Run(c Cmd) error {
 	out := bc.Log.Indented()
-	defer out.Close()
+	defer func() { _ = out.Close() }() // the build's output: nothing to report it to
 	cmd := command(bc.Context, c)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
@@ -54,7 +54,7 @@ func (bc *BuildContext) RunTee(c Cmd, tee io.Writer) error {
 // progress).
 func (bc *BuildContext) RunTo(stdout io.Writer, c Cmd) error {
 	out := bc.Log.Indented()
-	defer out.Close()
+	defer func() { _ = out.Close() }() // the build's output: nothing to report it to
 	cmd := command(bc.Context, c)
 	cmd.Stdout, cmd.Stderr = stdout, out
 	if err := cmd.Run(); err != nil {

@@ -63,7 +63,7 @@ func (l *Log) lines(prefix, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		io.WriteString(l.w, prefix+line+"\n")
+		_, _ = io.WriteString(l.w, prefix+line+"\n") // the build's output
 	}
 }
 
@@ -106,9 +106,10 @@ func (w *indentWriter) emit(line []byte) {
 	line = bytes.TrimRight(line, "\r")
 	w.log.mu.Lock()
 	defer w.log.mu.Unlock()
-	io.WriteString(w.log.w, detailPrefix)
-	w.log.w.Write(line)
-	io.WriteString(w.log.w, "\n")
+	// The build's output: a failed write is the build's end, seen by it.
+	_, _ = io.WriteString(w.log.w, detailPrefix)
+	_, _ = w.log.w.Write(line)
+	_, _ = io.WriteString(w.log.w, "\n")
 }
 
 func (w *indentWriter) Close() error {

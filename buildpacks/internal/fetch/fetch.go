@@ -104,7 +104,7 @@ func (c *Client) once(ctx context.Context, url string, header http.Header, fn fu
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection can be reused
 		return &StatusError{URL: url, Status: resp.StatusCode}
 	}
 	return fn(resp.Body)

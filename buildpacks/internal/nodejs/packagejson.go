@@ -90,7 +90,7 @@ func ParsePackageJSON(data []byte) (*PackageJSON, error) {
 		pj.PackageManager = s
 	}
 	var all map[string]json.RawMessage
-	json.Unmarshal(data, &all)
+	_ = json.Unmarshal(data, &all) // the document parsed already; this is the same bytes
 	key := map[string]any{}
 	for _, f := range installFields {
 		if v, ok := all[f]; ok {

@@ -104,7 +104,7 @@ func (p *packument) resolve(rng semver.Range, minMajor int) (semver.Version, *ve
 // it has none that skiff can read.
 func (v *versionDoc) enginesNode() semver.Range {
 	var engines map[string]any
-	json.Unmarshal(v.Engines, &engines)
+	_ = json.Unmarshal(v.Engines, &engines) // an old version's odd engines field: no node range
 	s, _ := engines["node"].(string)
 	r, err := semver.ParseRange(s)
 	if err != nil {
@@ -117,7 +117,7 @@ func (v *versionDoc) enginesNode() semver.Range {
 func (p *packument) releases(minMajor int) []semver.Version {
 	var vs []semver.Version
 	for s := range p.Versions {
-		if v, err := semver.Parse(s); err == nil && len(v.Pre) == 0 && v.Major >= uint64(minMajor) {
+		if v, err := semver.Parse(s); err == nil && len(v.Pre) == 0 && v.Major >= uint64(minMajor) { //nolint:gosec // a positive constant
 			vs = append(vs, v)
 		}
 	}

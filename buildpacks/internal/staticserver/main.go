@@ -43,7 +43,7 @@ func Main(ctx context.Context, name string, args []string, stdout, stderr io.Wri
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	h.Fallback = strings.TrimPrefix(*fallback, "/")
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {

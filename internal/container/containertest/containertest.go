@@ -119,9 +119,11 @@ func New(t testing.TB) *Env {
 	}
 	e.Runc = r
 	t.Cleanup(func() {
-		r.Close()
+		_ = r.Close()
 		e.CheckNoLeaks(t)
-		nw.Remove()
+		if err := nw.Remove(); err != nil {
+			t.Errorf("remove the test's network: %v", err)
+		}
 		// runc makes the parent cgroup and leaves it; it is this test's.
 		ctls, _ := os.ReadDir("/sys/fs/cgroup")
 		os.Remove(filepath.Join("/sys/fs/cgroup", e.Parent))
@@ -195,7 +197,9 @@ func OpenPath(t testing.TB, p string) {
 			t.Fatal(err)
 		}
 		if fi.Mode().Perm()&0o011 != 0o011 {
-			os.Chmod(d, fi.Mode().Perm()|0o011)
+			if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -210,7 +214,7 @@ func BusyboxRootfs(t testing.TB) string {
 	if err != nil {
 		t.Skipf("needs a static %s (apt-get install busybox-static): %v", bb, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			t.Skipf("%s is dynamically linked: needs busybox-static", bb)
