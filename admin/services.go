@@ -2,7 +2,6 @@ package admin
 
 import (
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -411,7 +410,7 @@ func serviceRestore(kind string) func(*call) error {
 		if err != nil {
 			return err
 		}
-		var in io.Reader = c.inv.Stdin
+		in := c.inv.Stdin
 		if from := c.value("from"); from != "" {
 			f, err := c.services().Services.OpenBackup(c.ctx, svc, from)
 			if err != nil {

@@ -110,10 +110,12 @@ func (p *Platform) aptInstall(ctx context.Context, cache, lower, upper, work, me
 		name         string
 		major, minor uint32
 	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
-		if err := unix.Mknod(filepath.Join(dev, n.name), unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+		if err := unix.Mknod(filepath.Join(dev, n.name), unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil { //nolint:gosec // small device numbers
 			return fmt.Errorf("make /dev/%s: %w", n.name, err)
 		}
-		os.Chmod(filepath.Join(dev, n.name), 0o666)
+		if err := os.Chmod(filepath.Join(dev, n.name), 0o666); err != nil { // past the umask
+			return fmt.Errorf("make /dev/%s: %w", n.name, err)
+		}
 	}
 	// apt's downloads go to debootstrap's (so each .deb is fetched once
 	// for both), its lists to the cache: neither is in the image.

@@ -362,16 +362,6 @@ func finishRootfs(root string) error {
 	return nil
 }
 
-// imageFromRootfs stores a root file system as an image with the CNB base
-// image labels (see rootfsLayers).
-func (p *Platform) imageFromRootfs(ctx context.Context, ref, root, suite string, cas []caCert) (v1.Hash, error) {
-	adds, err := p.rootfsLayers(ctx, root, suite, cas)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	return p.imageFromLayers(ctx, ref, suite, adds)
-}
-
 // imageFromLayers stores an image of adds with the CNB base image labels.
 func (p *Platform) imageFromLayers(ctx context.Context, ref, suite string, adds []mutate.Addendum) (v1.Hash, error) {
 	img, err := mutate.Append(empty.Image, adds...)

@@ -329,7 +329,7 @@ func appendLogTime(b []byte, t time.Time) []byte {
 	}
 	b = append(b, p.b...)
 	ms := t.Nanosecond() / 1e6
-	return append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+	return append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z') //nolint:gosec // digits of a millisecond count below 1000
 }
 
 var logSecond atomic.Pointer[cachedDate]

@@ -72,7 +72,7 @@ func (r *Router) newFastServer(tlsConfig *tls.Config) (*fastServer, error) {
 	r.srvMu.Lock()
 	r.fast = append(r.fast, s)
 	r.srvMu.Unlock()
-	go s.fallback.Serve(s.handoff)
+	go func() { _ = s.fallback.Serve(s.handoff) }() // ends with the handoff listener
 	go s.retireWorkers()
 	go s.watchClients()
 	return s, nil
@@ -248,8 +248,8 @@ func peerClosed(c net.Conn) bool {
 		return true
 	}
 	closed := false
-	raw.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	_ = raw.Control(func(fd uintptr) { // fails only on a closed conn: then it is closed
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}} //nolint:gosec // descriptors fit in an int32
 		if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
 			closed = fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 		}
@@ -277,7 +277,7 @@ func (s *fastServer) serveConn(fc *fastConn, raw net.Conn) {
 			s.serveH2(tc)
 			return
 		case "acme-tls/1": // a CA validating a challenge: the handshake was all
-			tc.Close()
+			_ = tc.Close()
 			return
 		}
 		fc.setConn(tc, &cs)
@@ -287,7 +287,7 @@ func (s *fastServer) serveConn(fc *fastConn, raw net.Conn) {
 
 func (s *fastServer) serveH2(tc *tls.Conn) {
 	if s.closing.Load() {
-		tc.Close()
+		_ = tc.Close()
 		return
 	}
 	s.h2.ServeConn(&h2GuardConn{Conn: tc, r: newH2Guard(tc)}, &http2.ServeConnOpts{Context: s.r.ctx, Handler: s.r, BaseConfig: s.fallback})
@@ -303,7 +303,7 @@ func (s *fastServer) shutdown(ctx context.Context) error {
 		close(s.stopWorkers)
 		s.wmu.Unlock()
 	})
-	s.handoff.Close()
+	_ = s.handoff.Close() // the fallback server's listener: closing it ends Serve
 	each := func(f func(*fastConn)) {
 		s.wmu.Lock()
 		for fc := range s.workers {
@@ -327,7 +327,7 @@ func (s *fastServer) shutdown(ctx context.Context) error {
 			return <-fallback
 		case <-ctx.Done():
 			each(func(c *fastConn) { c.kill() })
-			<-fallback
+			<-fallback //nolint:errcheck // ctx's error is the one to report
 			return ctx.Err()
 		case <-tick.C:
 			each(wake) // connections that went idle since

@@ -202,8 +202,8 @@ func (r *h1Request) parse(buf []byte, maxHead int) h1Verdict {
 			if r.contentLength >= 0 {
 				unsure = "repeated content-length"
 			}
-			r.contentLength = int64(n)
-			f.drop = true // the router writes its own
+			r.contentLength = int64(n) //nolint:gosec // parseLength takes at most 18 digits
+			f.drop = true              // the router writes its own
 		case fkTransferEncoding:
 			te = true
 			f.drop = true

@@ -333,11 +333,11 @@ func (c *fastConn) respond(fr *fastReq, x *upstreamCall, dc *directConn) bool {
 		return false // the client must not take a cut body for a whole one
 	}
 	if clientOK && !closing {
-		c.out.Flush()
+		_ = c.out.Flush() // a client that went away fails the next read of the kept-alive conn
 		c.releaseWriter()
 		return true
 	}
-	c.out.Flush()
+	_ = c.out.Flush() // the connection closes next
 	return false
 }
 
@@ -429,7 +429,7 @@ func (c *fastConn) writePage(code int, body []byte, closing bool) {
 	}
 	w.WriteString("\r\n\r\n")
 	w.Write(body)
-	w.Flush()
+	_ = w.Flush() // to a client that may have gone
 	if !closing {
 		c.releaseWriter()
 	}
@@ -502,7 +502,7 @@ func (c *fastConn) requestID(id *[32]byte) {
 
 // bstr is b as a string without a copy, for a call that only reads it
 // while b's bytes stay put (the read buffer, during a request).
-func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) } //nolint:gosec // for lookups of bytes that are not changed while the string lives
 
 // forwardedFromFields is forwardedFor (forwarded.go) over the request's
 // fields: the chain a trusted proxy sent, else just the peer.

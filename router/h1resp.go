@@ -152,7 +152,7 @@ func (r *h1Response) parse(isHead bool) error {
 			if !ok || r.contentLength >= 0 && uint64(r.contentLength) != n {
 				return errBadResponse
 			}
-			r.contentLength = int64(n)
+			r.contentLength = int64(n) //nolint:gosec // parseLength takes at most 18 digits
 		case rkTransferEncoding:
 			if !asciiEqualFold(value, "chunked") || r.chunked {
 				return errBadResponse // net/http's client takes chunked alone too
@@ -358,7 +358,7 @@ func (c *chunkReader) next() ([]byte, error) {
 			c.done = true
 			return nil, io.EOF
 		}
-		c.left = int64(n)
+		c.left = int64(n) //nolint:gosec // at most 15 hex digits
 	}
 	avail := c.br.Buffered()
 	if avail == 0 {

@@ -45,16 +45,16 @@ func (r *Runtime) Exec(ctx context.Context, id string, req *skiff.RunRequest) (i
 		ex.Console = func(m *os.File) {
 			master = m
 			if req.TTY.Width > 0 && req.TTY.Height > 0 {
-				container.SetWinsize(m, req.TTY.Width, req.TTY.Height)
+				_ = container.SetWinsize(m, req.TTY.Width, req.TTY.Height) // a terminal of the default size
 			}
 			copies.Add(1)
 			go func() { defer copies.Done(); copyTo(req.Stdout, m) }()
 			if req.Stdin != nil {
-				go io.Copy(m, req.Stdin)
+				go func() { _, _ = io.Copy(m, req.Stdin) }()
 			}
 			go func() {
 				for ws := range req.TTY.Resize {
-					container.SetWinsize(m, ws.Width, ws.Height)
+					_ = container.SetWinsize(m, ws.Width, ws.Height)
 				}
 			}()
 		}
@@ -102,7 +102,7 @@ func pipeStdio(req *skiff.RunRequest) (container.Stdio, []*os.File, func(), erro
 	}
 	if req.Stdin != nil {
 		go func() { // ends when the caller's stdin does, or when the process has gone
-			io.Copy(inW, req.Stdin)
+			_, _ = io.Copy(inW, req.Stdin) // the process sees its stdin end either way
 			inW.Close()
 		}()
 	} else {

@@ -162,10 +162,19 @@ func (m *Manager) restoreRedis(ctx context.Context, svc *skiff.Service, in io.Re
 		}
 	}
 	if err != nil {
-		m.stopServer(context.WithoutCancel(ctx), svc)
+		bg := context.WithoutCancel(ctx)
+		if serr := m.stopServer(bg, svc); serr != nil {
+			m.log.Error("stop after a failed restore", "service", svc.Name, "err", serr)
+		}
 		os.RemoveAll(data)
-		os.Rename(old, data)
-		m.start(context.WithoutCancel(ctx), svc)
+		if rerr := os.Rename(old, data); rerr != nil {
+			m.log.Error("put the old data back after a failed restore", "service", svc.Name, "old", old, "err", rerr)
+			return fmt.Errorf("%w; the old data could not be put back: it is in %s", err, old)
+		}
+		if serr := m.start(bg, svc); serr != nil {
+			m.log.Error("start after a failed restore", "service", svc.Name, "err", serr)
+			return fmt.Errorf("%w (the old data is back, but the server did not start again: %s restart it)", err, svc.Name)
+		}
 		return fmt.Errorf("%w (the old data is back)", err)
 	}
 	os.RemoveAll(old)

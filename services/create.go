@@ -83,7 +83,9 @@ func (m *Manager) Create(ctx context.Context, req *skiff.ServiceRequest, out io.
 	}
 	m.addrMu.Unlock()
 	if err != nil {
-		m.cfg.VolumeStore.DeleteVolume(context.WithoutCancel(ctx), vol.Name)
+		if derr := m.cfg.VolumeStore.DeleteVolume(context.WithoutCancel(ctx), vol.Name); derr != nil {
+			m.log.Error("undo a service's volume", "volume", vol.Name, "err", derr)
+		}
 		return nil, err
 	}
 	unlock := m.lock(svc.ID)
@@ -101,7 +103,9 @@ func (m *Manager) Create(ctx context.Context, req *skiff.ServiceRequest, out io.
 	}
 	svc.State = skiff.ServiceReady
 	if err := m.cfg.Store.UpdateService(ctx, svc); err != nil {
-		m.remove(context.WithoutCancel(ctx), svc)
+		if rerr := m.remove(context.WithoutCancel(ctx), svc); rerr != nil {
+			m.log.Error("undo a service's creation", "service", svc.Name, "err", rerr)
+		}
 		return nil, err
 	}
 	fmt.Fprintf(out, "-----> %s is ready; link it to an app with %s:link %s <app>\n", svc.Name, svc.Kind, svc.Name)
@@ -319,8 +323,8 @@ func (m *Manager) connections(ctx context.Context, svc *skiff.Service) int {
 		}
 		for line := range strings.SplitSeq(out, "\n") {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_clients:"); ok {
-				fmt.Sscan(v, &n)
-				return max(n-1, 0) // not counting redis-cli itself
+				_, _ = fmt.Sscan(v, &n) // not a number: 0
+				return max(n-1, 0)      // not counting redis-cli itself
 			}
 		}
 		return -1
@@ -330,7 +334,9 @@ func (m *Manager) connections(ctx context.Context, svc *skiff.Service) int {
 	if err != nil {
 		return -1
 	}
-	fmt.Sscan(strings.TrimSpace(out), &n)
+	if _, err := fmt.Sscan(strings.TrimSpace(out), &n); err != nil {
+		return -1
+	}
 	return n
 }
 
@@ -341,7 +347,7 @@ func (m *Manager) checkFree() error {
 	if err := syscall.Statfs(m.cfg.DataDir, &st); err != nil {
 		return err
 	}
-	if free := int64(st.Bavail) * st.Bsize; free < m.cfg.MinFreeBytes {
+	if free := int64(st.Bavail) * st.Bsize; free < m.cfg.MinFreeBytes { //nolint:gosec // a disk's free bytes are far below 2^63
 		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's disk has %d MiB free, under the %d MiB a service needs to work safely; free space first", free>>20, m.cfg.MinFreeBytes>>20)
 	}
 	return nil

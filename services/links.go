@@ -18,9 +18,9 @@ func (m *Manager) rules(svc *skiff.Service, l *skiff.ServiceLink) ([]container.L
 	if err != nil {
 		return nil, err
 	}
-	out := []container.LinkRule{{Group: skiff.AppNetGroup(l.AppID), Service: a, Port: uint16(svc.Port)}}
+	out := []container.LinkRule{{Group: skiff.AppNetGroup(l.AppID), Service: a, Port: uint16(svc.Port)}} //nolint:gosec // a service's port, from its kind
 	if l.Builds {
-		out = append(out, container.LinkRule{Group: skiff.BuildNetGroup(l.AppID), Service: a, Port: uint16(svc.Port)})
+		out = append(out, container.LinkRule{Group: skiff.BuildNetGroup(l.AppID), Service: a, Port: uint16(svc.Port)}) //nolint:gosec // as above
 	}
 	return out, nil
 }

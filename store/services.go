@@ -95,7 +95,7 @@ func (db *DB) DeleteService(ctx context.Context, id string) error {
 }
 
 func (db *DB) findService(ctx context.Context, where string, arg any) (*skiff.Service, error) {
-	row := db.read.QueryRowContext(ctx, `SELECT `+serviceColumns+` FROM services s LEFT JOIN users u ON u.id = s.owner_id WHERE `+where, arg)
+	row := db.read.QueryRowContext(ctx, `SELECT `+serviceColumns+` FROM services s LEFT JOIN users u ON u.id = s.owner_id WHERE `+where, arg) //nolint:gosec // constant SQL; the value is bound
 	s, err := scanService(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, skiff.Errorf(skiff.ENOTFOUND, "service %v does not exist", arg)

@@ -34,7 +34,7 @@ func instructions(args []string) error {
 	only := fs.String("proxies", "nginx,skiff", "proxies to count")
 	out := fs.String("out", "bench/out", "output directory")
 	env := fs.String("env", "", "extra environment for skiff's router, comma-separated (GOGC=400,…)")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	for _, tool := range []string{"valgrind", "callgrind_control", "nginx"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: apt-get install valgrind nginx-light", tool)
@@ -79,7 +79,9 @@ func instructions(args []string) error {
 			addr, tlsAddr = freeAddr(), freeAddr()
 			conf := filepath.Join(work, "nginx.conf")
 			tmpl := strings.Replace(nginxTmpl, "worker_processes auto;", "worker_processes 1;\nmaster_process off;", 1)
-			os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, work, certFile, keyFile, upAddr, addr, tlsAddr)), 0o644)
+			if err := os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, work, certFile, keyFile, upAddr, addr, tlsAddr)), 0o644); err != nil {
+				return err
+			}
 			cmd = start(nil, "valgrind", append(vg(cgOut), "nginx", "-p", work, "-c", conf, "-g", "daemon off;")...)
 		case "skiff":
 			bin, err := routerBinary(outDir)

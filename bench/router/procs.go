@@ -28,7 +28,7 @@ import (
 func upstream(args []string) error {
 	fs := newFlags("upstream")
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	small := []byte(strings.Repeat("s", 1024))
 	big := []byte(strings.Repeat("b", 1<<20))
 	mux := http.NewServeMux()
@@ -36,14 +36,14 @@ func upstream(args []string) error {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-			w.Write(b)
+			_, _ = w.Write(b)
 		}
 	}
 	mux.HandleFunc("/small", body(small))
 	mux.HandleFunc("/1m", body(big))
 	mux.HandleFunc("/up", body([]byte("ok")))
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go stopOnSignal(func() { srv.Close() })
+	go stopOnSignal(func() { _ = srv.Close() })
 	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
 		return err
 	}
@@ -139,12 +139,6 @@ func writeCert(dir string) (certFile, keyFile string, err error) {
 	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
-// cpuTicks returns utime+stime (clock ticks) of pid and all its descendants.
-func cpuTicks(pid int) int64 {
-	u, s := cpuSplit(pid)
-	return u + s
-}
-
 // cpuSplit returns utime and stime (clock ticks) of pid and all its
 // descendants.
 func cpuSplit(pid int) (user, sys int64) {
@@ -196,7 +190,7 @@ func waitUpSlow(url string, host string, d time.Duration) error {
 		req.Host = host
 		resp, err := c.Do(req)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return nil

@@ -67,7 +67,7 @@ func run(args []string) error {
 	onlyCells := fs.String("cells", "", "cells to run (default all: "+cellNames()+")")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of skiff's router for the whole run to this file (go tool pprof)")
 	skiffEnv := fs.String("skiff-env", "", "extra environment for skiff's router, comma-separated (GOGC=200,GOMAXPROCS=1 …), for experiments")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	want := strings.Split(*only, ",")
 	if !slices.Contains(want, "nginx") {
 		return fmt.Errorf("nginx is the reference: -proxies must include it")
@@ -117,14 +117,18 @@ func run(args []string) error {
 	{
 		p := &proxy{name: "nginx", http: freeAddr(), https: freeAddr()}
 		conf := filepath.Join(work, "nginx.conf")
-		os.WriteFile(conf, []byte(fmt.Sprintf(nginxTmpl, work, certFile, keyFile, upAddr, p.http, p.https)), 0o644)
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxTmpl, work, certFile, keyFile, upAddr, p.http, p.https)), 0o644); err != nil {
+			return err
+		}
 		p.cmd = start(nil, "nginx", "-p", work, "-c", conf, "-g", "daemon off;")
 		proxies = append(proxies, p)
 	}
 	if caddy != "" {
 		p := &proxy{name: "caddy", http: freeAddr(), https: freeAddr()}
 		conf := filepath.Join(work, "Caddyfile")
-		os.WriteFile(conf, []byte(fmt.Sprintf(caddyTmpl, work, certFile, keyFile, upAddr, port(p.http), port(p.https))), 0o644)
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(caddyTmpl, work, certFile, keyFile, upAddr, port(p.http), port(p.https))), 0o644); err != nil {
+			return err
+		}
 		p.cmd = start([]string{"GOMAXPROCS=2", "HOME=" + work, "XDG_DATA_HOME=" + work, "XDG_CONFIG_HOME=" + work},
 			caddy, "run", "--config", conf, "--adapter", "caddyfile")
 		proxies = append(proxies, p)
@@ -158,7 +162,7 @@ func run(args []string) error {
 	var results []result
 	for _, c := range run {
 		for _, p := range proxies { // warm up
-			wrk(p, c, 2*time.Second)
+			_, _ = wrk(p, c, 2*time.Second) // the warm-up's figures are not kept
 		}
 		rate := 0
 		if c.rate {
@@ -192,9 +196,13 @@ func run(args []string) error {
 	after, _ := os.ReadFile("/proc/loadavg")
 	stamp := time.Now().UTC().Format("20060102-150405")
 	js, _ := json.MarshalIndent(results, "", "  ")
-	os.WriteFile(filepath.Join(outDir, "router-"+stamp+".json"), js, 0o644)
+	if err := os.WriteFile(filepath.Join(outDir, "router-"+stamp+".json"), js, 0o644); err != nil {
+		return err
+	}
 	table := markdown(results, run, *reps, *dur, string(load), string(after))
-	os.WriteFile(filepath.Join(outDir, "router-"+stamp+".md"), []byte(table), 0o644)
+	if err := os.WriteFile(filepath.Join(outDir, "router-"+stamp+".md"), []byte(table), 0o644); err != nil {
+		return err
+	}
 	fmt.Print(table)
 	return nil
 }
@@ -246,7 +254,7 @@ func stop(cmd *exec.Cmd) {
 	if cmd.Process != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
+		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
@@ -428,7 +436,7 @@ func markdown(results []result, run []cell, reps int, d time.Duration, load, aft
 	return b.String()
 }
 
-func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} }
+func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } //nolint:gosec // the benchmark's own proxies on 127.0.0.1, with its self-signed certificate
 
 // nginx tuned as research/ROUTER.md §2.1 says: upstream keep-alive, HTTP/1.1
 // to the upstream, buffered access log.

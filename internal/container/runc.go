@@ -231,7 +231,9 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 	}
 	defer func() {
 		if err != nil {
-			r.destroy(context.WithoutCancel(ctx), s.ID, s.Bundle)
+			if derr := r.destroy(context.WithoutCancel(ctx), s.ID, s.Bundle); derr != nil {
+				r.log.Warn("clean up a container that failed to start", "id", s.ID, "err", derr)
+			}
 		}
 	}()
 	rootPath, err := r.prepareRootfs(s)
@@ -271,7 +273,7 @@ func (r *Runc) Create(ctx context.Context, s *Spec, stdio Stdio) (c *Container, 
 		if console, err = newConsoleSocket(); err != nil {
 			return nil, err
 		}
-		defer console.Close()
+		defer func() { _ = console.Close() }()
 		args = append(args, "--console-socket", console.path)
 	}
 	args = append(args, s.ID)
@@ -351,7 +353,7 @@ func (c *Container) Stop(ctx context.Context, grace time.Duration) (ExitStatus, 
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	c.Kill()
+	_ = c.Kill() // it may have exited already: Wait tells
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return c.Wait(wctx)
@@ -389,7 +391,9 @@ func (r *Runc) destroy(ctx context.Context, id, bundle string) error {
 	if r.cfg.Network != nil {
 		addr, _ = r.cfg.Network.Addr(id) // while its veth is still there
 	}
-	killCgroup(r.cgroupPath(id))
+	if err := killCgroup(r.cgroupPath(id)); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := r.runc(ctx, nil, "delete", "--force", id); err != nil && !notExist(err) {
 		errs = append(errs, err)
 	}
@@ -489,7 +493,7 @@ func (r *Runc) Cleanup(ctx context.Context, bundleRoot string, keep func(id stri
 	for _, id := range r.layout.ids(hostCgroups()) {
 		if !known[id] && !keep(id) {
 			r.log.Info("removing leftover cgroup", "id", id)
-			killCgroup(r.cgroupPath(id))
+			_ = killCgroup(r.cgroupPath(id)) // removeCgroup reports a cgroup that still has processes
 			if err := removeCgroup(r.cgroupPath(id)); err != nil {
 				errs = append(errs, err)
 			}

@@ -178,7 +178,9 @@ func wheelFromDeb(ctx context.Context, deb string) (*Wheel, error) {
 		if err != nil {
 			return nil, err
 		}
-		f.Write(files[n])
+		if _, err := f.Write(files[n]); err != nil {
+			return nil, err
+		}
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
@@ -288,7 +290,7 @@ func (ix *Index) Handler() http.Handler {
 			for _, wh := range ix.Wheels {
 				if wh.File == strings.TrimPrefix(p, "/files/") {
 					w.Header().Set("Content-Type", "application/octet-stream")
-					w.Write(wh.data)
+					_, _ = w.Write(wh.data) // to a client that may have gone
 					return
 				}
 			}

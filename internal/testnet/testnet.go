@@ -42,7 +42,7 @@ func Listen(t testing.TB, prefix string, octet int) net.Listener {
 			ch <- result{err: err}
 			return
 		}
-		fail := func(err error) { netns.Set(orig); ch <- result{err: err} }
+		fail := func(err error) { _ = netns.Set(orig); ch <- result{err: err} } // the thread is locked and dies with the goroutine anyway
 		if err := netns.Set(orig); err != nil {
 			fail(err)
 			return
@@ -83,13 +83,22 @@ func Listen(t testing.TB, prefix string, octet int) net.Listener {
 			return
 		}
 		paddr, _ := netlink.ParseAddr(base + "2/30")
-		netlink.AddrAdd(peer, paddr)
-		netlink.LinkSetUp(peer)
+		if err := netlink.AddrAdd(peer, paddr); err != nil {
+			fail(err)
+			return
+		}
+		if err := netlink.LinkSetUp(peer); err != nil {
+			fail(err)
+			return
+		}
 		if lo, err := netlink.LinkByName("lo"); err == nil {
-			netlink.LinkSetUp(lo)
+			if err := netlink.LinkSetUp(lo); err != nil {
+				fail(err)
+				return
+			}
 		}
 		ln, err := net.Listen("tcp", base+"2:0")
-		netns.Set(orig)
+		_ = netns.Set(orig) // as in fail
 		ch <- result{ln: ln, err: err}
 	}()
 	r := <-ch
@@ -98,9 +107,11 @@ func Listen(t testing.TB, prefix string, octet int) net.Listener {
 			r.ln.Close()
 		}
 		if l, err := netlink.LinkByName(hostIf); err == nil {
-			netlink.LinkDel(l)
+			_ = netlink.LinkDel(l) // the namespace's removal takes its end with it
 		}
-		netns.DeleteNamed(name)
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("remove the test's network namespace: %v", err)
+		}
 	})
 	if r.err != nil {
 		t.Fatalf("listen beyond the host: %v", r.err)

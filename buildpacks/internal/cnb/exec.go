@@ -39,7 +39,7 @@ func (bc *BuildContext) Run(c Cmd) error {
 // message that says what failed.
 func (bc *BuildContext) RunTee(c Cmd, tee io.Writer) error {
 	out := bc.Log.Indented()
-	defer out.Close()
+	defer func() { _ = out.Close() }() // the build's output: nothing to report it to
 	cmd := command(bc.Context, c)
 	w := io.MultiWriter(out, tee)
 	cmd.Stdout, cmd.Stderr = w, w

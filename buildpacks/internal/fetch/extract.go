@@ -32,7 +32,7 @@ func ExtractTarGz(r io.Reader, dst string, strip int) error {
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
-	defer gz.Close()
+	defer func() { _ = gz.Close() }() // reading: tar reports a bad stream
 	return ExtractTar(gz, dst, strip)
 }
 
@@ -51,7 +51,7 @@ func ExtractTar(r io.Reader, dst string, strip int, opts ...ExtractOption) error
 	if err != nil {
 		return err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	tr := tar.NewReader(r)
 	var total int64
 	for n := 0; ; n++ {
@@ -108,7 +108,7 @@ func ExtractZip(src, dst, prefix string, exec func(name string) bool) error {
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
 	}
-	defer zr.Close()
+	defer func() { _ = zr.Close() }()
 	if len(zr.File) > MaxExtractEntries {
 		return fmt.Errorf("extract: more than %d entries", MaxExtractEntries)
 	}
@@ -116,7 +116,7 @@ func ExtractZip(src, dst, prefix string, exec func(name string) bool) error {
 	if err != nil {
 		return err
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	var total uint64
 	for _, f := range zr.File {
 		rel, ok := strings.CutPrefix(f.Name, prefix)
@@ -136,7 +136,9 @@ func ExtractZip(src, dst, prefix string, exec func(name string) bool) error {
 		if !f.Mode().IsRegular() {
 			continue
 		}
-		if total += f.UncompressedSize64; total > MaxExtractBytes {
+		// The header's size is the archive's word: checked before it is added,
+		// so that a size near 2^64 cannot wrap the total.
+		if f.UncompressedSize64 > MaxExtractBytes-total {
 			return fmt.Errorf("extract: more than %d bytes", int64(MaxExtractBytes))
 		}
 		mode := fs.FileMode(0o644)
@@ -147,7 +149,8 @@ func ExtractZip(src, dst, prefix string, exec func(name string) bool) error {
 		if err != nil {
 			return fmt.Errorf("extract %s: %w", f.Name, err)
 		}
-		err = writeEntry(root, name, mode, io.LimitReader(rc, int64(f.UncompressedSize64)+1))
+		total += f.UncompressedSize64
+		err = writeEntry(root, name, mode, io.LimitReader(rc, int64(f.UncompressedSize64)+1)) //nolint:gosec // at most MaxExtractBytes, checked above
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("extract %s: %w", f.Name, err)
@@ -199,7 +202,7 @@ func writeEntry(root *os.Root, name string, mode fs.FileMode, r io.Reader) error
 		return err
 	}
 	perm := mode.Perm()&0o755 | 0o600 // owner can always replace it; no group/other write
-	root.Remove(name)                 // a symlink left by an earlier entry must not be written through
+	_ = root.Remove(name)             // a symlink left by an earlier entry must not be written through
 	f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
 	if err != nil {
 		return err
@@ -234,7 +237,7 @@ func symlinkEntry(root *os.Root, name, target string) error {
 			return fmt.Errorf("symlink %q under another symlink", name)
 		}
 	}
-	root.Remove(name)
+	_ = root.Remove(name) // as above: Symlink fails on what is left
 	return root.Symlink(target, name)
 }
 

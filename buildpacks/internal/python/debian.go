@@ -386,7 +386,7 @@ func installDeb(bc *cnb.BuildContext, c *fetch.Client, mirror string, p *debPack
 		return err
 	}
 	xerr := fetch.ExtractTar(stdout, dst, 0, fetch.RelativeLinks)
-	io.Copy(io.Discard, stdout)
+	_, _ = io.Copy(io.Discard, stdout) // what the extraction left, so that dpkg-deb ends
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("dpkg-deb: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
