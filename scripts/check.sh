@@ -1,7 +1,7 @@
 #!/bin/sh
 # Static checks: formatting, vet, and golangci-lint (.golangci.yml: errcheck,
 # staticcheck, ineffassign, unused, bodyclose, gosec), built once from the
-# version pinned in tools/golangci-lint.
+# version pinned in tools/golangci-lint and cached by its version.
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -11,5 +11,5 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
-scripts/build-golangci-lint.sh
-bin/golangci-lint run ./...
+lint=$(scripts/build-golangci-lint.sh)
+"$lint" run ./...
