@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
-	"strings"
 
 	"github.com/skiffhq/skiff"
 )
@@ -155,6 +154,3 @@ func (db *DB) DeleteApp(ctx context.Context, id string) error {
 	})
 }
 
-func isUniqueViolation(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
-}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,7 +25,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3"
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/skiffhq/skiff"
 )
@@ -168,19 +169,29 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// translate turns driver errors that users can act on into skiff errors.
+// translate turns driver errors that users can act on into skiff errors,
+// by the driver's result codes (its messages are SQLite's prose, and an
+// error of skiff's own may quote anything).
 func translate(err error) error {
-	if err == nil {
-		return nil
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return err
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "database is locked"), strings.Contains(msg, "SQLITE_BUSY"):
+	switch se.Code {
+	case sqlite3.ErrBusy, sqlite3.ErrLocked:
 		return skiff.Errorf(skiff.EUNAVAILABLE, "the database is busy; try again in a moment")
-	case strings.Contains(msg, "database or disk is full"):
+	case sqlite3.ErrFull:
 		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's disk is full; free space and try again")
 	}
 	return err
+}
+
+// isUniqueViolation reports whether err is the driver's refusal of a row
+// whose key (a UNIQUE column or the primary key) is taken.
+func isUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) &&
+		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
 }
 
 // IntegrityCheck runs SQLite's integrity check and returns its verdict.
