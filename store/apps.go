@@ -153,4 +153,3 @@ func (db *DB) DeleteApp(ctx context.Context, id string) error {
 		return tx.event(id, name, "apps:destroy", "")
 	})
 }
-
