@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/applog"
 	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/internal/layer"
 )
@@ -55,7 +56,7 @@ type Runtime struct {
 	log         *slog.Logger
 	runc        *container.Runc
 	layers      *layer.Store
-	logs        *logStore
+	logs        *applog.Store
 	nameservers []string
 	initPath    string // the installed copy of Config.Init
 
@@ -107,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	logs, err := newLogStore(filepath.Join(cfg.DataDir, "logs", "apps"), cfg.LogCap)
+	logs, err := applog.New(filepath.Join(cfg.DataDir, "logs", "apps"), cfg.LogCap)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (r *Runtime) Close() error {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
-	r.logs.close()
+	r.logs.Close()
 	return nil
 }
 
@@ -315,7 +316,7 @@ func (r *Runtime) launch(in *instance, c *container.Container) {
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		_ = r.logs.pump(in.fifo, in.rec.Spec.AppID, in.rec.Spec.Name()) // it ends when the FIFO is closed
+		_ = r.logs.Pump(in.fifo, in.rec.Spec.AppID, in.rec.Spec.Name()) // it ends when the FIFO is closed
 	}()
 	go func() {
 		defer r.wg.Done()
@@ -390,13 +391,13 @@ func (r *Runtime) WaitReady(ctx context.Context, id string) error {
 
 // Logs implements skiff.Scheduler.
 func (r *Runtime) Logs(ctx context.Context, q skiff.LogQuery, fn func(skiff.LogLine) error) error {
-	return r.logs.query(ctx, q, fn)
+	return r.logs.Query(ctx, q, fn)
 }
 
 // AppLog implements skiff.Scheduler.
 func (r *Runtime) AppLog(appID, process, text string) {
 	for _, line := range splitLines(text) {
-		r.logs.write(appID, skiff.LogLine{Time: time.Now(), Source: "skiff", Process: process, Text: cleanText([]byte(line))})
+		r.logs.Write(appID, skiff.LogLine{Time: time.Now(), Source: "skiff", Process: process, Text: applog.CleanText([]byte(line))})
 	}
 }
 
@@ -409,7 +410,7 @@ func (r *Runtime) RemoveApp(ctx context.Context, appID string) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := r.logs.remove(appID); err != nil {
+	if err := r.logs.Remove(appID); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

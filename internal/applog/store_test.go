@@ -1,4 +1,4 @@
-package runtime
+package applog
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 )
 
 func TestLogsFilterRotateFollow(t *testing.T) {
-	s, err := newLogStore(t.TempDir(), 64<<10)
+	s, err := New(t.TempDir(), 64<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,9 +25,9 @@ func TestLogsFilterRotateFollow(t *testing.T) {
 		if i%2 == 1 {
 			proc = "worker.1"
 		}
-		s.write("app", skiff.LogLine{Time: t0.Add(time.Duration(i) * time.Second), Source: "app", Process: proc, Text: fmt.Sprintf("line %d", i)})
+		s.Write("app", skiff.LogLine{Time: t0.Add(time.Duration(i) * time.Second), Source: "app", Process: proc, Text: fmt.Sprintf("line %d", i)})
 	}
-	s.write("other", skiff.LogLine{Time: t0, Source: "skiff", Process: "", Text: "other app"})
+	s.Write("other", skiff.LogLine{Time: t0, Source: "skiff", Process: "", Text: "other app"})
 	var total int64
 	filepath.Walk(filepath.Join(s.dir, "app"), func(_ string, fi os.FileInfo, _ error) error {
 		if !fi.IsDir() {
@@ -40,14 +40,14 @@ func TestLogsFilterRotateFollow(t *testing.T) {
 	}
 	var got []string
 	collect := func(l skiff.LogLine) error { got = append(got, l.Process+" "+l.Text); return nil }
-	if err := s.query(context.Background(), skiff.LogQuery{AppID: "app", Process: "web", Lines: 3}, collect); err != nil {
+	if err := s.Query(context.Background(), skiff.LogQuery{AppID: "app", Process: "web", Lines: 3}, collect); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(got, ",") != "web.1 line 1994,web.1 line 1996,web.1 line 1998" {
 		t.Fatalf("last 3 web lines: %v", got)
 	}
 	got = nil
-	s.query(context.Background(), skiff.LogQuery{AppID: "app", Since: t0.Add(1998 * time.Second)}, collect)
+	s.Query(context.Background(), skiff.LogQuery{AppID: "app", Since: t0.Add(1998 * time.Second)}, collect)
 	if len(got) != 2 {
 		t.Fatalf("since: %v", got)
 	}
@@ -57,7 +57,7 @@ func TestLogsFilterRotateFollow(t *testing.T) {
 	lines := make(chan string, 10)
 	done := make(chan error)
 	go func() {
-		done <- s.query(ctx, skiff.LogQuery{AppID: "app", Process: "worker.1", Lines: 1, Follow: true}, func(l skiff.LogLine) error {
+		done <- s.Query(ctx, skiff.LogQuery{AppID: "app", Process: "worker.1", Lines: 1, Follow: true}, func(l skiff.LogLine) error {
 			lines <- l.Text
 			return nil
 		})
@@ -66,8 +66,8 @@ func TestLogsFilterRotateFollow(t *testing.T) {
 		t.Fatalf("history: %q", first)
 	}
 	time.Sleep(50 * time.Millisecond) // let the follower subscribe (it already has: history came after)
-	s.write("app", skiff.LogLine{Time: time.Now(), Source: "app", Process: "web.1", Text: "not me"})
-	s.write("app", skiff.LogLine{Time: time.Now(), Source: "app", Process: "worker.1", Text: "new"})
+	s.Write("app", skiff.LogLine{Time: time.Now(), Source: "app", Process: "web.1", Text: "not me"})
+	s.Write("app", skiff.LogLine{Time: time.Now(), Source: "app", Process: "worker.1", Text: "new"})
 	select {
 	case l := <-lines:
 		if l != "new" {
@@ -80,7 +80,7 @@ func TestLogsFilterRotateFollow(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := s.remove("app"); err != nil {
+	if err := s.Remove("app"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(s.dir, "app")); !errors.Is(err, os.ErrNotExist) {
@@ -99,12 +99,12 @@ func FuzzLogPump(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, out []byte) {
-		s, err := newLogStore(t.TempDir(), 1<<20)
+		s, err := New(t.TempDir(), 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.pump(bytes.NewReader(out), "app", "web.1")
-		s.query(context.Background(), skiff.LogQuery{AppID: "app", Lines: 100000}, func(l skiff.LogLine) error {
+		s.Pump(bytes.NewReader(out), "app", "web.1")
+		s.Query(context.Background(), skiff.LogQuery{AppID: "app", Lines: 100000}, func(l skiff.LogLine) error {
 			if l.Source != "app" || l.Process != "web.1" {
 				t.Fatalf("forged line %+v", l)
 			}
@@ -122,63 +122,22 @@ func FuzzLogPump(f *testing.F) {
 				t.Fatalf("stored line does not parse: %q", line)
 			}
 		}
-		s.close()
+		s.Close()
 	})
-}
-
-func TestImageUserAndArgs(t *testing.T) {
-	for u, want := range map[string][2]uint32{"": {0, 0}, "1000": {1000, 1000}, "1000:2000": {1000, 2000}} {
-		uid, gid, name, err := parseUser(u)
-		if err != nil || uid != want[0] || gid != want[1] || name != "" {
-			t.Errorf("parseUser(%q) = %d %d %q %v", u, uid, gid, name, err)
-		}
-	}
-	// Names are looked up in the image once it is mounted.
-	for _, u := range []string{"cnb", "1000:cnb", "cnb:1000", "cnb:staff"} {
-		if _, _, name, err := parseUser(u); err != nil || name != u {
-			t.Errorf("parseUser(%q) = %q %v", u, name, err)
-		}
-	}
-	for _, bad := range []string{"70000", "1000:70000", ":", "cnb:", ":1000"} {
-		if _, _, _, err := parseUser(bad); err == nil {
-			t.Errorf("parseUser(%q) accepted", bad)
-		}
-	}
-	cnb := &image{cnb: true}
-	if a, _ := cnb.args("web", nil); strings.Join(a, " ") != "/cnb/process/web" {
-		t.Errorf("cnb web: %v", a)
-	}
-	if a, _ := cnb.args("run", []string{"bash", "-c", "echo hi"}); len(a) != 2 || a[0] != "/cnb/lifecycle/launcher" {
-		t.Errorf("cnb run: %v", a)
-	}
-	plain := &image{entrypoint: []string{"/app/probe"}, cmd: []string{"serve"}}
-	if a, _ := plain.args("web", nil); strings.Join(a, " ") != "/app/probe serve" {
-		t.Errorf("plain: %v", a)
-	}
-	if a, _ := plain.args("web", []string{"exit", "3"}); strings.Join(a, " ") != "/app/probe exit 3" {
-		t.Errorf("plain with command: %v", a)
-	}
-	if _, err := (&image{}).args("web", nil); skiff.ErrorCode(err) != skiff.EINVALID {
-		t.Errorf("no command: %v", err)
-	}
-	e := env(&image{env: []string{"PATH=/bin", "PORT=1"}}, &skiff.InstanceSpec{ProcessType: "web", Index: 2, Release: 7, Env: map[string]string{"PORT": "9", "B": "x\ny", "A": "1=2"}})
-	if got := strings.Join(e, "|"); got != "PATH=/bin|PORT=5000|A=1=2|B=x\ny|SKIFF_PROCESS=web.2|DYNO=web.2|SKIFF_RELEASE=v7" {
-		t.Errorf("env %q", got)
-	}
 }
 
 func TestLogsRefuseOddAppIDs(t *testing.T) {
 	base := t.TempDir()
-	s, _ := newLogStore(filepath.Join(base, "logs"), 1<<20)
+	s, _ := New(filepath.Join(base, "logs"), 1<<20)
 	os.WriteFile(filepath.Join(base, "secret"), []byte("2026-01-02T03:04:05.000000Z app[web.1]: secret\n"), 0o600)
 	for _, id := range []string{"..", "../secret", "a/b", "", "/etc"} {
-		s.write(id, skiff.LogLine{Time: time.Now(), Source: "app", Process: "web.1", Text: "x"})
+		s.Write(id, skiff.LogLine{Time: time.Now(), Source: "app", Process: "web.1", Text: "x"})
 		n := 0
-		s.query(context.Background(), skiff.LogQuery{AppID: id}, func(skiff.LogLine) error { n++; return nil })
+		s.Query(context.Background(), skiff.LogQuery{AppID: id}, func(skiff.LogLine) error { n++; return nil })
 		if n != 0 {
 			t.Errorf("app id %q read %d lines", id, n)
 		}
-		s.remove(id)
+		s.Remove(id)
 	}
 	if _, err := os.Stat(filepath.Join(base, "secret")); err != nil {
 		t.Fatal("a log removal escaped its directory")

@@ -1,4 +1,7 @@
-package runtime
+// Package applog keeps apps' logs on disk, the same for every scheduler:
+// their processes' output and the platform's own lines, as text in the
+// Heroku shape, capped per app, queried and followed.
+package applog
 
 import (
 	"bufio"
@@ -21,10 +24,10 @@ import (
 // whole log.
 const maxLineBytes = 8 << 10
 
-// logStore keeps each app's log as text lines in the Heroku shape,
+// Store keeps each app's log as text lines in the Heroku shape,
 // "2026-01-02T15:04:05.000000Z app[web.1]: text", in two files that
 // together stay under the cap.
-type logStore struct {
+type Store struct {
 	dir string
 	cap int64
 	mu  sync.Mutex
@@ -39,18 +42,19 @@ type appLog struct {
 	subs map[chan skiff.LogLine]struct{}
 }
 
-func newLogStore(dir string, capBytes int64) (*logStore, error) {
+// New opens the logs kept in dir, each app under capBytes.
+func New(dir string, capBytes int64) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &logStore{dir: dir, cap: capBytes, app: map[string]*appLog{}}, nil
+	return &Store{dir: dir, cap: capBytes, app: map[string]*appLog{}}, nil
 }
 
 var appIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 // get returns the app's log. An id that could name another directory
 // gets a log nobody else shares, in no directory.
-func (s *logStore) get(appID string) *appLog {
+func (s *Store) get(appID string) *appLog {
 	if !appIDRE.MatchString(appID) || strings.Contains(appID, "..") {
 		return &appLog{dir: filepath.Join(os.DevNull, "invalid"), subs: map[chan skiff.LogLine]struct{}{}}
 	}
@@ -64,9 +68,9 @@ func (s *logStore) get(appID string) *appLog {
 	return a
 }
 
-// write appends a line (already split and cleaned) and hands it to
+// Write appends a line (already split and cleaned) and hands it to
 // followers that keep up; slow followers miss lines rather than block.
-func (s *logStore) write(appID string, l skiff.LogLine) {
+func (s *Store) Write(appID string, l skiff.LogLine) {
 	a := s.get(appID)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -102,8 +106,8 @@ func (s *logStore) write(appID string, l skiff.LogLine) {
 	}
 }
 
-// remove deletes an app's log.
-func (s *logStore) remove(appID string) error {
+// Remove deletes an app's log.
+func (s *Store) Remove(appID string) error {
 	a := s.get(appID)
 	a.mu.Lock()
 	if a.f != nil {
@@ -117,7 +121,8 @@ func (s *logStore) remove(appID string) error {
 	return os.RemoveAll(a.dir)
 }
 
-func (s *logStore) close() {
+// Close closes every app's log file.
+func (s *Store) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range s.app {
@@ -151,9 +156,9 @@ func parseLine(s string) (skiff.LogLine, bool) {
 	return skiff.LogLine{Time: t, Source: src, Process: strings.TrimSuffix(proc, "]"), Text: text}, true
 }
 
-// cleanText makes output safe to store and print: control characters
+// CleanText makes output safe to store and print: control characters
 // (terminal escapes included) become '?', tabs stay.
-func cleanText(b []byte) string {
+func CleanText(b []byte) string {
 	var sb strings.Builder
 	sb.Grow(len(b))
 	for _, r := range strings.ToValidUTF8(string(b), "\uFFFD") {
@@ -175,9 +180,9 @@ func matches(q skiff.LogQuery, l skiff.LogLine) bool {
 	return true
 }
 
-// query reads matching history (the last q.Lines) and, with Follow,
+// Query reads matching history (the last q.Lines) and, with Follow,
 // streams new lines until ctx ends.
-func (s *logStore) query(ctx context.Context, q skiff.LogQuery, fn func(skiff.LogLine) error) error {
+func (s *Store) Query(ctx context.Context, q skiff.LogQuery, fn func(skiff.LogLine) error) error {
 	n := q.Lines
 	if n <= 0 {
 		n = 100
@@ -265,9 +270,9 @@ const (
 	logBurst = 8 << 20
 )
 
-// pump copies an instance's output into the app's log, line by line, until
+// Pump copies a process's output into the app's log, line by line, until
 // r fails (the FIFO is closed).
-func (s *logStore) pump(r io.Reader, appID, process string) error {
+func (s *Store) Pump(r io.Reader, appID, process string) error {
 	br := bufio.NewReaderSize(r, maxLineBytes)
 	tokens, last := float64(logBurst), time.Now()
 	var dropped, droppedBytes int
@@ -283,12 +288,12 @@ func (s *logStore) pump(r io.Reader, appID, process string) error {
 			} else {
 				tokens -= float64(len(b))
 				if dropped > 0 {
-					s.write(appID, skiff.LogLine{Time: now, Source: "skiff", Process: process,
+					s.Write(appID, skiff.LogLine{Time: now, Source: "skiff", Process: process,
 						Text: fmt.Sprintf("Log output over %d MiB/s: %d lines (%d bytes) dropped", logRate>>20, dropped, droppedBytes)})
 					dropped, droppedBytes = 0, 0
 				}
 				b = bytes.TrimRight(b, "\r\n")
-				s.write(appID, skiff.LogLine{Time: now, Source: "app", Process: process, Text: cleanText(b)})
+				s.Write(appID, skiff.LogLine{Time: now, Source: "app", Process: process, Text: CleanText(b)})
 			}
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
