@@ -267,7 +267,9 @@ func selector(r *Release, process string) map[string]string {
 	return map[string]string{LabelAppID: r.AppID, LabelProcess: process}
 }
 
-func deployment(r *Release, p Process, meta func(string, map[string]string) metav1.ObjectMeta) (*appsv1.Deployment, error) {
+// PodSpec is the pod of process p of the release, as its Deployment
+// makes it and as a one-off runs it.
+func PodSpec(r *Release, p Process) (corev1.PodSpec, error) {
 	check := r.Check
 	if check.Timeout <= 0 {
 		check.Timeout = defaultTimeout
@@ -287,15 +289,10 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 	}
 	milli := int64(limits.CPU * 1000)
 	if milli < 10 {
-		return nil, fmt.Errorf("render: a CPU limit of %g is below the 0.01 Kubernetes can grant", limits.CPU)
+		return corev1.PodSpec{}, fmt.Errorf("render: a CPU limit of %g is below the 0.01 Kubernetes can grant", limits.CPU)
 	}
 	no, yes := false, true
-	replicas := int32(p.Replicas) //nolint:gosec // at most skiff.MaxScale
 	grace := int64((drainDelay + check.WaitToRetire).Seconds())
-	revisions := int32(2)
-	maxUnavailable, maxSurge := intstr.FromInt32(0), intstr.FromString("25%")
-	podLabels := map[string]string{LabelProcess: p.Type, LabelRelease: strconv.Itoa(r.Version)}
-	om := meta(r.Name(p.Type), podLabels)
 
 	env := []corev1.EnvVar{
 		{Name: "PORT", Value: strconv.Itoa(skiff.DefaultPort)},
@@ -335,7 +332,6 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
-	var progress *int32
 	if p.Type == "web" {
 		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: skiff.DefaultPort, Protocol: corev1.ProtocolTCP}}
 		handler := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}}
@@ -347,8 +343,6 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 		c.StartupProbe = &corev1.Probe{ProbeHandler: handler, TimeoutSeconds: timeout, PeriodSeconds: startupPeriod,
 			FailureThreshold: int32(max(check.Deadline.Seconds()/startupPeriod, 1))}
 		c.ReadinessProbe = &corev1.Probe{ProbeHandler: handler, TimeoutSeconds: timeout, PeriodSeconds: 5, FailureThreshold: 2}
-		// A rollout that is not done by then is reported as failed.
-		progress = ptr(int32(check.Deadline.Seconds()) + 60)
 	}
 	spec := corev1.PodSpec{
 		ServiceAccountName:           r.Name(ServiceAccountName),
@@ -379,6 +373,27 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 	}
 	if r.Registry != nil {
 		spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: r.Name(PullSecretName)}}
+	}
+	return spec, nil
+}
+
+func deployment(r *Release, p Process, meta func(string, map[string]string) metav1.ObjectMeta) (*appsv1.Deployment, error) {
+	spec, err := PodSpec(r, p)
+	if err != nil {
+		return nil, err
+	}
+	replicas := int32(p.Replicas) //nolint:gosec // at most skiff.MaxScale
+	revisions := int32(2)
+	maxUnavailable, maxSurge := intstr.FromInt32(0), intstr.FromString("25%")
+	om := meta(r.Name(p.Type), map[string]string{LabelProcess: p.Type, LabelRelease: strconv.Itoa(r.Version)})
+	var progress *int32
+	if p.Type == "web" {
+		deadline := r.Check.Deadline
+		if deadline <= 0 {
+			deadline = defaultDeadline
+		}
+		// A rollout that is not done by then is reported as failed.
+		progress = ptr(int32(deadline.Seconds()) + 60)
 	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},

@@ -71,8 +71,8 @@ func Credentials(secret []byte, cluster, appID string) (user, password string) {
 func Repository(appID string) string { return appID }
 
 var (
-	pathRE   = regexp.MustCompile(`^/v2/([a-z0-9]{1,64})/(manifests|blobs)/(sha256:[a-f0-9]{64})$`)
-	userRE   = regexp.MustCompile(`^([a-z0-9]{1,64})@([a-z0-9][a-z0-9-]{0,62})$`)
+	pathRE   = regexp.MustCompile(`^/v2/([a-z0-9][a-z0-9-]{0,63})/(manifests|blobs)/(sha256:[a-f0-9]{64})$`)
+	userRE   = regexp.MustCompile(`^([a-z0-9][a-z0-9-]{0,63})@([a-z0-9][a-z0-9-]{0,62})$`)
 	manifest = map[string]bool{
 		"application/vnd.oci.image.manifest.v1+json":           true,
 		"application/vnd.docker.distribution.manifest.v2+json": true,

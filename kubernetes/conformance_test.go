@@ -1,0 +1,181 @@
+package kubernetes
+
+// The shared conformance suite of skiff.Scheduler, against pods of a real
+// one-node cluster. The suite dials instances' addresses directly, as the
+// router does, so it runs in a child test process inside the cluster's
+// network namespace (the parent starts the cluster and skiff's registry).
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/applog"
+	"github.com/skiffhq/skiff/internal/container/containertest"
+	"github.com/skiffhq/skiff/internal/imagestore"
+	"github.com/skiffhq/skiff/internal/k8stestbed"
+	"github.com/skiffhq/skiff/registry"
+	"github.com/skiffhq/skiff/skifftest"
+)
+
+// anyApp lets every app pull the probe image.
+type anyApp struct {
+	secret []byte
+	digest string
+}
+
+func (a anyApp) ClusterSecret(_ context.Context, cluster string) ([]byte, error) {
+	if cluster != "tb" {
+		return nil, skiff.Errorf(skiff.ENOTFOUND, "no cluster %s", cluster)
+	}
+	return a.secret, nil
+}
+func (a anyApp) AppImages(context.Context, string) ([]string, error) { return []string{a.digest}, nil }
+
+// probeImage is the conformance probe (internal/container/testdata/probe)
+// at /app/probe, serving by default, as uid 1000.
+func probeImage(t *testing.T) v1.Image {
+	prog, err := os.ReadFile(containertest.Probe(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "app/probe", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(prog))})
+	tw.Write(prog)
+	tw.WriteHeader(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777})
+	tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	cfg.Config = v1.Config{Entrypoint: []string{"/app/probe"}, Cmd: []string{"serve"}, User: "1000:1000", WorkingDir: "/app", Env: []string{"PATH=/app"}}
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestSchedulerConformance(t *testing.T) {
+	if os.Getenv("SKIFF_K8S_CONFORMANCE") != "" {
+		conformanceChild(t)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the Kubernetes test bed needs root (sudo make test runs it)")
+	}
+	ctx := context.Background()
+	c, err := k8stestbed.Start(ctx, k8stestbed.Options{Nodes: 1, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeBeds = append(nodeBeds, c)
+	store, err := imagestore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := store.Put(ctx, "skiff.local/probe:1", probeImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("conformance-secret")
+	certPEM, keyPEM, err := c.IssueCert(c.HostIP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := tls.X509KeyPair(certPEM, keyPEM)
+	l, err := c.Listen("tcp", k8stestbed.RegistryHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(store, anyApp{secret, h.String()}, nil), ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	go srv.ServeTLS(l, "", "")
+	defer srv.Close()
+	kc := t.TempDir() + "/admin.kubeconfig"
+	if err := os.WriteFile(kc, c.AdminKubeconfig(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("nsenter", "--net="+c.NetNS(), "--", os.Args[0], "-test.run=^TestSchedulerConformance$", "-test.v", "-test.timeout=20m")
+	child.Env = append(os.Environ(), "SKIFF_K8S_CONFORMANCE="+kc, "SKIFF_K8S_DIGEST="+h.String(), "SKIFF_K8S_SECRET="+string(secret))
+	var out bytes.Buffer
+	child.Stdout, child.Stderr = &out, &out
+	err = child.Run()
+	t.Log(out.String())
+	if err != nil {
+		t.Fatalf("the conformance suite on the cluster: %v", err)
+	}
+}
+
+func conformanceChild(t *testing.T) {
+	kc, err := os.ReadFile(os.Getenv("SKIFF_K8S_CONFORMANCE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := RESTConfig(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, secret := os.Getenv("SKIFF_K8S_DIGEST"), []byte(os.Getenv("SKIFF_K8S_SECRET"))
+	uid := int64(1000)
+	image := func(_ context.Context, spec *skiff.InstanceSpec) (*PodImage, error) {
+		user, pass := registry.Credentials(secret, "tb", spec.AppID)
+		return &PodImage{Ref: registry.Reference(k8stestbed.RegistryHost, spec.AppID, spec.Image), UID: &uid, GID: &uid,
+			Registry: &Registry{Server: k8stestbed.RegistryHost, Username: user, Password: pass}, Args: spec.Command}, nil
+	}
+	skifftest.TestScheduler(t, func(t *testing.T) *skifftest.SchedulerFixture {
+		dir := t.TempDir()
+		open := func() *Scheduler {
+			logs, err := applog.New(dir, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return NewScheduler(SchedulerConfig{Client: client, Image: image, Logs: logs, Poll: 200 * time.Millisecond})
+		}
+		current := open()
+		fx := &skifftest.SchedulerFixture{Scheduler: current, Image: digest}
+		fx.Restart = func(down time.Duration) skiff.Scheduler {
+			current.Close()
+			time.Sleep(down)
+			current = open()
+			fx.Scheduler = current
+			return current
+		}
+		t.Cleanup(func() {
+			list, _ := current.Instances(context.Background(), "")
+			for _, in := range list {
+				current.Stop(context.Background(), in.ID, time.Second)
+			}
+			current.Close()
+		})
+		return fx
+	})
+	fmt.Println("conformance done")
+}
