@@ -66,12 +66,22 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	attached := s.attach(ctx, pod, req) == nil
+	out := &counter{w: req.Stdout}
+	errOut := &counter{w: req.Stderr}
+	streams := *req
+	streams.Stdout, streams.Stderr = out, errOut
+	if req.Stdout == nil {
+		streams.Stdout = nil
+	}
+	if req.Stderr == nil {
+		streams.Stderr = nil
+	}
+	attached := s.attach(ctx, &streams, pod) == nil
 	code, err := s.exitCode(ctx, id)
 	if err != nil {
 		return -1, err
 	}
-	if !attached {
+	if (!attached || out.n+errOut.n == 0) && req.Stdout != nil {
 		// It ended before the attach: its output is in the log.
 		if rc, err := s.cfg.Client.Typed.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).Stream(ctx); err == nil {
 			_, _ = io.Copy(req.Stdout, rc)
@@ -90,7 +100,7 @@ func waiting(p *corev1.Pod) *corev1.ContainerStateWaiting {
 }
 
 // attach streams the request to the pod's container until it ends.
-func (s *Scheduler) attach(ctx context.Context, pod *corev1.Pod, req *skiff.RunRequest) error {
+func (s *Scheduler) attach(ctx context.Context, req *skiff.RunRequest, pod *corev1.Pod) error {
 	tty := req.TTY != nil
 	u := s.cfg.Client.Typed.CoreV1().RESTClient().Post().Namespace(pod.Namespace).Resource("pods").Name(pod.Name).
 		SubResource("attach").VersionedParams(&corev1.PodAttachOptions{Container: containerName,
@@ -130,4 +140,16 @@ func (s *Scheduler) exitCode(ctx context.Context, id string) (int, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// counter counts what passes to w.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
