@@ -1,0 +1,42 @@
+package store_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/skiffhq/skiff"
+)
+
+func TestClusters(t *testing.T) {
+	db, _ := open(t)
+	admin := as(addUser(t, db, "root", true))
+	c := &skiff.Cluster{Name: "prod", Kubeconfig: []byte("apiVersion: v1\n"), Namespace: "apps", Server: "https://10.0.0.1:6443",
+		Version: "v1.37.2", Secret: []byte{1, 2, 3}}
+	if err := db.CreateCluster(admin, c); err != nil || c.CreatedAt.IsZero() {
+		t.Fatalf("create: %v", err)
+	}
+	if err := db.CreateCluster(admin, &skiff.Cluster{Name: "prod", Kubeconfig: []byte("x"), Secret: []byte("y")}); skiff.ErrorCode(err) != skiff.ECONFLICT {
+		t.Fatalf("a second cluster called prod: %v", err)
+	}
+	for _, bad := range []string{"", "Prod", "a/b", "-x", "a b", "0prod"} {
+		if err := db.CreateCluster(admin, &skiff.Cluster{Name: bad, Kubeconfig: []byte("x"), Secret: []byte("y")}); skiff.ErrorCode(err) != skiff.EINVALID {
+			t.Errorf("cluster name %q: %v", bad, err)
+		}
+	}
+	got, err := db.FindCluster(admin, "prod")
+	if err != nil || !bytes.Equal(got.Kubeconfig, c.Kubeconfig) || !bytes.Equal(got.Secret, c.Secret) || got.Namespace != "apps" || got.Version != "v1.37.2" {
+		t.Fatalf("find: %+v %v", got, err)
+	}
+	if list, err := db.Clusters(admin); err != nil || len(list) != 1 || list[0].Name != "prod" {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	if err := db.DeleteCluster(admin, "prod"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.FindCluster(admin, "prod"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+		t.Fatalf("find after delete: %v", err)
+	}
+	if err := db.DeleteCluster(admin, "prod"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+		t.Fatalf("delete again: %v", err)
+	}
+}
