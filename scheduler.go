@@ -95,6 +95,71 @@ type Scheduler interface {
 	AppLog(appID, process, text string)
 }
 
+// RolloutScheduler is a Scheduler that also runs an app's formation as a
+// whole, the way a Kubernetes cluster does: one object per process type (a
+// Deployment) that replaces its pods by itself, a few at a time, each
+// taking traffic once it is ready. deploy prefers it for the formation of
+// an app whose scheduler has it (a release, a scale, a restart, a
+// rollback); one-offs (run, detached runs, the release phase) stay
+// Scheduler calls. deploy keeps the router's backends in step with
+// Backends, which the scheduler reports changes of.
+type RolloutScheduler interface {
+	Scheduler
+	// Rollout makes the app run f and returns once every process type
+	// has its new processes ready and none of the old ones left, calling
+	// progress with each step it sees (scheduled, pulling, started,
+	// ready, and the cluster's reasons). When that cannot come (an image
+	// that cannot be pulled, a crash loop, no room on any node, the
+	// deadline) it fails with EUNAVAILABLE and the reason, or with ctx;
+	// what it applied stays: the caller rolls back by applying the
+	// previous formation. EINVALID for what the scheduler cannot run
+	// (a volume without storage, say), before anything is applied.
+	// Applying the same f again changes nothing.
+	Rollout(ctx context.Context, f *FormationSpec, progress func(string)) error
+	// Backends lists the addresses ("ip:port", sorted) of the app's web
+	// processes that are ready to take traffic now.
+	Backends(ctx context.Context, appID string) ([]string, error)
+	// Evict removes everything the scheduler made for the app (its
+	// processes, and whatever else it applied), keeping its log: the app
+	// moves to another scheduler. Idempotent.
+	Evict(ctx context.Context, appID string) error
+}
+
+// FormationSpec is an app's release at its formation, as a
+// RolloutScheduler runs it.
+type FormationSpec struct {
+	AppID   string `json:"app_id"`
+	AppName string `json:"app_name"`
+	Release int    `json:"release"`
+	Image   string `json:"image"`
+	// Env is the release's config vars; the scheduler adds PORT and
+	// SKIFF_* as for instances.
+	Env map[string]string `json:"env,omitempty"`
+	// Processes are every process type of the release, those scaled to
+	// 0 included, sorted by type.
+	Processes []ProcessSpec `json:"processes"`
+	// Check is the web process's health check; DrainTimeout how long a
+	// stopping web process has for its requests in flight.
+	Check        HealthCheck   `json:"check"`
+	DrainTimeout time.Duration `json:"drain_timeout"`
+	// Cron are the release's cron jobs, run on the scheduler's own
+	// schedule (never overlapping); CronSuspended the ids of those
+	// suspended.
+	Cron          []CronJob `json:"cron,omitempty"`
+	CronSuspended []string  `json:"cron_suspended,omitempty"`
+	// Restart lists the process types whose processes are replaced
+	// although nothing else changed (ps:restart); "*" for all.
+	Restart []string `json:"restart,omitempty"`
+}
+
+// ProcessSpec is one process type of a FormationSpec.
+type ProcessSpec struct {
+	Type     string  `json:"type"`
+	Quantity int     `json:"quantity"`
+	Limits   Limits  `json:"limits"`
+	Mounts   []Mount `json:"mounts,omitempty"`
+}
+
 // Limits are the resources one instance of a process type may use.
 type Limits struct {
 	MemoryBytes int64   `json:"memory_bytes"` // hard limit; the kernel kills the instance above it

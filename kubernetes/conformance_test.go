@@ -9,10 +9,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"testing"
@@ -26,25 +24,10 @@ import (
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/applog"
 	"github.com/skiffhq/skiff/internal/container/containertest"
-	"github.com/skiffhq/skiff/internal/imagestore"
 	"github.com/skiffhq/skiff/internal/k8stestbed"
 	"github.com/skiffhq/skiff/registry"
 	"github.com/skiffhq/skiff/skifftest"
 )
-
-// anyApp lets every app pull the probe image.
-type anyApp struct {
-	secret []byte
-	digest string
-}
-
-func (a anyApp) ClusterSecret(_ context.Context, cluster string) ([]byte, error) {
-	if cluster != "tb" {
-		return nil, skiff.Errorf(skiff.ENOTFOUND, "no cluster %s", cluster)
-	}
-	return a.secret, nil
-}
-func (a anyApp) AppImages(context.Context, string) ([]string, error) { return []string{a.digest}, nil }
 
 // probeImage is the conformance probe (internal/container/testdata/probe)
 // at /app/probe, serving by default, as uid 1000.
@@ -84,46 +67,16 @@ func TestSchedulerConformance(t *testing.T) {
 		conformanceChild(t)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("the Kubernetes test bed needs root (sudo make test runs it)")
-	}
-	ctx := context.Background()
-	c, err := k8stestbed.Start(ctx, k8stestbed.Options{Nodes: 1, Log: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodeBeds = append(nodeBeds, c)
-	store, err := imagestore.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := store.Put(ctx, "skiff.local/probe:1", probeImage(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := []byte("conformance-secret")
-	certPEM, keyPEM, err := c.IssueCert(c.HostIP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := tls.X509KeyPair(certPEM, keyPEM)
-	l, err := c.Listen("tcp", k8stestbed.RegistryHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(store, anyApp{secret, h.String()}, nil), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
-	go srv.ServeTLS(l, "", "")
-	defer srv.Close()
+	nb := oneNode(t)
 	kc := t.TempDir() + "/admin.kubeconfig"
-	if err := os.WriteFile(kc, c.AdminKubeconfig(), 0o600); err != nil {
+	if err := os.WriteFile(kc, nb.AdminKubeconfig(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	child := exec.Command("nsenter", "--net="+c.NetNS(), "--", os.Args[0], "-test.run=^TestSchedulerConformance$", "-test.v", "-test.timeout=20m")
-	child.Env = append(os.Environ(), "SKIFF_K8S_CONFORMANCE="+kc, "SKIFF_K8S_DIGEST="+h.String(), "SKIFF_K8S_SECRET="+string(secret))
+	child := exec.Command("nsenter", "--net="+nb.NetNS(), "--", os.Args[0], "-test.run=^TestSchedulerConformance$", "-test.v", "-test.timeout=20m")
+	child.Env = append(os.Environ(), "SKIFF_K8S_CONFORMANCE="+kc, "SKIFF_K8S_DIGEST="+nb.probe, "SKIFF_K8S_SECRET="+string(nb.secret))
 	var out bytes.Buffer
 	child.Stdout, child.Stderr = &out, &out
-	err = child.Run()
+	err := child.Run()
 	t.Log(out.String())
 	if err != nil {
 		t.Fatalf("the conformance suite on the cluster: %v", err)
@@ -157,7 +110,7 @@ func conformanceChild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return NewScheduler(SchedulerConfig{Client: client, Image: image, Logs: logs, Poll: 200 * time.Millisecond})
+			return NewScheduler(SchedulerConfig{Name: "tb", Client: client, Image: image, Logs: logs, Poll: 200 * time.Millisecond})
 		}
 		current := open()
 		fx := &skifftest.SchedulerFixture{Scheduler: current, Image: digest}

@@ -35,7 +35,8 @@ type nodeBed struct {
 	*k8stestbed.Cluster
 	client *Client
 	secret []byte
-	digest string
+	digest string // the test bed's app
+	probe  string // the conformance suite's probe (every app may pull it)
 }
 
 type regAccess struct {
@@ -51,7 +52,7 @@ func (a *regAccess) ClusterSecret(_ context.Context, cluster string) ([]byte, er
 }
 
 func (a *regAccess) AppImages(_ context.Context, appID string) ([]string, error) {
-	return a.images[appID], nil
+	return append(a.images[appID], a.images["*"]...), nil
 }
 
 // oneNode is a cluster with one node and skiff's registry serving the
@@ -72,7 +73,9 @@ func oneNode(t *testing.T) *nodeBed {
 func startNode(t *testing.T, nodes int) (*nodeBed, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	c, err := k8stestbed.Start(ctx, k8stestbed.Options{Nodes: nodes, Log: t.Logf})
+	// Stdout and stderr apart in pods' logs: the conformance suite's runs
+	// that end before skiff attaches keep them apart so.
+	c, err := k8stestbed.Start(ctx, k8stestbed.Options{Nodes: nodes, Log: t.Logf, FeatureGates: "PodLogsQuerySplitStreams=true"})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +100,11 @@ func startNode(t *testing.T, nodes int) (*nodeBed, error) {
 		return nil, err
 	}
 	nb.digest = h.String()
-	acc := &regAccess{secret: nb.secret, images: map[string][]string{}}
+	if h, err = store.Put(ctx, "skiff.local/probe:1", probeImage(t)); err != nil {
+		return nil, err
+	}
+	nb.probe = h.String()
+	acc := &regAccess{secret: nb.secret, images: map[string][]string{"*": {nb.probe}}}
 	for i := range 10 {
 		acc.images[fmt.Sprintf("n%015d", i)] = []string{nb.digest}
 	}

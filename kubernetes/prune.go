@@ -33,16 +33,18 @@ var owned = []schema.GroupVersionResource{
 
 // Prune deletes the app's objects in m's namespace that m no longer names (a
 // process type removed, a budget below 2 replicas, the pull secret of a
-// registry no longer used), and the config Secrets of releases other than
-// m's and those in keep. Pods and Jobs are left to their owners (and to
-// RemoveApp). It deletes only objects with skiff's labels for the app.
+// registry no longer used, a cron job gone), and the config Secrets of
+// releases other than m's and those in keep. Pods and Jobs are left to
+// their owners (and to RemoveApp), and so are the environments of the
+// instances the Scheduler started. It deletes only objects with skiff's
+// labels for the app.
 func (c *Client) Prune(ctx context.Context, r *Release, m *Manifest, keep ...int) error {
 	want := map[string]bool{}
 	for _, o := range m.Objects() {
 		want[o.GetObjectKind().GroupVersionKind().Kind+"/"+o.GetName()] = true
 	}
 	kinds := map[string]string{"deployments": "Deployment", "poddisruptionbudgets": "PodDisruptionBudget",
-		"services": "Service", "secrets": "Secret", "serviceaccounts": "ServiceAccount"}
+		"services": "Service", "secrets": "Secret", "serviceaccounts": "ServiceAccount", "cronjobs": "CronJob"}
 	keepVersion := map[string]bool{strconv.Itoa(r.Version): true}
 	for _, v := range keep {
 		keepVersion[strconv.Itoa(v)] = true
@@ -60,6 +62,9 @@ func (c *Client) Prune(ctx context.Context, r *Release, m *Manifest, keep ...int
 		for _, item := range list.Items {
 			if want[kind+"/"+item.GetName()] {
 				continue
+			}
+			if _, instance := item.GetLabels()[LabelIndex]; instance {
+				continue // an instance's environment: its pod owns it
 			}
 			if v, isConfig := item.GetLabels()[LabelRelease]; kind == "Secret" && isConfig && keepVersion[v] {
 				continue

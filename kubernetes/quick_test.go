@@ -436,3 +436,19 @@ func TestRemoveAppNamespace(t *testing.T) {
 		t.Fatalf("removing an app with nothing on the cluster: %v", err)
 	}
 }
+
+// A cluster without the PodLogsQuerySplitStreams feature (most, and the
+// quick tier's) refuses a log request for one stream in a way
+// SplitStreamsRefused knows, so runs fall back to both streams on stdout.
+func TestSplitStreamsRefusedWithoutTheFeature(t *testing.T) {
+	controlPlane(t)
+	c := userClient(t, "skiff")
+	stream := "Stderr"
+	_, err := c.Typed.CoreV1().Pods("default").GetLogs("no-such-pod", &corev1.PodLogOptions{Stream: &stream}).Stream(context.Background())
+	if err == nil || !SplitStreamsRefused(err) {
+		t.Fatalf("a log request for stderr alone: %v", err)
+	}
+	if _, err := c.Typed.CoreV1().Pods("default").GetLogs("no-such-pod", &corev1.PodLogOptions{}).Stream(context.Background()); err == nil || SplitStreamsRefused(err) {
+		t.Fatalf("a log request of a missing pod is no refusal of the option: %v", err)
+	}
+}

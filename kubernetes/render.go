@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -31,6 +32,10 @@ const (
 	LabelApp       = "skiff.dev/app"
 	LabelProcess   = "skiff.dev/process"
 	LabelRelease   = "skiff.dev/release"
+	LabelCronJob   = "skiff.dev/cron-job"
+	// AnnotationRestartedAt on a Deployment's pods replaces them when it
+	// changes (ps:restart).
+	AnnotationRestartedAt = "skiff.dev/restarted-at"
 	// FieldManager is skiff's name in server-side apply.
 	FieldManager = "skiff"
 )
@@ -79,7 +84,9 @@ type Release struct {
 	UID, GID  *int64
 	Config    map[string]string
 	Processes []Process
-	Check     Check
+	// Cron are the release's cron jobs, each a CronJob.
+	Cron  []CronJob
+	Check Check
 	// Registry holds the credentials the nodes pull Image with; nil when
 	// the image is public.
 	Registry *Registry
@@ -88,9 +95,25 @@ type Release struct {
 // Process is one process type of the release.
 type Process struct {
 	Type     string
-	Command  []string // empty: the image's own entrypoint and command
+	Command  []string // empty: the image's own entrypoint
+	Args     []string // empty: the image's own command
 	Replicas int
 	Limits   skiff.Limits
+	// RestartedAt, when set, goes on the pods' template: a new value
+	// replaces them all (ps:restart).
+	RestartedAt string
+}
+
+// CronJob is one scheduled command of the release.
+type CronJob struct {
+	ID       string // skiff's job id: the CronJob is cron-<id>
+	Schedule string
+	TimeZone string // "" for UTC
+	Command  []string
+	Args     []string
+	Limits   skiff.Limits
+	Suspend  bool
+	Timeout  time.Duration // a run's deadline; 0 for an hour
 }
 
 // Check is the web process's health check, as for the local scheduler.
@@ -131,6 +154,7 @@ type Manifest struct {
 	Deployments    []*appsv1.Deployment
 	Services       []*corev1.Service
 	Budgets        []*policyv1.PodDisruptionBudget
+	CronJobs       []*batchv1.CronJob
 }
 
 // Objects lists the manifest's objects in the order they are applied: what
@@ -153,6 +177,9 @@ func (m *Manifest) Objects() []Object {
 	}
 	for _, b := range m.Budgets {
 		out = append(out, b)
+	}
+	for _, c := range m.CronJobs {
+		out = append(out, c)
 	}
 	return out
 }
@@ -258,7 +285,68 @@ func Render(r *Release) (*Manifest, error) {
 			})
 		}
 	}
+	for _, j := range r.Cron {
+		cj, err := cronJob(r, j, meta)
+		if err != nil {
+			return nil, err
+		}
+		m.CronJobs = append(m.CronJobs, cj)
+	}
 	return m, nil
+}
+
+// cronJob is the CronJob of one of the release's jobs: never two runs at
+// once, one run caught up when its time was missed (within a day), each
+// run a pod that is not retried and ends at the job's timeout.
+func cronJob(r *Release, j CronJob, meta func(string, map[string]string) metav1.ObjectMeta) (*batchv1.CronJob, error) {
+	if !skiff.ValidCronID(j.ID) {
+		return nil, fmt.Errorf("render: cron job id %q", j.ID)
+	}
+	spec, err := PodSpec(r, Process{Type: skiff.OneOffCron, Command: j.Command, Args: j.Args, Limits: j.Limits})
+	if err != nil {
+		return nil, err
+	}
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	spec.TopologySpreadConstraints = nil
+	c := &spec.Containers[0]
+	c.Lifecycle = nil
+	c.Env = append(c.Env, podNameEnv("DYNO"), podNameEnv("SKIFF_PROCESS"))
+	timeout := j.Timeout
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	zero := int32(0)
+	history := int32(3)
+	deadline := int64(timeout.Seconds())
+	catchUp := int64(24 * 3600)
+	labels := map[string]string{LabelProcess: skiff.OneOffCron, LabelCronJob: j.ID, LabelRelease: strconv.Itoa(r.Version)}
+	om := meta(r.Name("cron-"+j.ID), labels)
+	cj := &batchv1.CronJob{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: om,
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   j.Schedule,
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			StartingDeadlineSeconds:    &catchUp,
+			Suspend:                    &j.Suspend,
+			SuccessfulJobsHistoryLimit: &history,
+			FailedJobsHistoryLimit:     &history,
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: om.Labels},
+				Spec: batchv1.JobSpec{BackoffLimit: &zero, ActiveDeadlineSeconds: &deadline,
+					Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: om.Labels}, Spec: spec}},
+			},
+		},
+	}
+	if j.TimeZone != "" {
+		cj.Spec.TimeZone = &j.TimeZone
+	}
+	return cj, nil
+}
+
+// podNameEnv is an environment variable holding the pod's name.
+func podNameEnv(name string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}}
 }
 
 // selector picks the pods of one process type of the app, whatever their
@@ -303,6 +391,7 @@ func PodSpec(r *Release, p Process) (corev1.PodSpec, error) {
 		Name:    containerName,
 		Image:   r.Image,
 		Command: p.Command,
+		Args:    p.Args,
 		Env:     env,
 		EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: r.Name(configName(r.Version))}}}},
@@ -386,6 +475,11 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 	revisions := int32(2)
 	maxUnavailable, maxSurge := intstr.FromInt32(0), intstr.FromString("25%")
 	om := meta(r.Name(p.Type), map[string]string{LabelProcess: p.Type, LabelRelease: strconv.Itoa(r.Version)})
+	spec.Containers[0].Env = append(spec.Containers[0].Env, podNameEnv("DYNO"), podNameEnv("SKIFF_PROCESS"))
+	tmpl := metav1.ObjectMeta{Labels: om.Labels}
+	if p.RestartedAt != "" {
+		tmpl.Annotations = map[string]string{AnnotationRestartedAt: p.RestartedAt}
+	}
 	var progress *int32
 	if p.Type == "web" {
 		deadline := r.Check.Deadline
@@ -407,7 +501,7 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 				Type:          appsv1.RollingUpdateDeploymentStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxUnavailable: &maxUnavailable, MaxSurge: &maxSurge},
 			},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: om.Labels}, Spec: spec},
+			Template: corev1.PodTemplateSpec{ObjectMeta: tmpl, Spec: spec},
 		},
 	}, nil
 }

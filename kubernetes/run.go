@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -15,10 +18,17 @@ import (
 	"github.com/skiffhq/skiff"
 )
 
-// Run runs a one-off pod attached to the request's streams (or terminal)
-// and returns its exit code; the pod is deleted afterwards. Output the
-// process writes before the attach is established is read from the pod's
-// log (on stdout: Kubernetes' log merges the two streams).
+// LabelAttached marks the pod of an attached run: its output goes to the
+// caller, not into the app's log.
+const LabelAttached = "skiff.dev/attached"
+
+// Run runs a one-off process and returns its exit code; nothing of it
+// remains afterwards. With a terminal or an input it is a pod attached to
+// the request's streams; without (a release command), a Job whose pod's
+// output is read from its log. Output that a process writes before the
+// attach is established is read from the pod's log too: on stdout and
+// stderr apart where the cluster serves the streams apart (the
+// PodLogsQuerySplitStreams feature), else both on stdout.
 func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 	if len(req.Args) == 0 {
 		return -1, skiff.Errorf(skiff.EINVALID, "run needs a command")
@@ -30,16 +40,19 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 	if err != nil {
 		return -1, err
 	}
+	if req.TTY == nil && req.Stdin == nil {
+		return s.runJob(ctx, req, r, img, &spec)
+	}
 	tty := req.TTY != nil
 	pod, err := s.podWith(ctx, r, img, &spec, fmt.Sprintf("run-%d-%s", spec.Index, suffix()), func(ps *corev1.PodSpec) {
 		c := &ps.Containers[0]
 		c.Stdin, c.StdinOnce, c.TTY = true, true, tty
 		c.ReadinessProbe, c.Ports = nil, nil
-	})
+	}, attachedLabel)
 	if err != nil {
 		return -1, err
 	}
-	id := pod.Namespace + "/" + pod.Name
+	id := s.id(pod.Namespace, pod.Name)
 	name := spec.Name()
 	s.AppLog(spec.AppID, name, "Starting process"+commandNote(spec.Command))
 	defer func() {
@@ -47,24 +60,8 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 		_ = s.cfg.Client.Typed.CoreV1().Pods(pod.Namespace).Delete(context.WithoutCancel(ctx), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 		s.forget(id)
 	}()
-
-	// Wait until the container runs (or already ended).
-	for {
-		p, err := s.get(ctx, id)
-		if err != nil {
-			return -1, err
-		}
-		if in := instance(p); in.State == skiff.InstanceUp || in.State == skiff.InstanceExited {
-			break
-		}
-		if w := waiting(p); w != nil && hopeless[w.Reason] {
-			return -1, skiff.Errorf(skiff.EUNAVAILABLE, "the run could not start: %s: %s", w.Reason, w.Message)
-		}
-		select {
-		case <-ctx.Done():
-			return -1, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+	if err := s.waitStarted(ctx, pod.Namespace, pod.Name); err != nil {
+		return -1, err
 	}
 	out := &counter{w: req.Stdout}
 	errOut := &counter{w: req.Stderr}
@@ -81,15 +78,122 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 	if err != nil {
 		return -1, err
 	}
-	if (!attached || out.n+errOut.n == 0) && req.Stdout != nil {
+	if !attached || out.n+errOut.n == 0 {
 		// It ended before the attach: its output is in the log.
-		if rc, err := s.cfg.Client.Typed.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{}).Stream(ctx); err == nil {
-			_, _ = io.Copy(req.Stdout, rc)
-			rc.Close()
+		stderr := req.Stderr
+		if tty {
+			stderr = nil
 		}
+		_ = s.podOutput(ctx, pod.Namespace, pod.Name, false, req.Stdout, stderr)
 	}
 	s.AppLog(spec.AppID, name, fmt.Sprintf("Process exited with status %d", code))
 	return code, nil
+}
+
+func attachedLabel(lbl map[string]string) { lbl[LabelAttached] = "true" }
+
+// runJob runs the one-off as a Job of one pod that is never retried, its
+// output followed from the pod's log until it ends. Ending ctx deletes
+// it (a release phase that timed out).
+func (s *Scheduler) runJob(ctx context.Context, req *skiff.RunRequest, r *Release, img *PodImage, spec *skiff.InstanceSpec) (int, error) {
+	name := fmt.Sprintf("run-%d-%s", spec.Index, suffix())
+	tmpl, err := s.template(ctx, r, img, spec, name, func(ps *corev1.PodSpec) {
+		ps.Containers[0].ReadinessProbe, ps.Containers[0].Ports = nil, nil
+	}, attachedLabel)
+	if err != nil {
+		return -1, err
+	}
+	zero, ttl := int32(0), int32(600)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace, Labels: tmpl.Labels},
+		Spec:       batchv1.JobSpec{BackoffLimit: &zero, TTLSecondsAfterFinished: &ttl, Template: *tmpl},
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		secs := int64(time.Until(dl).Seconds()) + 1
+		job.Spec.ActiveDeadlineSeconds = &secs
+	}
+	jobs := s.cfg.Client.Typed.BatchV1().Jobs(r.Namespace)
+	created, err := jobs.Create(ctx, job, metav1.CreateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return -1, fmt.Errorf("start %s: %w", spec.Name(), err)
+	}
+	s.AppLog(spec.AppID, spec.Name(), "Starting process"+commandNote(spec.Command))
+	defer func() {
+		bg := context.WithoutCancel(ctx)
+		policy := metav1.DeletePropagationBackground
+		_ = jobs.Delete(bg, name, metav1.DeleteOptions{PropagationPolicy: &policy})
+		zero := int64(0)
+		_ = s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero},
+			metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + name})
+	}()
+	owner := metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: created.Name, UID: created.UID}
+	if err := s.envSecret(ctx, r, spec, name, tmpl.Labels, owner); err != nil {
+		return -1, err
+	}
+	var pod string
+	for pod == "" {
+		pods, err := s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + name})
+		if err != nil {
+			return -1, fmt.Errorf("%s: %w", spec.Name(), err)
+		}
+		if len(pods.Items) > 0 {
+			pod = pods.Items[0].Name
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := s.waitStarted(ctx, r.Namespace, pod); err != nil {
+		return -1, err
+	}
+	if err := s.podOutput(ctx, r.Namespace, pod, true, req.Stdout, req.Stderr); err != nil && ctx.Err() != nil {
+		return -1, ctx.Err()
+	}
+	code, err := s.exitCode(ctx, s.id(r.Namespace, pod))
+	if err != nil {
+		return -1, err
+	}
+	s.AppLog(spec.AppID, spec.Name(), fmt.Sprintf("Process exited with status %d", code))
+	return code, nil
+}
+
+// waitStarted waits until the pod's container runs (or already ended); a
+// pod that cannot start (its image cannot be pulled, it cannot be
+// scheduled) fails with the cluster's reason.
+func (s *Scheduler) waitStarted(ctx context.Context, ns, name string) error {
+	var unschedulable time.Time
+	for {
+		p, err := s.cfg.Client.Typed.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("the run's pod: %w", err)
+		}
+		if in := s.instance(p); in.State == skiff.InstanceUp || in.State == skiff.InstanceExited {
+			return nil
+		}
+		if w := waiting(p); w != nil && hopeless[w.Reason] {
+			return skiff.Errorf(skiff.EUNAVAILABLE, "the run could not start: %s: %s", w.Reason, w.Message)
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				if unschedulable.IsZero() {
+					unschedulable = time.Now()
+				} else if time.Since(unschedulable) > unschedulableFor {
+					return skiff.Errorf(skiff.EUNAVAILABLE, "the run could not start: Unschedulable: %s", c.Message)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func waiting(p *corev1.Pod) *corev1.ContainerStateWaiting {
@@ -97,6 +201,58 @@ func waiting(p *corev1.Pod) *corev1.ContainerStateWaiting {
 		return cs.State.Waiting
 	}
 	return nil
+}
+
+// podOutput copies the pod's log to stdout and stderr (following it while
+// the container runs, with follow): each stream to its writer where the
+// cluster serves them apart, else both to stdout. A nil stderr takes both
+// streams on stdout.
+func (s *Scheduler) podOutput(ctx context.Context, ns, pod string, follow bool, stdout, stderr io.Writer) error {
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	pods := s.cfg.Client.Typed.CoreV1().Pods(ns)
+	open := func(stream string) (io.ReadCloser, error) {
+		opts := &corev1.PodLogOptions{Container: containerName, Follow: follow}
+		if stream != "" {
+			opts.Stream = &stream
+		}
+		return pods.GetLogs(pod, opts).Stream(ctx)
+	}
+	if stderr != nil {
+		outR, err := open(corev1.LogStreamStdout)
+		if err == nil {
+			errR, err := open(corev1.LogStreamStderr)
+			if err != nil {
+				outR.Close()
+				return err
+			}
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); _, _ = io.Copy(stderr, errR); errR.Close() }()
+			_, err = io.Copy(stdout, outR)
+			outR.Close()
+			wg.Wait()
+			return err
+		}
+		if !SplitStreamsRefused(err) {
+			return err
+		}
+	}
+	rc, err := open("")
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(stdout, rc)
+	return err
+}
+
+// SplitStreamsRefused reports whether a log request failed because the
+// cluster does not serve stdout and stderr apart: the API server refuses
+// the stream option while the PodLogsQuerySplitStreams feature is off.
+func SplitStreamsRefused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
 }
 
 // attach streams the request to the pod's container until it ends.
@@ -121,6 +277,9 @@ func (s *Scheduler) attach(ctx context.Context, req *skiff.RunRequest, pod *core
 	if !tty {
 		opts.Stderr = req.Stderr
 	}
+	if tty {
+		opts.TerminalSizeQueue = terminalSizes(ctx, req.TTY)
+	}
 	return exec.StreamWithContext(ctx, opts)
 }
 
@@ -131,7 +290,7 @@ func (s *Scheduler) exitCode(ctx context.Context, id string) (int, error) {
 		if err != nil {
 			return -1, err
 		}
-		if in := instance(p); in.State == skiff.InstanceExited {
+		if in := s.instance(p); in.State == skiff.InstanceExited {
 			return in.ExitCode, nil
 		}
 		select {
@@ -152,4 +311,41 @@ func (c *counter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// terminalSizes feeds the terminal's size, then each resize, to an attach.
+func terminalSizes(ctx context.Context, tty *skiff.TTY) remotecommand.TerminalSizeQueue {
+	q := &sizeQueue{ch: make(chan remotecommand.TerminalSize, 1)}
+	q.ch <- remotecommand.TerminalSize{Width: uint16(tty.Width), Height: uint16(tty.Height)}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				close(q.ch)
+				return
+			case ws, ok := <-tty.Resize:
+				if !ok {
+					close(q.ch)
+					return
+				}
+				select {
+				case q.ch <- remotecommand.TerminalSize{Width: uint16(ws.Width), Height: uint16(ws.Height)}:
+				case <-ctx.Done():
+				}
+			}
+		}
+	}()
+	return q
+}
+
+type sizeQueue struct {
+	ch chan remotecommand.TerminalSize
+}
+
+func (q *sizeQueue) Next() *remotecommand.TerminalSize {
+	s, ok := <-q.ch
+	if !ok {
+		return nil
+	}
+	return &s
 }

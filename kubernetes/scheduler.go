@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -28,6 +29,9 @@ const (
 	LabelIndex     = "skiff.dev/index"
 	LabelOneOff    = "skiff.dev/one-off"
 	AnnotationSpec = "skiff.dev/spec" // the InstanceSpec, without its Env
+	// AnnotationIndex numbers the pods of a Deployment or a CronJob (web.1,
+	// web.2 …) for ps and the log, as the Scheduler first sees each.
+	AnnotationIndex = "skiff.dev/index"
 )
 
 // PodImage is how a cluster runs an instance's image: the reference its
@@ -43,6 +47,9 @@ type PodImage struct {
 
 // SchedulerConfig is what a Scheduler needs.
 type SchedulerConfig struct {
+	// Name is the cluster's name in skiff: instance IDs start with it
+	// ("<name>/<namespace>/<pod>"), so that they name their cluster.
+	Name   string
 	Client *Client
 	Where  Where
 	// Image says how the cluster runs a spec's image (skiff's registry or
@@ -53,24 +60,31 @@ type SchedulerConfig struct {
 	Log  *slog.Logger
 	// Poll is how often the pods are looked at (default 500 ms).
 	Poll time.Duration
+	// OnBackends, when set, is told the id of an app whose ready web pods
+	// (its EndpointSlices) may have changed; Backends has them.
+	OnBackends func(appID string)
+	// OnCronRun, when set, is told of each cron run that ended (a Job of
+	// one of the apps' CronJobs), once it has its output.
+	OnCronRun func(run *CronRun)
 }
 
 // Scheduler runs skiff's instances as pods of one cluster: it implements
 // skiff.Scheduler. An instance is a pod of its own (restartPolicy Always,
 // or Never for a OneOff one): the kubelet restarts its process, the pod
 // outlives skiff, and a new Scheduler lists it again. Its ID is
-// "<namespace>/<pod>". The Scheduler follows the pods, copying their
+// "<cluster>/<namespace>/<pod>". The Scheduler follows the pods, copying their
 // output into Logs and logging their state changes there.
 type Scheduler struct {
 	cfg  SchedulerConfig
 	stop context.CancelFunc
-	done chan struct{}
+	wg   sync.WaitGroup // the watchers
 
 	started time.Time
 
 	observing sync.Mutex // one observe at a time
 	mu        sync.Mutex
 	seen      map[string]*podSeen // by ID
+	reported  map[types.UID]bool  // the cron runs told to OnCronRun
 }
 
 type podSeen struct {
@@ -89,15 +103,20 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 		cfg.Poll = 500 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Scheduler{cfg: cfg, stop: cancel, done: make(chan struct{}), seen: map[string]*podSeen{}, started: time.Now()}
+	s := &Scheduler{cfg: cfg, stop: cancel, seen: map[string]*podSeen{}, started: time.Now()}
+	s.wg.Add(1)
 	go s.watch(ctx)
+	if cfg.OnBackends != nil {
+		s.wg.Add(1)
+		go s.watchEndpoints(ctx)
+	}
 	return s
 }
 
 // Close stops following the pods; they keep running.
 func (s *Scheduler) Close() {
 	s.stop()
-	<-s.done
+	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.seen {
@@ -146,7 +165,7 @@ func (s *Scheduler) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff
 	if err != nil {
 		return nil, err
 	}
-	id := pod.Namespace + "/" + pod.Name
+	id := s.id(pod.Namespace, pod.Name)
 	s.AppLog(spec.AppID, spec.Name(), "Starting process"+commandNote(spec.Command))
 	return &skiff.Instance{ID: id, Spec: *spec, State: skiff.InstanceStarting, CreatedAt: pod.CreationTimestamp.Time}, nil
 }
@@ -167,11 +186,35 @@ func suffix() string {
 // pod applies what the app needs and creates one pod for spec; its config
 // is an immutable Secret that the pod owns (so it goes with the pod).
 func (s *Scheduler) pod(ctx context.Context, r *Release, img *PodImage, spec *skiff.InstanceSpec, name string) (*corev1.Pod, error) {
-	return s.podWith(ctx, r, img, spec, name, nil)
+	return s.podWith(ctx, r, img, spec, name, nil, nil)
 }
 
-// podWith is pod with a last change to the pod's spec.
-func (s *Scheduler) podWith(ctx context.Context, r *Release, img *PodImage, spec *skiff.InstanceSpec, name string, change func(*corev1.PodSpec)) (*corev1.Pod, error) {
+// podWith is pod with a last change to the pod's spec and labels.
+func (s *Scheduler) podWith(ctx context.Context, r *Release, img *PodImage, spec *skiff.InstanceSpec, name string,
+	change func(*corev1.PodSpec), label func(map[string]string)) (*corev1.Pod, error) {
+	tmpl, err := s.template(ctx, r, img, spec, name, change, label)
+	if err != nil {
+		return nil, err
+	}
+	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
+	pod.Name, pod.Namespace = name, r.Namespace
+	created, err := s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.Name(), err)
+	}
+	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Pod", Name: created.Name, UID: created.UID}
+	if err := s.envSecret(ctx, r, spec, name, tmpl.Labels, owner); err != nil {
+		_ = s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).Delete(context.WithoutCancel(ctx), created.Name, metav1.DeleteOptions{})
+		return nil, err
+	}
+	return created, nil
+}
+
+// template applies what the app needs (namespace, service account, pull
+// secret) and returns the pod template of one instance of spec, named
+// name: its environment comes from the Secret envSecret makes.
+func (s *Scheduler) template(ctx context.Context, r *Release, img *PodImage, spec *skiff.InstanceSpec, name string,
+	change func(*corev1.PodSpec), label func(map[string]string)) (*corev1.PodTemplateSpec, error) {
 	m, err := Render(r)
 	if err != nil {
 		return nil, skiff.Errorf(skiff.EINVALID, "%v", err)
@@ -189,8 +232,7 @@ func (s *Scheduler) podWith(ctx context.Context, r *Release, img *PodImage, spec
 	c.Args = img.Args
 	c.Env = append(c.Env, corev1.EnvVar{Name: "DYNO", Value: spec.Name()}, corev1.EnvVar{Name: "SKIFF_PROCESS", Value: spec.Name()})
 	c.Lifecycle = nil // a stopping instance gets SIGTERM at once, as on this machine
-	envName := name + "-env"
-	c.EnvFrom[0].SecretRef.Name = envName
+	c.EnvFrom[0].SecretRef.Name = name + "-env"
 	if spec.ProcessType == "web" {
 		// Ready is "accepts connections on its port", for every scheduler.
 		c.StartupProbe = nil
@@ -215,38 +257,46 @@ func (s *Scheduler) podWith(ctx context.Context, r *Release, img *PodImage, spec
 	if spec.OneOff {
 		lbl[LabelOneOff] = "true"
 	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: r.Namespace, Labels: lbl,
-			Annotations: map[string]string{AnnotationSpec: string(specJSON)}},
-		Spec: podSpec,
+	if label != nil {
+		label(lbl)
 	}
-	created, err := s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).Create(ctx, pod, metav1.CreateOptions{FieldManager: FieldManager})
-	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", spec.Name(), err)
-	}
+	return &corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: lbl, Annotations: map[string]string{AnnotationSpec: string(specJSON)}},
+		Spec:       podSpec,
+	}, nil
+}
+
+// envSecret makes the immutable Secret of an instance's environment
+// (<name>-env), owned by what runs it.
+func (s *Scheduler) envSecret(ctx context.Context, r *Release, spec *skiff.InstanceSpec, name string, lbl map[string]string, owner metav1.OwnerReference) error {
 	data := map[string][]byte{}
 	for k, v := range spec.Env {
 		data[k] = []byte(v)
 	}
 	yes := true
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: envName, Namespace: r.Namespace, Labels: lbl,
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: created.Name, UID: created.UID}}},
-		Immutable: &yes, Data: data}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-env", Namespace: r.Namespace, Labels: lbl,
+		OwnerReferences: []metav1.OwnerReference{owner}}, Immutable: &yes, Data: data}
 	if _, err := s.cfg.Client.Typed.CoreV1().Secrets(r.Namespace).Create(ctx, secret, metav1.CreateOptions{FieldManager: FieldManager}); err != nil {
-		_ = s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).Delete(context.WithoutCancel(ctx), created.Name, metav1.DeleteOptions{})
-		return nil, fmt.Errorf("start %s: %w", spec.Name(), err)
+		return fmt.Errorf("start %s: %w", spec.Name(), err)
 	}
-	return created, nil
+	return nil
 }
 
-// split parses an instance ID.
-func split(id string) (ns, name string, ok bool) {
-	ns, name, ok = strings.Cut(id, "/")
+// id is the instance ID of a pod.
+func (s *Scheduler) id(ns, pod string) string { return s.cfg.Name + "/" + ns + "/" + pod }
+
+// split parses an instance ID of this cluster.
+func (s *Scheduler) split(id string) (ns, name string, ok bool) {
+	rest, ok := strings.CutPrefix(id, s.cfg.Name+"/")
+	if !ok {
+		return "", "", false
+	}
+	ns, name, ok = strings.Cut(rest, "/")
 	return ns, name, ok && ns != "" && name != "" && !strings.Contains(name, "/")
 }
 
 func (s *Scheduler) get(ctx context.Context, id string) (*corev1.Pod, error) {
-	ns, name, ok := split(id)
+	ns, name, ok := s.split(id)
 	if !ok {
 		return nil, skiff.Errorf(skiff.ENOTFOUND, "no instance %s", id)
 	}
@@ -269,7 +319,7 @@ func (s *Scheduler) WaitReady(ctx context.Context, id string) error {
 			return err
 		}
 		s.observe(ctx, p)
-		in := instance(p)
+		in := s.instance(p)
 		switch {
 		case p.DeletionTimestamp != nil:
 			return skiff.Errorf(skiff.EUNAVAILABLE, "%s is stopping", in.Spec.Name())
@@ -321,7 +371,7 @@ func (s *Scheduler) Stop(ctx context.Context, id string, grace time.Duration) er
 	secs := int64((grace + time.Second - 1) / time.Second)
 	uid := p.UID
 	s.observe(ctx, p)
-	in := instance(p)
+	in := s.instance(p)
 	s.AppLog(in.Spec.AppID, in.Spec.Name(), "Stopping process with SIGTERM")
 	s.forget(id) // the watcher no longer reports this pod's end: Stop does
 	err = s.cfg.Client.Typed.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
@@ -366,13 +416,14 @@ func (s *Scheduler) Stop(ctx context.Context, id string, grace time.Duration) er
 	}
 }
 
-// list lists skiff's instance pods of the app ("" for every app).
+// list lists skiff's pods of the app ("" for every app): instances it
+// started, and those of the app's Deployments and CronJobs.
 func (s *Scheduler) list(ctx context.Context, appID string) ([]corev1.Pod, error) {
 	set := labels.Set{LabelManagedBy: ManagedBy}
 	if appID != "" {
 		set[LabelAppID] = appID
 	}
-	sel := labels.SelectorFromSet(set).String() + "," + LabelIndex
+	sel := labels.SelectorFromSet(set).String()
 	ns := ""
 	if s.cfg.Where.Namespace != "" {
 		ns = s.cfg.Where.Namespace
@@ -396,7 +447,10 @@ func (s *Scheduler) Instances(ctx context.Context, appID string) ([]*skiff.Insta
 	env := s.envs(ctx, appID)
 	out := make([]*skiff.Instance, 0, len(pods))
 	for i := range pods {
-		in := instance(&pods[i])
+		if ended(&pods[i]) && pods[i].Labels[LabelCronJob] != "" {
+			continue // a cron run's pod the cluster keeps: cron:history has it
+		}
+		in := s.instance(&pods[i])
 		in.Spec.Env = env[pods[i].Namespace+"/"+pods[i].Name+"-env"]
 		out = append(out, in)
 	}
@@ -440,10 +494,29 @@ func (s *Scheduler) envs(ctx context.Context, appID string) map[string]map[strin
 }
 
 // instance reads an Instance from its pod.
-func instance(p *corev1.Pod) *skiff.Instance {
-	in := &skiff.Instance{ID: p.Namespace + "/" + p.Name, State: skiff.InstanceStarting, Node: p.Spec.NodeName,
+func (s *Scheduler) instance(p *corev1.Pod) *skiff.Instance {
+	in := &skiff.Instance{ID: s.id(p.Namespace, p.Name), State: skiff.InstanceStarting, Node: p.Spec.NodeName,
 		CreatedAt: p.CreationTimestamp.Time}
-	_ = json.Unmarshal([]byte(p.Annotations[AnnotationSpec]), &in.Spec)
+	_, started := p.Labels[LabelIndex]
+	if started {
+		_ = json.Unmarshal([]byte(p.Annotations[AnnotationSpec]), &in.Spec)
+	} else { // a Deployment's or a CronJob's
+		in.Spec = skiff.InstanceSpec{AppID: p.Labels[LabelAppID], AppName: p.Labels[LabelApp], ProcessType: p.Labels[LabelProcess],
+			OneOff: p.Spec.RestartPolicy == corev1.RestartPolicyNever}
+		in.Spec.Release, _ = strconv.Atoi(p.Labels[LabelRelease])
+		in.Spec.Index, _ = strconv.Atoi(p.Annotations[AnnotationIndex])
+		if len(p.Spec.Containers) > 0 {
+			c := p.Spec.Containers[0]
+			if _, digest, ok := strings.Cut(c.Image, "@"); ok {
+				in.Spec.Image = digest
+			}
+			in.Spec.Limits.MemoryBytes = c.Resources.Limits.Memory().Value()
+			in.Spec.Limits.CPU = float64(c.Resources.Limits.Cpu().MilliValue()) / 1000
+			if j := p.Labels[LabelCronJob]; j != "" {
+				in.Spec.Command = c.Args
+			}
+		}
+	}
 	if p.Status.PodIP != "" {
 		in.Addr = p.Status.PodIP + ":" + strconv.Itoa(skiff.DefaultPort)
 	}
@@ -466,6 +539,9 @@ func instance(p *corev1.Pod) *skiff.Instance {
 			in.State = skiff.InstanceCrashed
 		}
 	}
+	if !started && in.State == skiff.InstanceUp && !podReady(p) {
+		in.State = skiff.InstanceStarting // a web pod takes traffic once ready
+	}
 	if p.DeletionTimestamp != nil {
 		in.State = skiff.InstanceStopping
 	}
@@ -473,6 +549,10 @@ func instance(p *corev1.Pod) *skiff.Instance {
 		in.MemoryLimit = lim.Value()
 	}
 	return in
+}
+
+func ended(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
 func exitText(t *corev1.ContainerStateTerminated) string {
@@ -498,7 +578,7 @@ func (s *Scheduler) RemoveApp(ctx context.Context, appID string) error {
 		if err != nil && !IsNotFound(err) {
 			return fmt.Errorf("remove app: %w", err)
 		}
-		s.forget(p.Namespace + "/" + p.Name)
+		s.forget(s.id(p.Namespace, p.Name))
 	}
 	if err := s.cfg.Client.RemoveApp(ctx, s.Namespace(appID), appID, s.cfg.Where.Namespace != ""); err != nil {
 		return err

@@ -3,10 +3,17 @@ package kubernetes
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/applog"
@@ -16,16 +23,24 @@ import (
 // exit and state change, and copies each container's output into the log
 // once.
 func (s *Scheduler) watch(ctx context.Context) {
-	defer close(s.done)
+	defer s.wg.Done()
 	for {
 		if pods, err := s.list(ctx, ""); err == nil {
+			s.number(ctx, pods)
 			live := map[string]bool{}
 			for i := range pods {
-				id := pods[i].Namespace + "/" + pods[i].Name
+				id := s.id(pods[i].Namespace, pods[i].Name)
 				live[id] = true
 				s.observe(ctx, &pods[i])
+				s.cronEnded(ctx, &pods[i])
 			}
 			s.mu.Lock()
+			uids := liveUIDs(pods)
+			for uid := range s.reported {
+				if !uids[uid] {
+					delete(s.reported, uid)
+				}
+			}
 			for id, p := range s.seen {
 				if !live[id] {
 					if p.follow != nil {
@@ -48,9 +63,12 @@ func (s *Scheduler) watch(ctx context.Context) {
 
 // observe compares a pod with what was seen of it before.
 func (s *Scheduler) observe(ctx context.Context, p *corev1.Pod) {
+	if p.Labels[LabelAttached] == "true" {
+		return // a run's output and end go to its caller (Run)
+	}
 	s.observing.Lock()
 	defer s.observing.Unlock()
-	in := instance(p)
+	in := s.instance(p)
 	id := in.ID
 	s.mu.Lock()
 	seen := s.seen[id]
@@ -137,4 +155,168 @@ func (s *Scheduler) copyOutput(ctx context.Context, ns, pod, appID, process stri
 		}
 		s.cfg.Logs.Write(appID, skiff.LogLine{Time: t, Source: "app", Process: process, Text: applog.CleanText([]byte(text))})
 	}
+}
+
+// number gives each pod of a Deployment or a CronJob that has none the
+// lowest index its process type has free (web.1, web.2 …), kept in an
+// annotation so that ps and the log name it alike, across restarts of
+// skiff too. A pod that is stopping frees its index, as a dyno's does on
+// Heroku: its replacement is web.1 again.
+func (s *Scheduler) number(ctx context.Context, pods []corev1.Pod) {
+	used := map[string]map[int]bool{} // by app and process type
+	key := func(p *corev1.Pod) string { return p.Labels[LabelAppID] + "/" + p.Labels[LabelProcess] }
+	for i := range pods {
+		p := &pods[i]
+		if _, started := p.Labels[LabelIndex]; started || p.DeletionTimestamp != nil {
+			continue
+		}
+		if n, err := strconv.Atoi(p.Annotations[AnnotationIndex]); err == nil {
+			if used[key(p)] == nil {
+				used[key(p)] = map[int]bool{}
+			}
+			used[key(p)][n] = true
+		}
+	}
+	for i := range pods {
+		p := &pods[i]
+		if _, started := p.Labels[LabelIndex]; started || p.Annotations[AnnotationIndex] != "" {
+			continue
+		}
+		if used[key(p)] == nil {
+			used[key(p)] = map[int]bool{}
+		}
+		n := 1
+		for used[key(p)][n] {
+			n++
+		}
+		patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, AnnotationIndex, strconv.Itoa(n))
+		if _, err := s.cfg.Client.Typed.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+			if ctx.Err() == nil && !IsNotFound(err) {
+				s.cfg.Log.Warn("kubernetes: number a pod", "pod", p.Name, "err", err)
+			}
+			continue
+		}
+		used[key(p)][n] = true
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[AnnotationIndex] = strconv.Itoa(n)
+	}
+}
+
+func liveUIDs(pods []corev1.Pod) map[types.UID]bool {
+	out := make(map[types.UID]bool, len(pods))
+	for _, p := range pods {
+		out[p.UID] = true
+	}
+	return out
+}
+
+// watchEndpoints tells OnBackends of every change to the EndpointSlices
+// of skiff's web Services (a pod became ready, or is going), and of every
+// app that has some after each (re)list.
+func (s *Scheduler) watchEndpoints(ctx context.Context) {
+	defer s.wg.Done()
+	sel := LabelManagedBy + "=" + ManagedBy + "," + LabelProcess + "=web"
+	slices := s.cfg.Client.Typed.DiscoveryV1().EndpointSlices(s.cfg.Where.Namespace)
+	for ctx.Err() == nil {
+		list, err := slices.List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.cfg.Log.Warn("kubernetes: list endpoint slices", "err", err)
+			}
+			sleep(ctx, 2*time.Second)
+			continue
+		}
+		apps := map[string]bool{}
+		for _, sl := range list.Items {
+			apps[sl.Labels[LabelAppID]] = true
+		}
+		for a := range apps {
+			s.cfg.OnBackends(a)
+		}
+		w, err := slices.Watch(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: list.ResourceVersion})
+		if err != nil {
+			sleep(ctx, 2*time.Second)
+			continue
+		}
+		for ev := range w.ResultChan() {
+			if sl, ok := ev.Object.(*discoveryv1.EndpointSlice); ok && sl.Labels[LabelAppID] != "" {
+				s.cfg.OnBackends(sl.Labels[LabelAppID])
+			}
+		}
+		w.Stop()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// CronRun is a run of one of an app's CronJobs that ended.
+type CronRun struct {
+	AppID       string
+	JobID       string // skiff's cron job id
+	Release     int
+	Job         string // the Job's name on the cluster
+	ScheduledAt time.Time
+	StartedAt   time.Time
+	FinishedAt  time.Time
+	ExitCode    int    // -1 when the process did not end by itself
+	Reason      string // how it ended otherwise (DeadlineExceeded …)
+	Output      []byte // its last 64 KiB
+}
+
+// cronEnded tells OnCronRun, once, of a CronJob's pod whose process ended.
+func (s *Scheduler) cronEnded(ctx context.Context, p *corev1.Pod) {
+	jobID := p.Labels[LabelCronJob]
+	if s.cfg.OnCronRun == nil || jobID == "" || (p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed) {
+		return
+	}
+	s.mu.Lock()
+	done := s.reported[p.UID]
+	if s.reported == nil {
+		s.reported = map[types.UID]bool{}
+	}
+	s.reported[p.UID] = true
+	s.mu.Unlock()
+	if done {
+		return
+	}
+	run := &CronRun{AppID: p.Labels[LabelAppID], JobID: jobID, ExitCode: -1, Reason: p.Status.Reason, StartedAt: p.CreationTimestamp.Time}
+	run.Release, _ = strconv.Atoi(p.Labels[LabelRelease])
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "Job" {
+			run.Job = o.Name
+			if job, err := s.cfg.Client.Typed.BatchV1().Jobs(p.Namespace).Get(ctx, o.Name, metav1.GetOptions{}); err == nil {
+				if t, err := time.Parse(time.RFC3339, job.Annotations[batchv1.CronJobScheduledTimestampAnnotation]); err == nil {
+					run.ScheduledAt = t
+				}
+			}
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if t := cs.State.Terminated; t != nil {
+			run.ExitCode, run.StartedAt, run.FinishedAt = int(t.ExitCode), t.StartedAt.Time, t.FinishedAt.Time
+			if t.Reason != "" && t.Reason != "Completed" && t.Reason != "Error" {
+				run.Reason = t.Reason
+			}
+		}
+	}
+	if run.FinishedAt.IsZero() {
+		run.FinishedAt = time.Now()
+	}
+	tail := int64(2000)
+	if rc, err := s.cfg.Client.Typed.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: containerName, TailLines: &tail}).Stream(ctx); err == nil {
+		out, _ := io.ReadAll(io.LimitReader(rc, 1<<20))
+		rc.Close()
+		if len(out) > 64<<10 {
+			out = out[len(out)-64<<10:]
+		}
+		run.Output = out
+	}
+	s.cfg.OnCronRun(run)
 }

@@ -125,6 +125,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
+// LogStore is the apps' log store, for another scheduler of the same apps
+// (a cluster's) to keep their logs in the same place: an app's log goes on
+// across a move. It is closed with the Runtime.
+func (r *Runtime) LogStore() *applog.Store { return r.logs }
+
 // Close stops supervising; instances keep running for the next Runtime.
 func (r *Runtime) Close() error {
 	r.mu.Lock()

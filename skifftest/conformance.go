@@ -27,7 +27,9 @@ type SchedulerFixture struct {
 	// running), waits down, and returns a new Scheduler over the same
 	// state, which the test uses from then on (and cleans up after).
 	Restart func(down time.Duration) skiff.Scheduler
-	// Volume makes a volume the scheduler can mount and returns its id.
+	// Volume makes a volume the scheduler can mount and returns its id;
+	// nil for a scheduler that provides no volumes (it must refuse every
+	// mount).
 	Volume func() string
 }
 
@@ -503,10 +505,27 @@ func testLogs(t *testing.T, fx *SchedulerFixture) {
 
 // A spec that mounts a volume the scheduler has runs, with the mount in
 // its listed spec, for instances and runs alike; one naming a volume it
-// does not have is EINVALID and leaves nothing.
+// does not have is EINVALID and leaves nothing. A scheduler without
+// volumes refuses every mount so, and never runs the process without it.
 func testMounts(t *testing.T, fx *SchedulerFixture) {
 	s := fx.Scheduler
 	ctx := context.Background()
+	if fx.Volume == nil {
+		spec := testSpec(fx, "mounts", "web", 1)
+		spec.Mounts = []skiff.Mount{{Volume: "vol-0000000000000001", Path: "/data"}}
+		if _, err := s.Start(ctx, spec); skiff.ErrorCode(err) != skiff.EINVALID {
+			t.Fatalf("Start with a mount, on a scheduler without volumes: %v", err)
+		}
+		run := testSpec(fx, "mounts", "run", 0)
+		run.Mounts = spec.Mounts
+		if _, err := s.Run(ctx, &skiff.RunRequest{Spec: *run, Args: []string{"exit", "0"}}); skiff.ErrorCode(err) != skiff.EINVALID {
+			t.Fatalf("Run with a mount, on a scheduler without volumes: %v", err)
+		}
+		if got, _ := s.Instances(ctx, "mounts-id"); len(got) != 0 {
+			t.Fatalf("a refused mount left instances %+v", got)
+		}
+		return
+	}
 	vol := fx.Volume()
 	spec := testSpec(fx, "mounts", "web", 1)
 	spec.Mounts = []skiff.Mount{{Volume: vol, Path: "/data"}}

@@ -54,6 +54,7 @@ func (c *Cluster) startControlPlane(ctx context.Context, full bool) error {
 		return err
 	}
 	if err := c.startIn(c.nets[0], "kube-apiserver", filepath.Join(c.bin, "kube-apiserver"),
+		"--feature-gates="+c.gates,
 		"--etcd-servers=http://127.0.0.1:2379",
 		"--bind-address=0.0.0.0", "--secure-port=6443", "--advertise-address="+node1IP,
 		"--service-cluster-ip-range="+serviceRange,

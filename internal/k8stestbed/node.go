@@ -219,7 +219,7 @@ resolvConf: ""
 	}
 	if err := c.start("kubelet-"+strconv.Itoa(n), inNode(filepath.Join(c.bin, "kubelet"),
 		"--config="+kcfgFile, "--kubeconfig="+kubeconfigFile, "--root-dir="+filepath.Join(dir, "kubelet"),
-		"--hostname-override="+nodeName, "--node-ip="+ip, "--v=1")...); err != nil {
+		"--hostname-override="+nodeName, "--node-ip="+ip, "--feature-gates="+c.gates, "--v=1")...); err != nil {
 		return err
 	}
 	c.NodeNames = append(c.NodeNames, nodeName)

@@ -47,6 +47,10 @@ type Options struct {
 	Nodes int
 	// Log, when set, gets one line per step (the first build takes minutes).
 	Log func(format string, args ...any)
+	// FeatureGates are given to the API server and the kubelets as
+	// --feature-gates ("PodLogsQuerySplitStreams=true"); "" for the
+	// defaults, as most clusters run.
+	FeatureGates string
 }
 
 // Cluster is a running test bed.
@@ -68,6 +72,7 @@ type Cluster struct {
 	waits     []chan struct{} // closed when each of cmds is reaped
 	holders   []int           // pids holding each node's mount namespace
 	logf      func(string, ...any)
+	gates     string
 	stopOnce  sync.Once
 	stopErr   error
 	client    *http.Client
@@ -99,7 +104,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Name: name, Dir: dir, bin: bin, root: root, logf: logf,
+	c = &Cluster{Name: name, Dir: dir, bin: bin, root: root, logf: logf, gates: opts.FeatureGates,
 		Server: "https://" + node1IP + ":6443"}
 	defer func() {
 		if err != nil {
