@@ -75,6 +75,19 @@ type Deployer interface {
 	DetachedRun(ctx context.Context, app *App, name string) (*Instance, error)
 	StopRun(ctx context.Context, app *App, name string) error
 
+	// Clusters. AddCluster checks the cluster at once (Clusters.Check: its
+	// API, the grants of rbac.yaml, the namespace) and stores it with a new
+	// secret for its nodes' image pulls; RemoveCluster forgets one no app
+	// runs on (ECONFLICT, naming them, otherwise); what runs there stays.
+	AddCluster(ctx context.Context, c *Cluster) error
+	RemoveCluster(ctx context.Context, name string) error
+	// SetScheduler moves the app to a cluster ("": to this server). Its
+	// current release starts there (release phase excluded), takes the
+	// traffic once ready, and then everything skiff made for the app
+	// where it ran before is removed; if it does not become ready there,
+	// nothing changes. An app never deployed only records it.
+	SetScheduler(ctx context.Context, app *App, cluster string, out io.Writer) error
+
 	// Storage. CreateVolume makes a volume of size bytes (0: the server's
 	// default), within the server's storage budget; ResizeVolume grows
 	// one; DestroyVolume removes one that no app mounts, with its files.

@@ -41,6 +41,9 @@ type Settings struct {
 	// Stopped lists the process types ps:stop stopped, sorted; "*" means
 	// all of them.
 	Stopped []string
+	// Cluster is the cluster the app runs on (scheduler:set APP k8s
+	// --cluster NAME); "" for this server.
+	Cluster string
 }
 
 // Defaults of the settings, for the router, the reports and the docs.
@@ -155,6 +158,10 @@ var settingKeys = []setting{
 	{"ps.stopped", func(s *Settings) string { return jsonList(s.Stopped) }, func(s *Settings, v string) error {
 		return json.Unmarshal([]byte(v), &s.Stopped)
 	}},
+	{"scheduler.cluster", func(s *Settings) string { return s.Cluster }, func(s *Settings, v string) error {
+		s.Cluster = v
+		return nil
+	}},
 }
 
 // what each stored key holds, for the error when it does not parse.
@@ -164,6 +171,7 @@ var settingAllowed = map[string]string{
 	"certs.auto": "on", "certs.hsts": "on", "proxy.max-body": "a number of bytes", "proxy.timeout": "seconds",
 	"buildpacks": "a JSON list of strings", "ps.stopped": "a JSON list of strings",
 	"maintenance.page": "an HTML page of at most 256 KiB", "builder": "an image reference",
+	"scheduler.cluster": "a cluster's name",
 }
 
 // ParseSettings reads settings as the store keeps them (key → value;
@@ -231,6 +239,11 @@ func (s *Settings) Validate() error {
 	}
 	if len(s.MaintenancePage) > MaxMaintenancePage {
 		return Errorf(EINVALID, "the page is over %d KiB", MaxMaintenancePage>>10)
+	}
+	if s.Cluster != "" {
+		if err := ValidateClusterName(s.Cluster); err != nil {
+			return err
+		}
 	}
 	if len(s.Buildpacks) > maxSettingListItems || len(s.Stopped) > maxSettingListItems {
 		return Errorf(EINVALID, "too many buildpacks or stopped process types (the limit is %d)", maxSettingListItems)

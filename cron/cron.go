@@ -70,6 +70,13 @@ type Config struct {
 	Refresh time.Duration
 	// StopGrace is SIGTERM to SIGKILL for a run that is stopped; default 10 s.
 	StopGrace time.Duration
+	// Elsewhere, when set, reports whether an app's jobs run on a
+	// scheduler of their own (CronJobs on a cluster): this one leaves
+	// their schedule alone, and records their runs (RecordElsewhere).
+	Elsewhere func(ctx context.Context, appID string) bool
+	// Reapply, for such an app, gives its scheduler the jobs again (one
+	// was suspended or resumed).
+	Reapply func(ctx context.Context, app *skiff.App) error
 }
 
 // Scheduler runs cron jobs. Its methods are safe for concurrent use.
@@ -242,6 +249,9 @@ func (s *Scheduler) readApps(ctx context.Context) error {
 		} else if err != nil {
 			return err
 		}
+		if s.cfg.Elsewhere != nil && s.cfg.Elsewhere(ctx, app.ID) {
+			rel = nil // its own scheduler runs its jobs
+		}
 		s.setApp(app, rel)
 	}
 	s.mu.Lock()
@@ -340,6 +350,10 @@ const maxMissed = 1 << 20
 
 // dueRun starts the job's run if one is due, and returns its next time.
 func (s *Scheduler) dueRun(ctx context.Context, aj *appJobs, job skiff.CronJob, sch *skiff.Schedule, now time.Time) (time.Time, error) {
+	if s.cfg.Elsewhere != nil && s.cfg.Elsewhere(ctx, aj.app.ID) {
+		s.Refresh() // it moved since the jobs were read: its scheduler runs them now
+		return time.Time{}, nil
+	}
 	st, err := s.cfg.Store.SeedCronState(ctx, aj.app.ID, job.ID, now)
 	if err != nil {
 		return time.Time{}, err

@@ -110,6 +110,9 @@ func (s *Scheduler) SetSuspended(ctx context.Context, app *skiff.App, jobID stri
 		return err
 	}
 	s.Refresh()
+	if s.cfg.Elsewhere != nil && s.cfg.Reapply != nil && s.cfg.Elsewhere(ctx, app.ID) {
+		return s.cfg.Reapply(ctx, app)
+	}
 	return nil
 }
 
@@ -127,4 +130,23 @@ func (e *ignoreErrors) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// RecordElsewhere records a run of an app whose jobs another scheduler
+// runs (Config.Elsewhere): it ran at its scheduled time there, and ended.
+// Each scheduled time is recorded once; a second record of it (after a
+// daemon restart) changes nothing.
+func (s *Scheduler) RecordElsewhere(ctx context.Context, run *skiff.CronRun, output []byte) error {
+	if run.Trigger == "" {
+		run.Trigger = skiff.CronScheduled
+		if !run.ScheduledAt.IsZero() && run.StartedAt.Sub(run.ScheduledAt) > time.Minute {
+			run.Trigger = skiff.CronCatchUp
+		}
+	}
+	if err := s.cfg.Store.ClaimCronRun(ctx, run); skiff.ErrorCode(err) == skiff.ECONFLICT {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	return s.cfg.Store.FinishCronRun(ctx, run, output)
 }

@@ -31,18 +31,26 @@ type Store interface {
 	skiff.SettingsService
 	skiff.EventService
 	skiff.VolumeService
+	skiff.ClusterService
 	// FailRunningBuilds marks the builds a daemon restart interrupted.
 	FailRunningBuilds(ctx context.Context, reason string) (int, error)
+	// CronStates are the app's cron jobs' states (which are suspended).
+	CronStates(ctx context.Context, appID string) ([]*skiff.CronState, error)
+	// AppLinks lists the services the app is linked to.
+	AppLinks(ctx context.Context, appID string) ([]*skiff.ServiceLink, error)
 }
 
 // Config holds the services the pipeline drives. Builder, Scheduler and
 // Routes may be nil, for a daemon that only records pushes (tests of the
 // git and SSH layers).
 type Config struct {
-	Store     Store
-	Repos     skiff.Repos
-	Builder   skiff.Builder
+	Store   Store
+	Repos   skiff.Repos
+	Builder skiff.Builder
+	// Scheduler runs apps on this server; Clusters, when set, opens the
+	// schedulers of the clusters apps may run on instead.
 	Scheduler skiff.Scheduler
+	Clusters  skiff.Clusters
 	Routes    skiff.Routes
 	Volumes   skiff.Volumes // the volumes; nil: storage cannot be made
 	// VolumeSize is a new volume's size when none is asked for; default
@@ -72,6 +80,9 @@ type Pipeline struct {
 	cfg   Config
 	log   *slog.Logger
 	locks appLocks
+	sched *appScheduler // every app's scheduler, by app
+	// backends follows the ready web processes of apps on clusters.
+	backends backendSync
 	// gc is held for reading by builds until their image is released, and
 	// for writing by the image collector.
 	gc sync.RWMutex
@@ -101,7 +112,10 @@ func New(cfg Config) *Pipeline {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Pipeline{cfg: cfg, log: cfg.Log, locks: appLocks{held: map[string]*lockHolder{}}}
+	p := &Pipeline{cfg: cfg, log: cfg.Log, locks: appLocks{held: map[string]*lockHolder{}}}
+	p.sched = &appScheduler{p}
+	p.backends.running = map[string]bool{}
+	return p
 }
 
 // CreateApp stores the app, creates its repository and its route; if the
@@ -162,7 +176,7 @@ func (p *Pipeline) DestroyApp(ctx context.Context, app *skiff.App, volumes bool,
 		}
 	}
 	if p.cfg.Scheduler != nil {
-		if err := p.cfg.Scheduler.RemoveApp(ctx, app.ID); err != nil {
+		if err := p.sched.RemoveApp(ctx, app.ID); err != nil {
 			return fmt.Errorf("stop the instances of %s: %w", app.Name, err)
 		}
 	}

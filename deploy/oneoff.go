@@ -35,7 +35,7 @@ func (p *Pipeline) RunDetached(ctx context.Context, app *skiff.App, command stri
 	if err != nil {
 		return nil, err
 	}
-	existing, err := p.cfg.Scheduler.Instances(ctx, app.ID)
+	existing, err := p.sched.Instances(ctx, app.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (p *Pipeline) RunDetached(ctx context.Context, app *skiff.App, command stri
 		}
 	}
 	p.appLog(app, "Starting detached process %s with command `%s` by %s", spec.Name(), oneLine(command), skiff.ActorFrom(ctx).Name)
-	return p.cfg.Scheduler.Start(ctx, &spec)
+	return p.sched.Start(ctx, &spec)
 }
 
 // DetachedRuns lists the app's detached runs: those running, and those
@@ -58,7 +58,7 @@ func (p *Pipeline) DetachedRuns(ctx context.Context, app *skiff.App) ([]*skiff.I
 	if p.cfg.Scheduler == nil {
 		return []*skiff.Instance{}, nil
 	}
-	ins, err := p.cfg.Scheduler.Instances(ctx, app.ID)
+	ins, err := p.sched.Instances(ctx, app.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func (p *Pipeline) StopRun(ctx context.Context, app *skiff.App, name string) err
 		return err
 	}
 	p.appLog(app, "Stopping detached process %s by %s", in.Spec.Name(), skiff.ActorFrom(ctx).Name)
-	return p.cfg.Scheduler.Stop(ctx, in.ID, 10*time.Second)
+	return p.sched.Stop(ctx, in.ID, 10*time.Second)
 }
 
 // reapDetached removes the app's detached runs that ended a while ago.
@@ -106,10 +106,10 @@ func (p *Pipeline) reapDetached(ctx context.Context, app *skiff.App, ins []*skif
 		if ended := in.LastExitAt; !ended.IsZero() && time.Since(ended) < p.cfg.DetachedReapAfter {
 			continue
 		}
-		if err := p.cfg.Scheduler.Stop(ctx, in.ID, time.Second); err != nil {
+		if err := p.sched.Stop(ctx, in.ID, time.Second); err != nil {
 			p.log.Warn("reap a detached run", "app", app.Name, "run", in.Spec.Name(), "err", err)
 			continue
 		}
-		p.cfg.Scheduler.AppLog(app.ID, in.Spec.Name(), fmt.Sprintf("Detached process removed (exit status %d)", in.ExitCode))
+		p.sched.AppLog(app.ID, in.Spec.Name(), fmt.Sprintf("Detached process removed (exit status %d)", in.ExitCode))
 	}
 }

@@ -251,12 +251,12 @@ func (p *Pipeline) Run(ctx context.Context, app *skiff.App, req *skiff.RunReques
 	}
 	req.Spec = skiff.OneOffSpec(app, cur, skiff.OneOffRun, f)
 	p.appLog(app, "Starting process with command `%s` by %s", strings.Join(req.Args, " "), skiff.ActorFrom(ctx).Name)
-	return p.cfg.Scheduler.Run(ctx, req)
+	return p.sched.Run(ctx, req)
 }
 
 func (p *Pipeline) appLog(app *skiff.App, format string, args ...any) {
 	if p.cfg.Scheduler != nil {
-		p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf(format, args...))
+		p.sched.AppLog(app.ID, "", fmt.Sprintf(format, args...))
 	}
 }
 

@@ -127,7 +127,7 @@ func (p *Pipeline) runTask(ctx context.Context, app *skiff.App, rel *skiff.Relea
 	detail(out, "%s (%s)", oneLine(task.Command), taskSource(task))
 	spec := skiff.OneOffSpec(app, rel, skiff.OneOffRelease, f)
 	start := time.Now()
-	code, err := p.cfg.Scheduler.Run(ctx, &skiff.RunRequest{Spec: spec, Args: []string{task.Command}, Stdout: w, Stderr: w})
+	code, err := p.sched.Run(ctx, &skiff.RunRequest{Spec: spec, Args: []string{task.Command}, Stdout: w, Stderr: w})
 	w.flush()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -185,7 +185,7 @@ func (p *Pipeline) taskOutput(app *skiff.App, rel *skiff.Release, out io.Writer)
 	name := fmt.Sprintf("%s.%d", skiff.OneOffRelease, rel.Version)
 	return &taskWriter{app: app, rel: rel, out: out, log: func(line string) {
 		if p.cfg.Scheduler != nil {
-			p.cfg.Scheduler.AppLog(app.ID, name, line)
+			p.sched.AppLog(app.ID, name, line)
 		}
 	}}
 }

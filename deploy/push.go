@@ -178,7 +178,7 @@ func (p *Pipeline) releaseWith(ctx context.Context, app *skiff.App, rel *skiff.R
 			p.log.Error("record failed release", "err", ferr)
 		}
 		if p.cfg.Scheduler != nil {
-			p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf("Release v%d failed: %s", rel.Version, reason))
+			p.sched.AppLog(app.ID, "", fmt.Sprintf("Release v%d failed: %s", rel.Version, reason))
 		}
 		if skiff.ErrorCode(err) == skiff.EINTERNAL {
 			p.log.Error("release", "app", app.Name, "version", rel.Version, "err", err)
@@ -186,7 +186,7 @@ func (p *Pipeline) releaseWith(ctx context.Context, app *skiff.App, rel *skiff.R
 		return skiff.Errorf(skiff.EUNAVAILABLE, "Release v%d failed, the previous release keeps serving: %s", rel.Version, skiff.ErrorMessage(err))
 	}
 	if p.cfg.Scheduler != nil {
-		p.cfg.Scheduler.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
+		p.sched.AppLog(app.ID, "", fmt.Sprintf("Deployed v%d (%s) by %s", rel.Version, rel.Description, skiff.ActorFrom(ctx).Name))
 	}
 	step(out, "Released v%d", rel.Version)
 	if p.cfg.OnRelease != nil {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"io"
+	"strings"
 
 	"github.com/skiffhq/skiff"
 )
@@ -19,30 +20,65 @@ func (p *Pipeline) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	known := map[string]bool{}
+	known := map[string]*skiff.App{}
+	converged := map[string]bool{}
 	for _, app := range apps {
-		known[app.ID] = true
+		known[app.ID] = app
 		if err := p.reconcileApp(ctx, app); err != nil {
 			p.log.Error("reconcile", "app", app.Name, "err", err)
+		} else {
+			converged[app.ID] = true
 		}
 	}
 	if p.cfg.Scheduler == nil {
 		return nil
 	}
-	instances, err := p.cfg.Scheduler.Instances(ctx, "")
+	instances, err := p.sched.Instances(ctx, "")
 	if err != nil {
 		return err
 	}
+	// What is left of destroyed apps, and of apps that moved to another
+	// scheduler while a daemon died (once the app runs where it should).
+	done := map[string]bool{}
 	for _, in := range instances {
-		if !known[in.Spec.AppID] {
-			known[in.Spec.AppID] = true
-			p.log.Info("removing the instances of a destroyed app", "app", in.Spec.AppName)
-			if err := p.cfg.Scheduler.RemoveApp(ctx, in.Spec.AppID); err != nil {
+		cluster, _, _ := strings.Cut(in.ID, "/")
+		if !strings.Contains(in.ID, "/") {
+			cluster = ""
+		}
+		key := cluster + " " + in.Spec.AppID
+		if done[key] {
+			continue
+		}
+		s, err := p.clusterScheduler(ctx, cluster)
+		if err != nil {
+			continue
+		}
+		app := known[in.Spec.AppID]
+		switch {
+		case app == nil:
+			done[key] = true
+			p.log.Info("removing the instances of a destroyed app", "app", in.Spec.AppName, "where", where(cluster))
+			if err := s.RemoveApp(ctx, in.Spec.AppID); err != nil {
 				p.log.Error("remove instances", "app", in.Spec.AppName, "err", err)
+			}
+		case converged[app.ID] && !p.runsOn(ctx, app.ID, cluster):
+			done[key] = true
+			p.log.Info("removing what a moved app left", "app", app.Name, "where", where(cluster))
+			if err := p.evict(ctx, s, app); err != nil {
+				p.log.Error("remove what a moved app left", "app", app.Name, "err", err)
 			}
 		}
 	}
 	return nil
+}
+
+// runsOn reports whether the app's setting names cluster ("": this server).
+func (p *Pipeline) runsOn(ctx context.Context, appID, cluster string) bool {
+	s, err := p.cfg.Store.Settings(ctx, appID)
+	if err != nil && (s == nil || skiff.ErrorCode(err) != skiff.EINVALID) {
+		return true // unknown: leave it
+	}
+	return s.Cluster == cluster
 }
 
 func (p *Pipeline) reconcileApp(ctx context.Context, app *skiff.App) error {
@@ -63,7 +99,7 @@ func (p *Pipeline) reconcileApp(ctx context.Context, app *skiff.App) error {
 			return nil
 		}
 		// Instances of a first release that never deployed.
-		ins, err := p.cfg.Scheduler.Instances(ctx, app.ID)
+		ins, err := p.sched.Instances(ctx, app.ID)
 		if err != nil {
 			return err
 		}

@@ -94,7 +94,7 @@ func (p *Pipeline) settleInterrupted(ctx context.Context, app *skiff.App) error 
 	}
 	promote := false
 	if p.cfg.Scheduler != nil {
-		ins, err := p.cfg.Scheduler.Instances(ctx, app.ID)
+		ins, err := p.sched.Instances(ctx, app.ID)
 		if err != nil {
 			return err
 		}

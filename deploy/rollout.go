@@ -57,8 +57,7 @@ func (r rollout) replaces(t string) bool { return r.all || r.types[t] }
 // instances. If anything fails before the switch, the new instances are
 // stopped and what ran before keeps running untouched.
 func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Release, ro rollout, out io.Writer) error {
-	rt := p.cfg.Scheduler
-	if rt == nil { // nothing runs here (--git-only)
+	if p.cfg.Scheduler == nil { // nothing runs here (--git-only)
 		if ro.commit != nil {
 			return ro.commit()
 		}
@@ -72,7 +71,14 @@ func (p *Pipeline) converge(ctx context.Context, app *skiff.App, rel *skiff.Rele
 	if err != nil {
 		return err
 	}
+	rt, err := p.clusterScheduler(ctx, settings.Cluster)
+	if err != nil {
+		return err
+	}
 	want := desiredScale(rel, f, settings)
+	if rs, ok := rt.(skiff.RolloutScheduler); ok {
+		return p.rollOut(ctx, app, rel, want, settings, ro, rs, out)
+	}
 	existing, err := rt.Instances(ctx, app.ID)
 	if err != nil {
 		return err
@@ -209,7 +215,7 @@ func (p *Pipeline) switchBack(ctx context.Context, app *skiff.App, old []*skiff.
 // lines it printed.
 func (p *Pipeline) notReady(ctx context.Context, in *skiff.Instance, cause error) error {
 	var lines []string
-	_ = p.cfg.Scheduler.Logs(ctx, skiff.LogQuery{AppID: in.Spec.AppID, Process: in.Spec.Name(), Since: in.CreatedAt, Lines: 10}, func(l skiff.LogLine) error { // the lines are a courtesy
+	_ = p.sched.Logs(ctx, skiff.LogQuery{AppID: in.Spec.AppID, Process: in.Spec.Name(), Since: in.CreatedAt, Lines: 10}, func(l skiff.LogLine) error { // the lines are a courtesy
 		lines = append(lines, l.Text)
 		return nil
 	})
@@ -229,7 +235,7 @@ func (p *Pipeline) stopAll(ctx context.Context, ins []*skiff.Instance, grace tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.cfg.Scheduler.Stop(ctx, in.ID, grace); err != nil {
+			if err := p.sched.Stop(ctx, in.ID, grace); err != nil {
 				p.log.Error("stop instance", "app", in.Spec.AppName, "instance", in.Spec.Name(), "err", err)
 			}
 		}()

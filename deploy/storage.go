@@ -124,6 +124,10 @@ func (p *Pipeline) Mount(ctx context.Context, app *skiff.App, volume, path strin
 	if v.Service != "" {
 		return skiff.Errorf(skiff.EINVALID, "storage %s holds the data of service %s; link the service instead", v.Name, v.Service)
 	}
+	if s, err := p.settings(ctx, app); err == nil && s.Cluster != "" {
+		return skiff.Errorf(skiff.EINVALID, "%s runs on cluster %s, and volumes are not available on a Kubernetes cluster (storage lives on this server's disk); keep the app here (scheduler:set %s local) to mount storage",
+			app.Name, s.Cluster, app.Name)
+	}
 	if p.cfg.Volumes != nil {
 		if err := p.cfg.Volumes.Ensure(ctx, v.ID, v.SizeBytes); err != nil {
 			return err

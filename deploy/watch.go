@@ -34,7 +34,7 @@ func (p *Pipeline) Watch(ctx context.Context, every time.Duration) {
 			if ctx.Err() != nil {
 				return
 			}
-			if ins, err := p.cfg.Scheduler.Instances(ctx, app.ID); err == nil {
+			if ins, err := p.sched.Instances(ctx, app.ID); err == nil {
 				p.reapDetached(ctx, app, ins)
 			}
 			if p.cfg.Routes != nil {
@@ -61,7 +61,13 @@ func (p *Pipeline) routeUp(ctx context.Context, app *skiff.App) {
 	if err != nil {
 		return
 	}
-	ins, err := p.cfg.Scheduler.Instances(ctx, app.ID)
+	if s, err := p.schedulerFor(ctx, app.ID); err != nil {
+		return
+	} else if _, ok := s.(skiff.RolloutScheduler); ok {
+		p.followBackends(ctx, app.ID) // what the cluster says is ready
+		return
+	}
+	ins, err := p.sched.Instances(ctx, app.ID)
 	if err != nil {
 		return
 	}
