@@ -43,6 +43,10 @@ type Services struct {
 	Routes    skiff.Routes
 	Builders  Builders
 	Backup    Backuper
+	// Clusters and ClusterStore reach and keep the Kubernetes clusters
+	// apps may run on (nil: the server runs no apps).
+	Clusters     skiff.Clusters
+	ClusterStore skiff.ClusterService
 	// Services and ServiceStore run and keep backing services (nil:
 	// the server runs none).
 	Services     skiff.ServiceManager

@@ -77,6 +77,9 @@ func psList(c *call) error {
 		if in.LastExit != "" {
 			line += "  last exit: " + in.LastExit
 		}
+		if in.Node != "" {
+			line += "  node " + in.Node
+		}
 		fmt.Fprintln(c.stdout(), line)
 	}
 	return nil

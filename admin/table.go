@@ -120,7 +120,7 @@ func commandTable() []*command {
 			flags: []flag{{name: "admin", help: "make the user an admin"}},
 			help:  "Reads one or more public keys (authorized_keys lines) from stdin:\n  skiff keys:add alice --admin < alice.pub\n  cat alice.pub | ssh -p 2222 skiff@host keys:add alice"},
 		{name: "keys:remove", args: "<user> [<fingerprint>]", summary: "remove one key of a user, or all of them (admin)", admin: true, min: 1, max: 2, run: keysRemove},
-	}, append(serviceCommands(), []*command{
+	}, append(append(serviceCommands(), clusterCommands()...), []*command{
 		{name: "events", args: "[<app>]", summary: "show the audit trail: who did what, when", format: true, max: 1, run: eventsList,
 			flags: []flag{{name: "num", short: "n", value: "N", help: "number of events (default 50)"}}},
 		{name: "backup", summary: "write a consistent copy of skiff's database to stdout (admin)", admin: true, max: 0, run: backup,

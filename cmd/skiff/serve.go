@@ -60,6 +60,11 @@ type Config struct {
 	// reach although they are not public (a registry on the LAN).
 	AllowRegistry []string
 
+	// The registry the Kubernetes clusters' nodes pull the apps' images
+	// from: where it listens, the host[:port] the nodes know it by, and
+	// its TLS certificate (one the nodes trust).
+	RegistryAddr, RegistryHost, RegistryCert, RegistryKey string
+
 	KeepReleases     int           // releases per app whose images are kept
 	BuildTimeout     time.Duration // wall clock of one build
 	BuildMemory      int64         // memory of one build
@@ -102,6 +107,10 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	fs.IntVar(&cfg.BuildConcurrency, "build-concurrency", envInt("SKIFF_BUILD_CONCURRENCY", 2), "builds running at once across apps; more wait their turn")
 	trusted := fs.String("trusted-proxies", envOr("SKIFF_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDRs of load balancers or CDNs in front of skiff, whose X-Forwarded-For/-Proto/-Port the router believes")
 	allowRegistry := fs.String("allow-registry", envOr("SKIFF_ALLOW_REGISTRY", ""), "comma-separated registries (host or host:port) that builder:set may pull from although they are not on a public address, like a registry on your LAN")
+	fs.StringVar(&cfg.RegistryAddr, "registry-addr", envOr("SKIFF_REGISTRY_ADDR", ""), "serve the apps' images to Kubernetes clusters on this address (TLS; their nodes must reach it), like :5443; empty: no clusters")
+	fs.StringVar(&cfg.RegistryHost, "registry-host", envOr("SKIFF_REGISTRY_HOST", ""), "host[:port] the clusters' nodes reach the registry at (default: --registry-addr, with --domain for an unspecified address)")
+	fs.StringVar(&cfg.RegistryCert, "registry-cert", envOr("SKIFF_REGISTRY_CERT", ""), "PEM certificate (chain) of the registry, for a name the clusters' nodes trust")
+	fs.StringVar(&cfg.RegistryKey, "registry-key", envOr("SKIFF_REGISTRY_KEY", ""), "PEM private key of --registry-cert")
 	maxPush := fs.String("max-push-size", envOr("SKIFF_MAX_PUSH_SIZE", "1g"), "largest pack a push may send (env SKIFF_MAX_PUSH_SIZE)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -120,6 +129,9 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	}
 	if _, err := egress.New(egress.Config{Allow: cfg.AllowRegistry}); err != nil {
 		return nil, err
+	}
+	if cfg.RegistryAddr != "" && (cfg.RegistryCert == "" || cfg.RegistryKey == "") {
+		return nil, errors.New("--registry-addr needs --registry-cert and --registry-key: the clusters' nodes pull over TLS")
 	}
 	if cfg.MaxPushBytes, err = parseSize(*maxPush); err != nil {
 		return nil, fmt.Errorf("--max-push-size: %w", err)
@@ -227,6 +239,7 @@ type Main struct {
 	platform *platform
 	pipeline *deploy.Pipeline
 	cron     *cron.Scheduler
+	kube     *kube
 	services *services.Manager
 	closers  []func() error
 	bg       sync.WaitGroup
@@ -336,15 +349,35 @@ func (m *Main) Run(ctx context.Context) error {
 	if pl.runtime != nil {
 		dcfg.Scheduler, dcfg.Builder, dcfg.ImageGC, dcfg.Volumes = pl.runtime, pl.builder, pl.collectGarbage, pl.volumes
 		dcfg.VolumeSize, dcfg.StorageBudget = cfg.VolumeSize, cfg.StorageBudget
-		svc.Scheduler, svc.Builder, svc.Volumes = pl.runtime, pl.builder, db
-		m.cron = cron.New(cron.Config{Store: db, Runs: &cron.SchedulerRuns{Scheduler: pl.runtime, Formation: db.Formation},
-			Log: m.Log.With("component", "cron")})
-		dcfg.OnRelease = func(string) { m.cron.Refresh() }
-		svc.Cron, svc.CronRuns = m.cron, db
+		m.kube, err = openKube(cfg, pl, db, func(appID string) {
+			if m.pipeline != nil {
+				m.pipeline.BackendsChanged(appID)
+			}
+		}, func() *cron.Scheduler { return m.cron }, m.Log)
+		if err != nil {
+			return err
+		}
+		dcfg.Clusters = m.kube.clusters
+		dcfg.OnRelease = func(string) {
+			if m.cron != nil {
+				m.cron.Refresh()
+			}
+		}
+		svc.Builder, svc.Volumes = pl.builder, db
+		svc.Clusters, svc.ClusterStore = m.kube.clusters, db
 		svc.Builders = &builders{platform: pl.builder, dataDir: cfg.DataDir, mirror: cfg.DebianMirror, cache: cfg.DebootstrapCache}
 	}
 	m.pipeline = deploy.New(dcfg)
 	svc.Deployer = m.pipeline
+	if pl.runtime != nil {
+		svc.Scheduler = m.pipeline.Scheduler()
+		m.cron = cron.New(cron.Config{Store: db, Runs: &cron.SchedulerRuns{Scheduler: m.pipeline.Scheduler(), Formation: db.Formation},
+			Elsewhere: m.pipeline.RunsElsewhere, Reapply: m.pipeline.CronChanged, Log: m.Log.With("component", "cron")})
+		svc.Cron, svc.CronRuns = m.cron, db
+		if err := m.kube.clusters.OpenAll(ctx); err != nil {
+			return err
+		}
+	}
 	if pl.serviceRuntime != nil {
 		if m.services, err = openServices(ctx, cfg, pl, db, m.pipeline, m.Log); err != nil {
 			return err
@@ -438,6 +471,9 @@ func (m *Main) Close() error {
 	}
 	if m.services != nil {
 		errs = append(errs, m.services.Close())
+	}
+	if m.kube != nil {
+		errs = append(errs, m.kube.close(ctx))
 	}
 	if m.platform != nil {
 		errs = append(errs, m.platform.close(ctx))

@@ -1,0 +1,220 @@
+package admin
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/skiffhq/skiff"
+)
+
+// Clusters: Kubernetes clusters an admin adds, where apps may run instead
+// of on this server (scheduler:set).
+
+func clusterCommands() []*command {
+	return []*command{
+		{name: "clusters:list", aliases: []string{"clusters"}, summary: "list the Kubernetes clusters apps may run on (admin)", format: true, admin: true, max: 0, run: clustersList},
+		{name: "clusters:add", args: "<name>", summary: "add a Kubernetes cluster from a kubeconfig on stdin, checked at once (admin)", admin: true, min: 1, max: 1, run: clustersAdd,
+			flags: []flag{{name: "namespace", value: "NS", help: "keep every app in this one namespace (where skiff's grants are) instead of a namespace per app"}},
+			help: "Reads a kubeconfig (its current context) from stdin and checks at once that the API answers, that it\n" +
+				"grants skiff everything of `clusters:rbac` (cluster-wide, or in --namespace) and that the namespace exists:\n" +
+				"  skiff clusters:rbac | kubectl apply -f -     # as the cluster's admin; binds the user \"skiff\"\n" +
+				"  skiff clusters:add prod < skiff.kubeconfig\n" +
+				"The nodes pull the apps' images from skiff's registry (skiff serve --registry-addr …): they must reach it\n" +
+				"and trust its certificate."},
+		{name: "clusters:remove", args: "<name>", summary: "forget a cluster that no app runs on (admin)", admin: true, min: 1, max: 1, run: clustersRemove},
+		{name: "clusters:rbac", summary: "print the RBAC a cluster must grant skiff, for kubectl apply (admin)", admin: true, max: 0, run: clustersRBAC},
+		{name: "scheduler:set", args: "<app> local|k8s", summary: "run the app on this server (local) or on a Kubernetes cluster (k8s --cluster NAME)", app: true, owner: true, min: 2, max: 2, run: schedulerSet,
+			flags: []flag{{name: "cluster", value: "NAME", help: "the cluster (`clusters` lists them; needed when there are several)"}},
+			help: "The current release starts where the app goes and takes the traffic once ready; then everything skiff\n" +
+				"made for the app where it ran is removed. If it does not become ready there, nothing changes."},
+		{name: "scheduler:report", aliases: []string{"scheduler"}, args: "<app>", summary: "show where the app runs", format: true, app: true, min: 1, max: 1, run: schedulerReport},
+	}
+}
+
+func (c *call) needClusters() error {
+	if c.services().ClusterStore == nil || c.services().Clusters == nil {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "this server runs no apps, so none on a cluster either")
+	}
+	return nil
+}
+
+// maxKubeconfig caps what clusters:add reads.
+const maxKubeconfig = 1 << 20
+
+func clustersList(c *call) error {
+	if err := c.needClusters(); err != nil {
+		return err
+	}
+	list, err := c.services().ClusterStore.Clusters(c.ctx)
+	if err != nil {
+		return err
+	}
+	if c.json() {
+		return c.writeJSON(list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(c.stderr(), "No clusters; add one with clusters:add NAME < kubeconfig.")
+		return nil
+	}
+	rows := make([][]string, len(list))
+	for i, cl := range list {
+		ns := "one per app"
+		if cl.Namespace != "" {
+			ns = cl.Namespace
+		}
+		rows[i] = []string{cl.Name, cl.Server, cl.Version, ns, formatTime(cl.CreatedAt)}
+	}
+	c.table([]string{"NAME", "API", "VERSION", "NAMESPACE", "ADDED"}, rows)
+	return nil
+}
+
+func clustersAdd(c *call) error {
+	if err := c.needClusters(); err != nil {
+		return err
+	}
+	name := c.args[0]
+	if err := skiff.ValidateClusterName(name); err != nil {
+		return err
+	}
+	ns := c.value("namespace")
+	if ns != "" && !isDNSLabel(ns) {
+		return skiff.Errorf(skiff.EINVALID, "invalid namespace %s: a Kubernetes namespace is up to 63 lower-case letters, digits and hyphens", quoteArg(ns))
+	}
+	if c.inv.Stdin == nil {
+		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
+	}
+	data, err := io.ReadAll(io.LimitReader(bufio.NewReader(c.inv.Stdin), maxKubeconfig+1))
+	if err != nil {
+		return fmt.Errorf("read the kubeconfig: %w", err)
+	}
+	if len(data) > maxKubeconfig {
+		return skiff.Errorf(skiff.EINVALID, "the kubeconfig is over %d KiB", maxKubeconfig>>10)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
+	}
+	c.progress("Checking cluster %s: its API, skiff's grants, the namespace", name)
+	cl := &skiff.Cluster{Name: name, Kubeconfig: data, Namespace: ns}
+	if err := c.services().Deployer.AddCluster(c.ctx, cl); err != nil {
+		return err
+	}
+	where := "a namespace per app"
+	if ns != "" {
+		where = "namespace " + ns
+	}
+	c.progress("Added cluster %s: %s, Kubernetes %s, apps in %s", name, cl.Server, cl.Version, where)
+	fmt.Fprintf(c.stderr(), "       Move an app there with: scheduler:set <app> k8s --cluster %s\n", name)
+	return nil
+}
+
+func clustersRemove(c *call) error {
+	if err := c.needClusters(); err != nil {
+		return err
+	}
+	if err := c.services().Deployer.RemoveCluster(c.ctx, c.args[0]); err != nil {
+		return err
+	}
+	c.progress("Removed cluster %s (skiff no longer reaches it; nothing on it was changed)", c.args[0])
+	return nil
+}
+
+func clustersRBAC(c *call) error {
+	if err := c.needClusters(); err != nil {
+		return err
+	}
+	_, err := c.stdout().Write(c.services().Clusters.RBAC())
+	return err
+}
+
+func schedulerSet(c *call) error {
+	if err := c.needScheduler(); err != nil {
+		return err
+	}
+	cluster := c.value("cluster")
+	switch c.args[0] {
+	case "local":
+		if cluster != "" {
+			return &usageError{cmd: c.cmd, msg: "--cluster goes with k8s: scheduler:set APP k8s --cluster NAME"}
+		}
+	case "k8s", "kubernetes":
+		if err := c.needClusters(); err != nil {
+			return err
+		}
+		if cluster == "" {
+			list, err := c.services().ClusterStore.Clusters(c.ctx)
+			if err != nil {
+				return err
+			}
+			switch len(list) {
+			case 0:
+				return skiff.Errorf(skiff.EINVALID, "there is no cluster yet; an admin adds one with clusters:add")
+			case 1:
+				cluster = list[0].Name
+			default:
+				var names []string
+				for _, cl := range list {
+					names = append(names, cl.Name)
+				}
+				return skiff.Errorf(skiff.EINVALID, "say which cluster with --cluster: %s", strings.Join(names, ", "))
+			}
+		}
+	default:
+		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not a scheduler: use local or k8s", quoteArg(c.args[0]))}
+	}
+	if err := c.services().Deployer.SetScheduler(c.ctx, c.app, cluster, c.stderr()); err != nil {
+		return err
+	}
+	return schedulerReport(c)
+}
+
+type schedulerView struct {
+	Scheduler string `json:"scheduler"` // local or k8s
+	Cluster   string `json:"cluster,omitempty"`
+	Server    string `json:"server,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+func schedulerReport(c *call) error {
+	s, err := c.settings()
+	if err != nil {
+		return err
+	}
+	v := schedulerView{Scheduler: "local"}
+	if s.Cluster != "" {
+		v.Scheduler, v.Cluster, v.Namespace = "k8s", s.Cluster, "skiff-"+c.app.ID
+		if c.services().ClusterStore != nil {
+			if cl, err := c.services().ClusterStore.FindCluster(c.ctx, s.Cluster); err == nil {
+				v.Server = cl.Server
+				if cl.Namespace != "" {
+					v.Namespace = cl.Namespace
+				}
+			}
+		}
+	}
+	if c.json() {
+		return c.writeJSON(v)
+	}
+	c.section(c.app.Name + " scheduler")
+	if v.Cluster == "" {
+		c.fields("Scheduler", "local (this server)")
+		return nil
+	}
+	c.fields("Scheduler", "k8s", "Cluster", v.Cluster, "API", v.Server, "Namespace", v.Namespace)
+	return nil
+}
+
+// isDNSLabel reports whether s is a DNS label as Kubernetes names
+// namespaces.
+func isDNSLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
