@@ -43,7 +43,11 @@ type server struct {
 	users    map[string]*skiff.Actor
 }
 
-func newServer(t *testing.T) *server {
+// serverOption changes the pipeline's and the commands' services before
+// the server is made.
+type serverOption func(db *store.DB, dcfg *deploy.Config, svc *admin.Services)
+
+func newServer(t *testing.T, opts ...serverOption) *server {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -72,10 +76,15 @@ func newServer(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	jobs := cron.New(cron.Config{Store: db, Runs: &cron.SchedulerRuns{Scheduler: sched, Formation: db.Formation}, Log: log})
-	p := deploy.New(deploy.Config{Store: db, Repos: repos, Builder: builder, Scheduler: sched, Routes: rt, Volumes: vols, Log: log,
-		BaseDomain: baseDomain, ReadyTimeout: 5 * time.Second, StopGrace: time.Second, ReleaseImages: db.ReleaseImages})
+	dcfg := deploy.Config{Store: db, Repos: repos, Builder: builder, Scheduler: sched, Routes: rt, Volumes: vols, Log: log,
+		BaseDomain: baseDomain, ReadyTimeout: 5 * time.Second, StopGrace: time.Second, ReleaseImages: db.ReleaseImages}
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Settings: db,
-		Deployer: p, Builder: builder, Scheduler: sched, Routes: rt, Backup: db, Volumes: db, Cron: jobs, CronRuns: db}
+		Builder: builder, Scheduler: sched, Routes: rt, Backup: db, Volumes: db, Cron: jobs, CronRuns: db}
+	for _, o := range opts {
+		o(db, &dcfg, &svc)
+	}
+	p := deploy.New(dcfg)
+	svc.Deployer = p
 	s := &server{t: t, db: db, router: rt, pipeline: p, repos: repos, sched: sched, dir: dir, users: map[string]*skiff.Actor{},
 		runner: admin.New(svc, admin.Info{SSHHost: "git." + baseDomain + ":2222", Domain: baseDomain}, rt, log)}
 	s.user("root", true)

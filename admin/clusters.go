@@ -25,10 +25,11 @@ func clusterCommands() []*command {
 				"and trust its certificate."},
 		{name: "clusters:remove", args: "<name>", summary: "forget a cluster that no app runs on (admin)", admin: true, min: 1, max: 1, run: clustersRemove},
 		{name: "clusters:rbac", summary: "print the RBAC a cluster must grant skiff, for kubectl apply (admin)", admin: true, max: 0, run: clustersRBAC},
-		{name: "scheduler:set", args: "<app> local|k8s", summary: "run the app on this server (local) or on a Kubernetes cluster (k8s --cluster NAME)", app: true, owner: true, min: 2, max: 2, run: schedulerSet,
+		{name: "scheduler:set", args: "<app> local|k8s", summary: "run the app on this server (local) or on a Kubernetes cluster (k8s --cluster NAME) (admin)", app: true, admin: true, min: 2, max: 2, run: schedulerSet,
 			flags: []flag{{name: "cluster", value: "NAME", help: "the cluster (`clusters` lists them; needed when there are several)"}},
 			help: "The current release starts where the app goes and takes the traffic once ready; then everything skiff\n" +
-				"made for the app where it ran is removed. If it does not become ready there, nothing changes."},
+				"made for the app where it ran is removed. If it does not become ready there, nothing changes.\n" +
+				"Only an admin moves apps: a cluster's capacity (and what runs on it) is the admin's to give."},
 		{name: "scheduler:report", aliases: []string{"scheduler"}, args: "<app>", summary: "show where the app runs", format: true, app: true, min: 1, max: 1, run: schedulerReport},
 	}
 }
