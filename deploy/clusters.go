@@ -143,7 +143,9 @@ func (p *Pipeline) SetScheduler(ctx context.Context, app *skiff.App, cluster str
 		if p.cfg.OnRelease != nil {
 			p.cfg.OnRelease(app.ID)
 		}
-		p.evict(bg, to, app)
+		if eerr := p.evict(bg, to, app); eerr != nil {
+			p.log.Error("remove what a failed move started", "app", app.Name, "where", where(cluster), "err", eerr)
+		}
 		if p.cfg.Routes != nil {
 			p.routeUp(bg, app)
 		}

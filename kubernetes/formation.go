@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -200,14 +199,6 @@ func (s *Scheduler) Backends(ctx context.Context, appID string) ([]string, error
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
-}
-
-// shortPod is the part of a Deployment's pod name after its ReplicaSet's.
-func shortPod(name string) string {
-	if i := strings.LastIndexByte(name, '-'); i >= 0 {
-		return name[i+1:]
-	}
-	return name
 }
 
 var _ skiff.RolloutScheduler = (*Scheduler)(nil)

@@ -11,9 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/skiffhq/skiff"
 )
@@ -313,10 +313,16 @@ func (c *counter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// termDim is a terminal's width or height as the attach protocol carries
+// it, kept within its 16 bits.
+func termDim(n int) uint16 {
+	return uint16(min(max(n, 0), 0xffff)) //nolint:gosec // clamped just before
+}
+
 // terminalSizes feeds the terminal's size, then each resize, to an attach.
 func terminalSizes(ctx context.Context, tty *skiff.TTY) remotecommand.TerminalSizeQueue {
 	q := &sizeQueue{ch: make(chan remotecommand.TerminalSize, 1)}
-	q.ch <- remotecommand.TerminalSize{Width: uint16(tty.Width), Height: uint16(tty.Height)}
+	q.ch <- remotecommand.TerminalSize{Width: termDim(tty.Width), Height: termDim(tty.Height)}
 	go func() {
 		for {
 			select {
@@ -329,7 +335,7 @@ func terminalSizes(ctx context.Context, tty *skiff.TTY) remotecommand.TerminalSi
 					return
 				}
 				select {
-				case q.ch <- remotecommand.TerminalSize{Width: uint16(ws.Width), Height: uint16(ws.Height)}:
+				case q.ch <- remotecommand.TerminalSize{Width: termDim(ws.Width), Height: termDim(ws.Height)}:
 				case <-ctx.Done():
 				}
 			}
