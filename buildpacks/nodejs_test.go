@@ -204,6 +204,47 @@ func TestNodePackageManagers(t *testing.T) {
 	}
 }
 
+// yarn1Pin is packageManager as corepack writes it for Yarn 1.22.22 (the
+// sha512 of the npm registry's tarball), as apps in public repositories
+// carry it.
+const yarn1Pin = "yarn@1.22.22+sha512.a6b2f7906b721bba3d67d4aff083df04dad64c399707841b7acf00f6b133b7ac24255f2652fa22ae3534329dc6180534e98d17432037ff6fd140556e2bb3137e"
+
+// Yarn 1 at the version packageManager pins, checked against corepack's
+// hash; a hash that is not the pinned version's fails the build and says
+// so (the pin below, 1.22.21 with 1.22.22's hash, is in public code).
+func TestNodeYarn1PackageManager(t *testing.T) {
+	if testing.Short() {
+		t.Skip("downloads Node.js and yarn from the npm registry")
+	}
+	p := newPlatform(t, "pushed/node-yarn1")
+	pin := func(pm string) {
+		pjPath := filepath.Join(p.app, "package.json")
+		pj, err := os.ReadFile(pjPath)
+		must(t, err)
+		must(t, os.WriteFile(pjPath, []byte(strings.Replace(string(pj), `"private": true,`, `"private": true, "packageManager": "`+pm+`",`, 1)), 0o644))
+	}
+	pin(yarn1Pin)
+	p.mustBuild(false)
+	out := p.out.String()
+	for _, w := range []string{`-----> Installing yarn (packageManager "yarn@1.22.22+sha512.a6b2f79`, "Downloading yarn 1.22.22 (yarn)",
+		"Verified against the registry's integrity digest and packageManager's sha512 hash", "Running yarn install --non-interactive"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	checkGet(t, p.start("web")+"/", 200, "hello from yarn/1.22.22")
+
+	p.setApp("pushed/node-yarn1")
+	pin(strings.Replace(yarn1Pin, "1.22.22", "1.22.21", 1))
+	if p.rebuild() {
+		t.Fatalf("a packageManager hash of another version was accepted:\n%s", p.out.String())
+	}
+	if out := p.out.String(); !strings.Contains(out, " !     yarn 1.22.21 from the npm registry does not match the hash in package.json's packageManager (sha512.a6b2f79") ||
+		!strings.Contains(out, "corepack use <manager>@<version>") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
 // A front-end app whose build leaves a static site and that has nothing to
 // start is served by the static web server, with its client-side routes
 // answered by index.html unless SKIFF_STATIC_FALLBACK=off.

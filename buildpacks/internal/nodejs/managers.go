@@ -138,7 +138,7 @@ func installManager(bc *cnb.BuildContext, reg *registry, req *managerRequest, no
 	}
 	bc.Log.Detail("Downloading %s %s (%s)", req.Name, v, pkg)
 	lib := filepath.Join(layer.Path, "lib", req.Name)
-	if err := unpackManager(bc, reg.client, doc.Dist, req.Hash, lib, layer.Path, bin); err != nil {
+	if err := unpackManager(bc, reg.client, doc.Dist, req.Hash, lib, layer.Path, bin, fmt.Sprintf("%s %s", req.Name, v)); err != nil {
 		return nil, err
 	}
 	exe := filepath.Join(lib, filepath.FromSlash(bin))
@@ -182,7 +182,8 @@ func candidateMajors(name string) []uint64 {
 // unpackManager downloads a manager's tarball (integrity-checked), checks
 // packageManager's hash against the tarball or, as corepack computes it for
 // Yarn's single-file releases, against the executable, and extracts it.
-func unpackManager(bc *cnb.BuildContext, c *fetch.Client, d dist, pmHash, dst, tmpDir, bin string) error {
+// what names the manager and version for an error ("yarn 1.22.22").
+func unpackManager(bc *cnb.BuildContext, c *fetch.Client, d dist, pmHash, dst, tmpDir, bin, what string) error {
 	if d.Tarball == "" {
 		return fmt.Errorf("the registry gives no tarball")
 	}
@@ -212,7 +213,7 @@ func unpackManager(bc *cnb.BuildContext, c *fetch.Client, d dist, pmHash, dst, t
 		}
 	}
 	if !matched {
-		return cnb.Failf("The %s downloaded from the npm registry does not match the hash in package.json's packageManager (%s).", bin, pmHash).
+		return cnb.Failf("%s from the npm registry does not match the hash in package.json's packageManager (%s): neither its tarball nor its %s does.", what, pmHash, bin).
 			Hint("If you wrote packageManager yourself, let corepack write it: corepack use <manager>@<version>.")
 	}
 	return nil
