@@ -39,6 +39,7 @@ require (
 )
 
 require (
+	github.com/creack/pty v1.1.18
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	k8s.io/client-go v0.37.2

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -20,7 +21,10 @@ type command struct {
 	min     int    // positional arguments, app included
 	max     int    // -1: any number
 	rawFrom int    // > 0: arguments from this position on are never flags (run's command)
-	run     func(*call) error
+	// terminal: it attaches the caller's terminal (ssh -t, or the local
+	// CLI on one) to a process: run, postgres:connect.
+	terminal bool
+	run      func(*call) error
 }
 
 // flag is a command-line flag: --name, or -short, taking a value unless bool.
@@ -112,4 +116,20 @@ func (c *command) parse(argv []string) ([]string, map[string]string, error) {
 		return nil, nil, &usageError{cmd: c, msg: msg}
 	}
 	return args, flags, nil
+}
+
+// TakesTerminal reports whether args name a command that attaches the
+// caller's terminal to a process (run, postgres:connect): the local CLI
+// on a terminal hands its terminal to those, and leaves it alone for the
+// others.
+func TakesTerminal(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	for _, c := range commandTable() {
+		if c.name == args[0] || slices.Contains(c.aliases, args[0]) {
+			return c.terminal
+		}
+	}
+	return false
 }

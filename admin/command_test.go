@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -71,6 +72,17 @@ func TestCommandTable(t *testing.T) {
 		}
 		if c.app && (c.min < 1 || len(c.args) < 5 || c.args[:5] != "<app>") {
 			t.Errorf("%s takes an app but its usage is %q", c.name, c.args)
+		}
+	}
+}
+
+// The local CLI hands its terminal only to the commands that attach one
+// to a process.
+func TestTakesTerminal(t *testing.T) {
+	for args, want := range map[string]bool{"run shop bash": true, "postgres:connect db": true, "redis:connect c": true,
+		"keys:add bob": false, "logs shop -t": false, "postgres:backup db": false, "": false, "nosuch": false} {
+		if got := TakesTerminal(strings.Fields(args)); got != want {
+			t.Errorf("TakesTerminal(%q) = %v", args, got)
 		}
 	}
 }

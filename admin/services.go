@@ -27,7 +27,7 @@ func serviceCommands() []*command {
 			&command{name: k + ":link", args: "<name> <app>", summary: "make it reachable from an app and set " + (&skiff.Service{Kind: k}).ConfigVar() + " (a new release)", min: 2, max: 2, run: serviceLink(k),
 				flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead (for a second " + k + " of one app)"}, buildsFlag}},
 			&command{name: k + ":unlink", args: "<name> <app>", summary: "cut the app's path to it at once and unset the var (a new release)", min: 2, max: 2, run: serviceUnlink(k)},
-			&command{name: k + ":connect", args: "<name>", summary: "open " + clientName(k) + " on it (`ssh -t` for a terminal; SQL or commands on stdin otherwise)", min: 1, max: 1, run: serviceConnect(k)},
+			&command{name: k + ":connect", args: "<name>", summary: "open " + clientName(k) + " on it (`ssh -t` for a terminal; SQL or commands on stdin otherwise)", min: 1, max: 1, terminal: true, run: serviceConnect(k)},
 			&command{name: k + ":backup", aliases: []string{k + ":export"}, args: "<name>", summary: "write a consistent dump to stdout, progress to stderr", min: 1, max: 1, run: serviceBackup(k),
 				help: "  ssh … " + k + ":backup mydb > mydb." + dumpExt(k)},
 			&command{name: k + ":restore", aliases: []string{k + ":import"}, args: "<name>", summary: "replace its data with a dump from stdin (or a stored backup)", min: 1, max: 1, run: serviceRestore(k),

@@ -40,7 +40,7 @@ func commandTable() []*command {
 		{name: "logs", args: "<app>", summary: "show an app's logs: its processes, the platform and the router", app: true, min: 1, max: 1, run: logs,
 			flags: []flag{{name: "num", short: "n", value: "N", help: "lines of history (default 100)"}, {name: "tail", short: "t", help: "keep streaming new lines"},
 				{name: "ps", short: "p", value: "TYPE", help: "only web, web.1, or router (the access log)"}, {name: "since", value: "WHEN", help: "lines from 1h ago, 2d ago, or a time"}}},
-		{name: "run", args: "<app> <command…>", summary: "run a one-off process of the current release", app: true, min: 2, max: -1, rawFrom: 1, run: run,
+		{name: "run", args: "<app> <command…>", summary: "run a one-off process of the current release", app: true, min: 2, max: -1, rawFrom: 1, terminal: true, run: run,
 			help: "Runs like a dyno of the app, removed when it exits; its exit code is yours.\nUse `ssh -t` for an interactive terminal: ssh -t -p 2222 skiff@host run myapp bash"},
 		{name: "run:detached", args: "<app> <command…>", summary: "start a one-off process that outlives the session; prints its name", app: true, min: 2, max: -1, rawFrom: 1, run: runDetached,
 			help: "It is listed by run:list until it ends (and a minute more); its output is in the app's log."},

@@ -24,7 +24,20 @@ func RunHook(socket string, h *skiff.Hook, out io.Writer) (int, error) {
 	return roundTrip(socket, request{Hook: &hf}, nil, out, out)
 }
 
+// RunTerminal runs an admin command that takes a terminal (run,
+// postgres:connect) in the daemon: stdin is the terminal's input (the
+// caller has put it in raw mode), stdout its output, tty its type and size;
+// the sizes sent on tty.Resize follow. skiff's own messages go to stderr.
+func RunTerminal(socket string, args []string, tty *skiff.TTY, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	req := request{Command: args, TTY: &ttyFrame{Term: tty.Term, Width: tty.Width, Height: tty.Height}}
+	return roundTripResize(socket, req, stdin, stdout, stderr, tty.Resize)
+}
+
 func roundTrip(socket string, req request, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return roundTripResize(socket, req, stdin, stdout, stderr, nil)
+}
+
+func roundTripResize(socket string, req request, stdin io.Reader, stdout, stderr io.Writer, resize <-chan skiff.WindowSize) (int, error) {
 	c, err := net.Dial("unix", socket)
 	if err != nil {
 		return 1, fmt.Errorf("cannot reach the skiff daemon at %s (is `skiff serve` running, and are you root?): %w", socket, err)
@@ -51,6 +64,18 @@ func roundTrip(socket string, req request, stdin io.Reader, stdout, stderr io.Wr
 		mu.Lock()
 		_ = writeFrame(c, frameStdinEOF, nil) // the daemon may have answered and hung up already; its frames are read below
 		mu.Unlock()
+	}
+	if resize != nil {
+		go func() {
+			for ws := range resize {
+				mu.Lock()
+				err := writeFrame(c, frameResize, fmt.Appendf(nil, "%d %d", ws.Width, ws.Height))
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
 	}
 	for {
 		kind, data, err := readFrame(c)

@@ -215,3 +215,56 @@ func TestPeerCredentials(t *testing.T) {
 	default:
 	}
 }
+
+// ttyRunner shows what a command that takes a terminal gets: the
+// terminal's type and size, its resizes, and its input.
+type ttyRunner struct{}
+
+func (ttyRunner) RunCommand(ctx context.Context, inv *skiff.Invocation) int {
+	if inv.TTY == nil {
+		fmt.Fprintln(inv.Stdout, "no terminal")
+		return 0
+	}
+	fmt.Fprintf(inv.Stdout, "%s %dx%d\n", inv.TTY.Term, inv.TTY.Width, inv.TTY.Height)
+	// The input is read as it comes, as a process on a terminal does (the
+	// resizes come on the same connection).
+	var in bytes.Buffer
+	read := make(chan struct{})
+	go func() { io.Copy(&in, inv.Stdin); close(read) }()
+	ws := <-inv.TTY.Resize
+	fmt.Fprintf(inv.Stdout, "resized %dx%d\n", ws.Width, ws.Height)
+	fmt.Fprintln(inv.Stderr, "to stderr")
+	<-read
+	inv.Stdout.Write(in.Bytes())
+	return 3
+}
+
+// The local CLI on a terminal (skiff run, skiff postgres:connect) hands
+// the daemon the terminal's type and size, then its resizes and input;
+// skiff's own messages come apart, on stderr. Without one, a command gets
+// no terminal.
+func TestTerminal(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "control.sock")
+	l, err := control.Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &control.Server{Commands: ttyRunner{}, Log: slog.New(slog.DiscardHandler)}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	resize := make(chan skiff.WindowSize, 1)
+	resize <- skiff.WindowSize{Width: 100, Height: 30}
+	close(resize)
+	var out, errOut bytes.Buffer
+	code, err := control.RunTerminal(socket, []string{"postgres:connect", "db"}, &skiff.TTY{Term: "xterm-256color", Width: 80, Height: 24, Resize: resize},
+		strings.NewReader("SELECT 1;\r"), &out, &errOut)
+	if want := "xterm-256color 80x24\nresized 100x30\nSELECT 1;\r"; err != nil || code != 3 || out.String() != want || errOut.String() != "to stderr\n" {
+		t.Errorf("RunTerminal: %d %v %q %q, want %q", code, err, out.String(), errOut.String(), want)
+	}
+	out.Reset()
+	if code, err := control.RunCommand(socket, []string{"postgres:connect", "db"}, nil, &out, io.Discard); err != nil || code != 0 || out.String() != "no terminal\n" {
+		t.Errorf("RunCommand: %d %v %q", code, err, out.String())
+	}
+}

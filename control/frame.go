@@ -23,6 +23,7 @@ const (
 	frameStdout   = 'O' // server: stdout bytes
 	frameStderr   = 'E' // server: stderr bytes
 	frameExit     = 'X' // server: exit status, decimal
+	frameResize   = 'W' // client: the terminal's new size, "cols rows"
 	maxFrame      = 1 << 20
 )
 
@@ -80,6 +81,15 @@ func (f frameWriter) Write(p []byte) (int, error) {
 type request struct {
 	Command []string   `json:"command,omitempty"`
 	Hook    *hookFrame `json:"hook,omitempty"`
+	// TTY is the client's terminal, for a command that takes one (run,
+	// postgres:connect): stdin is its raw input, stdout its output.
+	TTY *ttyFrame `json:"tty,omitempty"`
+}
+
+type ttyFrame struct {
+	Term   string `json:"term"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
 }
 
 type hookFrame struct {

@@ -146,8 +146,17 @@ func (s *Server) serveConn(c net.Conn) {
 	// The client's frames after the request are stdin; its hang-up
 	// cancels whatever runs for it.
 	stdinR, stdinW := io.Pipe()
+	var tty *skiff.TTY
+	var resize chan skiff.WindowSize
+	if req.TTY != nil && req.Command != nil {
+		resize = make(chan skiff.WindowSize, 1)
+		tty = &skiff.TTY{Term: req.TTY.Term, Width: req.TTY.Width, Height: req.TTY.Height, Resize: resize}
+	}
 	go func() {
 		defer cancel()
+		if resize != nil {
+			defer close(resize)
+		}
 		for {
 			kind, data, err := readFrame(c)
 			if err != nil {
@@ -163,6 +172,15 @@ func (s *Server) serveConn(c net.Conn) {
 				}
 			case frameStdinEOF:
 				stdinW.Close()
+			case frameResize:
+				var ws skiff.WindowSize
+				if _, err := fmt.Sscanf(string(data), "%d %d", &ws.Width, &ws.Height); err != nil || resize == nil {
+					continue
+				}
+				select {
+				case resize <- ws:
+				default: // a reader that is not reading only needs the latest size
+				}
 			}
 		}
 	}()
@@ -171,7 +189,7 @@ func (s *Server) serveConn(c net.Conn) {
 	switch {
 	case req.Command != nil:
 		actor := &skiff.Actor{Name: "local:" + userName(uid)}
-		code = s.Commands.RunCommand(ctx, &skiff.Invocation{Actor: actor, Args: req.Command, Stdin: stdinR, Stdout: stdout, Stderr: stderr})
+		code = s.Commands.RunCommand(ctx, &skiff.Invocation{Actor: actor, Args: req.Command, Stdin: stdinR, Stdout: stdout, Stderr: stderr, TTY: tty})
 	case req.Hook != nil:
 		h := skiff.Hook(*req.Hook)
 		if err := s.Hooks.RunHook(ctx, &h, stderr); err != nil {

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/admin"
 	"github.com/skiffhq/skiff/control"
 
 	// Cron jobs run in the zone of an app's TZ, whatever the host has.
@@ -83,11 +84,19 @@ The data directory is --data, or $SKIFF_DATA, or `+defaultData+`.
 
 // local runs an admin command in the daemon, as the server's local admin.
 func local(dataDir string, args []string) int {
+	socket := filepath.Join(dataDir, "control.sock")
 	var stdin io.Reader
-	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		stdin = os.Stdin // piped input (keys:add < key.pub); a terminal is left alone
+	var code int
+	var err error
+	switch {
+	case term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())) && admin.TakesTerminal(args):
+		code, err = localTerminal(socket, args) // run, postgres:connect: the process gets the terminal
+	default:
+		if !term.IsTerminal(int(os.Stdin.Fd())) {
+			stdin = os.Stdin // piped input (keys:add < key.pub); a terminal is left alone
+		}
+		code, err = control.RunCommand(socket, args, stdin, os.Stdout, os.Stderr)
 	}
-	code, err := control.RunCommand(filepath.Join(dataDir, "control.sock"), args, stdin, os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "skiff: %v\n", err)
 		return 1
