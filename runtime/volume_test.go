@@ -1,7 +1,9 @@
 package runtime_test
 
 import (
+	"archive/tar"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +84,47 @@ func waitLog(t *testing.T, rt interface {
 			t.Fatalf("log never showed %q:\n%s", want, sb.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestVolumeMountThroughSymlinks: an image whose mount point is a symlink
+// out of its root (absolute, or by ../) gets the volume inside its own
+// root, or is refused; the host's directory the link names is neither
+// mounted over nor written.
+func TestVolumeMountThroughSymlinks(t *testing.T) {
+	f := newFixture(t)
+	vols := filepath.Join(f.cfg.DataDir, "volumes")
+	os.MkdirAll(vols, 0o711)
+	f.cfg.VolumePath = func(id string) (string, error) { return filepath.Join(vols, id), nil }
+	escape := filepath.Join(t.TempDir(), "escape")
+	os.Mkdir(escape, 0o755)
+	img := testImage(t, f.images, layerOf(t,
+		tarEntry{name: "abs", typ: tar.TypeSymlink, link: escape},
+		tarEntry{name: "rel", typ: tar.TypeSymlink, link: "../../../../../../../.." + escape},
+		tarEntry{name: "app/storage", typ: tar.TypeSymlink, link: "/abs"},
+	))
+	rt := f.open(t)
+	t.Cleanup(func() { stopAll(t, rt) })
+	ctx := context.Background()
+	for i, at := range []string{"/abs", "/rel", "/app/storage"} {
+		vol := fmt.Sprintf("vol-%d", i)
+		os.Mkdir(filepath.Join(vols, vol), 0o700)
+		s := spec(f, "links")
+		s.Image = img
+		s.Mounts = []skiff.Mount{{Volume: vol, Path: at}}
+		var out strings.Builder
+		code, err := rt.Run(ctx, &skiff.RunRequest{Spec: *s, Args: []string{"write", at + "/marker"}, Stdout: &out, Stderr: &out})
+		t.Logf("%s: exit %d, %v: %s", at, code, err, strings.TrimSpace(out.String()))
+		if err == nil && code == 0 {
+			if b, err := os.ReadFile(filepath.Join(vols, vol, "marker")); err != nil || string(b) != "x" {
+				t.Errorf("%s: the write went elsewhere than the volume: %q %v (%s)", at, b, err, out.String())
+			}
+		}
+		if ents, _ := os.ReadDir(escape); len(ents) != 0 {
+			t.Fatalf("%s: the host's %s got %s (%s)", at, escape, ents[0].Name(), out.String())
+		}
+		if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), escape) {
+			t.Fatalf("%s: the host's %s is a mount point", at, escape)
+		}
 	}
 }

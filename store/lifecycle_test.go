@@ -199,4 +199,15 @@ func TestCronRuns(t *testing.T) {
 	if runs, _ := db.CronRuns(ctx, app.ID, "job1", 10); len(runs) != 2 {
 		t.Fatalf("job1 lost runs to job2's cap: %d", len(runs))
 	}
+	// A run's kept output is its last 64 KiB.
+	big := &skiff.CronRun{AppID: app.ID, JobID: "job3", Command: "z", Trigger: skiff.CronManual, Status: skiff.CronRunning}
+	db.ClaimCronRun(ctx, big)
+	big.Status = skiff.CronSucceeded
+	loud := append(bytes.Repeat([]byte("early\n"), 20<<10), "the end\n"...)
+	if err := db.FinishCronRun(ctx, big, loud); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := db.CronRunOutput(ctx, app.ID, big.ID); len(out) != 64<<10 || !bytes.HasSuffix(out, []byte("early\nthe end\n")) {
+		t.Fatalf("kept %d bytes, ending %q", len(out), out[max(len(out)-20, 0):])
+	}
 }
