@@ -183,3 +183,53 @@ func TestCronAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageBadInput: bad names, sizes, specs and process types are
+// refused with what to do, and leave nothing behind.
+func TestStorageBadInput(t *testing.T) {
+	s := newServer(t)
+	s.must("alice", "apps:create", "shop")
+	s.deploy("shop", "web: serve\n")
+	s.must("alice", "storage:ensure-directory", "shop-data")
+	for _, args := range [][]string{
+		{"storage:ensure-directory", "../etc"}, {"storage:ensure-directory", "Data"}, {"storage:ensure-directory", "a/b"},
+		{"storage:ensure-directory", "a..b"}, {"storage:ensure-directory", "-x"}, {"storage:ensure-directory", strings.Repeat("a", 64)},
+		{"storage:ensure-directory", "data\x1b[2J"}, {"storage:create", "."},
+	} {
+		if r := s.run("alice", "", args...); r.code == 0 || !strings.Contains(r.stderr, "storage name") && !strings.Contains(r.stderr, "usage") && !strings.Contains(r.stderr, "Usage") {
+			t.Errorf("%q: %s", args, r)
+		}
+	}
+	for _, size := range []string{"0", "-1", "10x", "1e3", "1.5g", "99999999999g", "g"} {
+		if r := s.run("alice", "", "storage:ensure-directory", "sized", "--size", size); r.code == 0 {
+			t.Errorf("--size %q: %s", size, r)
+		}
+		if r := s.run("alice", "", "storage:resize", "shop-data", size); r.code == 0 {
+			t.Errorf("storage:resize %q: %s", size, r)
+		}
+	}
+	for _, spec := range []string{"shop-data", "shop-data:", ":/data", "shop-data:data", "shop-data:/", "shop-data:/app", "shop-data:/workspace",
+		"shop-data:/a/../../etc", "shop-data:/dev/shm", "shop-data:/etc/resolv.conf", "shop-data:/a b", "../shop-data:/data", "/var/lib/skiff:/data",
+		"/var/lib/dokku/data/storage/../../../../etc:/data"} {
+		if r := s.run("alice", "", "storage:mount", "shop", spec); r.code == 0 {
+			t.Errorf("storage:mount %q: %s", spec, r)
+		}
+	}
+	for _, types := range []string{"../web", "web,WEB!", ","} {
+		if r := s.run("alice", "", "storage:mount", "shop", "shop-data:/data", "--process-type", types); r.code == 0 {
+			t.Errorf("--process-type %q: %s", types, r)
+		}
+	}
+	if r := s.run("alice", "", "storage:unmount", "shop", "shop-data:/data"); r.code != 1 || !strings.Contains(r.stderr, "no mount shop-data:/data") {
+		t.Errorf("unmount of what is not mounted: %s", r)
+	}
+	if r := s.must("alice", "storage:list", "shop"); strings.Contains(r.stdout, "shop-data") {
+		t.Errorf("a refused mount stayed: %s", r)
+	}
+	if r := s.must("alice", "releases", "shop"); strings.Contains(r.stdout, "v2") {
+		t.Errorf("a refused mount made a release: %s", r)
+	}
+	if r := s.must("root", "storage:report", "--format", "json"); strings.Contains(r.stdout, "sized") || strings.Count(r.stdout, `"name"`) != 1 {
+		t.Errorf("refused volumes were made: %s", r.stdout)
+	}
+}
