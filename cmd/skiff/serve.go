@@ -265,19 +265,9 @@ type Ready struct {
 // the daemon is up.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
-	for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "repos"), filepath.Join(cfg.DataDir, "logs")} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("create data directory: %w", err)
-		}
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return err
 	}
-	// Instances run as unprivileged ids and their layers live below DATA:
-	// the directory must be traversable, while everything secret in it is
-	// 0600 or in 0700 directories.
-	if err := os.Chmod(cfg.DataDir, 0o711); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	os.Remove(filepath.Join(cfg.DataDir, "ready.json"))
-
 	// The control socket comes first: it refuses to start a second daemon
 	// on the same data directory before anything else is touched.
 	socket := filepath.Join(cfg.DataDir, "control.sock")
@@ -300,37 +290,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-
-	activated, err := activatedListeners()
-	if err != nil {
-		return err
-	}
-	listen := func(what, addr string) (net.Listener, error) {
-		if l := activated[strings.ToLower(what)]; l != nil {
-			m.Log.Info("using the socket systemd passed", "for", what, "addr", l.Addr().String())
-			m.closers = append(m.closers, l.Close)
-			return l, nil
-		}
-		listen := net.Listen
-		if what != "SSH" {
-			listen = func(_, addr string) (net.Listener, error) { return router.Listen(addr) }
-		}
-		l, err := listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen for %s on %s: %w (set --%s-addr or SKIFF_%s_ADDR to use another)", what, addr, err, strings.ToLower(what), what)
-		}
-		m.closers = append(m.closers, l.Close)
-		return l, nil
-	}
-	sshListener, err := listen("SSH", cfg.SSHAddr)
-	if err != nil {
-		return err
-	}
-	httpListener, err := listen("HTTP", cfg.HTTPAddr)
-	if err != nil {
-		return err
-	}
-	httpsListener, err := listen("HTTPS", cfg.HTTPSAddr)
+	sshListener, httpListener, httpsListener, err := m.listenAll(cfg)
 	if err != nil {
 		return err
 	}
@@ -343,6 +303,40 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	pl := m.platform
 
+	if err := m.wire(ctx, db, repos, hostKey, socket, sshListener.Addr()); err != nil {
+		return err
+	}
+
+	// Recovery and routes first: after a restart the apps' instances are
+	// still up, and the first request should reach them, not a 404 (the
+	// listeners are bound, so clients queue meanwhile).
+	m.pipeline.Recover(ctx, 5*time.Second)
+
+	m.serve("control socket", func() error { return m.control.Serve(controlListener) })
+	m.serve("ssh server", func() error { return m.ssh.Serve(sshListener) })
+	m.serve("http", func() error { return pl.router.Serve(httpListener) })
+	m.serve("https", func() error { return pl.router.ServeTLS(httpsListener) })
+
+	ready := Ready{SSH: sshListener.Addr().String(), HTTP: httpListener.Addr().String(), HTTPS: httpsListener.Addr().String(), PID: os.Getpid(), Version: skiff.Version,
+		Domain: cfg.Domain, HostKey: gossh.FingerprintSHA256(hostKey.PublicKey())}
+	if err := writeJSONAtomic(filepath.Join(cfg.DataDir, "ready.json"), ready); err != nil {
+		return err
+	}
+	mode := "builds and runs apps"
+	if cfg.GitOnly {
+		mode = "git only: pushes are recorded, not built"
+	}
+	m.Log.Info("skiff is up", "version", skiff.Version, "data", cfg.DataDir, "ssh", ready.SSH, "http", ready.HTTP, "https", ready.HTTPS, "domain", cfg.Domain, "mode", mode)
+	m.converge()
+	return nil
+}
+
+// wire makes the daemon's parts over the opened state and platform: the
+// deploy pipeline (the one owner of changes to apps), cron, the clusters,
+// the services, the command table, the SSH server and the control server.
+func (m *Main) wire(ctx context.Context, db *store.DB, repos *gitserver.Repos, hostKey gossh.Signer, socket string, sshAddr net.Addr) error {
+	cfg, pl := m.Config, m.platform
+	var err error
 	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
 		ReleaseImages: db.ReleaseImages, KeepReleases: cfg.KeepReleases}
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Settings: db, Routes: pl.router, Backup: db}
@@ -385,7 +379,7 @@ func (m *Main) Run(ctx context.Context) error {
 		svc.Services, svc.ServiceStore = m.services, db
 	}
 
-	info := admin.Info{SSHHost: cfg.Domain + portSuffix(sshListener.Addr()), Domain: cfg.Domain}
+	info := admin.Info{SSHHost: cfg.Domain + portSuffix(sshAddr), Domain: cfg.Domain}
 	commands := admin.New(svc, info, pl.router, m.Log.With("component", "admin"))
 	m.ssh, err = gitserver.New(gitserver.Config{
 		HostKey: hostKey, Users: db, Apps: db, Access: db, Deployer: m.pipeline, Commands: commands, Repos: repos,
@@ -398,31 +392,69 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.control = &control.Server{Commands: commands, Hooks: m.ssh, Log: m.Log.With("component", "control")}
 
-	// Recovery and routes first: after a restart the apps' instances are
-	// still up, and the first request should reach them, not a 404 (the
-	// listeners are bound, so clients queue meanwhile).
-	m.pipeline.Recover(ctx, 5*time.Second)
+	return nil
+}
 
-	m.serve("control socket", func() error { return m.control.Serve(controlListener) })
-	m.serve("ssh server", func() error { return m.ssh.Serve(sshListener) })
-	m.serve("http", func() error { return pl.router.Serve(httpListener) })
-	m.serve("https", func() error { return pl.router.ServeTLS(httpsListener) })
-
-	ready := Ready{SSH: sshListener.Addr().String(), HTTP: httpListener.Addr().String(), HTTPS: httpsListener.Addr().String(), PID: os.Getpid(), Version: skiff.Version,
-		Domain: cfg.Domain, HostKey: gossh.FingerprintSHA256(hostKey.PublicKey())}
-	if err := writeJSONAtomic(filepath.Join(cfg.DataDir, "ready.json"), ready); err != nil {
-		return err
+// prepareDataDir creates the data directory and the directories every
+// daemon needs in it, and removes the last run's ready.json.
+func prepareDataDir(dataDir string) error {
+	for _, dir := range []string{dataDir, filepath.Join(dataDir, "repos"), filepath.Join(dataDir, "logs")} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
 	}
-	mode := "builds and runs apps"
-	if cfg.GitOnly {
-		mode = "git only: pushes are recorded, not built"
+	// Instances run as unprivileged ids and their layers live below DATA:
+	// the directory must be traversable, while everything secret in it is
+	// 0600 or in 0700 directories.
+	if err := os.Chmod(dataDir, 0o711); err != nil {
+		return fmt.Errorf("data directory: %w", err)
 	}
-	m.Log.Info("skiff is up", "version", skiff.Version, "data", cfg.DataDir, "ssh", ready.SSH, "http", ready.HTTP, "https", ready.HTTPS, "domain", cfg.Domain, "mode", mode)
+	os.Remove(filepath.Join(dataDir, "ready.json"))
+	return nil
+}
 
-	// Converge to the stored state: re-adopted instances, what an earlier
-	// stop interrupted, instances to start (after a reboot). Requests for
-	// apps not yet converged get the router's answer for an app without
-	// instances meanwhile.
+// listenAll binds the SSH, HTTP and HTTPS listeners, or takes those
+// systemd passed (socket activation). Each is closed by Close.
+func (m *Main) listenAll(cfg *Config) (sshL, httpL, httpsL net.Listener, err error) {
+	activated, err := activatedListeners()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	listen := func(what, addr string) (net.Listener, error) {
+		if l := activated[strings.ToLower(what)]; l != nil {
+			m.Log.Info("using the socket systemd passed", "for", what, "addr", l.Addr().String())
+			m.closers = append(m.closers, l.Close)
+			return l, nil
+		}
+		listen := net.Listen
+		if what != "SSH" {
+			listen = func(_, addr string) (net.Listener, error) { return router.Listen(addr) }
+		}
+		l, err := listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen for %s on %s: %w (set --%s-addr or SKIFF_%s_ADDR to use another)", what, addr, err, strings.ToLower(what), what)
+		}
+		m.closers = append(m.closers, l.Close)
+		return l, nil
+	}
+	if sshL, err = listen("SSH", cfg.SSHAddr); err != nil {
+		return nil, nil, nil, err
+	}
+	if httpL, err = listen("HTTP", cfg.HTTPAddr); err != nil {
+		return nil, nil, nil, err
+	}
+	if httpsL, err = listen("HTTPS", cfg.HTTPSAddr); err != nil {
+		return nil, nil, nil, err
+	}
+	return sshL, httpL, httpsL, nil
+}
+
+// converge brings the apps to the stored state in the background, until
+// Close: re-adopted instances, what an earlier stop interrupted, instances
+// to start (after a reboot); then cron, and the watch over the instances.
+// Requests for apps not yet converged get the router's answer for an app
+// without instances meanwhile.
+func (m *Main) converge() {
 	bgCtx, stop := context.WithCancel(context.Background())
 	m.stop = stop
 	if m.cron != nil {
@@ -436,7 +468,6 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.pipeline.Watch(bgCtx, 10*time.Second)
 	}()
-	return nil
 }
 
 // serve runs a server in the background until Close.
