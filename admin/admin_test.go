@@ -144,6 +144,15 @@ func (s *server) deploy(name, procfile string) {
 
 // deployFiles pushes an app of these files through the pipeline.
 func (s *server) deployFiles(name string, files map[string]string) {
+	s.t.Helper()
+	if out, err := s.push(name, files); err != nil {
+		s.t.Fatalf("deploy %s: %v\n%s", name, err, out)
+	}
+}
+
+// push commits the files to the app's work tree and runs the pipeline for
+// the commit; it returns the push's output and error.
+func (s *server) push(name string, files map[string]string) (string, error) {
 	t := s.t
 	t.Helper()
 	app, err := s.db.FindAppByName(context.Background(), name)
@@ -167,16 +176,15 @@ func (s *server) deployFiles(name string, files map[string]string) {
 		os.WriteFile(filepath.Join(work, file), []byte(body), 0o644)
 	}
 	git("add", "-A")
-	git("commit", "-q", "-m", "deploy")
+	git("commit", "-q", "--allow-empty", "-m", "deploy")
 	commit := git("rev-parse", "HEAD")
 	repo, _ := s.repos.Path(app.ID)
 	git("push", "-q", repo, "HEAD:refs/heads/main")
 	var out bytes.Buffer
 	ctx := skiff.WithActor(context.Background(), s.users["root"])
-	if err := s.pipeline.PreReceive(ctx, &skiff.PushRequest{App: app, Pusher: s.users["root"],
-		Updates: []skiff.RefUpdate{{Old: strings.Repeat("0", 40), New: commit, Ref: "refs/heads/main"}}}, &out); err != nil {
-		t.Fatalf("deploy %s: %v\n%s", name, err, out.String())
-	}
+	err = s.pipeline.PreReceive(ctx, &skiff.PushRequest{App: app, Pusher: s.users["root"],
+		Updates: []skiff.RefUpdate{{Old: strings.Repeat("0", 40), New: commit, Ref: "refs/heads/main"}}}, &out)
+	return out.String(), err
 }
 
 func (s *server) get(host, path string) (int, string) {

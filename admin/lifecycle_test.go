@@ -233,3 +233,34 @@ func TestStorageBadInput(t *testing.T) {
 		t.Errorf("refused volumes were made: %s", r.stdout)
 	}
 }
+
+// TestReleasesOutput: releases:output shows the newest release's output by
+// default (after a rejected push, the failed release's), or that of vN.
+func TestReleasesOutput(t *testing.T) {
+	s := newServer(t)
+	s.must("alice", "apps:create", "shop")
+	if r := s.run("alice", "", "releases:output", "shop"); r.code != 1 || !strings.Contains(r.stderr, "no releases yet") {
+		t.Errorf("before a push: %s", r)
+	}
+	s.deployFiles("shop", map[string]string{"Procfile": "web: serve\nrelease: sleep 1ms\n"})
+	if r := s.must("alice", "releases:output", "shop"); r.stdout != "sleeping\n" {
+		t.Errorf("v1: %s", r)
+	}
+	if out, err := s.push("shop", map[string]string{"Procfile": "web: serve\nrelease: exit 3\n"}); err == nil || !strings.Contains(err.Error(), "exited with status 3") {
+		t.Fatalf("a failing release command: %v\n%s", err, out)
+	}
+	if r := s.must("alice", "releases:output", "shop"); r.stdout != "exiting 3\n" {
+		t.Errorf("the newest release, v2, failed: %s", r)
+	}
+	if r := s.must("alice", "releases:output", "shop", "v1"); r.stdout != "sleeping\n" {
+		t.Errorf("v1: %s", r)
+	}
+	for _, bad := range []string{"v0", "v99", "x", "-1"} {
+		if r := s.run("alice", "", "releases:output", "shop", bad); r.code == 0 {
+			t.Errorf("releases:output %s: %s", bad, r)
+		}
+	}
+	if r := s.run("bob", "", "releases:output", "shop"); r.code != 1 || !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("bob: %s", r)
+	}
+}

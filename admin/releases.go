@@ -126,11 +126,16 @@ func releasesOutput(c *call) error {
 		}
 		version = v
 	} else {
-		cur, err := c.services().Releases.CurrentRelease(c.ctx, c.app.ID)
+		// The newest release, as on Heroku: after a rejected push, the
+		// failed release whose command said why.
+		rels, err := c.services().Releases.ListReleases(c.ctx, c.app.ID, 1)
 		if err != nil {
 			return err
 		}
-		version = cur.Version
+		if len(rels) == 0 {
+			return skiff.Errorf(skiff.ENOTFOUND, "%s has no releases yet; push first", c.app.Name)
+		}
+		version = rels[0].Version
 	}
 	rel, err := c.services().Releases.FindRelease(c.ctx, c.app.ID, version)
 	if err != nil {

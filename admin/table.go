@@ -26,7 +26,7 @@ func commandTable() []*command {
 		{name: "releases:info", args: "<app> [vN]", summary: "show a release (default: the current one)", format: true, app: true, min: 1, max: 2, run: releasesInfo},
 		{name: "releases:rollback", aliases: []string{"rollback"}, args: "<app> [vN]", summary: "release an earlier version again (default: the one before)", app: true, min: 1, max: 2, run: releasesRollback,
 			help: "Like Heroku, a rollback is a new release with vN's image, config vars, mounts and app.json jobs; its release command runs."},
-		{name: "releases:output", args: "<app> [vN]", summary: "print what a release's release command printed (default: the current one)", app: true, min: 1, max: 2, run: releasesOutput},
+		{name: "releases:output", args: "<app> [vN]", summary: "print what a release's release command printed (default: the newest, failed or not)", app: true, min: 1, max: 2, run: releasesOutput},
 
 		{name: "ps", aliases: []string{"ps:list"}, args: "<app> [<type>]", summary: "list an app's instances: state, uptime, restarts, CPU and memory", format: true, app: true, min: 1, max: 2, run: psList},
 		{name: "ps:scale", aliases: []string{"scale"}, args: "<app> [TYPE=N…]", summary: "set how many instances run (no arguments: show)", format: true, app: true, min: 1, max: -1, run: psScale},
