@@ -55,6 +55,18 @@ func TestStorageAccess(t *testing.T) {
 	if r := s.must("bob", "storage:report", "--format", "json"); !strings.Contains(r.stdout, "shop-data") {
 		t.Errorf("bob, a user of shop, does not see its volume: %s", r.stdout)
 	}
+	// He may mount it again in shop, but not carry it into his own app,
+	// where it would outlive his access to shop.
+	if r := s.run("bob", "", "storage:mount", "blog", "shop-data:/data"); r.code != 1 || !strings.Contains(r.stderr, "not yours") {
+		t.Errorf("bob mounts shop's volume into blog: %s", r)
+	}
+	s.must("bob", "storage:mount", "shop", "shop-data:/data", "--process-type", "worker")
+	s.must("bob", "storage:unmount", "shop", "shop-data:/data")
+	s.must("alice", "access:remove", "shop", "bob")
+	if r := s.must("bob", "storage:report", "--format", "json"); strings.Contains(r.stdout, "shop-data") {
+		t.Errorf("bob, no longer a user of shop, sees its volume: %s", r.stdout)
+	}
+	s.must("alice", "access:add", "shop", "bob")
 	if r := s.run("alice", "", "storage:destroy", "shop-data", "--force"); r.code != 1 || !strings.Contains(r.stderr, "storage:unmount it first") {
 		t.Errorf("destroy of a mounted volume: %s", r)
 	}

@@ -11,8 +11,11 @@ import (
 // Persistent storage, in Dokku's vocabulary. Volume names are global, like
 // app names. Who may use a volume: an admin, the user who made it, and
 // anyone with access to an app it is mounted into (they can read its files
-// through that app already). To anyone else a volume that exists and one
-// that does not look alike: not authorized.
+// through that app already). Only an admin or its maker mounts it into an
+// app that does not mount it yet: a collaborator of one app cannot carry
+// its data into an app of their own, where it would outlive their access.
+// To anyone else a volume that exists and one that does not look alike:
+// not authorized.
 
 func (c *call) needStorage() error {
 	if c.services().Volumes == nil {
@@ -157,6 +160,10 @@ func storageMount(c *call) error {
 	v, path, err := c.mountArgs()
 	if err != nil {
 		return err
+	}
+	if !c.actor.Admin() && (v.Owner == "" || v.Owner != c.actor.Name) && !slices.Contains(v.Apps, c.app.Name) {
+		c.r.deny(c.ctx, c, "storage "+v.Name)
+		return skiff.Errorf(skiff.EUNAUTHORIZED, "storage %s is not yours: only its maker or an admin mounts it into an app that does not have it yet", v.Name)
 	}
 	var types []string
 	if t := c.value("process-type"); t != "" {
