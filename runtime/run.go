@@ -39,48 +39,18 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		return 0, err
 	}
 	cs.Terminal = req.TTY != nil
-	var stdio container.Stdio
-	var copies sync.WaitGroup
-	var closeAfter []*os.File
+	var streams runStreams
 	if !cs.Terminal {
-		inR, inW, err := os.Pipe()
-		if err != nil {
+		if err := streams.pipe(req); err != nil {
 			return 0, err
 		}
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			return 0, err
-		}
-		errR, errW, err := os.Pipe()
-		if err != nil {
-			return 0, err
-		}
-		stdio = container.Stdio{Stdin: inR, Stdout: outW, Stderr: errW}
-		defer func() {
-			for _, f := range []*os.File{inR, inW, outW, errW} {
-				f.Close()
-			}
-		}()
-		closeAfter = []*os.File{inR, outW, errW}
-		if req.Stdin != nil {
-			go func() { // ends when the caller's stdin does, or at inW.Close
-				_, _ = io.Copy(inW, req.Stdin) // the process sees its stdin end either way
-				inW.Close()
-			}()
-		} else {
-			inW.Close()
-		}
-		copies.Add(2)
-		go func() { defer copies.Done(); copyTo(req.Stdout, outR); outR.Close() }()
-		go func() { defer copies.Done(); copyTo(req.Stderr, errR); errR.Close() }()
+		defer streams.close()
 	}
 	r.AppLog(spec.AppID, spec.Name(), fmt.Sprintf("Starting process with command `%s`", strings.Join(req.Args, " ")))
-	c, err := r.runc.Create(ctx, cs, stdio)
-	for _, f := range closeAfter {
-		f.Close() // the container has its own copies
-	}
+	c, err := r.runc.Create(ctx, cs, streams.stdio)
+	streams.created()
 	if err != nil {
-		copies.Wait() // nothing writes to the caller's streams after Run
+		streams.copies.Wait() // nothing writes to the caller's streams after Run
 		return 0, userError(err)
 	}
 	defer func() {
@@ -89,31 +59,11 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		}
 	}()
 	if cs.Terminal {
-		if req.TTY.Width > 0 && req.TTY.Height > 0 {
-			_ = c.Resize(req.TTY.Width, req.TTY.Height) // a terminal of the default size
-		}
-		copies.Add(1)
-		go func() { defer copies.Done(); copyTo(req.Stdout, c.Console) }()
-		if req.Stdin != nil {
-			go func() { _, _ = io.Copy(c.Console, req.Stdin) }()
-		}
-		go func() {
-			for {
-				select {
-				case ws, ok := <-req.TTY.Resize:
-					if !ok {
-						return
-					}
-					_ = c.Resize(ws.Width, ws.Height)
-				case <-c.Exited():
-					return
-				}
-			}
-		}()
+		streams.attachTerminal(c, req)
 	}
 	if err := c.Start(ctx); err != nil {
 		_ = c.Delete(context.WithoutCancel(ctx)) // which ends the copies; the deferred Delete reports
-		copies.Wait()
+		streams.copies.Wait()
 		return 0, err
 	}
 	st, err := c.Wait(ctx)
@@ -121,22 +71,123 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		_ = c.Kill() // it may have ended meanwhile: Wait tells
 		st, _ = c.Wait(context.WithoutCancel(ctx))
 	}
-	done := make(chan struct{})
-	go func() { copies.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Second):
-		if cs.Terminal {
-			c.Console.Close() // output still held by a grandchild's terminal
-		}
-		<-done
-	}
+	streams.drain(c, cs.Terminal)
 	r.AppLog(spec.AppID, spec.Name(), "Process "+st.String())
 	code := st.Code
 	if code < 0 {
 		code = 255
 	}
 	return code, nil
+}
+
+// runStreams connects a one-off to its caller's streams: three pipes
+// without a terminal, the container's console with one. Nothing writes to
+// the caller's streams once Run returns (copies).
+type runStreams struct {
+	stdio  container.Stdio
+	copies sync.WaitGroup
+	// ends are the container's ends of the pipes, closed once it holds
+	// its own copies; mine are the pipes' other ends.
+	ends, mine []*os.File
+}
+
+// pipe makes the three pipes and starts copying the caller's stdin in and
+// the container's stdout and stderr out.
+func (s *runStreams) pipe(req *skiff.RunRequest) error {
+	var made []*os.File
+	pipe := func() (r, w *os.File, err error) {
+		if r, w, err = os.Pipe(); err != nil {
+			for _, f := range made {
+				f.Close()
+			}
+			return nil, nil, err
+		}
+		made = append(made, r, w)
+		return r, w, nil
+	}
+	inR, inW, err := pipe()
+	if err != nil {
+		return err
+	}
+	outR, outW, err := pipe()
+	if err != nil {
+		return err
+	}
+	errR, errW, err := pipe()
+	if err != nil {
+		return err
+	}
+	s.stdio = container.Stdio{Stdin: inR, Stdout: outW, Stderr: errW}
+	s.ends, s.mine = []*os.File{inR, outW, errW}, []*os.File{inW}
+	if req.Stdin != nil {
+		go func() { // ends when the caller's stdin does, or at close
+			_, _ = io.Copy(inW, req.Stdin) // the process sees its stdin end either way
+			inW.Close()
+		}()
+	} else {
+		inW.Close()
+	}
+	s.copies.Add(2)
+	go func() { defer s.copies.Done(); copyTo(req.Stdout, outR); outR.Close() }()
+	go func() { defer s.copies.Done(); copyTo(req.Stderr, errR); errR.Close() }()
+	return nil
+}
+
+// created closes the container's ends of the pipes: it has its own copies
+// (or failed to start).
+func (s *runStreams) created() {
+	for _, f := range s.ends {
+		f.Close()
+	}
+}
+
+// close closes every end Run still holds (closing one twice is harmless).
+func (s *runStreams) close() {
+	for _, f := range append(s.ends, s.mine...) {
+		f.Close()
+	}
+}
+
+// attachTerminal copies between the caller and the container's console,
+// and passes the caller's window size changes on until the process exits.
+func (s *runStreams) attachTerminal(c *container.Container, req *skiff.RunRequest) {
+	if req.TTY.Width > 0 && req.TTY.Height > 0 {
+		_ = c.Resize(req.TTY.Width, req.TTY.Height) // a terminal of the default size
+	}
+	s.copies.Add(1)
+	go func() { defer s.copies.Done(); copyTo(req.Stdout, c.Console) }()
+	if req.Stdin != nil {
+		go func() { _, _ = io.Copy(c.Console, req.Stdin) }()
+	}
+	go func() {
+		for {
+			select {
+			case ws, ok := <-req.TTY.Resize:
+				if !ok {
+					return
+				}
+				_ = c.Resize(ws.Width, ws.Height)
+			case <-c.Exited():
+				return
+			}
+		}
+	}()
+}
+
+// drain waits for the output copies to end once the process has: a
+// second at most with a terminal, whose output a grandchild may hold
+// open, before the console is closed under them.
+func (s *runStreams) drain(c *container.Container, terminal bool) {
+	done := make(chan struct{})
+	go func() { s.copies.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		if terminal {
+			c.Console.Close() // output still held by a grandchild's terminal
+		}
+		<-done
+	}
 }
 
 func copyTo(w io.Writer, r io.Reader) {
