@@ -83,9 +83,53 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 		return v1.Hash{}, err
 	}
 
-	var adds []mutate.Addendum
-	// The lifecycle.
-	lcLayer, err := p.store.PutLayer(ctx, func(w io.Writer) error {
+	lcLayer, err := p.lifecycleLayer(ctx, lf)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("lifecycle layer: %w", err)
+	}
+	adds := []mutate.Addendum{{Layer: lcLayer, History: v1.History{CreatedBy: "skiff: lifecycle " + lf.Version}}}
+	bpAdds, layersLabel, err := p.buildpackLayers(ctx, bps)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	adds = append(adds, bpAdds...)
+	files, err := builderConfigFiles(order, spec.RunRef)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	cfgLayer, err := p.builderConfigLayer(ctx, files, spec.UID, spec.GID)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("builder config layer: %w", err)
+	}
+	adds = append(adds, mutate.Addendum{Layer: cfgLayer, History: v1.History{CreatedBy: "skiff: builder configuration"}})
+
+	img, err := mutate.Append(base, adds...)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	labels := map[string]any{
+		labelBuilderMetadata: builderMetadataLabel(spec, bps, lf.Version),
+		labelBuildpackLayers: layersLabel,
+		labelBuildpackOrder:  order.Order,
+	}
+	cfg, err := builderImageConfig(cf.Config, spec, labels)
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	if img, err = mutate.Config(img, *cfg); err != nil {
+		return v1.Hash{}, err
+	}
+	return p.store.Put(ctx, spec.Ref, img)
+}
+
+// lifecycleLayer is the builder's layer of /cnb/lifecycle: the lifecycle,
+// the launcher, a link per phase and lifecycle.toml.
+func (p *Platform) lifecycleLayer(ctx context.Context, lf *LifecycleFiles) (v1.Layer, error) {
+	return p.store.PutLayer(ctx, func(w io.Writer) error {
 		t := newTarBuilder(w)
 		if err := t.file("/cnb/lifecycle/lifecycle", 0o755, lf.Lifecycle); err != nil {
 			return err
@@ -103,15 +147,15 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 		}
 		return t.close()
 	})
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("lifecycle layer: %w", err)
-	}
-	adds = append(adds, mutate.Addendum{Layer: lcLayer, History: v1.History{CreatedBy: "skiff: lifecycle " + lf.Version}})
+}
 
-	// One layer per buildpack, so that builders sharing one share its blob.
-	layersLabel := map[string]map[string]any{}
+// buildpackLayers makes one layer per buildpack, so that builders sharing
+// one share its blob, and the io.buildpacks.buildpack.layers label that
+// says which layer holds which buildpack.
+func (p *Platform) buildpackLayers(ctx context.Context, bps []buildpackDir) ([]mutate.Addendum, map[string]map[string]any, error) {
+	var adds []mutate.Addendum
+	label := map[string]map[string]any{}
 	for _, bp := range bps {
-		bp := bp
 		l, err := p.store.PutLayer(ctx, func(w io.Writer) error {
 			t := newTarBuilder(w)
 			if err := t.tree(bp.dir, bp.destDir(), false); err != nil {
@@ -120,22 +164,26 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 			return t.close()
 		})
 		if err != nil {
-			return v1.Hash{}, fmt.Errorf("buildpack %s layer: %w", bp.ID, err)
+			return nil, nil, fmt.Errorf("buildpack %s layer: %w", bp.ID, err)
 		}
-		diff, _ := l.DiffID()
-		if layersLabel[bp.ID] == nil {
-			layersLabel[bp.ID] = map[string]any{}
+		diff, err := l.DiffID()
+		if err != nil {
+			return nil, nil, fmt.Errorf("buildpack %s layer: %w", bp.ID, err)
 		}
-		layersLabel[bp.ID][bp.Version] = map[string]any{"api": bp.API, "layerDiffID": diff.String(), "homepage": ""}
+		if label[bp.ID] == nil {
+			label[bp.ID] = map[string]any{}
+		}
+		label[bp.ID][bp.Version] = map[string]any{"api": bp.API, "layerDiffID": diff.String(), "homepage": ""}
 		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "skiff: buildpack " + bp.ID + "@" + bp.Version}})
 	}
+	return adds, label, nil
+}
 
-	// The builder's own configuration.
-	files, err := builderConfigFiles(order, spec.RunRef)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	cfgLayer, err := p.store.PutLayer(ctx, func(w io.Writer) error {
+// builderConfigLayer is the builder's own configuration: files (order.toml,
+// run.toml, stack.toml), the empty /cnb directories, and /workspace and
+// /layers owned by the build user (uid:gid).
+func (p *Platform) builderConfigLayer(ctx context.Context, files map[string][]byte, uid, gid int) (v1.Layer, error) {
+	return p.store.PutLayer(ctx, func(w io.Writer) error {
 		t := newTarBuilder(w)
 		for _, d := range []string{"/cnb/buildpacks", "/cnb/extensions"} {
 			if err := t.dir(d, 0o755, 0, 0); err != nil {
@@ -143,7 +191,7 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 			}
 		}
 		for _, d := range []string{"/workspace", "/layers"} {
-			if err := t.dir(d, 0o755, spec.UID, spec.GID); err != nil {
+			if err := t.dir(d, 0o755, uid, gid); err != nil {
 				return err
 			}
 		}
@@ -158,20 +206,13 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 		}
 		return t.close()
 	})
-	if err != nil {
-		return v1.Hash{}, fmt.Errorf("builder config layer: %w", err)
-	}
-	adds = append(adds, mutate.Addendum{Layer: cfgLayer, History: v1.History{CreatedBy: "skiff: builder configuration"}})
+}
 
-	img, err := mutate.Append(base, adds...)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	cfg := cf.Config.DeepCopy()
+// builderImageConfig is the base's image config made a builder's: the
+// CNB user's ids and the stack in the environment, that user, /workspace,
+// and labels (each JSON-encoded) with the stack id.
+func builderImageConfig(base v1.Config, spec BuilderSpec, labels map[string]any) (*v1.Config, error) {
+	cfg := base.DeepCopy()
 	cfg.Env = setEnv(cfg.Env, "CNB_USER_ID", strconv.Itoa(spec.UID))
 	cfg.Env = setEnv(cfg.Env, "CNB_GROUP_ID", strconv.Itoa(spec.GID))
 	cfg.Env = setEnv(cfg.Env, "CNB_STACK_ID", spec.StackID)
@@ -180,20 +221,15 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
-	meta := builderMetadataLabel(spec, bps, lf.Version)
-	for k, v := range map[string]any{labelBuilderMetadata: meta, labelBuildpackLayers: layersLabel, labelBuildpackOrder: order.Order} {
+	for k, v := range labels {
 		b, err := json.Marshal(v)
 		if err != nil {
-			return v1.Hash{}, err
+			return nil, err
 		}
 		cfg.Labels[k] = string(b)
 	}
 	cfg.Labels[labelStackID] = spec.StackID
-	img, err = mutate.Config(img, *cfg)
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	return p.store.Put(ctx, spec.Ref, img)
+	return cfg, nil
 }
 
 // builderConfigFiles renders the builder's /cnb/order.toml, /cnb/run.toml
