@@ -142,6 +142,15 @@ func TestDetachedRunCommands(t *testing.T) {
 	if r := s.run("alice", "", "run:logs", "shop", "run.0000"); r.code != 1 || !strings.Contains(r.stderr, "no detached run") {
 		t.Errorf("run:logs of an unknown run: %s", r)
 	}
+	// A command with terminal escapes, which run:list would print to the
+	// app's other users, is refused.
+	s.must("alice", "access:add", "shop", "bob")
+	if r := s.run("bob", "", "run:detached", "shop", "exit 0 \x1b]0;owned\x07"); r.code != 1 || !strings.Contains(r.stderr, "control character") {
+		t.Errorf("run:detached with escapes: %s", r)
+	}
+	if r := s.must("alice", "run:list", "shop"); strings.Contains(r.stdout, "\x1b") {
+		t.Errorf("run:list prints escapes: %q", r.stdout)
+	}
 }
 
 // TestCronAccess: an app's cron jobs and runs are its users' alone; a run

@@ -27,6 +27,11 @@ func (p *Pipeline) RunDetached(ctx context.Context, app *skiff.App, command stri
 	if strings.TrimSpace(command) == "" {
 		return nil, skiff.Errorf(skiff.EINVALID, "run:detached needs a command")
 	}
+	// It is listed to every user of the app (run:list): no terminal
+	// escapes in it.
+	if err := skiff.ValidateCommand(command); err != nil {
+		return nil, skiff.Errorf(skiff.EINVALID, "run:detached: %s", skiff.ErrorMessage(err))
+	}
 	cur, err := p.cfg.Store.CurrentRelease(ctx, app.ID)
 	if err != nil {
 		return nil, skiff.Errorf(skiff.ENOTFOUND, "%s has not been deployed yet; push first", app.Name)
