@@ -83,8 +83,9 @@ func TestStorageAccess(t *testing.T) {
 func TestLifecycleCommandsHelpAndUsage(t *testing.T) {
 	s := newServer(t)
 	r := s.must("alice", "help")
-	for _, want := range []string{"storage:ensure-directory", "storage:mount", "storage:report", "cron:list", "cron:run", "cron:history",
-		"cron:suspend", "run:detached", "run:list", "run:logs", "run:stop", "releases:output"} {
+	for _, want := range []string{"storage:ensure-directory", "storage:mount", "storage:unmount", "storage:list", "storage:report", "storage:resize",
+		"storage:destroy", "cron:list", "cron:run", "cron:history", "cron:output", "cron:suspend", "cron:resume", "run:detached", "run:list",
+		"run:logs", "run:stop", "releases:output", "release-timeout"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("help lacks %s", want)
 		}
