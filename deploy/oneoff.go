@@ -18,6 +18,11 @@ import (
 // and Dokku, listed until it has ended and been reaped. Its output is in
 // the app's log.
 
+// MaxDetachedRuns caps the detached runs of one app that run at once: each
+// is a container with its own address from the server's pool, so one app
+// must not take them all.
+const MaxDetachedRuns = 20
+
 // RunDetached starts command as a detached one-off of the current release
 // and returns at once with its instance.
 func (p *Pipeline) RunDetached(ctx context.Context, app *skiff.App, command string) (*skiff.Instance, error) {
@@ -43,6 +48,16 @@ func (p *Pipeline) RunDetached(ctx context.Context, app *skiff.App, command stri
 	existing, err := p.sched.Instances(ctx, app.ID)
 	if err != nil {
 		return nil, err
+	}
+	running := 0
+	for _, in := range existing {
+		if in.Spec.OneOff && in.Spec.ProcessType == skiff.OneOffRun && in.State != skiff.InstanceExited {
+			running++
+		}
+	}
+	if running >= MaxDetachedRuns {
+		return nil, skiff.Errorf(skiff.EUNAVAILABLE, "%s has %d detached runs running, the most it may have at once; wait for one to end, or run:stop one (run:list %s shows them)",
+			app.Name, running, app.Name)
 	}
 	spec := skiff.OneOffSpec(app, cur, skiff.OneOffRun, f)
 	spec.Command, spec.OneOff = []string{command}, true

@@ -82,3 +82,33 @@ func TestDetachedRunsAreReaped(t *testing.T) {
 		t.Fatalf("the app log:\n%s", logs)
 	}
 }
+
+// TestDetachedRunsAreCapped: an app runs at most MaxDetachedRuns detached
+// runs at once; one that ended makes room.
+func TestDetachedRunsAreCapped(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.image("sha256:1", map[string]string{"web": "serve"})
+	if out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve"}}); err != nil {
+		t.Fatalf("v1: %v\n%s", err, out)
+	}
+	var first *skiff.Instance
+	for i := range MaxDetachedRuns {
+		in, err := f.p.RunDetached(f.ctx, f.app, "sleep 1m")
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if i == 0 {
+			first = in
+		}
+	}
+	_, err := f.p.RunDetached(f.ctx, f.app, "sleep 1m")
+	if skiff.ErrorCode(err) != skiff.EUNAVAILABLE || !strings.Contains(err.Error(), "the most it may have at once") {
+		t.Fatalf("run %d: %v", MaxDetachedRuns+1, err)
+	}
+	if err := f.p.StopRun(f.ctx, f.app, first.Spec.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.p.RunDetached(f.ctx, f.app, "sleep 1m"); err != nil {
+		t.Fatalf("after a run:stop: %v", err)
+	}
+}
