@@ -201,14 +201,15 @@ func leftovers(name, dir string) []string {
 		}
 		// A zombie holds nothing but its pid: killed shims, whose parent is
 		// init once containerd is gone, wait there to be reaped.
-		if st, _ := os.ReadFile(filepath.Join(p, "stat")); isZombie(st) {
+		st, _ := os.ReadFile(filepath.Join(p, "stat"))
+		if isZombie(st) {
 			continue
 		}
 		cg, _ := os.ReadFile(filepath.Join(p, "cgroup"))
 		cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
 		if bytes.Contains(cg, []byte("/"+name+"/")) || bytes.Contains(cg, []byte("/"+name+"\n")) ||
 			bytes.Contains(cmdline, []byte(dir)) {
-			left = append(left, fmt.Sprintf("process %s: %s", filepath.Base(p), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+			left = append(left, fmt.Sprintf("process %s (%s): %s", filepath.Base(p), procState(st), bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
 		}
 	}
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
@@ -253,6 +254,16 @@ func sweep() {
 }
 
 // isZombie reads /proc/<pid>/stat: "pid (comm) S …".
+// procState is a process's name and state from its /proc/<pid>/stat
+// ("kubelet S").
+func procState(stat []byte) string {
+	i, j := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+	if i < 0 || j < i || j+2 >= len(stat) {
+		return "?"
+	}
+	return string(stat[i+1:j]) + " " + string(stat[j+2])
+}
+
 func isZombie(stat []byte) bool {
 	i := bytes.LastIndexByte(stat, ')')
 	return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'

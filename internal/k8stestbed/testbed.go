@@ -351,8 +351,18 @@ func (c *Cluster) Stop() error {
 }
 
 // Leftovers lists what the cluster left on the host after Stop (nothing,
-// when all is well): cgroups, processes, mounts, its directory.
-func (c *Cluster) Leftovers() []string { return leftovers(c.Name, c.Dir) }
+// when all is well): cgroups, processes, mounts, its directory. A process
+// killed by Stop may still be on its way out (its memory released, so no
+// command line, but not yet a zombie) for a moment after its cgroup is
+// gone: what is left is what is still there after a few seconds.
+func (c *Cluster) Leftovers() []string {
+	left := leftovers(c.Name, c.Dir)
+	for deadline := time.Now().Add(10 * time.Second); len(left) > 0 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		left = leftovers(c.Name, c.Dir)
+	}
+	return left
+}
 
 // Logs is the tail of a daemon's log ("kube-apiserver", "kubelet-1" …).
 func (c *Cluster) Logs(name string, lines int) string {
