@@ -177,9 +177,12 @@ func (m *Manager) initdb(ctx context.Context, svc *skiff.Service) error {
 	s, _ := suiteFor(svc.Kind, svc.Version)
 	spec := *m.spec(svc)
 	var errb limitedBuffer
-	code, err := m.cfg.Runtime.Run(ctx, &skiff.RunRequest{Spec: spec, Stdout: &errb, Stderr: &errb,
-		Args: []string{s.pgBin() + "/initdb", "-D", dataDir + "/pgdata", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
-			"--auth-local=trust", "--auth-host=scram-sha-256", "--data-checksums"}})
+	args := []string{s.pgBin() + "/initdb", "-D", dataDir + "/pgdata", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8",
+		"--auth-local=trust", "--auth-host=scram-sha-256", "--data-checksums"}
+	if mounted(m.walDir(svc)) {
+		args = append(args, "--waldir="+walPath)
+	}
+	code, err := m.cfg.Runtime.Run(ctx, &skiff.RunRequest{Spec: spec, Stdout: &errb, Stderr: &errb, Args: args})
 	if err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
@@ -241,8 +244,10 @@ func (m *Manager) remove(ctx context.Context, svc *skiff.Service) error {
 			errs = append(errs, m.cfg.Volumes.Remove(ctx, svc.Volume))
 		}
 	}
-	if err := os.Remove(m.diskImage(svc)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
+	for _, img := range []string{m.diskImage(svc), m.walImage(svc)} {
+		if err := os.Remove(img); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, os.RemoveAll(m.backupDir(svc)))
 	if err := errors.Join(errs...); err != nil {

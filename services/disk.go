@@ -18,28 +18,61 @@ import (
 // service's disk size (sparse: it takes what the data takes), loop-mounted
 // on the volume's directory. A server that fills it gets ENOSPC, a clear
 // error to its clients, and nothing else on the host runs out of space.
+//
+// PostgreSQL's WAL has a file system of its own besides, mounted on the
+// volume's wal/ directory: PostgreSQL survives a full data disk (the
+// statement that fills it fails, the server goes on) but not a WAL it
+// cannot write (it PANICs, and its crash recovery needs WAL room of its
+// own, so on a disk the data filled it stays down). With the WAL apart,
+// filling the data disk is an error for the transaction that does;
+// max_wal_size (kinds.go) keeps the WAL well inside its own disk.
 
 // DefaultDisk is a service's disk unless --disk says otherwise.
 const DefaultDisk = 8 << 30
 
-// MinDisk leaves room for PostgreSQL's cluster (about 40 MiB) and its WAL.
+// MinDisk leaves room for PostgreSQL's cluster (about 40 MiB) and more.
 const MinDisk = 128 << 20
+
+// walDisk is the size of a PostgreSQL service's WAL disk, besides its
+// data disk of size disk: an eighth of it, within 128 MiB and 1 GiB.
+func walDisk(disk int64) int64 { return min(max(disk/8, 128<<20), 1<<30) }
 
 func (m *Manager) diskImage(svc *skiff.Service) string {
 	return filepath.Join(m.cfg.DataDir, "disks", svc.ID+".img")
 }
 
-// makeDisk creates the service's disk image and its file system.
+func (m *Manager) walImage(svc *skiff.Service) string {
+	return filepath.Join(m.cfg.DataDir, "disks", svc.ID+"-wal.img")
+}
+
+// walDir is where the WAL disk is mounted, in the volume (walPath inside
+// the container).
+func (m *Manager) walDir(svc *skiff.Service) string { return filepath.Join(m.volume(svc), "wal") }
+
+const walPath = dataDir + "/wal/pg_wal"
+
+// makeDisk creates the service's disk image and its file system, and a
+// PostgreSQL service's WAL disk.
 func (m *Manager) makeDisk(ctx context.Context, svc *skiff.Service) error {
 	if err := os.MkdirAll(filepath.Join(m.cfg.DataDir, "disks"), 0o700); err != nil {
 		return err
 	}
-	img := m.diskImage(svc)
+	label := "skiff-" + svc.ID[:min(10, len(svc.ID))]
+	if err := makeFS(ctx, svc, m.diskImage(svc), svc.DiskBytes, label); err != nil {
+		return err
+	}
+	if svc.Kind != skiff.ServicePostgres {
+		return nil
+	}
+	return makeFS(ctx, svc, m.walImage(svc), walDisk(svc.DiskBytes), label[:min(11, len(label))]+"-wal")
+}
+
+func makeFS(ctx context.Context, svc *skiff.Service, img string, size int64, label string) error {
 	f, err := os.OpenFile(img, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	err = f.Truncate(svc.DiskBytes)
+	err = f.Truncate(size)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -48,32 +81,47 @@ func (m *Manager) makeDisk(ctx context.Context, svc *skiff.Service) error {
 	}
 	// No reserved blocks (no root runs inside), lazy init (a sparse
 	// image stays small), a journal (a crash of the host leaves it whole).
-	out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "-L", "skiff-"+svc.ID[:min(10, len(svc.ID))], img).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", "-L", label, img).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mkfs.ext4 for %s: %v: %s", svc.Name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
-// mountDisk mounts the service's disk on its volume's directory unless it
-// is mounted already (after a daemon restart it is; after a reboot not).
+// mountDisk mounts the service's disk on its volume's directory, and its
+// WAL disk on the volume's wal/, each unless it is mounted already (after
+// a daemon restart they are; after a reboot not).
 func (m *Manager) mountDisk(ctx context.Context, svc *skiff.Service) error {
 	img := m.diskImage(svc)
 	if _, err := os.Stat(img); errors.Is(err, os.ErrNotExist) {
 		return nil // a service made before disks had sizes: a plain directory
 	}
-	dir := m.volume(svc)
-	if mounted(dir) {
-		return nil
-	}
 	if err := m.cfg.Volumes.Ensure(ctx, svc.Volume, 0); err != nil {
 		return err
+	}
+	if err := m.mountOwned(ctx, svc, img, m.volume(svc)); err != nil {
+		return err
+	}
+	wal := m.walImage(svc)
+	if _, err := os.Stat(wal); errors.Is(err, os.ErrNotExist) {
+		return nil // redis, or a PostgreSQL service made before WAL disks
+	}
+	if err := os.Mkdir(m.walDir(svc), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return m.mountOwned(ctx, svc, wal, m.walDir(svc))
+}
+
+// mountOwned mounts the file system in img on dir, whose root then belongs
+// to the service's server (0700).
+func (m *Manager) mountOwned(ctx context.Context, svc *skiff.Service, img, dir string) error {
+	if mounted(dir) {
+		return nil
 	}
 	out, err := exec.CommandContext(ctx, "mount", "-t", "ext4", "-o", "loop,nosuid,nodev", img, dir).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mount the disk of %s: %v: %s", svc.Name, err, strings.TrimSpace(string(out)))
 	}
-	// The file system's root is the volume: the server's, 0700.
 	uid, gid, err := m.hostIDs(svc)
 	if err != nil {
 		return err
@@ -86,7 +134,16 @@ func (m *Manager) mountDisk(ctx context.Context, svc *skiff.Service) error {
 
 // unmountDisk unmounts the service's disk (its loop device goes with it).
 func (m *Manager) unmountDisk(svc *skiff.Service) error {
-	return unmountAll(m.volume(svc))
+	return unmountVolume(m.volume(svc))
+}
+
+// unmountVolume unmounts a service's WAL disk, if it has one, and then its
+// disk.
+func unmountVolume(dir string) error {
+	if err := unmountAll(filepath.Join(dir, "wal")); err != nil {
+		return err
+	}
+	return unmountAll(dir)
 }
 
 func unmountAll(dir string) error {
@@ -128,7 +185,7 @@ func TeardownDisks(volumesDir string) error {
 	}
 	var errs []error
 	for _, e := range ents {
-		errs = append(errs, unmountAll(filepath.Join(volumesDir, e.Name())))
+		errs = append(errs, unmountVolume(filepath.Join(volumesDir, e.Name())))
 	}
 	return errors.Join(errs...)
 }

@@ -105,12 +105,12 @@ func command(svc *skiff.Service) []string {
 	// advice), within 16 MiB and 1 GiB; connections so that each has room.
 	buffers := min(max(mem/4, 16<<20), 1<<30)
 	conns := min(max(mem/(4<<20), 20), 200)
-	// WAL stays well inside the disk, so that a full disk stops the
-	// writes that fill it (an error for their transaction), not the WAL
-	// (which PostgreSQL cannot survive running).
+	// The WAL stays well inside its own disk (disk.go): a checkpoint
+	// starts each time max_wal_size is written and ends before about as
+	// much again is, and a checkpoint's segments are recycled.
 	wal := int64(1 << 30)
 	if svc.DiskBytes > 0 {
-		wal = min(max(svc.DiskBytes/8, 48<<20), 1<<30)
+		wal = walDisk(svc.DiskBytes) / 4
 	}
 	return []string{s.pgBin() + "/postgres", "-D", dataDir + "/pgdata",
 		"-c", "listen_addresses=*", "-c", fmt.Sprintf("port=%d", svc.Port), "-c", "unix_socket_directories=/tmp",
