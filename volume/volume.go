@@ -222,11 +222,20 @@ func (s *Store) Usage(ctx context.Context, id string) (skiff.VolumeUsage, error)
 }
 
 // walkUsage is the blocks a directory's files take, counting each
-// hard-linked file once, as du does.
+// hard-linked file once and staying on the directory's own file system, as
+// du -x does (a service's WAL disk, mounted inside its data disk, is not
+// the data's).
 func walkUsage(ctx context.Context, dir string) (int64, error) {
 	type inode struct{ dev, ino uint64 }
 	seen := map[inode]bool{}
 	var total int64
+	var root syscall.Stat_t
+	if err := syscall.Stat(dir, &root); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, skiff.Errorf(skiff.ENOTFOUND, "the directory of the volume is missing")
+		}
+		return 0, err
+	}
 	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && path != dir {
@@ -243,6 +252,12 @@ func walkUsage(ctx context.Context, dir string) (int64, error) {
 		}
 		st, ok := fi.Sys().(*syscall.Stat_t)
 		if !ok {
+			return nil
+		}
+		if st.Dev != root.Dev {
+			if fi.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		if st.Nlink > 1 && !fi.IsDir() {
