@@ -198,10 +198,18 @@ func TestCronAccess(t *testing.T) {
 	if r := s.must("bob", "cron:list", "blog"); strings.Contains(r.stdout, "suspended") {
 		t.Errorf("blog's job was suspended through shop: %s", r.stdout)
 	}
-	// Bad run numbers.
+	// Bad run numbers, counts and job ids.
 	for _, bad := range []string{"0", "-1", "x", "1e3", "99999999999999999999", "../1"} {
 		if r := s.run("alice", "", "cron:output", "shop", bad); r.code == 0 || strings.Contains(r.stdout, "exiting") {
 			t.Errorf("cron:output %q: %s", bad, r)
+		}
+		if r := s.run("alice", "", "cron:history", "shop", "-n", bad); r.code != 2 || !strings.Contains(r.stderr, "1 to 200") {
+			t.Errorf("cron:history -n %q: %s", bad, r)
+		}
+	}
+	for _, bad := range []string{"ABCDEFGHIJ", "abcdefghi", "abcdefghijk", "abcdefghi1", "abcdefghi/", "abcdefghi\x1b"} {
+		if r := s.run("alice", "", "cron:suspend", "shop", bad); r.code != 1 || !strings.Contains(r.stderr, "invalid cron job id") {
+			t.Errorf("cron:suspend %q: %s", bad, r)
 		}
 	}
 }
