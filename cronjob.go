@@ -94,6 +94,9 @@ type CronJobStatus struct {
 	Next      time.Time `json:"next_run,omitzero"` // zero while suspended
 	Last      *CronRun  `json:"last_run,omitempty"`
 	Zone      string    `json:"time_zone"` // TZ's zone, or UTC
+	// ZoneNote says why Zone is UTC when the app's TZ names a zone Go's
+	// time zone database does not have; empty otherwise.
+	ZoneNote string `json:"time_zone_note,omitempty"`
 }
 
 // CronScheduler runs apps' cron jobs (package cron); these are what the

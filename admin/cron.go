@@ -33,6 +33,9 @@ func cronList(c *call) error {
 		fmt.Fprintf(c.stderr(), "%s has no cron jobs; add them to app.json: \"cron\": [{\"command\": \"…\", \"schedule\": \"*/5 * * * *\"}]\n", c.app.Name)
 		return nil
 	}
+	if jobs[0].ZoneNote != "" {
+		fmt.Fprintf(c.stderr(), " !     %s\n", jobs[0].ZoneNote)
+	}
 	c.section(fmt.Sprintf("%s cron jobs (%s)", c.app.Name, jobs[0].Zone))
 	rows := make([][]string, len(jobs))
 	for i, j := range jobs {

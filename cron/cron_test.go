@@ -389,9 +389,15 @@ func TestRunNowSuspendAndTimeZone(t *testing.T) {
 	// TZ moves the schedule to the app's zone.
 	f.redeploy(map[string]string{"TZ": "Asia/Tokyo"}, job)
 	jobs, _ = f.cron.Jobs(context.Background(), f.app)
-	if jobs[0].Zone != "Asia/Tokyo" || !jobs[0].Next.Equal(time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)) {
+	if jobs[0].Zone != "Asia/Tokyo" || jobs[0].ZoneNote != "" || !jobs[0].Next.Equal(time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("jobs in Tokyo %+v (next %v)", jobs, jobs[0].Next.UTC())
 	}
+	// A zone Go does not know: UTC, and cron:list says why.
+	f.redeploy(map[string]string{"TZ": "Mars/Olympus_Mons"}, job)
+	if jobs, _ = f.cron.Jobs(context.Background(), f.app); jobs[0].Zone != "UTC" || !strings.Contains(jobs[0].ZoneNote, "TZ=Mars/Olympus_Mons is not a time zone") {
+		t.Fatalf("jobs on Mars %+v", jobs)
+	}
+	f.redeploy(map[string]string{"TZ": "Asia/Tokyo"}, job)
 	// Suspended, it lets its time pass; resumed, it does not catch up.
 	if err := f.cron.SetSuspended(context.Background(), f.app, job.ID, true); err != nil {
 		t.Fatal(err)

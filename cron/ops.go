@@ -2,6 +2,7 @@ package cron
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -24,10 +25,14 @@ func (s *Scheduler) Jobs(ctx context.Context, app *skiff.App) ([]skiff.CronJobSt
 		return nil, err
 	}
 	loc := Location(rel)
+	note := ""
+	if tz := rel.Config["TZ"]; tz != "" && loc == time.UTC && tz != "UTC" {
+		note = fmt.Sprintf("TZ=%s is not a time zone skiff knows (like Europe/Paris): the jobs run in UTC", tz)
+	}
 	now := s.cfg.Now()
 	out := []skiff.CronJobStatus{}
 	for _, job := range rel.Cron {
-		js := skiff.CronJobStatus{CronJob: job, Zone: loc.String()}
+		js := skiff.CronJobStatus{CronJob: job, Zone: loc.String(), ZoneNote: note}
 		last := now
 		for _, st := range states {
 			if st.JobID == job.ID {
