@@ -49,6 +49,11 @@ func (e ExitStatus) String() string {
 //
 // A pidfd per process, in one epoll set, says when it exits (either way,
 // and for exits the connector dropped on a full socket buffer).
+//
+// There is one per process, shared by its Runcs (acquireExitWatcher): the
+// subreaper role and the connector belong to the process, and two watchers
+// of one container (a Runc adopting what another of the same process
+// started) would race to reap it, one of them left with no status.
 type exitWatcher struct {
 	log     *slog.Logger
 	sock    int  // the connector, -1 when it reports nothing here
@@ -63,8 +68,50 @@ type exitWatcher struct {
 
 type watch struct {
 	pidfd  int
+	polled bool // pidfd is in the epoll set
 	done   chan struct{}
 	status ExitStatus
+}
+
+// connectorGrace is how long an exit the pidfd reported waits for the
+// connector's event with its status, before it is taken as unknown. The
+// event is queued by the kernel at the exit; only a reader starved of CPU
+// (a loaded host) or a full socket buffer delays or loses it.
+const connectorGrace = 10 * time.Second
+
+var shared struct {
+	sync.Mutex
+	ew   *exitWatcher
+	refs int
+}
+
+// acquireExitWatcher returns the process's exit watcher, starting it for
+// the first user; each acquire is matched by a release.
+func acquireExitWatcher(log *slog.Logger) (*exitWatcher, error) {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.ew == nil {
+		ew, err := newExitWatcher(log)
+		if err != nil {
+			return nil, err
+		}
+		shared.ew = ew
+	}
+	shared.refs++
+	return shared.ew, nil
+}
+
+// release stops the watcher once its last user has released it.
+func (ew *exitWatcher) release() {
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.ew != ew {
+		return
+	}
+	if shared.refs--; shared.refs == 0 {
+		shared.ew = nil
+		ew.close()
+	}
 }
 
 const (
@@ -232,7 +279,10 @@ func (ew *exitWatcher) exited(pid int, st ExitStatus) {
 	if w != nil {
 		delete(ew.w, pid)
 		delete(ew.byFD, w.pidfd)
-		_ = unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_DEL, w.pidfd, nil) // closing the pidfd below removes it anyway
+		if w.polled {
+			_ = unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_DEL, w.pidfd, nil) // closing the pidfd below removes it anyway
+			w.polled = false
+		}
 	}
 	ew.mu.Unlock()
 	if w != nil {
@@ -244,8 +294,9 @@ func (ew *exitWatcher) exited(pid int, st ExitStatus) {
 
 // poll waits for watched processes' pidfds to say they exited. A child of
 // ours (a container this process started, while it reaps) is waited for
-// with its status; another's status comes from the connector, given a
-// moment to deliver it, or stays unknown.
+// with its status; another's status comes from the connector, given
+// connectorGrace to deliver it (without holding up other exits), or stays
+// unknown.
 func (ew *exitWatcher) poll() {
 	events := make([]unix.EpollEvent, 64)
 	for {
@@ -263,7 +314,6 @@ func (ew *exitWatcher) poll() {
 			time.Sleep(time.Second)
 			continue
 		}
-		var others []int
 		for _, ev := range events[:n] {
 			ew.mu.Lock()
 			pid, ok := ew.byFD[int(ev.Fd)]
@@ -273,18 +323,33 @@ func (ew *exitWatcher) poll() {
 			}
 			if st, ok := waitPidfd(int(ev.Fd)); ok {
 				ew.exited(pid, st)
-			} else {
-				others = append(others, pid)
+				continue
 			}
-		}
-		if len(others) > 0 {
-			if ew.sock >= 0 {
-				time.Sleep(200 * time.Millisecond)
-			}
-			for _, pid := range others {
+			if ew.sock < 0 {
 				ew.exited(pid, ExitStatus{Code: -1})
+				continue
 			}
+			// Out of the epoll set (it stays readable), still watched:
+			// the connector's event ends it, or the grace does.
+			ew.mu.Lock()
+			if w := ew.w[pid]; w != nil && w.polled {
+				_ = unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_DEL, w.pidfd, nil) // it stays readable; the timer or the connector ends the watch
+				w.polled = false
+				time.AfterFunc(connectorGrace, func() { ew.exitedIf(pid, w) })
+			}
+			ew.mu.Unlock()
 		}
+	}
+}
+
+// exitedIf ends watch w of pid with an unknown status, unless it has
+// ended (or pid is watched anew).
+func (ew *exitWatcher) exitedIf(pid int, w *watch) {
+	ew.mu.Lock()
+	same := ew.w[pid] == w
+	ew.mu.Unlock()
+	if same {
+		ew.exited(pid, ExitStatus{Code: -1})
 	}
 }
 
@@ -384,7 +449,7 @@ func (ew *exitWatcher) watch(pid int) (*watch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	w := &watch{pidfd: fd, done: make(chan struct{})}
+	w := &watch{pidfd: fd, polled: true, done: make(chan struct{})}
 	if err := unix.EpollCtl(ew.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil { //nolint:gosec // descriptors fit in an int32
 		unix.Close(fd)
 		return nil, fmt.Errorf("epoll: %w", err)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -45,13 +46,14 @@ type Config struct {
 
 // Runc runs containers with the runc binary. It is safe for concurrent use.
 type Runc struct {
-	cfg    Config
-	ver    RuncVersion
-	exits  *exitWatcher
-	log    *slog.Logger
-	layout cgroupLayout
-	v2     bool // the unified hierarchy only
-	swap   bool // v2: memory.swap.max exists (swap accounting)
+	cfg       Config
+	ver       RuncVersion
+	exits     *exitWatcher
+	closeOnce sync.Once
+	log       *slog.Logger
+	layout    cgroupLayout
+	v2        bool // the unified hierarchy only
+	swap      bool // v2: memory.swap.max exists (swap accounting)
 }
 
 // runcEnv is the whole environment runc runs with.
@@ -107,7 +109,7 @@ func New(ctx context.Context, cfg Config) (*Runc, error) {
 			cfg.Log.Warn("no swap accounting (memory.swap.max): instances' memory limits cap RAM only, and they may swap beyond them where the host has swap")
 		}
 	}
-	if r.exits, err = newExitWatcher(cfg.Log); err != nil {
+	if r.exits, err = acquireExitWatcher(cfg.Log); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -117,9 +119,10 @@ func New(ctx context.Context, cfg Config) (*Runc, error) {
 // (how container exits are learnt), for the daemon to say at start.
 func (r *Runc) Degraded() []string { return r.exits.degraded() }
 
-// Close stops watching for exits. Containers keep running.
+// Close stops watching for exits (the process's watcher stops with its
+// last Runc). Containers keep running.
 func (r *Runc) Close() error {
-	r.exits.close()
+	r.closeOnce.Do(r.exits.release)
 	return nil
 }
 
