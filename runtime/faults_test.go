@@ -272,14 +272,27 @@ func TestRestartsSurviveReadoption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	brief, err := rt.Start(context.Background(), spec(f, "brief", "sleep", "1s"))
+	waitUntil(t, "3 restarts", 15*time.Second, func() bool { return instance(rt, crashy.ID).Restarts >= 3 })
+	// brief starts last, just before the daemon goes, and ends while it
+	// is away (not before, however slow the restarts above were).
+	brief, err := rt.Start(context.Background(), spec(f, "brief", "sleep", "2s"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "3 restarts", 15*time.Second, func() bool { return instance(rt, crashy.ID).Restarts >= 3 })
 	rt.Close()
 	before := instance(rt, crashy.ID)
-	time.Sleep(2 * time.Second) // brief ends meanwhile
+	if b := instance(rt, brief.ID); b.Restarts != 0 {
+		t.Fatalf("brief ended before the daemon went: %+v", b)
+	}
+	waitUntil(t, "brief's end while the daemon is away", 30*time.Second, func() bool {
+		states, _ := f.env.Runc.List(context.Background())
+		for _, st := range states {
+			if st.ID == brief.ID {
+				return st.Status == "stopped"
+			}
+		}
+		return false
+	})
 	rt2 := f.open(t)
 	t.Cleanup(func() { stopAll(t, rt2) })
 	got := instance(rt2, crashy.ID)
