@@ -144,10 +144,21 @@ func (p *Platform) Cleanup(ctx context.Context) error {
 	if err := r.Cleanup(ctx, "", func(string) bool { return false }); err != nil {
 		errs = append(errs, err)
 	}
-	dir := filepath.Join(p.cfg.DataDir, "tmp", "builds")
+	errs = append(errs, RemoveScratch(p.cfg.DataDir))
+	return errors.Join(errs...)
+}
+
+// RemoveScratch removes what builds cut short (a daemon killed with
+// kill -9, say) left in DATA/tmp/builds: each build's cache overlay and
+// other mounts are unmounted first, so that removing the directory never
+// reaches through a mount into the build cache or the builder. A directory
+// that stays mounted is left. For a daemon's start, with no build running,
+// and for teardown.
+func RemoveScratch(dataDir string) error {
+	dir := filepath.Join(dataDir, "tmp", "builds")
 	ents, _ := os.ReadDir(dir)
+	var errs []error
 	for _, e := range ents {
-		// A build cut short leaves its cache's overlay mounted.
 		if err := unmountUnder(filepath.Join(dir, e.Name())); err != nil {
 			errs = append(errs, err)
 			continue

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/skiffhq/skiff/build"
 	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/runtime"
 	"github.com/skiffhq/skiff/services"
@@ -74,6 +75,9 @@ func runTeardown(dataDir, prefix, poolText string) error {
 		}
 		errs = append(errs, r.Teardown(ctx, side.bundles), r.Close())
 	}
+	// Builds cut short leave their cache's overlay mounted below their
+	// scratch directories (runc's bundles there are gone above).
+	errs = append(errs, build.RemoveScratch(dataDir))
 	// The services' disks (loop-mounted on their volumes) once nothing
 	// runs on them; their images stay in the data directory.
 	errs = append(errs, services.TeardownDisks(filepath.Join(dataDir, "volumes")))

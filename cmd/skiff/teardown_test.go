@@ -1,10 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // A prefix becomes paths that teardown removes (/run/<prefix>, cgroups):
@@ -64,5 +69,46 @@ func TestTeardownTakesData(t *testing.T) {
 	defer l.Close()
 	if code := teardown(filepath.Join(dir, "elsewhere"), []string{"--data", dir, "--resource-prefix", "tdtest"}); code != 1 {
 		t.Errorf("teardown --data DIR with a daemon running there: exit %d, want 1", code)
+	}
+}
+
+// A build cut short by kill -9 leaves its cache's overlay mounted below
+// DATA/tmp/builds: teardown unmounts it (and removes the scratch) without
+// reaching through it into the cache the overlay's lower directory is.
+func TestTeardownUnmountsInterruptedBuilds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts an overlay and tears down host resources")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("needs runc")
+	}
+	data := t.TempDir()
+	lower := filepath.Join(data, "cache", "app", "layers")
+	work := filepath.Join(data, "tmp", "builds", "b-killed")
+	for _, d := range []string{lower, filepath.Join(work, "layers"), filepath.Join(work, "layers-upper"), filepath.Join(work, "layers-work")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(lower, "kept"), []byte("cached"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/layers-upper,workdir=%s/layers-work", lower, work, work)
+	if err := unix.Mount("overlay", filepath.Join(work, "layers"), "overlay", 0, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(filepath.Join(work, "layers"), unix.MNT_DETACH) })
+	prefix := fmt.Sprintf("td%04x", os.Getpid()%0xffff)
+	if err := runTeardown(data, prefix, "10.252.9.0/24"); err != nil {
+		t.Fatal(err)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), " "+data+"/") {
+		t.Errorf("mounts left under %s:\n%s", data, mi)
+	}
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Errorf("the build's scratch is left: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(lower, "kept")); err != nil || string(b) != "cached" {
+		t.Errorf("the build cache lost its file: %q %v", b, err)
 	}
 }
