@@ -168,8 +168,8 @@ func processPool(t testing.TB) netip.Prefix {
 			f.Close()
 			continue
 		}
-		pool.lock = f // held, open, until the process exits
-		pool.prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + k/16), byte(k % 16 * 16), 0}), 20)
+		pool.lock = f                                                                                            // held, open, until the process exits
+		pool.prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + k/16), byte(k % 16 * 16), 0}), 20) //nolint:gosec // k < 64
 		return pool.prefix
 	}
 	t.Fatalf("every test address pool of 10.200.0.0/14 is held by another test process")
