@@ -41,6 +41,7 @@ func TestPythonApp(t *testing.T) {
 	if !slices.Equal(p.processes["web"].Command, []string{"python", "app.py"}) {
 		t.Errorf("web %+v", p.processes["web"])
 	}
+	checkHashBasedBytecode(t, venv)
 	checkGet(t, p.start("web")+"/", 200, "in "+venv)
 
 	p.mustBuild(true)
@@ -107,4 +108,33 @@ func writeWheel(t *testing.T, path string) {
 	w.Write([]byte(record.String()))
 	must(t, zw.Close())
 	must(t, f.Close())
+}
+
+// checkHashBasedBytecode fails unless every .pyc under dir records its
+// source's hash (PEP 552) rather than its mtime: the mtime differs between
+// two builds of the same venv, so a venv made again after the cache was
+// lost would be another layer than the previous image's.
+func checkHashBasedBytecode(t *testing.T, dir string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".pyc") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		if len(b) < 8 || b[4]&1 == 0 {
+			return fmt.Errorf("%s records its source's mtime, not its hash", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if n == 0 {
+		t.Errorf("no bytecode under %s (pip's own is compiled when the venv is made)", dir)
+	}
 }

@@ -269,10 +269,11 @@ func installVenv(bc *cnb.BuildContext, d *deps, exe, version, pipCache string, f
 		return "", err
 	}
 	start := time.Now()
-	if err := createVenv(bc, exe, layer.Path); err != nil {
+	venvEnv := reproducible(bc.Env)
+	if err := createVenv(bc, venvEnv, exe, layer.Path); err != nil {
 		return "", err
 	}
-	env := bc.Env.PrependPath(filepath.Join(layer.Path, "bin")).With("VIRTUAL_ENV="+layer.Path, "PIP_NO_WARN_SCRIPT_LOCATION=1",
+	env := venvEnv.PrependPath(filepath.Join(layer.Path, "bin")).With("VIRTUAL_ENV="+layer.Path, "PIP_NO_WARN_SCRIPT_LOCATION=1",
 		"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1", "PIP_ROOT_USER_ACTION=ignore")
 	args := []string{"-m", "pip", "install", "--cache-dir", pipCache}
 	switch {
@@ -322,14 +323,14 @@ func installVenv(bc *cnb.BuildContext, d *deps, exe, version, pipCache string, f
 // createVenv makes a virtual environment with pip at dir. Debian's Pythons
 // from a layer bring pip as a wheel of their own (their ensurepip looks in
 // the system's /usr/share/python-wheels, which is the builder's).
-func createVenv(bc *cnb.BuildContext, exe, dir string) error {
+func createVenv(bc *cnb.BuildContext, env cnb.Env, exe, dir string) error {
 	if exe == "python3" {
-		if err := bc.Run(cnb.Cmd{Name: "python3", Args: []string{"-m", "venv", dir}, Dir: bc.AppDir, Env: bc.Env}); err != nil {
+		if err := bc.Run(cnb.Cmd{Name: "python3", Args: []string{"-m", "venv", dir}, Dir: bc.AppDir, Env: env}); err != nil {
 			return cnb.Failf("python3 -m venv failed: %v", err).Hint("The builder needs python3-venv.")
 		}
 		return nil
 	}
-	if err := bc.Run(cnb.Cmd{Name: exe, Args: []string{"-m", "venv", "--without-pip", dir}, Dir: bc.AppDir, Env: bc.Env}); err != nil {
+	if err := bc.Run(cnb.Cmd{Name: exe, Args: []string{"-m", "venv", "--without-pip", dir}, Dir: bc.AppDir, Env: env}); err != nil {
 		return fmt.Errorf("create the virtual environment: %w", err)
 	}
 	wheels, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(exe)), "share", "python-wheels", "pip-*.whl"))
@@ -337,7 +338,19 @@ func createVenv(bc *cnb.BuildContext, exe, dir string) error {
 		return fmt.Errorf("Debian's Python has no pip wheel (python3-pip-whl)")
 	}
 	return bc.Run(cnb.Cmd{Name: filepath.Join(dir, "bin", "python"), Args: []string{filepath.Join(wheels[0], "pip"), "install", "--no-index", "--no-cache-dir",
-		"--disable-pip-version-check", "--quiet", wheels[0]}, Dir: bc.AppDir, Env: bc.Env})
+		"--disable-pip-version-check", "--quiet", wheels[0]}, Dir: bc.AppDir, Env: env})
+}
+
+// reproducible is env for making the venv: with SOURCE_DATE_EPOCH set (to
+// the time the lifecycle gives every file of a layer, unless the app set
+// its own), Python compiles bytecode that records its source's hash rather
+// than its mtime, so a venv made again from the same dependencies is the
+// same layer, byte for byte, as the one the previous image reused.
+func reproducible(env cnb.Env) cnb.Env {
+	if _, ok := env.Lookup("SOURCE_DATE_EPOCH"); ok {
+		return env
+	}
+	return env.With("SOURCE_DATE_EPOCH=315532801") // 1980-01-01T00:00:01Z
 }
 
 // collectStatic runs Django's collectstatic, as Heroku does; a failure
