@@ -108,6 +108,9 @@ func TestDefaultBuilderSampleApps(t *testing.T) {
 				t.Errorf("no web process: %v", res.ProcessTypes)
 			}
 			built[app] = true
+			if _, ok := rebuildSamples[name]; ok {
+				checkRebuild(t, p, &skiff.App{ID: "sample-" + strings.ToLower(app), Name: app}, filepath.Join(apps, name), res)
+			}
 		})
 	}
 }
