@@ -174,7 +174,7 @@ func TestDeployNode(t *testing.T) {
 	d, admin := fullDaemon(t)
 	t.Run("nextjs", func(t *testing.T) {
 		app := d.newApp(t, admin, "nextjs", filepath.Join(pushedApps, "nextjs"))
-		wantOutput(t, app.deploy(t), "Running npm ci --include=dev (package-lock.json)", "Running build (npm run build)", "Pruning devDependencies")
+		wantOutput(t, app.deploy(t), "Running npm ci --include=dev (package-lock.json)", "Running build (npm run build)", "(Turbopack)", "Pruning devDependencies")
 		if code, body := app.get(t, "/"); code != 200 || !strings.Contains(body, "hello from next") {
 			t.Fatalf("GET /: %d %.300q", code, body)
 		}
