@@ -58,8 +58,8 @@ var resourcePrefixRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,14}$`)
 // paths under /run and /sys/fs/cgroup, which teardown removes. One ending in
 // -builds would be another daemon's build cgroup.
 func checkResourcePrefix(prefix string) error {
-	if !resourcePrefixRe.MatchString(prefix) || strings.HasSuffix(prefix, "-builds") {
-		return fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens, starting with a letter and not ending in -builds", prefix)
+	if !resourcePrefixRe.MatchString(prefix) || strings.HasSuffix(prefix, "-builds") || strings.HasSuffix(prefix, "-services") {
+		return fmt.Errorf("--resource-prefix %q: use up to 15 lower-case letters, digits and hyphens, starting with a letter and not ending in -builds or -services", prefix)
 	}
 	return nil
 }

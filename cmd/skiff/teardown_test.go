@@ -56,6 +56,9 @@ func TestVethPrefixesNeverOverlap(t *testing.T) {
 	if checkResourcePrefix("skiff-builds") == nil {
 		t.Error("skiff-builds accepted as a resource prefix")
 	}
+	if checkResourcePrefix("skiff-services") == nil {
+		t.Error("skiff-services accepted as a resource prefix (another daemon's services' cgroup)")
+	}
 }
 
 // teardown takes --data after its name, as every command does: here it

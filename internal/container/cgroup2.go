@@ -16,7 +16,7 @@ import (
 // the hierarchy's root, made by runc's cgroupfs driver; on v2 skiff first
 // readies the parent (prepareUnified). Where systemd runs the unified
 // hierarchy, systemd owns the tree: each container is a transient scope of
-// its own, <parent>-<id>.scope in <parent>.slice, made by runc's systemd
+// its own, <parent>-<id>.scope in the parent's slice (slice), made by runc's systemd
 // driver over D-Bus with Delegate=yes (runc sets it on the scope). Scopes
 // are not the daemon's service's children, so they outlive its restarts: a
 // service with Delegate=yes that kept its containers below its own cgroup
@@ -35,9 +35,37 @@ func systemdBooted() bool {
 	return err == nil && fi.IsDir()
 }
 
-// slice is the systemd slice of the layout's scopes. A '-' in a slice's
-// name means nesting, so the parent's become '_'.
-func (l cgroupLayout) slice() string { return strings.ReplaceAll(l.parent, "-", "_") + ".slice" }
+// parentSides are the suffixes of a daemon's other cgroup parents (its builds'
+// and its services'), beside the instances' <prefix>.
+var parentSides = []string{"-builds", "-services"}
+
+// slice is the systemd slice of the layout's scopes: <prefix>.slice for a
+// daemon's instances, and inside it <prefix>-builds.slice and
+// <prefix>-services.slice (a '-' in a slice's name nests it in the slice
+// its name up to the '-' names), so that every cgroup of one daemon is
+// under its own slice, beside skiff.service. A '-' in the prefix itself
+// becomes '_', which nests nothing.
+func (l cgroupLayout) slice() string {
+	for _, side := range parentSides {
+		if p, ok := strings.CutSuffix(l.parent, side); ok && p != "" {
+			return strings.ReplaceAll(p, "-", "_") + side + ".slice"
+		}
+	}
+	return strings.ReplaceAll(l.parent, "-", "_") + ".slice"
+}
+
+// slicePath is the slice's cgroup below the hierarchy's root, as systemd
+// nests it: a.slice/a-b.slice for a-b.slice.
+func (l cgroupLayout) slicePath() string {
+	name := strings.TrimSuffix(l.slice(), ".slice")
+	var path strings.Builder
+	for i := range len(name) {
+		if name[i] == '-' {
+			path.WriteString(name[:i] + ".slice/")
+		}
+	}
+	return path.String() + name + ".slice"
+}
 
 // runcPath is the spec's cgroupsPath for container id.
 func (l cgroupLayout) runcPath(id string) string {
@@ -50,7 +78,7 @@ func (l cgroupLayout) runcPath(id string) string {
 // dir is container id's cgroup below the hierarchy's root.
 func (l cgroupLayout) dir(id string) string {
 	if l.systemd {
-		return "/" + l.slice() + "/" + l.parent + "-" + id + ".scope"
+		return "/" + l.slicePath() + "/" + l.parent + "-" + id + ".scope"
 	}
 	return "/" + l.parent + "/" + id
 }
@@ -58,7 +86,7 @@ func (l cgroupLayout) dir(id string) string {
 // parentDir is where the layout's cgroups are, below the root.
 func (l cgroupLayout) parentDir() string {
 	if l.systemd {
-		return l.slice()
+		return l.slicePath()
 	}
 	return l.parent
 }

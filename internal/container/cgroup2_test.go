@@ -221,12 +221,26 @@ func TestSystemdLayout(t *testing.T) {
 	if got := inst.dir("app.web.1.ab12"); got != "/skiff.slice/skiff-app.web.1.ab12.scope" {
 		t.Errorf("dir %q", got)
 	}
-	if got := builds.dir("build-7"); got != "/skiff_builds.slice/skiff-builds-build-7.scope" {
-		t.Errorf("builds dir %q (a '-' in a slice name means nesting)", got)
+	// Every cgroup of the daemon is under its own slice: its builds' and
+	// services' slices nest in it (a '-' in a slice's name means nesting).
+	if got := builds.runcPath("build-7"); got != "skiff-builds.slice:skiff-builds:build-7" {
+		t.Errorf("builds runc path %q", got)
+	}
+	if got := builds.dir("build-7"); got != "/skiff.slice/skiff-builds.slice/skiff-builds-build-7.scope" {
+		t.Errorf("builds dir %q", got)
+	}
+	services := cgroupLayout{systemd: true, parent: "skiff-services"}
+	if got := services.dir("pg.1"); got != "/skiff.slice/skiff-services.slice/skiff-services-pg.1.scope" {
+		t.Errorf("services dir %q", got)
+	}
+	// A '-' of the prefix itself nests nothing.
+	other := cgroupLayout{systemd: true, parent: "my-skiff-builds"}
+	if got := other.dir("b"); got != "/my_skiff.slice/my_skiff-builds.slice/my-skiff-builds-b.scope" {
+		t.Errorf("my-skiff's builds dir %q", got)
 	}
 	root := t.TempDir()
 	for _, d := range []string{"skiff.slice/skiff-a.web.1.x.scope", "skiff.slice/skiff-b.web.1.y.scope", "skiff.slice/other.scope",
-		"skiff_builds.slice/skiff-builds-build-7.scope"} {
+		"skiff.slice/skiff-builds.slice/skiff-builds-build-7.scope", "skiff.slice/skiff.service"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
 	fs := cgroupFS{root: root, v2: true}
