@@ -63,10 +63,37 @@ func (r *Repos) git(ctx context.Context, dir string, env []string, stdout io.Wri
 	cmd.Dir = dir
 	cmd.Env = r.env(env...)
 	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = stdout, &stderr
+	cmd.Stderr = &stderr
 	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
+	fail := func(err error) error {
 		return fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(stderr.String()))
+	}
+	if stdout == nil {
+		if err := cmd.Run(); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	// Stdout goes to the writer at the writer's pace (a build reads an
+	// archive when its sandbox is ready, which may be long after git has
+	// written all and exited): read from a pipe here, not through exec's
+	// copying goroutine, which WaitDelay would cut off.
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fail(err)
+	}
+	_, copyErr := io.Copy(stdout, pipe)
+	if copyErr != nil {
+		_ = cmd.Process.Kill() // the reader went away: git must not wait on a full pipe
+	}
+	if err := cmd.Wait(); err != nil && copyErr == nil {
+		return fail(err)
+	}
+	if copyErr != nil {
+		return fmt.Errorf("git %s: %w", args[0], copyErr)
 	}
 	return nil
 }

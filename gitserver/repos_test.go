@@ -4,12 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/gitserver"
@@ -85,6 +87,16 @@ func TestRepos(t *testing.T) {
 	if err := repos.Archive(ctx, id, commit, nil, &buf); err != nil {
 		t.Fatal(err)
 	}
+	// A reader that starts late (a build whose sandbox takes its time)
+	// gets the whole archive: git, long done, is not cut off.
+	late := &lateReader{delay: 7 * time.Second}
+	if err := repos.Archive(ctx, id, commit, nil, late); err != nil || late.n != int64(buf.Len()) {
+		t.Fatalf("Archive to a late reader: %d of %d bytes, %v", late.n, buf.Len(), err)
+	}
+	// A reader that goes away ends the archive with its error.
+	if err := repos.Archive(ctx, id, commit, nil, failingWriter{}); err == nil || !strings.Contains(err.Error(), "reader gone") {
+		t.Fatalf("Archive to a reader that went away: %v", err)
+	}
 	tr := tar.NewReader(&buf)
 	found := false
 	for {
@@ -112,3 +124,21 @@ func TestRepos(t *testing.T) {
 		t.Fatalf("the repository is still there: %v", err)
 	}
 }
+
+// lateReader takes its first bytes only after delay, as a build does.
+type lateReader struct {
+	delay time.Duration
+	n     int64
+}
+
+func (l *lateReader) Write(p []byte) (int, error) {
+	if l.n == 0 {
+		time.Sleep(l.delay)
+	}
+	l.n += int64(len(p))
+	return len(p), nil
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("reader gone") }
