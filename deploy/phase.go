@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/applog"
 )
 
 // The release phase, as Heroku and Dokku run it: a new release's
@@ -214,6 +215,9 @@ func (w *taskWriter) Write(b []byte) (int, error) {
 }
 
 func (w *taskWriter) line(s string) {
+	// As the build's output: the app's own text cannot repaint or retitle
+	// the pusher's terminal (nor that of whoever reads it later).
+	s = applog.CleanText([]byte(s))
 	fmt.Fprintf(w.out, "       %s\n", s)
 	w.log(s)
 	w.last = append(w.last, s)

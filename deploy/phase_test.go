@@ -421,3 +421,22 @@ func (f *phaseFixture) releaseStatuses() string {
 	}
 	return strings.Join(s, " ")
 }
+
+// TestTaskOutputIsCleaned: what a release command prints reaches the
+// pusher, the app's log and the failure message without terminal
+// escapes; releases:output keeps the bytes (and prints them cleaned).
+func TestTaskOutputIsCleaned(t *testing.T) {
+	var pusher strings.Builder
+	var logged []string
+	w := &taskWriter{out: &pusher, log: func(l string) { logged = append(logged, l) }}
+	w.Write([]byte("migrating \x1b]0;owned\x07\x1b[2Jdone\r\nbell\x07"))
+	w.flush()
+	for _, got := range append([]string{pusher.String(), w.lastLines()}, logged...) {
+		if strings.ContainsAny(got, "\x1b\x07\r") || !strings.Contains(got, "migrating") && !strings.Contains(got, "bell") {
+			t.Errorf("%q", got)
+		}
+	}
+	if !strings.Contains(string(w.all), "\x1b]0;owned") {
+		t.Errorf("the kept output lost its bytes: %q", w.all)
+	}
+}
