@@ -16,6 +16,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,6 +148,8 @@ func sample(ns, appID, app string, version int) *Release {
 			{Type: "web", Replicas: 2, Limits: skiff.Limits{MemoryBytes: 256 << 20, CPU: 0.5}},
 			{Type: "worker", Command: []string{"/cnb/process/worker"}, Replicas: 1},
 		},
+		Cron: []CronJob{{ID: "abcdefgh23", Schedule: "*/5 * * * *", TimeZone: "Europe/Paris",
+			Command: []string{"/cnb/lifecycle/launcher"}, Args: []string{"rake cleanup"}}},
 		Check:    Check{Path: "/up", Timeout: 3 * time.Second, Deadline: 30 * time.Second, WaitToRetire: 10 * time.Second},
 		Registry: &Registry{Server: "registry.skiff.test:5443", Username: "cluster-prod", Password: "s3cret"},
 	}
@@ -259,12 +262,30 @@ func TestApplyEveryManifest(t *testing.T) {
 		t.Fatalf("a pod outside the restricted level was admitted: %v", err)
 	}
 
-	// v2: new config, web scaled to 1, worker gone, no registry.
+	// The cron job: never two runs at once, the app's time zone, a pod
+	// that is not retried and meets the restricted level too.
+	cj, err := skiffUser.Typed.BatchV1().CronJobs("skiff-shop").Get(ctx, "cron-abcdefgh23", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the cron job: %v", err)
+	}
+	if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent || cj.Spec.TimeZone == nil || *cj.Spec.TimeZone != "Europe/Paris" ||
+		*cj.Spec.JobTemplate.Spec.BackoffLimit != 0 || cj.Labels[LabelCronJob] != "abcdefgh23" {
+		t.Errorf("cron job %+v", cj.Spec)
+	}
+	cp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "cron-probe", Namespace: "skiff-shop", Labels: cj.Spec.JobTemplate.Spec.Template.Labels},
+		Spec: cj.Spec.JobTemplate.Spec.Template.Spec}
+	if _, err := core.Pods("skiff-shop").Create(ctx, cp, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("the cron job's pod is refused: %v", err)
+	}
+
+	// v2: new config, web scaled to 1, worker and the cron job gone, no
+	// registry.
 	r2 := sample("skiff-shop", r.AppID, "shop", 2)
 	r2.Config = map[string]string{"GREETING": "v2"}
 	r2.Processes = r2.Processes[:1]
 	r2.Processes[0].Replicas = 1
 	r2.Registry = nil
+	r2.Cron = nil
 	m2 := applyRelease(t, skiffUser, r2)
 	if err := skiffUser.Prune(ctx, r2, m2, 1); err != nil {
 		t.Fatal(err)
@@ -277,6 +298,7 @@ func TestApplyEveryManifest(t *testing.T) {
 		get(apps.Deployments("skiff-shop").Get(ctx, "worker", metav1.GetOptions{})),
 		get(skiffUser.Typed.PolicyV1().PodDisruptionBudgets("skiff-shop").Get(ctx, "web", metav1.GetOptions{})),
 		get(core.Secrets("skiff-shop").Get(ctx, PullSecretName, metav1.GetOptions{})),
+		get(skiffUser.Typed.BatchV1().CronJobs("skiff-shop").Get(ctx, "cron-abcdefgh23", metav1.GetOptions{})),
 	} {
 		if !IsNotFound(gone) {
 			t.Errorf("prune left an object: %v", gone)

@@ -54,14 +54,21 @@ func configName(version int) string { return "config-v" + strconv.Itoa(version) 
 // Name is the name of one of the app's objects: as it is in a namespace of
 // the app's own, prefixed with the app's name in a shared one (shortened
 // with a hash where that would pass the 63 characters of a DNS label).
-func (r *Release) Name(base string) string {
-	if !r.Shared {
-		return base
+func (r *Release) Name(base string) string { return r.nameWithin(base, 63) }
+
+// cronJobNameMax is the longest name a CronJob may have: its controller
+// appends a time to it for each Job's name.
+const cronJobNameMax = 52
+
+// nameWithin is Name for a kind whose names have at most limit bytes.
+func (r *Release) nameWithin(base string, limit int) string {
+	n := base
+	if r.Shared {
+		n = r.App + "-" + base
 	}
-	n := r.App + "-" + base
-	if len(n) > 63 {
+	if len(n) > limit {
 		sum := sha256.Sum256([]byte(n))
-		n = n[:54] + "-" + hex.EncodeToString(sum[:4])
+		n = n[:limit-9] + "-" + hex.EncodeToString(sum[:4])
 	}
 	return n
 }
@@ -320,7 +327,7 @@ func cronJob(r *Release, j CronJob, meta func(string, map[string]string) metav1.
 	deadline := int64(timeout.Seconds())
 	catchUp := int64(24 * 3600)
 	labels := map[string]string{LabelProcess: skiff.OneOffCron, LabelCronJob: j.ID, LabelRelease: strconv.Itoa(r.Version)}
-	om := meta(r.Name("cron-"+j.ID), labels)
+	om := meta(r.nameWithin("cron-"+j.ID, cronJobNameMax), labels)
 	cj := &batchv1.CronJob{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
 		ObjectMeta: om,

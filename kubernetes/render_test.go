@@ -69,6 +69,9 @@ func TestSharedNames(t *testing.T) {
 	if len(a) != 63 || len(b) != 63 || a == b {
 		t.Fatalf("long names: %q %q", a, b)
 	}
+	if c := r.nameWithin("cron-abcdefgh23", cronJobNameMax); len(c) != cronJobNameMax || c == a {
+		t.Fatalf("a long CronJob name: %q", c)
+	}
 	if got := (&Release{Shared: true, App: "shop"}).Name("web"); got != "shop-web" {
 		t.Fatalf("shared name %q", got)
 	}
