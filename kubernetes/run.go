@@ -44,6 +44,9 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 		return s.runJob(ctx, req, r, img, &spec)
 	}
 	tty := req.TTY != nil
+	if tty {
+		sizeTerminal(img, req.TTY)
+	}
 	pod, err := s.podWith(ctx, r, img, &spec, fmt.Sprintf("run-%d-%s", spec.Index, suffix()), func(ps *corev1.PodSpec) {
 		c := &ps.Containers[0]
 		c.Stdin, c.StdinOnce, c.TTY = true, true, tty
@@ -56,8 +59,10 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 	name := spec.Name()
 	s.AppLog(spec.AppID, name, "Starting process"+commandNote(spec.Command))
 	defer func() {
+		bg := context.WithoutCancel(ctx)
 		zero := int64(0)
-		_ = s.cfg.Client.Typed.CoreV1().Pods(pod.Namespace).Delete(context.WithoutCancel(ctx), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		_ = s.cfg.Client.Typed.CoreV1().Pods(pod.Namespace).Delete(bg, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		s.waitGone(bg, pod.Namespace, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name})
 		s.forget(id)
 	}()
 	if err := s.waitStarted(ctx, pod.Namespace, pod.Name); err != nil {
@@ -92,6 +97,23 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 
 func attachedLabel(lbl map[string]string) { lbl[LabelAttached] = "true" }
 
+// sizeTerminal puts `stty rows H cols W` before a command the CNB
+// launcher runs with its shell, H and W the size of the user's terminal
+// when the run began. A pod starts its process before skiff's attach
+// reaches it, and the attach's resizes did not reach the terminal of the
+// process here (containerd 1.6 on the test bed): without this, the
+// command would see a terminal of 0×0. Other commands (an image without
+// the launcher) start as they are; without stty in the image it does
+// nothing.
+func sizeTerminal(img *PodImage, tty *skiff.TTY) {
+	if tty.Width <= 0 || tty.Height <= 0 {
+		return
+	}
+	if len(img.Command) == 1 && img.Command[0] == "/cnb/lifecycle/launcher" && len(img.Args) == 1 {
+		img.Args = []string{fmt.Sprintf("stty rows %d cols %d 2>/dev/null; ", termDim(tty.Height), termDim(tty.Width)) + img.Args[0]}
+	}
+}
+
 // runJob runs the one-off as a Job of one pod that is never retried, its
 // output followed from the pod's log until it ends. Ending ctx deletes
 // it (a release phase that timed out).
@@ -120,11 +142,27 @@ func (s *Scheduler) runJob(ctx context.Context, req *skiff.RunRequest, r *Releas
 	s.AppLog(spec.AppID, spec.Name(), "Starting process"+commandNote(spec.Command))
 	defer func() {
 		bg := context.WithoutCancel(ctx)
-		policy := metav1.DeletePropagationBackground
+		// Foreground: the Job stays (and makes no pod) until its pods
+		// are gone, so that a pod it was making as the run ended is not
+		// missed.
+		policy := metav1.DeletePropagationForeground
 		_ = jobs.Delete(bg, name, metav1.DeleteOptions{PropagationPolicy: &policy})
 		zero := int64(0)
-		_ = s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero},
-			metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + name})
+		ofJob := metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + name}
+		_ = s.cfg.Client.Typed.CoreV1().Pods(r.Namespace).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, ofJob)
+		wctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		defer cancel()
+		for {
+			s.waitGone(wctx, r.Namespace, ofJob)
+			if _, err := jobs.Get(wctx, name, metav1.GetOptions{}); err != nil {
+				return // gone (or the cluster does not answer: the watcher's sweep is next)
+			}
+			select {
+			case <-wctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 	}()
 	owner := metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: created.Name, UID: created.UID}
 	if err := s.envSecret(ctx, r, spec, name, tmpl.Labels, owner); err != nil {
@@ -158,6 +196,33 @@ func (s *Scheduler) runJob(ctx context.Context, req *skiff.RunRequest, r *Releas
 	}
 	s.AppLog(spec.AppID, spec.Name(), fmt.Sprintf("Process exited with status %d", code))
 	return code, nil
+}
+
+// waitGone waits (30 s at most) until no pod matches opts, deleting again
+// those that appear meanwhile (a Job's pod made while the Job was being
+// deleted): a run leaves nothing behind once Run returns.
+func (s *Scheduler) waitGone(ctx context.Context, ns string, opts metav1.ListOptions) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pods := s.cfg.Client.Typed.CoreV1().Pods(ns)
+	zero := int64(0)
+	for {
+		list, err := pods.List(ctx, opts)
+		if err != nil || len(list.Items) == 0 {
+			return
+		}
+		for _, p := range list.Items {
+			if p.DeletionTimestamp == nil {
+				_ = pods.Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			s.cfg.Log.Warn("kubernetes: a run's pod is still there", "namespace", ns, "selector", opts.LabelSelector+opts.FieldSelector)
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // waitStarted waits until the pod's container runs (or already ended); a
