@@ -175,13 +175,14 @@ func TestReleasePhaseAndStorage(t *testing.T) {
 }
 
 // TestFailingReleaseCommand: a release command that fails, or outlives its
-// timeout, rejects the push with its last lines; the old release keeps
-// serving a client that probes all along, without one failed request.
+// timeout, rejects the push (or the config:set) with its last lines; the
+// old release keeps serving a client that probes all along, without one
+// failed request.
 func TestFailingReleaseCommand(t *testing.T) {
 	d, admin := fullDaemon(t)
 	const app = "lcfail"
 	files := pyApp("1")
-	files["Procfile"] = "web: exec python3 server.py\nrelease: echo migrating\n"
+	files["Procfile"] = "web: exec python3 server.py\nrelease: echo migrating; test -z \"$BREAK_RELEASE\" || { echo broken by config >&2; exit 4; }\n"
 	repo := newRepo(t, files)
 	d.git(admin, repo, "remote", "add", "skiff", d.remote(app))
 	if r := d.git(admin, repo, "push", "skiff", "main"); r.code != 0 || !strings.Contains(r.stderr, "migrating") {
@@ -213,6 +214,16 @@ func TestFailingReleaseCommand(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "did not finish within 5s") || !strings.Contains(r.stderr, "waiting forever") || time.Since(start) > 3*time.Minute {
 		t.Fatalf("push of a hanging release command: %s", r)
 	}
+	// A config change is a release too: one that breaks the release
+	// command is refused the same way, and the config stays as it was.
+	r = d.ssh(admin, "", "config:set", app, "BREAK_RELEASE=1")
+	if r.code == 0 || !strings.Contains(r.stderr, "Release v4 failed, the previous release keeps serving") ||
+		!strings.Contains(r.stderr, "exited with status 4") || !strings.Contains(r.stderr, "broken by config") {
+		t.Fatalf("config:set that breaks the release command: %s", r)
+	}
+	if c := d.ssh(admin, "", "config", app); c.code != 0 || strings.Contains(c.stdout, "BREAK_RELEASE") {
+		t.Fatalf("the refused config change stayed: %s", c)
+	}
 	time.Sleep(time.Second)
 	l.finish()
 	if l.ok.Load() == 0 || l.failed.Load() != 0 {
@@ -223,7 +234,8 @@ func TestFailingReleaseCommand(t *testing.T) {
 		t.Fatalf("the old release lost traffic: %+v", a)
 	}
 	rels := d.ssh(admin, "", "releases", app).stdout
-	if !regexp.MustCompile(`v2 .*failed`).MatchString(rels) || !regexp.MustCompile(`v3 .*failed`).MatchString(rels) {
+	if !regexp.MustCompile(`v2 .*failed`).MatchString(rels) || !regexp.MustCompile(`v3 .*failed`).MatchString(rels) ||
+		!regexp.MustCompile(`v4 .*failed`).MatchString(rels) {
 		t.Fatalf("releases:\n%s", rels)
 	}
 	if out := d.ssh(admin, "", "releases:output", app, "v2").stdout; !strings.Contains(out, `relation "users" does not exist`) {
