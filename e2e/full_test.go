@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/skiffhq/skiff/internal/testguard"
 )
 
 // The full daemon builds and runs apps: it needs root, runc and
@@ -104,6 +106,8 @@ func startFullDaemon() (*daemon, error) {
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
+	guardDaemon(d.cmd, d.data)
+	testguard.Remove(dir)
 	fullStop = func() {
 		fullRegistry.Close()
 		d.cmd.Process.Signal(syscall.SIGTERM)
@@ -218,6 +222,7 @@ func sandboxDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o711)
+	testguard.Remove(dir)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
@@ -246,6 +251,7 @@ func (d *daemon) teardown(prefix, pool string) {
 	if r := runCmd(t, execSkiff("teardown", "--data", d.data, "--resource-prefix", prefix, "--network-pool", pool), ""); r.code != 0 {
 		t.Fatalf("teardown: %s", r)
 	}
+	testguard.Cancel(d.data)
 	if _, err := os.Stat("/run/" + prefix); !os.IsNotExist(err) {
 		t.Errorf("/run/%s is left: %v", prefix, err)
 	}

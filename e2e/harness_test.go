@@ -22,11 +22,25 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/skiffhq/skiff/internal/testguard"
 )
 
 var skiffBin string
 
 func TestMain(m *testing.M) {
+	testguard.Main()
+	if bin := os.Getenv("SKIFF_E2E_BIN"); bin != "" {
+		// Run by a test of this package (guard_test.go): its parent's
+		// binaries, and a guard of its own.
+		skiffBin = bin
+		if err := testguard.Start(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: the guard did not start: %v\n", err)
+		}
+		code := m.Run()
+		testguard.Done()
+		os.Exit(code)
+	}
 	dir, err := os.MkdirTemp("", "skiff-e2e-bin")
 	if err != nil {
 		panic(err)
@@ -56,9 +70,16 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// What the tests leave on the host is cleaned up even if this binary
+	// dies without doing it (internal/testguard, guard_test.go).
+	if err := testguard.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: the guard did not start: %v\n", err)
+	}
+	testguard.Remove(dir)
 	code := m.Run()
 	fullStop()
 	os.RemoveAll(dir)
+	testguard.Done()
 	os.Exit(code)
 }
 
@@ -117,6 +138,7 @@ func (d *daemon) startArgs(all []string) {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	guardDaemon(d.cmd, d.data)
 	exited := make(chan error, 1)
 	d.exited = exited
 	go func() { exited <- d.cmd.Wait() }()
