@@ -120,4 +120,12 @@ read:
 		!strings.Contains(string(both), "skiff@run.test") || strings.Contains(string(both), "skiff@other.test") {
 		t.Errorf("make run again with another domain: %v\n%s", err, both)
 	}
+	// The settings file (what make install writes) counts where the
+	// environment sets nothing: sudo drops the caller's environment.
+	defaults := filepath.Join(dir, "defaults")
+	os.WriteFile(defaults, []byte("# skiff's settings\nSKIFF_DOMAIN=\"file.test\"\n"), 0o644)
+	third, err := runScript("SKIFF_DEFAULTS=" + defaults).CombinedOutput()
+	if err != nil || !strings.Contains(string(third), "The running skiff serves run.test; SKIFF_DOMAIN=file.test applies when it restarts") {
+		t.Errorf("make run with SKIFF_DOMAIN in %s: %v\n%s", defaults, err, third)
+	}
 }
