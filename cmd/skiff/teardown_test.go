@@ -115,3 +115,35 @@ func TestTeardownUnmountsInterruptedBuilds(t *testing.T) {
 		t.Errorf("the build cache lost its file: %q %v", b, err)
 	}
 }
+
+// Teardown sets nothing up on its way: IPv4 forwarding stays off where it
+// was off (it once turned it on while removing the network). Forwarding is
+// a network namespace's, so this runs teardown in a fresh one, with its
+// forwarding turned off, by running this test binary again there.
+func TestTeardownLeavesForwardingAlone(t *testing.T) {
+	if os.Getenv("SKIFF_TEST_TEARDOWN_NETNS") != "" {
+		// This namespace's own: turning it off touches nothing else.
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := runTeardown(t.TempDir(), fmt.Sprintf("tf%04x", os.Getpid()%0xffff), "10.252.10.0/24"); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "0" {
+			t.Fatalf("teardown turned IPv4 forwarding on: %q", b)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a network namespace, and teardown")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("needs runc")
+	}
+	cmd := exec.Command("/usr/bin/unshare", "--net", "--", os.Args[0], "-test.run", "^TestTeardownLeavesForwardingAlone$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SKIFF_TEST_TEARDOWN_NETNS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestTeardownLeavesForwardingAlone") {
+		t.Fatalf("in a network namespace: %v\n%s", err, out)
+	}
+}
