@@ -59,6 +59,7 @@ func TestMain(m *testing.M) {
 	if bed.d != nil {
 		bed.d.stop()
 		bed.d.teardown()
+		bed.d.remove()
 	}
 	if bed.cluster != nil {
 		if err := bed.cluster.Stop(); err != nil {
@@ -289,6 +290,19 @@ func (d *daemon) teardown() {
 	}
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "teardown: %v\n%s", err, out)
+	}
+}
+
+// remove deletes the daemon's directory (gigabytes: its builder and
+// images) once teardown left nothing mounted in it.
+func (d *daemon) remove() {
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil || bytes.Contains(mounts, []byte(" "+d.dir+"/")) {
+		fmt.Fprintf(os.Stderr, "%s still has mounts after teardown: left in place\n", d.dir)
+		return
+	}
+	if err := os.RemoveAll(d.dir); err != nil {
+		fmt.Fprintln(os.Stderr, "remove the daemon's directory:", err)
 	}
 }
 
