@@ -6,9 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,16 +21,50 @@ import (
 
 // notesApp is a Node.js app that uses PostgreSQL and Redis through the
 // npm registry's `pg` and `redis` clients, from DATABASE_URL and REDIS_URL.
+// probe.js, run by cron each minute and as a one-off, queries the database;
+// its build tries the services that probe.json (when there is one) names.
 func notesApp(version string) map[string]string {
 	return map[string]string{
 		"package.json": `{
   "name": "notes", "version": "1.0.0", "private": true,
   "engines": {"node": "22.x"},
-  "scripts": {"start": "node server.js"},
+  "scripts": {"start": "node server.js", "build": "node build-probe.js"},
   "dependencies": {"pg": "8.13.1", "redis": "4.7.0"}
 }
 `,
+		"app.json": `{"cron": [{"command": "node probe.js", "schedule": "* * * * *"}]}
+`,
 		"VERSION": version + "\n",
+		"probe.js": `const { Client } = require('pg');
+(async () => {
+  if (!process.env.DATABASE_URL) { console.log('probe: no DATABASE_URL'); process.exit(2); }
+  const c = new Client({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await c.connect();
+    const r = await c.query("SELECT 'reached ' || current_database() AS v");
+    console.log('probe: ' + r.rows[0].v);
+    await c.end();
+  } catch (e) {
+    console.log('probe: cannot reach the database: ' + (e.code || e.message));
+    process.exit(1);
+  }
+})();
+`,
+		"build-probe.js": `const fs = require('fs'), net = require('net');
+if (!fs.existsSync('probe.json')) process.exit(0);
+console.log('build-probe: REDIS_URL ' + (process.env.REDIS_URL ? 'set' : 'unset') + ', DATABASE_URL ' + (process.env.DATABASE_URL ? 'set' : 'unset'));
+(async () => {
+  for (const t of JSON.parse(fs.readFileSync('probe.json', 'utf8'))) {
+    const ok = await new Promise(resolve => {
+      const s = net.connect({ host: t.host, port: t.port, timeout: 3000 });
+      s.on('connect', () => { s.destroy(); resolve(true); });
+      s.on('timeout', () => { s.destroy(); resolve(false); });
+      s.on('error', () => resolve(false));
+    });
+    console.log('build-probe: ' + t.name + (ok ? ' reached' : ' unreachable'));
+  }
+})();
+`,
 		"server.js": `const http = require('http');
 const net = require('net');
 const { Pool } = require('pg');
@@ -114,13 +150,16 @@ func servicesDaemon(t *testing.T) (*daemon, *user, []string) {
 }
 
 // restart stops the daemon with SIGTERM and starts it again on the same
-// HTTP address.
-func (d *daemon) restart(args []string) {
+// HTTP address; meanwhile (no daemon runs) it calls between, if not nil.
+func (d *daemon) restart(args []string, between func()) {
 	d.t.Helper()
 	httpAddr := d.addr.HTTP
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.exited
 	d.exited <- nil
+	if between != nil {
+		between()
+	}
 	d.startFull(append(args, "--http-addr", httpAddr)...)
 }
 
@@ -322,6 +361,20 @@ func serverPIDs(t *testing.T, prefix, service string) []int {
 }
 
 // postmaster finds the PostgreSQL server's main process of a service.
+// memoryLimit is the memory limit of a service's cgroup.
+func memoryLimit(t *testing.T, prefix, service string) int64 {
+	t.Helper()
+	for _, pat := range []string{"/sys/fs/cgroup/memory/%s-services/%s.*/memory.limit_in_bytes", "/sys/fs/cgroup/%s-services/%s.*/memory.max"} {
+		if m, _ := filepath.Glob(fmt.Sprintf(pat, prefix, service)); len(m) > 0 {
+			b, _ := os.ReadFile(m[0])
+			n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			return n
+		}
+	}
+	t.Errorf("no memory cgroup of %s", service)
+	return 0
+}
+
 func postmaster(t *testing.T, prefix, service string) int {
 	t.Helper()
 	for _, pid := range serverPIDs(t, prefix, service) {
@@ -369,12 +422,18 @@ func TestServices(t *testing.T) {
 	if r := d.ssh(admin, "", "redis:create", "notescache"); r.code != 0 {
 		t.Fatalf("redis:create: %s", r)
 	}
+	// Redis's backups once a year: the daemon restart below makes one due.
+	if r := d.ssh(admin, "", "redis:backup-schedule", "notescache", "0 0 1 1 *", "--keep", "3"); r.code != 0 {
+		t.Fatalf("redis:backup-schedule: %s", r)
+	}
 	// A scheduled backup every minute, keeping one: checked at the end.
 	if r := d.ssh(admin, "", "postgres:backup-schedule", "notesdb", "* * * * *", "--keep", "1"); r.code != 0 {
 		t.Fatalf("backup-schedule: %s", r)
 	}
-	if r := d.ssh(admin, "", "help", "postgres"); r.code != 0 || !strings.Contains(r.stdout, "postgres:backup-schedule") || !strings.Contains(r.stdout, "postgres:connect") {
-		t.Errorf("help postgres:\n%s", r.stdout)
+	for _, kind := range []string{"postgres", "redis"} {
+		if r := d.ssh(admin, "", "help", kind); r.code != 0 || !strings.Contains(r.stdout, kind+":backup-schedule") || !strings.Contains(r.stdout, kind+":connect") {
+			t.Errorf("help %s:\n%s", kind, r.stdout)
+		}
 	}
 	if r := d.ssh(admin, "", "help", "postgres:create"); !strings.Contains(r.stdout, "15 (the default), or --version 17") {
 		t.Errorf("help postgres:create names no versions:\n%s", r.stdout)
@@ -407,10 +466,12 @@ func TestServices(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
+	// Redis is linked --builds: the app's builds reach it too.
 	for _, kind := range []string{"postgres", "redis"} {
 		name := map[string]string{"postgres": "notesdb", "redis": "notescache"}[kind]
-		r := d.ssh(admin, "", kind+":link", name, app)
-		if r.code != 0 || !strings.Contains(r.stderr, "Linking "+name+" to notes as") {
+		args := map[string][]string{"postgres": {name, app}, "redis": {name, app, "--builds"}}[kind]
+		r := d.ssh(admin, "", append([]string{kind + ":link"}, args...)...)
+		if r.code != 0 || !strings.Contains(r.stderr, "Linking "+name+" to notes as") || (kind == "redis") != strings.Contains(r.stderr, "(its builds too)") {
 			t.Fatalf("%s:link: %s", kind, r)
 		}
 	}
@@ -425,6 +486,29 @@ func TestServices(t *testing.T) {
 	dbURL, redisURL := d.configVar(t, admin, app, "DATABASE_URL"), d.configVar(t, admin, app, "REDIS_URL")
 	if !strings.HasPrefix(dbURL, "postgres://app:") || !strings.HasSuffix(dbURL, "/notesdb") || !strings.HasPrefix(redisURL, "redis://:") {
 		t.Fatalf("URLs: %q %q", dbURL, redisURL)
+	}
+	// The generated passwords are on no process's command line (which
+	// every user of the host may read).
+	for _, u := range []string{dbURL, redisURL} {
+		parsed, _ := url.Parse(u)
+		pw, _ := parsed.User.Password()
+		for _, name := range []string{"notesdb", "notescache"} {
+			for _, pid := range serverPIDs(t, prefix, name) {
+				if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); len(pw) < 16 || strings.Contains(string(b), pw) {
+					t.Errorf("a password of %d characters, or on the command line of %s's %q", len(pw), name, b)
+				}
+			}
+		}
+	}
+	// Their memory settings follow --memory: 256m gives PostgreSQL a
+	// quarter as shared buffers; Redis's maxmemory is under its 512m.
+	if r := d.ssh(admin, "SHOW shared_buffers;\n", "postgres:connect", "notesdb"); !strings.Contains(r.stdout, "64MB") {
+		t.Errorf("shared_buffers of a 256m PostgreSQL: %s", r)
+	}
+	if r := d.ssh(admin, "CONFIG GET maxmemory\n", "redis:connect", "notescache"); len(strings.Fields(r.stdout)) != 2 {
+		t.Errorf("redis maxmemory: %s", r)
+	} else if n, _ := strconv.ParseInt(strings.Fields(r.stdout)[1], 10, 64); n <= 0 || n >= 512<<20 {
+		t.Errorf("redis maxmemory is %d, for a 512m limit", n)
 	}
 	if rel := d.ssh(admin, "", "releases", app).stdout; !strings.Contains(rel, "Link notesdb as DATABASE_URL") {
 		t.Errorf("releases lack the link's:\n%s", rel)
@@ -452,11 +536,44 @@ func TestServices(t *testing.T) {
 	if r := d.ssh(admin, "", "postgres:info", "notesdb"); !strings.Contains(r.stdout, "Linked apps:") || !strings.Contains(r.stdout, "notes (DATABASE_URL)") {
 		t.Errorf("postgres:info:\n%s", r.stdout)
 	}
+	// The servers run sandboxed: no capabilities, no_new_privs, seccomp,
+	// a user namespace (not the host's root).
+	for _, name := range []string{"notesdb", "notescache"} {
+		for _, pid := range serverPIDs(t, prefix, name) {
+			st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			uidMap, _ := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+			for _, want := range []string{"CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+				if !strings.Contains(string(st), want) {
+					t.Errorf("%s's process %d lacks %q", name, pid, want)
+				}
+			}
+			if f := strings.Fields(string(uidMap)); len(f) < 3 || f[1] == "0" {
+				t.Errorf("%s's process %d maps its ids as %q", name, pid, uidMap)
+			}
+		}
+	}
+	// The servers run under their memory limits: --memory, else 512 MiB.
+	for name, want := range map[string]int64{"notesdb": 256 << 20, "notescache": 512 << 20} {
+		if got := memoryLimit(t, prefix, name); got != want {
+			t.Errorf("%s's memory limit is %d, want %d", name, got, want)
+		}
+	}
 
-	// A redeploy, a restart of each server, a restart of the daemon.
+	// A redeploy, a restart of each server, a restart of the daemon. The
+	// build reaches Redis (linked --builds) and has its REDIS_URL, not
+	// PostgreSQL (linked without).
+	redisInfo := d.serviceInfo(t, admin, "redis", "notescache")
+	commit(t, repo, "probe.json", fmt.Sprintf(`[{"name": "notesdb", "host": %q, "port": %d}, {"name": "notescache", "host": %q, "port": %d}]`,
+		info.Address, info.Port, redisInfo.Address, redisInfo.Port), "probe the services from the build")
 	commit(t, repo, "VERSION", "2\n", "v2")
 	if r := d.git(admin, repo, "push", "skiff", "main"); r.code != 0 {
 		t.Fatalf("push v2: %s", r)
+	} else {
+		for _, want := range []string{"build-probe: REDIS_URL set, DATABASE_URL unset", "build-probe: notesdb unreachable", "build-probe: notescache reached"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("the build's probe did not print %q:\n%s", want, r.stderr)
+			}
+		}
 	}
 	check("after a redeploy")
 	for _, s := range [][2]string{{"postgres", "notesdb"}, {"redis", "notescache"}} {
@@ -468,8 +585,39 @@ func TestServices(t *testing.T) {
 		t.Errorf("the address moved across a restart: %s, then %s", info.Address, after.Address)
 	}
 	check("after the servers restarted")
-	d.restart(args)
+	// While no daemon runs, Redis's yearly backup falls three years due
+	// and its server dies (as in a long outage and a reboot): the next
+	// start takes the backup once the server answers again, and once.
+	d.restart(args, func() {
+		for _, pid := range serverPIDs(t, prefix, "notescache") {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		q := fmt.Sprintf("UPDATE service_backup_schedules SET last_run = '%s' WHERE service_id = (SELECT id FROM services WHERE name = 'notescache')",
+			time.Now().UTC().AddDate(-3, 0, 0).Format("2006-01-02T15:04:05.000000000Z"))
+		if out, err := exec.Command("sqlite3", filepath.Join(d.data, "skiff.db"), q).CombinedOutput(); err != nil {
+			t.Fatalf("sqlite3: %v %s", err, out)
+		}
+	})
 	check("after the daemon restarted")
+	redisBackups := func() []struct{ Name string } {
+		var b []struct{ Name string }
+		r := d.ssh(admin, "", "redis:backups", "notescache", "--format", "json")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &b) != nil {
+			t.Fatalf("redis:backups: %s", r)
+		}
+		return b
+	}
+	for deadline := time.Now().Add(time.Minute); len(redisBackups()) == 0; time.Sleep(2 * time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the missed backup was not taken at the start:\n%s", d.ssh(admin, "", "redis:logs", "notescache", "-n", "50").stdout)
+		}
+	}
+
+	// The app's one-off runs and cron runs reach the database too (the
+	// cron runs are checked at the end).
+	if r := d.ssh(admin, "", "run", app, "node probe.js"); r.code != 0 || !strings.Contains(r.stdout, "probe: reached notesdb") {
+		t.Errorf("a one-off run of the linked app: %s", r)
+	}
 
 	// An app that is not linked does not reach either server, not even
 	// with the credentials in its config.
@@ -491,6 +639,9 @@ func TestServices(t *testing.T) {
 	}
 	if code, body := d.call(t, other, "/ids", nil); code == 200 {
 		t.Errorf("the unlinked app read the database with its credentials: %s", body)
+	}
+	if r := d.ssh(admin, "", "run", other, "node probe.js"); r.code != 1 || !strings.Contains(r.stdout, "probe: cannot reach the database") {
+		t.Errorf("a one-off run of the unlinked app: %s", r)
 	}
 	// Nor does the host, or the router.
 	if c, err := (&net.Dialer{Timeout: 2 * time.Second}).Dial("tcp", net.JoinHostPort(info.Address, strconv.Itoa(info.Port))); err == nil {
@@ -534,8 +685,13 @@ func TestServices(t *testing.T) {
 		t.Errorf("after the kill, info: %+v", s.Status)
 	}
 
-	if r := d.ssh(admin, "", "postgres:create", "restored"); r.code != 0 {
+	// Into PostgreSQL 17: a service keeps its version, and this is how
+	// its data moves to another (README: "Upgrades").
+	if r := d.ssh(admin, "", "postgres:create", "restored", "--version", "17"); r.code != 0 {
 		t.Fatal(r)
+	}
+	if s := d.serviceInfo(t, admin, "postgres", "restored"); !strings.HasPrefix(s.ServerVersion, "17.") {
+		t.Errorf("postgres:create --version 17 made %+v", s)
 	}
 	dumpIn, _ := os.ReadFile(dump)
 	if r := d.ssh(admin, string(dumpIn), "postgres:restore", "restored"); r.code != 0 || !strings.Contains(r.stderr, "Restored restored") {
@@ -561,13 +717,33 @@ func TestServices(t *testing.T) {
 	if !strings.Contains(ttyOut, "42") || !strings.Contains(ttyOut, "notesdb=>") {
 		t.Errorf("psql over ssh -t:\n%s", ttyOut)
 	}
+	// And as a user at a terminal has it, typing at the prompt: over
+	// ssh -t, and with the skiff command on the server (which once gave
+	// psql no terminal and no input: it printed nothing).
+	for _, cmd := range []*exec.Cmd{
+		exec.Command("ssh", append(append([]string{"-t"}, d.sshBase(admin)...), "skiff@127.0.0.1", "postgres:connect", "notesdb")...),
+		exec.Command(skiffBin, "--data", d.data, "postgres:connect", "notesdb"),
+	} {
+		term := startTerminal(t, cmd)
+		if term.waitFor("notesdb=>") {
+			term.typeLine("SELECT 40 + 2 AS answer;")
+			term.waitFor("42\r\n(1 row)")
+		}
+		term.typeLine("\\q")
+		if err := term.end(); err != nil {
+			t.Errorf("%s postgres:connect in a terminal: %v\n%q", cmd.Args[0], err, term.shown())
+		}
+	}
 
 	// Another user sees none of it: the same answer for a service that is
 	// not theirs as for one that does not exist.
 	bob := d.addUser("bob", false)
 	for _, args := range [][]string{{"postgres:info", "notesdb"}, {"postgres:connect", "notesdb"}, {"postgres:backup", "notesdb"},
 		{"postgres:restore", "notesdb"}, {"postgres:link", "notesdb", app}, {"postgres:destroy", "notesdb", "--force"},
-		{"redis:info", "notesdb"}, {"postgres:info", "nosuchdb"}, {"addons:info", "notesdb"}} {
+		{"redis:info", "notesdb"}, {"postgres:info", "nosuchdb"}, {"addons:info", "notesdb"},
+		{"postgres:unlink", "notesdb", app}, {"postgres:restart", "notesdb"}, {"postgres:logs", "notesdb"}, {"postgres:backups", "notesdb"},
+		{"postgres:backup-schedule", "notesdb", "off"}, {"postgres:export", "notesdb"}, {"postgres:import", "notesdb"}, {"redis:connect", "notescache"},
+		{"addons:attach", "notesdb", app}, {"addons:detach", "notesdb", app}, {"addons:destroy", "notesdb", "--force"}} {
 		if r := d.ssh(bob, "SELECT 1;", args...); r.code != 1 || strings.TrimSpace(r.stderr) != "!     not authorized" || r.stdout != "" {
 			t.Errorf("bob: %v: %s", args, r)
 		}
@@ -575,8 +751,65 @@ func TestServices(t *testing.T) {
 	if r := d.ssh(bob, "", "addons", "--format", "json"); strings.Contains(r.stdout, "notesdb") {
 		t.Errorf("bob's addons list another's: %s", r.stdout)
 	}
+	// Bob's own service (a Redis 8, from the image the PostgreSQL 17 came
+	// with) cannot be linked to an app he has no access to.
+	if r := d.ssh(bob, "", "redis:create", "bobcache", "--version", "8"); r.code != 0 {
+		t.Fatalf("bob's redis:create: %s", r)
+	}
+	if s := d.serviceInfo(t, bob, "redis", "bobcache"); !strings.HasPrefix(s.ServerVersion[strings.Index(s.ServerVersion, ":")+1:], "8.") { // Debian's 5:8.0.2-3
+		t.Errorf("redis:create --version 8 made %+v", s)
+	}
+	if r := d.ssh(bob, "", "redis:link", "bobcache", app); r.code != 1 || !strings.Contains(r.stderr, "not authorized") {
+		t.Errorf("bob linked his service to another's app: %s", r)
+	}
+	if r := d.ssh(admin, "", "config", app); strings.Contains(r.stdout, "bobcache") || strings.Count(r.stdout, "redis://") != 1 {
+		t.Errorf("the app's config after bob's link:\n%s", r.stdout)
+	}
+	var listed []struct{ Name, Kind string }
+	if r := d.ssh(bob, "", "redis", "--format", "json"); json.Unmarshal([]byte(r.stdout), &listed) != nil || len(listed) != 1 || listed[0].Name != "bobcache" {
+		t.Errorf("bob's redis list: %s", r)
+	}
+	if r := d.ssh(bob, "", "redis:destroy", "bobcache", "--force"); r.code != 0 {
+		t.Errorf("bob's redis:destroy: %s", r)
+	}
+	// A service's data counts in storage:report; the storage commands
+	// neither remove nor mount it.
+	type volumeRow struct {
+		Name, Service string
+		UsedBytes     int64 `json:"used_bytes"`
+	}
+	var storage struct{ Volumes []volumeRow }
+	if r := d.ssh(admin, "", "storage:report", "--format", "json"); json.Unmarshal([]byte(r.stdout), &storage) != nil ||
+		!slices.ContainsFunc(storage.Volumes, func(v volumeRow) bool {
+			return v.Name == "service-notesdb" && v.Service == "notesdb" && v.UsedBytes > 1<<20
+		}) {
+		t.Errorf("storage:report: %s", r)
+	}
+	if r := d.ssh(admin, "", "storage:destroy", "service-notesdb", "--force"); r.code != 1 || !strings.Contains(r.stderr, "holds the data of service notesdb") {
+		t.Errorf("storage:destroy of a service's volume: %s", r)
+	}
+	if r := d.ssh(admin, "", "storage:mount", app, "service-notesdb:/data"); r.code != 1 || !strings.Contains(r.stderr, "holds the data of service notesdb") {
+		t.Errorf("storage:mount of a service's volume: %s", r)
+	}
+	// The lists and reports take --format json.
+	if r := d.ssh(admin, "", "postgres:list", "--format", "json"); json.Unmarshal([]byte(r.stdout), &listed) != nil || len(listed) != 2 ||
+		listed[0].Name != "notesdb" || listed[1].Name != "restored" {
+		t.Errorf("postgres:list --format json: %s", r)
+	}
+	var one struct{ Name, Kind string }
+	if r := d.ssh(admin, "", "addons:info", "notescache", "--format", "json"); json.Unmarshal([]byte(r.stdout), &one) != nil || one.Kind != "redis" {
+		t.Errorf("addons:info --format json: %s", r)
+	}
 	if r := d.ssh(admin, "", "postgres:create", "Bad_Name"); r.code != 1 || !strings.Contains(r.stderr, "invalid service name") {
 		t.Errorf("a bad name: %s", r)
+	}
+	for _, bad := range [][]string{{"--version", "9"}, {"--memory", "lots"}, {"--disk", "1k"}} {
+		if r := d.ssh(admin, "", append([]string{"postgres:create", "baddb"}, bad...)...); r.code == 0 {
+			t.Errorf("postgres:create %v: %s", bad, r)
+		}
+	}
+	if r := d.ssh(admin, "", "postgres:info", "baddb"); r.code != 1 {
+		t.Errorf("a bad create left a service: %s", r)
 	}
 
 	// Destroy asks, and refuses while linked.
@@ -585,6 +818,26 @@ func TestServices(t *testing.T) {
 	}
 	if r := d.ssh(admin, "", "postgres:destroy", "notesdb", "--force"); r.code != 1 || !strings.Contains(r.stderr, "linked to notes") {
 		t.Errorf("destroy while linked: %s", r)
+	}
+
+	// A Redis export streams over SSH, progress on stderr.
+	if r := d.ssh(admin, "", "redis:export", "notescache"); r.code != 0 || !strings.HasPrefix(r.stdout, "REDIS") || !strings.Contains(r.stderr, "-----> Backup of notescache done") {
+		t.Errorf("redis:export: code %d, %d bytes starting %q, %s", r.code, len(r.stdout), r.stdout[:min(len(r.stdout), 9)], r.stderr)
+	}
+	// The backup the restart made up for was the only one (it is not
+	// taken again, nor once per missed year); Redis restores from it.
+	if b := redisBackups(); len(b) != 1 {
+		t.Errorf("Redis's backups after the restart: %+v", b)
+	} else {
+		if r := d.ssh(admin, "SET note changed\n", "redis:connect", "notescache"); r.code != 0 {
+			t.Errorf("redis:connect: %s", r)
+		}
+		if r := d.ssh(admin, "", "redis:restore", "notescache", "--from", b[0].Name); r.code != 0 {
+			t.Errorf("redis:restore --from: %s", r)
+		}
+		if r := d.ssh(admin, "GET note\n", "redis:connect", "notescache"); strings.TrimSpace(r.stdout) != "first" {
+			t.Errorf("after the restore, the key is %s", r)
+		}
 	}
 
 	// Unlinking cuts the path at once, then unsets the var.
@@ -623,6 +876,28 @@ func TestServices(t *testing.T) {
 	}
 	if r := d.ssh(admin, "", "postgres:restore", "notesdb", "--from", "../../../skiff.db"); r.code != 1 || !strings.Contains(r.stderr, "is not a backup name") {
 		t.Errorf("restore from a path: %s", r)
+	}
+
+	// The linked app's cron runs (each minute) reached the database; the
+	// unlinked app's never did.
+	reached := false
+	for _, run := range d.cronRuns(t, app) {
+		if run.Status == "succeeded" && strings.Contains(d.local("", "cron:output", app, fmt.Sprint(run.ID)).stdout, "probe: reached notesdb") {
+			reached = true
+			break
+		}
+	}
+	if !reached {
+		t.Errorf("no cron run of the linked app reached the database: %+v", d.cronRuns(t, app))
+	}
+	otherRuns := d.cronRuns(t, other)
+	for _, run := range otherRuns {
+		if run.Status == "succeeded" {
+			t.Errorf("a cron run of the unlinked app succeeded: %+v", run)
+		}
+	}
+	if len(otherRuns) == 0 {
+		t.Error("the unlinked app's cron never ran")
 	}
 
 	// A service's disk is a file system of its own: filling it is an

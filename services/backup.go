@@ -343,6 +343,12 @@ func (m *Manager) scheduledBackups(ctx context.Context, now time.Time) {
 		if err != nil {
 			continue
 		}
+		// A server that does not answer yet (the host rebooted and it is
+		// starting, or it crashed and waits for its restart) is backed up
+		// once it does: the due backup waits, and is not lost.
+		if !m.answers(ctx, svc) {
+			continue
+		}
 		sch.LastRun = now
 		if err := m.cfg.Store.SetBackupSchedule(ctx, svc.ID, sch); err != nil {
 			m.log.Error("record a scheduled backup", "service", svc.Name, "err", err)

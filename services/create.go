@@ -214,11 +214,8 @@ func (m *Manager) waitReady(ctx context.Context, svc *skiff.Service) error {
 		if in != nil && in.Restarts > 0 {
 			return skiff.Errorf(skiff.EUNAVAILABLE, "%s did not start (%s); `%s:logs %s` has its output", svc.Name, in.LastExit, svc.Kind, svc.Name)
 		}
-		if in != nil && in.State == skiff.InstanceUp {
-			out, err := m.output(ctx, svc, env, nil, args...)
-			if err == nil && (svc.Kind != skiff.ServiceRedis || strings.Contains(out, "PONG")) {
-				return nil
-			}
+		if in != nil && in.State == skiff.InstanceUp && m.ready(ctx, svc, args, env) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -229,6 +226,22 @@ func (m *Manager) waitReady(ctx context.Context, svc *skiff.Service) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// ready runs the server's ready check once.
+func (m *Manager) ready(ctx context.Context, svc *skiff.Service, args []string, env map[string]string) bool {
+	out, err := m.output(ctx, svc, env, nil, args...)
+	return err == nil && (svc.Kind != skiff.ServiceRedis || strings.Contains(out, "PONG"))
+}
+
+// answers reports whether the server is up and answers its ready check.
+func (m *Manager) answers(ctx context.Context, svc *skiff.Service) bool {
+	in, err := m.instance(ctx, svc)
+	if err != nil || in == nil || in.State != skiff.InstanceUp {
+		return false
+	}
+	args, env := readyCommand(svc)
+	return m.ready(ctx, svc, args, env)
 }
 
 // remove stops a service and deletes its data, backups and record.

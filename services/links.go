@@ -86,7 +86,9 @@ func (m *Manager) Link(ctx context.Context, svc *skiff.Service, app *skiff.App, 
 		also = " (its builds too)"
 	}
 	fmt.Fprintf(out, "-----> Linking %s to %s as %s%s\n", svc.Name, app.Name, varName, also)
-	ch := &skiff.ConfigChange{Set: map[string]string{varName: svc.URL()}, Description: fmt.Sprintf("Link %s as %s", svc.Name, varName)}
+	// With Builds the var is a build-time one too: a build that may reach
+	// the service knows where it is.
+	ch := &skiff.ConfigChange{Set: map[string]string{varName: svc.URL()}, Build: opts.Builds, Description: fmt.Sprintf("Link %s as %s", svc.Name, varName)}
 	if err := m.cfg.Deployer.SetConfig(ctx, app, ch, true, out); err != nil {
 		return undo(err)
 	}
