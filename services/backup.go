@@ -157,9 +157,7 @@ func (m *Manager) restoreRedis(ctx context.Context, svc *skiff.Service, in io.Re
 	}
 	err = put()
 	if err == nil {
-		if err = m.start(ctx, svc); err == nil {
-			err = m.waitReady(ctx, svc)
-		}
+		err = m.loadDump(ctx, svc)
 	}
 	if err != nil {
 		bg := context.WithoutCancel(ctx)
@@ -180,6 +178,53 @@ func (m *Manager) restoreRedis(ctx context.Context, svc *skiff.Service, in io.Re
 	os.RemoveAll(old)
 	fmt.Fprintf(out, "-----> Restored %s: %s\n", svc.Name, p.String())
 	return nil
+}
+
+// loadDump starts Redis on the dump.rdb that a restore put in place of its
+// data. A Redis with appendonly on loads its append-only file at start and
+// never dump.rdb (with no such file, it starts empty), so it starts with
+// appendonly off, loads the dump, then turns appendonly on, which writes
+// the append-only file from the loaded data; the restore is done when that
+// is written, and the next start reads it.
+func (m *Manager) loadDump(ctx context.Context, svc *skiff.Service) error {
+	if err := m.mountDisk(ctx, svc); err != nil {
+		return err
+	}
+	conf := strings.Replace(redisConfig(svc), "\nappendonly yes\n", "\nappendonly no\n", 1)
+	if err := m.writeOwned(svc, "redis.conf", []byte(conf)); err != nil {
+		return err
+	}
+	if _, err := m.cfg.Runtime.Start(ctx, m.spec(svc)); err != nil {
+		return err
+	}
+	if err := m.waitReady(ctx, svc); err != nil {
+		return err
+	}
+	auth := map[string]string{"REDISCLI_AUTH": svc.Password}
+	cli := func(args ...string) (string, error) {
+		return m.output(ctx, svc, auth, nil, append([]string{"redis-cli", "-p", fmt.Sprint(svc.Port)}, args...)...)
+	}
+	if out, err := cli("CONFIG", "SET", "appendonly", "yes"); err != nil || !strings.Contains(out, "OK") {
+		return fmt.Errorf("turn appendonly on after loading the dump: %v %s", err, lastLine(out))
+	}
+	deadline := time.Now().Add(m.cfg.ReadyTimeout)
+	for {
+		info, err := cli("INFO", "persistence")
+		if err == nil && strings.Contains(info, "aof_enabled:1") && strings.Contains(info, "aof_rewrite_in_progress:0") &&
+			strings.Contains(info, "aof_rewrite_scheduled:0") && strings.Contains(info, "aof_last_bgrewrite_status:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			return skiff.Errorf(skiff.EUNAVAILABLE, "%s loaded the dump but did not write its append-only file within %s; `%s:logs %s` has its output", svc.Name, m.cfg.ReadyTimeout, svc.Kind, svc.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	// The next start reads the append-only file.
+	return m.writeOwned(svc, "redis.conf", []byte(redisConfig(svc)))
 }
 
 func lastLine(s string) string {
