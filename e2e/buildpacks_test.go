@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -140,7 +141,8 @@ func TestDeployUnsupported(t *testing.T) {
 
 // A Go app on go-sqlite3 builds with cgo (a dependency needs it) and runs;
 // go.mod's "// +heroku goVersion" picks the Go and the output says which and
-// why; GOVERSION and CGO_ENABLED from config:set --build are honoured.
+// why; GOVERSION and CGO_ENABLED from config:set --build are honoured; an
+// app whose go.mod says go 1.15 builds with the newest Go, saying so.
 func TestDeployGo(t *testing.T) {
 	d, admin := fullDaemon(t)
 	app := d.newApp(t, admin, "go-sqlite", filepath.Join(pushedApps, "go-sqlite"))
@@ -162,7 +164,26 @@ func TestDeployGo(t *testing.T) {
 	if code, body := app.get(t, "/sqlite"); code != 500 || !strings.Contains(body, "requires cgo") {
 		t.Errorf("GET / of a build without cgo: %d %q", code, body)
 	}
+
+	// go 1.15 is a language version, not a toolchain: the newest Go builds
+	// it, and the output says that it did and why.
+	t.Run("go 1.15", func(t *testing.T) {
+		app := d.newApp(t, admin, "go-old-goline", filepath.Join(pushedApps, "go-old-goline"))
+		out := app.deploy(t)
+		wantOutput(t, out, "Installing Go (go.mod: go 1.15)")
+		m := goOldReason.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("output lacks the Go chosen for go 1.15 and why:\n%s", out)
+		}
+		if code, body := app.get(t, "/"); code != 200 || body != "hello from go"+m[1]+"\n" {
+			t.Fatalf("GET / of the app built with Go %s: %d %q", m[1], code, body)
+		}
+	})
 }
+
+// goOldReason is the line that names the Go chosen for a go.mod whose go
+// line predates toolchains, and why.
+var goOldReason = regexp.MustCompile(`Using Go (1\.\d+\.\d+) \(the newest release, for go\.mod: go 1\.15; a go line older than 1\.21 is the module's minimum language version, not a toolchain; set GOVERSION or // \+heroku goVersion go1\.15 to build with that Go\)`)
 
 // Node.js apps as their starters make them: Next.js (Turbopack resolves
 // nothing outside the app, so node_modules is a real directory of it while

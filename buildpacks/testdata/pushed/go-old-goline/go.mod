@@ -1,0 +1,3 @@
+module example.com/go-old-goline
+
+go 1.15
