@@ -94,7 +94,9 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 	res.Phases = bo.Phases()
 	res.Duration = time.Since(start)
 	ph := res.Phases
-	log.WriteLine(fmt.Sprintf("platform: %s (the lifecycle's phases %.2fs)", times, (ph.Analyze + ph.Detect + ph.Restore + ph.Build + ph.Export).Seconds()))
+	log.WriteLine(fmt.Sprintf("platform: %s (the lifecycle's phases %.3fs)", times, (ph.Analyze + ph.Detect + ph.Restore + ph.Build + ph.Export).Seconds()))
+	log.WriteLine(fmt.Sprintf("lifecycle: analyze %.3fs, detect %.3fs, restore %.3fs, build %.3fs, export %.3fs",
+		ph.Analyze.Seconds(), ph.Detect.Seconds(), ph.Restore.Seconds(), ph.Build.Seconds(), ph.Export.Seconds()))
 	fmt.Fprintf(out, "-----> Build finished in %.1fs (%s)\n", res.Duration.Seconds(), res.Phases)
 	log.WriteLine(fmt.Sprintf("build finished in %.1fs (%s), image %s", res.Duration.Seconds(), res.Phases, res.Image))
 	return res, nil
@@ -222,7 +224,7 @@ type stepTimes struct {
 
 func (s *stepTimes) mark(name string) {
 	now := time.Now()
-	s.steps = append(s.steps, fmt.Sprintf("%s %.2fs", name, now.Sub(s.last).Seconds()))
+	s.steps = append(s.steps, fmt.Sprintf("%s %.3fs", name, now.Sub(s.last).Seconds()))
 	s.last = now
 }
 

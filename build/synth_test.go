@@ -206,6 +206,22 @@ func TestPurgeCacheAndBuildLog(t *testing.T) {
 			t.Errorf("the lifecycle's phases took %.2fs of its %.2fs run", phases, run)
 		}
 	}
+	// Each of the lifecycle's phases, to the millisecond (bench/build's -ms
+	// reads them), and together they are the phases' total.
+	if m := regexp.MustCompile(`lifecycle: analyze (\d+\.\d{3})s, detect (\d+\.\d{3})s, restore (\d+\.\d{3})s, build (\d+\.\d{3})s, export (\d+\.\d{3})s\n`).FindStringSubmatch(log.String()); m == nil {
+		t.Errorf("no lifecycle line to the millisecond in the log:\n%s", log.String())
+	} else if total := regexp.MustCompile(`phases (\d+\.\d{3})s\)`).FindStringSubmatch(log.String()); total == nil {
+		t.Errorf("no phases' total to the millisecond in the log:\n%s", log.String())
+	} else {
+		var sum float64
+		for _, v := range m[1:] {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+		if all, _ := strconv.ParseFloat(total[1], 64); sum < all-0.003 || sum > all+0.003 {
+			t.Errorf("the lifecycle's phases add up to %.3fs, the log's total is %.3fs", sum, all)
+		}
+	}
 	if _, err := p.BuildLog(app.ID, "nope"); skiff.ErrorCode(err) != skiff.ENOTFOUND {
 		t.Errorf("missing log: %v", err)
 	}

@@ -32,6 +32,7 @@ func main() {
 	flag.StringVar(&cfg.pool, "network-pool", "10.217.0.0/16", "the daemon's instance address pool")
 	flag.StringVar(&cfg.out, "out", "bench/out", "where the table is also written")
 	flag.BoolVar(&cfg.verbose, "v", false, "show every push's output")
+	flag.BoolVar(&inMS, "ms", false, "durations in milliseconds instead of seconds to 0.1 s")
 	flag.Parse()
 	cfg.samples = strings.Split(*samples, ",")
 	if err := run(&cfg); err != nil {

@@ -80,6 +80,7 @@ func benchSample(cfg *config, d *daemon, name string) (*sampleResult, error) {
 		p.cold = i == 0
 		if log, err := d.skiffCmd(nil, "builds:output", app); err == nil {
 			p.platform = platformSteps(string(log))
+			lifecycleSteps(string(log), p.lifecycle)
 		}
 		res.pushes = append(res.pushes, p)
 	}
@@ -251,4 +252,26 @@ func platformSteps(log string) map[string]time.Duration {
 	}
 	out["phases"] = sec(m[2])
 	return out
+}
+
+var lifecycleRE = regexp.MustCompile(`lifecycle: (analyze [\d.]+s, [^\n]*)`)
+
+// lifecycleSteps replaces the lifecycle's phases read from the push's
+// output (to 0.1 s) with the build log's, to the millisecond, where the log
+// has them; the log's analyze counts into restore, as the output's does.
+func lifecycleSteps(log string, lc map[string]time.Duration) {
+	m := lifecycleRE.FindStringSubmatch(log)
+	if m == nil {
+		return
+	}
+	ms := map[string]time.Duration{}
+	for _, part := range strings.Split(m[1], ", ") {
+		k, v, _ := strings.Cut(part, " ")
+		f, err := strconv.ParseFloat(strings.TrimSuffix(v, "s"), 64)
+		if err != nil {
+			return
+		}
+		ms[k] = time.Duration(f * float64(time.Second))
+	}
+	lc["detect"], lc["restore"], lc["build"], lc["export"] = ms["detect"], ms["analyze"]+ms["restore"], ms["build"], ms["export"]
 }

@@ -31,7 +31,7 @@ func report(results []*sampleResult, create []step, load loadStats, started time
 		fmt.Fprintf(&b, "| total | %.1f |\n", create[len(create)-1].at.Seconds())
 	}
 
-	b.WriteString("\nEvery push, in seconds: live = from `git push` until the router serves the new page; " +
+	b.WriteString("\nEvery push, in " + unit() + ": live = from `git push` until the router serves the new page; " +
 		"receive = until the build starts; build = skiff's build step, of which the lifecycle's detect, restore, " +
 		"build (the buildpacks' bin/build) and export, and the rest (source, sandbox, image import); release = until " +
 		"the new instance starts; start = until it accepts connections; switch = until the router serves it; " +
@@ -71,7 +71,7 @@ func report(results []*sampleResult, create []step, load loadStats, started time
 		fmt.Fprintf(&b, "| %s | %s | %s | %.0f %% | %s |\n", r.name, sec(cold.live), sec(med),
 			100*med.Seconds()/cold.live.Seconds(), sec(median(fixed)))
 	}
-	b.WriteString("\nskiff's fixed cost per phase, the median of the cached pushes, in seconds: receive (SSH, git, the hook); " +
+	b.WriteString("\nskiff's fixed cost per phase, the median of the cached pushes, in " + unit() + ": receive (SSH, git, the hook); " +
 		"the build's prepare (source, cache mount, image loans), sandbox (runc around the lifecycle), the lifecycle's " +
 		"detect, restore and export, import (into the store), cache (keeping the cached layers) and cleanup; release " +
 		"(the release's records until the instance starts); switch (until the router serves it).\n\n")
@@ -121,7 +121,24 @@ func (p *pushResult) fixed() time.Duration {
 	return p.live - p.lifecycle["build"] - (p.switching - p.starting)
 }
 
-func sec(d time.Duration) string { return fmt.Sprintf("%.1f", d.Seconds()) }
+// inMS makes the tables' durations milliseconds (-ms) instead of seconds
+// to 0.1 s, for pushes whose phases are tens of milliseconds.
+var inMS bool
+
+func sec(d time.Duration) string {
+	if inMS {
+		return fmt.Sprintf("%d", d.Round(time.Millisecond).Milliseconds())
+	}
+	return fmt.Sprintf("%.1f", d.Seconds())
+}
+
+// unit names sec's unit in the tables' captions.
+func unit() string {
+	if inMS {
+		return "milliseconds"
+	}
+	return "seconds"
+}
 
 func median(ds []time.Duration) time.Duration {
 	if len(ds) == 0 {
