@@ -34,8 +34,14 @@ const DefaultDisk = 8 << 30
 const MinDisk = 128 << 20
 
 // walDisk is the size of a PostgreSQL service's WAL disk, besides its
-// data disk of size disk: an eighth of it, within 128 MiB and 1 GiB.
-func walDisk(disk int64) int64 { return min(max(disk/8, 128<<20), 1<<30) }
+// data disk of size disk: a quarter of it, within 256 MiB and 2 GiB.
+// max_wal_size is a soft limit: while a checkpoint that falls behind runs,
+// the WAL grows with what is written, about as much as the data written
+// (more with full-page images). So a small data disk gets a WAL disk of
+// more than its own size, and a transaction that fills the data disk
+// fills it first; on a large one checkpoints, started each eighth of the
+// WAL disk (kinds.go), keep the WAL far below it.
+func walDisk(disk int64) int64 { return min(max(disk/4, 256<<20), 2<<30) }
 
 func (m *Manager) diskImage(svc *skiff.Service) string {
 	return filepath.Join(m.cfg.DataDir, "disks", svc.ID+".img")

@@ -106,11 +106,11 @@ func command(svc *skiff.Service) []string {
 	buffers := min(max(mem/4, 16<<20), 1<<30)
 	conns := min(max(mem/(4<<20), 20), 200)
 	// The WAL stays well inside its own disk (disk.go): a checkpoint
-	// starts each time max_wal_size is written and ends before about as
-	// much again is, and a checkpoint's segments are recycled.
+	// starts each time max_wal_size is written, and once it ends the
+	// segments before it are recycled.
 	wal := int64(1 << 30)
 	if svc.DiskBytes > 0 {
-		wal = walDisk(svc.DiskBytes) / 4
+		wal = walDisk(svc.DiskBytes) / 8
 	}
 	return []string{s.pgBin() + "/postgres", "-D", dataDir + "/pgdata",
 		"-c", "listen_addresses=*", "-c", fmt.Sprintf("port=%d", svc.Port), "-c", "unix_socket_directories=/tmp",
