@@ -824,6 +824,24 @@ func TestServices(t *testing.T) {
 	if r := d.ssh(admin, "", "redis:export", "notescache"); r.code != 0 || !strings.HasPrefix(r.stdout, "REDIS") || !strings.Contains(r.stderr, "-----> Backup of notescache done") {
 		t.Errorf("redis:export: code %d, %d bytes starting %q, %s", r.code, len(r.stdout), r.stdout[:min(len(r.stdout), 9)], r.stderr)
 	}
+	// Heroku's general names: addons:create <kind> --as, addons:attach
+	// (--alias sets NAME_URL), addons:detach, addons:destroy.
+	if r := d.ssh(admin, "", "addons:create", "redis", "--as", "herokucache", "--memory", "128m"); r.code != 0 {
+		t.Errorf("addons:create redis --as: %s", r)
+	} else {
+		if r := d.ssh(admin, "", "addons:attach", "herokucache", other, "--alias", "CACHE"); r.code != 0 ||
+			!strings.Contains(d.ssh(admin, "", "config", other).stdout, "CACHE_URL") {
+			t.Errorf("addons:attach --alias: %s", r)
+		}
+		if r := d.ssh(admin, "", "addons:detach", "herokucache", other); r.code != 0 ||
+			strings.Contains(d.ssh(admin, "", "config", other).stdout, "CACHE_URL") {
+			t.Errorf("addons:detach: %s", r)
+		}
+		if r := d.ssh(admin, "", "addons:destroy", "herokucache", "--force"); r.code != 0 ||
+			strings.Contains(d.ssh(admin, "", "addons").stdout, "herokucache") {
+			t.Errorf("addons:destroy: %s", r)
+		}
+	}
 	// The backup the restart made up for was the only one (it is not
 	// taken again, nor once per missed year); Redis restores from it.
 	if b := redisBackups(); len(b) != 1 {
