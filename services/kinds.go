@@ -112,7 +112,13 @@ func command(svc *skiff.Service) []string {
 	if svc.DiskBytes > 0 {
 		wal = walDisk(svc.DiskBytes) / 8
 	}
-	return []string{s.pgBin() + "/postgres", "-D", dataDir + "/pgdata",
+	// A server killed (kill -9, the OOM killer) leaves postmaster.pid,
+	// naming its pid; in the new container's pid namespace that pid may
+	// be another process (a readiness check), and PostgreSQL then refuses
+	// to start ("lock file already exists") until it is gone. No other
+	// server can be using the data: a service has one container, and the
+	// one before it, pid namespace and all, has ended.
+	return []string{"/bin/sh", "-c", `rm -f "$1/postmaster.pid" && exec "$0" -D "$@"`, s.pgBin() + "/postgres", dataDir + "/pgdata",
 		"-c", "listen_addresses=*", "-c", fmt.Sprintf("port=%d", svc.Port), "-c", "unix_socket_directories=/tmp",
 		"-c", fmt.Sprintf("shared_buffers=%dkB", buffers>>10), "-c", fmt.Sprintf("max_connections=%d", conns),
 		"-c", fmt.Sprintf("max_wal_size=%dMB", wal>>20), "-c", "min_wal_size=32MB",
