@@ -38,7 +38,16 @@ type managerMeta struct {
 	Version string `toml:"version"`
 	Package string `toml:"package"`
 	Arch    string `toml:"arch"`
+	// Hash is the packageManager hash the layer's files were checked
+	// against when downloaded ("" when there was none). A cached manager
+	// is reused for a request with a hash only when it is this one: a
+	// changed hash is checked against the download again, as corepack does.
+	Hash string `toml:"hash,omitempty"`
 }
+
+// verifies reports whether a cached manager layer recorded as m stands for
+// the hash a request asks for.
+func (m managerMeta) verifies(hash string) bool { return hash == "" || m.Hash == hash }
 
 // distribution is the npm registry package a manager version ships in:
 // Yarn 1 in "yarn", later Yarn in "@yarnpkg/cli-dist" (corepack's npm
@@ -83,7 +92,7 @@ func installManager(bc *cnb.BuildContext, reg *registry, req *managerRequest, no
 	var old managerMeta
 	hasOld, _ := layer.Metadata(&old)
 	exact, exactErr := semver.Parse(req.Range)
-	if exactErr == nil && hasOld && old.Layout == layoutVersion && old.Name == req.Name && old.Version == exact.String() && old.Arch == arch && layer.HasContents() &&
+	if exactErr == nil && hasOld && old.Layout == layoutVersion && old.Name == req.Name && old.Version == exact.String() && old.Arch == arch && old.verifies(req.Hash) && layer.HasContents() &&
 		cnb.Exists(filepath.Join(layer.Path, "bin", req.Name)) {
 		bc.Log.Detail("Using cached %s %s", req.Name, old.Version)
 		return committedManager(layer, old)
@@ -115,10 +124,14 @@ func installManager(bc *cnb.BuildContext, reg *registry, req *managerRequest, no
 		bc.Log.Warn("%s %s asks for Node.js %s; this is Node.js %s", req.Name, v, string(doc.Engines), node)
 	}
 	pkg, bin := distribution(req.Name, v.Major, arch)
-	m := managerMeta{Layout: layoutVersion, Name: req.Name, Version: v.String(), Package: pkg, Arch: arch}
-	if hasOld && old == m && layer.HasContents() && cnb.Exists(filepath.Join(layer.Path, "bin", req.Name)) {
+	m := managerMeta{Layout: layoutVersion, Name: req.Name, Version: v.String(), Package: pkg, Arch: arch, Hash: req.Hash}
+	// The cached layer serves if it holds this version and its files were
+	// checked against the hash asked for, if any (it keeps its record).
+	sameFiles := old
+	sameFiles.Hash = m.Hash
+	if hasOld && sameFiles == m && old.verifies(req.Hash) && layer.HasContents() && cnb.Exists(filepath.Join(layer.Path, "bin", req.Name)) {
 		bc.Log.Detail("Using cached %s %s", req.Name, m.Version)
-		return committedManager(layer, m)
+		return committedManager(layer, old)
 	}
 	if pkg == "@pnpm/exe.linux-"+arch {
 		// The native pnpm's document is the platform package's.
