@@ -16,7 +16,8 @@ defaults=${SKIFF_DEFAULTS:-/etc/default/skiff}
 if [ -f "$defaults" ]; then
 	while IFS='=' read -r k v; do
 		case "$k" in
-		SKIFF_[A-Z_]*)
+		*[!A-Z0-9_]*) ;; # not a variable name: never reaches eval
+		SKIFF_?*)
 			v=${v#\"}; v=${v%\"}; v=${v#\'}; v=${v%\'}
 			eval "[ -n \"\${$k+set}\" ] || { $k=\$v; export $k; }"
 			;;
