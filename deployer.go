@@ -92,6 +92,17 @@ type Deployer interface {
 	// default), within the server's storage budget; ResizeVolume grows
 	// one; DestroyVolume removes one that no app mounts, with its files.
 	CreateVolume(ctx context.Context, name string, size int64) (*Volume, error)
+	// ReserveServiceVolume records v, the volume of a backing service
+	// (v.Service set; v.SizeBytes what its disks take), within the same
+	// budget and under the same lock as CreateVolume; the service makes
+	// the files itself. ECONFLICT when the name is taken; past the budget
+	// EUNAVAILABLE, saying the budget, what is given, what (a phrase
+	// naming the service and its disks) asked for, and what to do; then
+	// nothing is recorded.
+	ReserveServiceVolume(ctx context.Context, v *Volume, what string) error
+	// StorageBudget is the server's storage budget and what of it the
+	// volumes (the services' with them) are given.
+	StorageBudget(ctx context.Context) (StorageBudget, error)
 	ResizeVolume(ctx context.Context, name string, size int64) error
 	DestroyVolume(ctx context.Context, name string) error
 	VolumeUsage(ctx context.Context, v *Volume) (VolumeUsage, error)

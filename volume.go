@@ -184,6 +184,22 @@ type VolumeService interface {
 	SetMounts(ctx context.Context, appID string, mounts []AppMount) error
 }
 
+// StorageBudget is what the volumes' sizes may add up to on a server, and
+// what they add up to: every volume's, the backing services' disks too.
+type StorageBudget struct {
+	BudgetBytes int64 `json:"budget_bytes"` // 0: no budget but the disk's room
+	GivenBytes  int64 `json:"given_bytes"`
+}
+
+// Left is what a new volume may still take (0 when the budget is spent);
+// -1 without a budget.
+func (b StorageBudget) Left() int64 {
+	if b.BudgetBytes <= 0 {
+		return -1
+	}
+	return max(b.BudgetBytes-b.GivenBytes, 0)
+}
+
 // VolumeUsage is what a volume takes: its files, and its size (0 when it
 // has no limit).
 type VolumeUsage struct {

@@ -272,14 +272,20 @@ func storageReport(c *call) error {
 		sizes += v.SizeBytes
 		reports = append(reports, r)
 	}
+	budget, err := c.services().Deployer.StorageBudget(c.ctx)
+	if err != nil {
+		return err
+	}
 	if c.json() {
 		if reports == nil {
 			reports = []volumeReport{}
 		}
-		return c.writeJSON(map[string]any{"volumes": reports, "used_bytes": total, "size_bytes": sizes})
+		return c.writeJSON(map[string]any{"volumes": reports, "used_bytes": total, "size_bytes": sizes,
+			"budget_bytes": budget.BudgetBytes, "given_bytes": budget.GivenBytes})
 	}
 	if len(reports) == 0 {
 		fmt.Fprintf(c.stderr(), "No storage to show; storage:ensure-directory <name> makes some.\n")
+		c.budgetLine(budget)
 		return nil
 	}
 	title := "storage"
@@ -304,5 +310,25 @@ func storageReport(c *call) error {
 	}
 	c.table([]string{"NAME", "USED", "SIZE", "MOUNTED BY", "OWNER", "CREATED"}, rows)
 	fmt.Fprintf(c.stdout(), "Total: %s used of %s\n", bytesText(max(total, 1)), sizeOrNone(sizes))
+	c.budgetLine(budget)
 	return nil
+}
+
+// budgetLine says what the server's storage budget is and what of it the
+// volumes and services are given (the sizes that count, of every one).
+func (c *call) budgetLine(b skiff.StorageBudget) {
+	if b.BudgetBytes <= 0 {
+		fmt.Fprintf(c.stdout(), "Budget: none set (skiff serve --storage-budget); %s given to volumes and services\n", amountText(b.GivenBytes))
+		return
+	}
+	fmt.Fprintf(c.stdout(), "Budget: %s, of which %s is given to volumes and services, %s left (skiff serve --storage-budget)\n",
+		bytesText(b.BudgetBytes), amountText(b.GivenBytes), amountText(b.Left()))
+}
+
+// amountText is bytesText, with "0" for nothing.
+func amountText(n int64) string {
+	if n <= 0 {
+		return "0"
+	}
+	return bytesText(n)
 }

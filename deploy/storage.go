@@ -24,7 +24,7 @@ func (p *Pipeline) CreateVolume(ctx context.Context, name string, size int64) (*
 	}
 	p.storageMu.Lock()
 	defer p.storageMu.Unlock()
-	if err := p.checkBudget(ctx, size, ""); err != nil {
+	if err := p.checkBudget(ctx, size, "", ""); err != nil {
 		return nil, err
 	}
 	v := &skiff.Volume{Name: name, SizeBytes: size}
@@ -43,27 +43,67 @@ func (p *Pipeline) CreateVolume(ctx context.Context, name string, size int64) (*
 	return v, nil
 }
 
+// ReserveServiceVolume implements skiff.Deployer: the service's volume
+// is recorded only if its size fits in the budget, checked under the lock
+// that CreateVolume and ResizeVolume hold.
+func (p *Pipeline) ReserveServiceVolume(ctx context.Context, v *skiff.Volume, what string) error {
+	if v.Service == "" || v.SizeBytes < 0 {
+		return skiff.Errorf(skiff.EINVALID, "a service's volume names its service and has a size")
+	}
+	p.storageMu.Lock()
+	defer p.storageMu.Unlock()
+	if what == "" {
+		what = "service " + v.Service
+	}
+	if err := p.checkBudget(ctx, v.SizeBytes, "", what); err != nil {
+		return err
+	}
+	return p.cfg.Store.CreateVolume(ctx, v)
+}
+
+// StorageBudget implements skiff.Deployer.
+func (p *Pipeline) StorageBudget(ctx context.Context) (skiff.StorageBudget, error) {
+	return p.budget(ctx, "")
+}
+
+// budget adds up the volumes' sizes, but for the volume called except.
+// It is the one place that does: the budget's rule is here.
+func (p *Pipeline) budget(ctx context.Context, except string) (skiff.StorageBudget, error) {
+	b := skiff.StorageBudget{BudgetBytes: max(p.cfg.StorageBudget, 0)}
+	vols, err := p.cfg.Store.ListVolumes(ctx)
+	if err != nil {
+		return b, err
+	}
+	for _, v := range vols {
+		if v.Name != except {
+			b.GivenBytes += v.SizeBytes
+		}
+	}
+	return b, nil
+}
+
 // checkBudget refuses a size that would take the volumes' sizes past the
-// budget; except is a volume whose own size the new one replaces.
-func (p *Pipeline) checkBudget(ctx context.Context, size int64, except string) error {
+// budget; except is a volume whose own size the new one replaces, service
+// describes the backing service whose disks ask for it ("": a volume).
+func (p *Pipeline) checkBudget(ctx context.Context, size int64, except, service string) error {
 	if p.cfg.StorageBudget <= 0 {
 		return nil
 	}
-	vols, err := p.cfg.Store.ListVolumes(ctx)
+	b, err := p.budget(ctx, except)
 	if err != nil {
 		return err
 	}
-	var total int64
-	for _, v := range vols {
-		if v.Name != except {
-			total += v.SizeBytes
-		}
+	if b.GivenBytes+size <= b.BudgetBytes {
+		return nil
 	}
-	if total+size > p.cfg.StorageBudget {
-		return skiff.Errorf(skiff.EUNAVAILABLE, "the server's storage budget is %s and %s of it is given to volumes already: a volume of %s does not fit (an admin sets the budget with skiff serve --storage-budget)",
-			skiff.FormatSize(p.cfg.StorageBudget), skiff.FormatSize(total), skiff.FormatSize(size))
+	head := fmt.Sprintf("the server's storage budget is %s and %s of it is given to volumes and services already (%s left)",
+		skiff.FormatSize(b.BudgetBytes), skiff.FormatSize(b.GivenBytes), skiff.FormatSize(b.Left()))
+	if service != "" {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "%s: %s, %s in all, does not fit; use a smaller --disk, destroy storage or a service no longer needed, or have an admin raise the budget (skiff serve --storage-budget)",
+			head, service, skiff.FormatSize(size))
 	}
-	return nil
+	return skiff.Errorf(skiff.EUNAVAILABLE, "%s: a volume of %s does not fit; use a smaller size, destroy storage or a service no longer needed, or have an admin raise the budget (skiff serve --storage-budget)",
+		head, skiff.FormatSize(size))
 }
 
 // ResizeVolume grows a volume to size bytes, online.
@@ -77,10 +117,13 @@ func (p *Pipeline) ResizeVolume(ctx context.Context, name string, size int64) er
 	if err != nil {
 		return err
 	}
+	if v.Service != "" {
+		return skiff.Errorf(skiff.EINVALID, "storage %s holds the data of service %s, whose disk is set when it is made: to grow it, make a service with a larger --disk and restore a backup into it", v.Name, v.Service)
+	}
 	if size <= v.SizeBytes {
 		return skiff.Errorf(skiff.EINVALID, "volumes only grow: %s is %s already", name, skiff.FormatSize(v.SizeBytes))
 	}
-	if err := p.checkBudget(ctx, size, name); err != nil {
+	if err := p.checkBudget(ctx, size, name, ""); err != nil {
 		return err
 	}
 	if err := p.cfg.Volumes.Resize(ctx, v.ID, size); err != nil {

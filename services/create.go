@@ -55,25 +55,31 @@ func (m *Manager) Create(ctx context.Context, req *skiff.ServiceRequest, out io.
 	if disk < MinDisk || disk > 16<<40 {
 		return nil, skiff.Errorf(skiff.EINVALID, "--disk takes a size from %dm to 16t", MinDisk>>20)
 	}
+	// The volume's record first, with the size of the service's disks,
+	// within the server's storage budget, before anything is made (a
+	// refused create leaves nothing). A daemon killed before the
+	// service's record is stored finds a volume of no service at its
+	// next start, and removes it (see reconcile).
+	vol := &skiff.Volume{Name: volumeName(req.Name), Service: req.Name, SizeBytes: disksSize(req.Kind, disk)}
+	if err := m.reserveVolume(ctx, req, vol, disk); err != nil {
+		return nil, err
+	}
+	undoVolume := func() {
+		if derr := m.cfg.VolumeStore.DeleteVolume(context.WithoutCancel(ctx), vol.Name); derr != nil {
+			m.log.Error("undo a service's volume", "volume", vol.Name, "err", derr)
+		}
+	}
 	imgs, err := m.makeImages(ctx, s, out)
 	if err != nil {
+		undoVolume()
 		return nil, err
 	}
 	ref := imageRef(req.Kind, s.version(req.Kind))
 	svc := &skiff.Service{Name: req.Name, Kind: req.Kind, Version: s.version(req.Kind), Packages: imgs.Packages,
 		Image: imgs.Digests[ref], RunAs: imgs.Users[ref], Port: ports[req.Kind], Limits: lim, DiskBytes: disk, Password: password()}
 	if svc.Image == "" || svc.RunAs == "" {
+		undoVolume()
 		return nil, fmt.Errorf("service image %s: no digest or user", ref)
-	}
-	// The volume's record first: a daemon killed before the service's
-	// is stored finds a volume of no service at its next start, and
-	// removes it (see reconcile).
-	vol := &skiff.Volume{Name: volumeName(req.Name), Service: req.Name}
-	if err := m.cfg.VolumeStore.CreateVolume(ctx, vol); err != nil {
-		if skiff.ErrorCode(err) == skiff.ECONFLICT {
-			return nil, skiff.Errorf(skiff.ECONFLICT, "the storage %s exists already, and a service %s keeps its data there; choose another name", vol.Name, req.Name)
-		}
-		return nil, err
 	}
 	svc.Volume = vol.ID
 	m.addrMu.Lock()
@@ -83,9 +89,7 @@ func (m *Manager) Create(ctx context.Context, req *skiff.ServiceRequest, out io.
 	}
 	m.addrMu.Unlock()
 	if err != nil {
-		if derr := m.cfg.VolumeStore.DeleteVolume(context.WithoutCancel(ctx), vol.Name); derr != nil {
-			m.log.Error("undo a service's volume", "volume", vol.Name, "err", derr)
-		}
+		undoVolume()
 		return nil, err
 	}
 	unlock := m.lock(svc.ID)
@@ -110,6 +114,23 @@ func (m *Manager) Create(ctx context.Context, req *skiff.ServiceRequest, out io.
 	}
 	fmt.Fprintf(out, "-----> %s is ready; link it to an app with %s:link %s <app>\n", svc.Name, svc.Kind, svc.Name)
 	return svc, nil
+}
+
+// reserveVolume records the service's volume, of its disks' size, within
+// the storage budget.
+func (m *Manager) reserveVolume(ctx context.Context, req *skiff.ServiceRequest, vol *skiff.Volume, disk int64) error {
+	if m.cfg.Deployer == nil {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "this server does not run apps")
+	}
+	what := fmt.Sprintf("%s %s (--disk %s)", req.Kind, req.Name, skiff.FormatSize(disk))
+	if req.Kind == skiff.ServicePostgres {
+		what = fmt.Sprintf("%s %s (--disk %s, and %s besides for its write-ahead log)", req.Kind, req.Name, skiff.FormatSize(disk), skiff.FormatSize(walDisk(disk)))
+	}
+	err := m.cfg.Deployer.ReserveServiceVolume(ctx, vol, what)
+	if skiff.ErrorCode(err) == skiff.ECONFLICT {
+		return skiff.Errorf(skiff.ECONFLICT, "the storage %s exists already, and a service %s keeps its data there; choose another name", vol.Name, req.Name)
+	}
+	return err
 }
 
 // makeImages returns the suite's images, making them the first time.

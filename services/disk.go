@@ -43,6 +43,15 @@ const MinDisk = 128 << 20
 // WAL disk (kinds.go), keep the WAL far below it.
 func walDisk(disk int64) int64 { return min(max(disk/4, 256<<20), 2<<30) }
 
+// disksSize is what a service's disks take of the server's storage
+// budget: its disk, and a PostgreSQL service's WAL disk besides.
+func disksSize(kind string, disk int64) int64 {
+	if kind == skiff.ServicePostgres {
+		return disk + walDisk(disk)
+	}
+	return disk
+}
+
 func (m *Manager) diskImage(svc *skiff.Service) string {
 	return filepath.Join(m.cfg.DataDir, "disks", svc.ID+".img")
 }

@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/skiffhq/skiff"
 )
@@ -56,18 +57,45 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	names := map[string]bool{}
+	names := map[string]*skiff.Service{}
 	for _, svc := range all {
-		names[svc.Name] = true
+		names[svc.Name] = svc
 	}
 	for _, v := range vols {
-		if v.Service != "" && !names[v.Service] && v.Name == volumeName(v.Service) {
+		if v.Service == "" || v.Name != volumeName(v.Service) {
+			continue
+		}
+		if svc := names[v.Service]; svc == nil {
 			m.log.Warn("removing the volume of a service that was never made", "volume", v.Name)
 			errs = append(errs, m.cfg.Volumes.Remove(ctx, v.ID), m.cfg.VolumeStore.DeleteVolume(ctx, v.Name))
+		} else if svc.State != skiff.ServiceCreating {
+			errs = append(errs, m.recordSize(ctx, svc, v))
 		}
 	}
 	if err := m.reconcileLinks(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// recordSize makes the recorded size of a service's volume, what it takes
+// of the storage budget, what its disks take. A service made before the
+// budget counted them was recorded with none; the disk images' own sizes
+// say what it has (none for one made before services had disks, no WAL
+// disk for a PostgreSQL made before those).
+func (m *Manager) recordSize(ctx context.Context, svc *skiff.Service, v *skiff.Volume) error {
+	var size int64
+	for _, img := range []string{m.diskImage(svc), m.walImage(svc)} {
+		fi, err := os.Stat(img)
+		if err == nil {
+			size += fi.Size()
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if size == v.SizeBytes {
+		return nil
+	}
+	m.log.Info("recording what a service's disks take of the storage budget", "service", svc.Name, "bytes", size)
+	return m.cfg.VolumeStore.SetVolumeSize(ctx, v.Name, size)
 }
