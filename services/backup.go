@@ -416,8 +416,13 @@ func (m *Manager) storeBackup(ctx context.Context, svc *skiff.Service, now time.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// Backups are taken one at a time (runSchedules): a partial file
+	// here is what a daemon killed mid-backup left.
+	if err := removePartials(dir); err != nil {
+		return err
+	}
 	name := now.UTC().Format("20060102T150405Z") + backupExt(svc)
-	tmp, err := os.CreateTemp(dir, ".partial-")
+	tmp, err := os.CreateTemp(dir, partialPrefix)
 	if err != nil {
 		return err
 	}
@@ -447,4 +452,46 @@ func (m *Manager) storeBackup(ctx context.Context, svc *skiff.Service, now time.
 		}
 	}
 	return nil
+}
+
+// partialPrefix starts the name of a backup being written; it is renamed
+// to the backup's name once whole.
+const partialPrefix = ".partial-"
+
+// removePartials removes the partial backups in dir: what backups a daemon
+// killed mid-write left (the deferred removal never ran). Only call it
+// where no backup is being written to dir.
+func removePartials(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), partialPrefix) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeAllPartials removes the partial backups of every service, at
+// start, before any backup runs.
+func (m *Manager) removeAllPartials() error {
+	root := filepath.Join(m.cfg.DataDir, "backups")
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if e.IsDir() {
+			errs = append(errs, removePartials(filepath.Join(root, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
 }

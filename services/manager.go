@@ -115,6 +115,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, locks: map[string]*sync.Mutex{}, stop: make(chan struct{})}
+	if err := m.removeAllPartials(); err != nil {
+		m.log.Error("remove partial backups", "err", err)
+	}
 	if err := m.reconcile(ctx); err != nil {
 		// One service that does not start must not keep the daemon (and
 		// the others) down.
