@@ -340,8 +340,8 @@ func (m *Manager) Status(ctx context.Context, svc *skiff.Service) (*skiff.Servic
 	if in != nil {
 		st.State, st.StartedAt, st.Restarts, st.LastExit, st.MemoryBytes = string(in.State), in.StartedAt, in.Restarts, in.LastExit, in.MemoryBytes
 	}
-	if u, err := m.cfg.Volumes.Usage(ctx, svc.Volume); err == nil {
-		st.DiskBytes = u.UsedBytes
+	if n, err := m.dataUsage(ctx, svc); err == nil {
+		st.DiskBytes = n
 	}
 	st.DiskLimit = svc.DiskBytes
 	if in != nil && in.State == skiff.InstanceUp {
@@ -350,6 +350,20 @@ func (m *Manager) Status(ctx context.Context, svc *skiff.Service) (*skiff.Servic
 		st.Connections = m.connections(qctx, svc)
 	}
 	return st, nil
+}
+
+// dataUsage is what the service's data disk holds (of its --disk; the
+// WAL disk, which the volume's usage counts too, is not in it).
+func (m *Manager) dataUsage(ctx context.Context, svc *skiff.Service) (int64, error) {
+	if dir := m.volume(svc); mounted(dir) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			return 0, err
+		}
+		return int64(st.Blocks-st.Bfree) * st.Bsize, nil //nolint:gosec // a disk's block counts are far below 2^63
+	}
+	u, err := m.cfg.Volumes.Usage(ctx, svc.Volume) // a service made before disks: a directory
+	return u.UsedBytes, err
 }
 
 // connections counts the clients connected now (-1: unknown).

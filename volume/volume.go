@@ -217,14 +217,47 @@ func (s *Store) Usage(ctx context.Context, id string) (skiff.VolumeUsage, error)
 		bs := int64(st.Bsize)
 		return skiff.VolumeUsage{UsedBytes: int64(st.Blocks-st.Bfree) * bs, SizeBytes: int64(st.Blocks) * bs}, nil //nolint:gosec // a volume's block counts are far below 2^63
 	}
+	if mounted(dir) {
+		return mountsUsage(dir)
+	}
 	n, err := walkUsage(ctx, dir)
 	return skiff.VolumeUsage{UsedBytes: n}, err
 }
 
+// mountsUsage is what the file systems mounted on a directory volume, and
+// inside it, hold, and their sizes: a backing service's disks (its data
+// disk on the volume, PostgreSQL's WAL disk inside that).
+func mountsUsage(dir string) (skiff.VolumeUsage, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return skiff.VolumeUsage{}, err
+	}
+	var u skiff.VolumeUsage
+	seen := map[string]bool{}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		at := fields[4]
+		if seen[at] || (at != dir && !strings.HasPrefix(at, dir+"/")) {
+			continue
+		}
+		seen[at] = true
+		var st unix.Statfs_t
+		if err := unix.Statfs(at, &st); err != nil {
+			return skiff.VolumeUsage{}, err
+		}
+		bs := int64(st.Bsize)
+		u.UsedBytes += int64(st.Blocks-st.Bfree) * bs //nolint:gosec // a disk's block counts are far below 2^63
+		u.SizeBytes += int64(st.Blocks) * bs          //nolint:gosec // as above
+	}
+	return u, nil
+}
+
 // walkUsage is the blocks a directory's files take, counting each
 // hard-linked file once and staying on the directory's own file system, as
-// du -x does (a service's WAL disk, mounted inside its data disk, is not
-// the data's).
+// du -x does.
 func walkUsage(ctx context.Context, dir string) (int64, error) {
 	type inode struct{ dev, ino uint64 }
 	seen := map[inode]bool{}
