@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/skiffhq/skiff/internal/container"
 	"github.com/skiffhq/skiff/internal/imagestore"
+	"github.com/skiffhq/skiff/internal/testslot"
 )
 
 func requireRoot(t *testing.T) {
@@ -254,14 +254,18 @@ func (b *syncBuffer) String() string {
 }
 
 // testNetwork is a build network private to this test process (its own
-// nftables table, veth prefix and pool), removed at the end of the test,
-// which also checks that no build left a veth behind.
+// nftables table, veth prefix and pool: its slot of the host,
+// internal/testslot), removed at the end of the test, which also checks
+// that no build left a veth behind.
 func testNetwork(t *testing.T) *container.Network {
 	t.Helper()
-	tag := fmt.Sprintf("%03x", os.Getpid()%0xfff)
-	prefix := "sb" + tag
+	slot, err := testslot.Get("build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "sb" + slot.Tag()
 	nw, err := container.NewNetwork(container.NetworkConfig{
-		Pool: netip.MustParsePrefix("10.214.0.0/16"), LinkPrefix: prefix, Table: "skiffbuildtest" + tag,
+		Pool: slot.Pool(), LinkPrefix: prefix, Table: "skiffbuildtest" + slot.Tag(),
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/skiffhq/skiff/internal/testguard"
+	"github.com/skiffhq/skiff/internal/testslot"
 )
 
 // The full daemon builds and runs apps: it needs root, runc and
@@ -227,16 +228,17 @@ func sandboxDir(t *testing.T) string {
 	return dir
 }
 
-// hostResources names what a full daemon of this test process owns on the
-// host (nftables table, cgroups, runc state, veth prefix) and its address
-// pool: apart from another test process's, so that two runs on one
-// machine do not clean up each other's containers.
+// hostResources names what full daemon n of this test process owns on
+// the host (nftables table, cgroups, runc state, veth prefix) and its
+// address pool: a slot of the host (internal/testslot) that no other test
+// process holds, so that two runs on one machine neither clean up each
+// other's containers nor reach them at an address one freed.
 func hostResources(n int) struct{ prefix, pool string } {
-	id := os.Getpid() % 0xfff
-	return struct{ prefix, pool string }{
-		prefix: fmt.Sprintf("t%d%03x", n, id),
-		pool:   fmt.Sprintf("10.%d.0.0/16", 224+(id+n*7)%24),
+	slot, err := testslot.Get(fmt.Sprintf("e2e-%d", n))
+	if err != nil {
+		panic(fmt.Sprintf("e2e: %v", err)) // only tests that run as root, after requireFull, ask
 	}
+	return struct{ prefix, pool string }{prefix: "t" + slot.Tag(), pool: slot.Pool().String()}
 }
 
 // teardown stops the daemon and removes what it put on the host, then

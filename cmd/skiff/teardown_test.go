@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/skiffhq/skiff/internal/testslot"
 )
 
 // A prefix becomes paths that teardown removes (/run/<prefix>, cgroups):
@@ -101,8 +103,8 @@ func TestTeardownUnmountsInterruptedBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount(filepath.Join(work, "layers"), unix.MNT_DETACH) })
-	prefix := fmt.Sprintf("td%04x", os.Getpid()%0xffff)
-	if err := runTeardown(data, prefix, "10.252.9.0/24"); err != nil {
+	slot := testSlot(t)
+	if err := runTeardown(data, "td"+slot.Tag(), slot.Pool().String()); err != nil {
 		t.Fatal(err)
 	}
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), " "+data+"/") {
@@ -126,7 +128,8 @@ func TestTeardownLeavesForwardingAlone(t *testing.T) {
 		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := runTeardown(t.TempDir(), fmt.Sprintf("tf%04x", os.Getpid()%0xffff), "10.252.10.0/24"); err != nil {
+		slot := testSlot(t)
+		if err := runTeardown(t.TempDir(), "tf"+slot.Tag(), slot.Pool().String()); err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(string(b)) != "0" {
@@ -146,4 +149,15 @@ func TestTeardownLeavesForwardingAlone(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestTeardownLeavesForwardingAlone") {
 		t.Fatalf("in a network namespace: %v\n%s", err, out)
 	}
+}
+
+// testSlot is this test process's slot of the host (internal/testslot):
+// names and a pool no other test process uses.
+func testSlot(t *testing.T) testslot.Slot {
+	t.Helper()
+	slot, err := testslot.Get("cmd-skiff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slot
 }

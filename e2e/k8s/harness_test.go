@@ -31,6 +31,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/skiffhq/skiff/internal/k8stestbed"
+	"github.com/skiffhq/skiff/internal/testslot"
 )
 
 // debootstrapCache is the one the other tiers use.
@@ -153,9 +154,14 @@ func setUp(t *testing.T) error {
 	// Sandboxed processes reach their root file systems below the data
 	// directory: its parents must be traversable.
 	os.Chmod(dir, 0o711)
-	id := os.Getpid() % 0xfff
+	// Its names and pool: a slot of the host no other test process holds
+	// (internal/testslot); it builds on the host's network.
+	slot, err := testslot.Get("e2e-k8s")
+	if err != nil {
+		return err
+	}
 	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(buffer),
-		prefix: fmt.Sprintf("k%03x", id), pool: fmt.Sprintf("10.%d.0.0/16", 200+id%20)}
+		prefix: "k" + slot.Tag(), pool: slot.Pool().String()}
 	bed.d = d
 	base := []string{"--resource-prefix", d.prefix, "--network-pool", d.pool, "--debootstrap-cache", debootstrapCache, "--acme-ca", ""}
 

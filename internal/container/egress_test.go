@@ -3,13 +3,13 @@ package container_test
 import (
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skiffhq/skiff/internal/container/containertest"
+	"github.com/skiffhq/skiff/internal/testslot"
 )
 
 // TestEgressIsMasqueraded: a container reaches an "internet" host (a
@@ -17,10 +17,14 @@ import (
 // that host sees the connection coming from the host, not the container.
 func TestEgressIsMasqueraded(t *testing.T) {
 	e := containertest.New(t)
-	n := os.Getpid() % 250
-	ns := fmt.Sprintf("skiff-ext-%d", os.Getpid())
-	hostIf, extIf := fmt.Sprintf("ne%x", os.Getpid()), fmt.Sprintf("nf%x", os.Getpid())
-	hostIP, extIP := fmt.Sprintf("198.18.%d.1", n), fmt.Sprintf("198.18.%d.2", n)
+	// Names and addresses of this process's slot of the host.
+	slot, err := testslot.Get("container-egress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := "skiff-ext-" + slot.Tag()
+	hostIf, extIf := "ne"+slot.Tag(), "nf"+slot.Tag()
+	hostIP, extIP := fmt.Sprintf("198.18.%d.1", slot.Octet()), fmt.Sprintf("198.18.%d.2", slot.Octet())
 	ip := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {

@@ -1,7 +1,6 @@
 package container_test
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/skiffhq/skiff/internal/container"
+	"github.com/skiffhq/skiff/internal/testslot"
 )
 
 // Forwarding is written only when it is off, and a host that cannot turn it
@@ -59,10 +59,10 @@ func requireNetAdmin(t *testing.T) {
 // refused.
 func TestLinkPrefixOverlapRefused(t *testing.T) {
 	requireNetAdmin(t)
-	tag := fmt.Sprintf("%03x", os.Getpid()%0xfff)
+	tag, pool := networkSlot(t)
 	log := slog.New(slog.DiscardHandler)
-	cfg := func(prefix, table string, pool int) container.NetworkConfig {
-		return container.NetworkConfig{Pool: netip.MustParsePrefix(fmt.Sprintf("10.252.%d.0/24", pool)), LinkPrefix: prefix,
+	cfg := func(prefix, table string, n int) container.NetworkConfig {
+		return container.NetworkConfig{Pool: pool(n), LinkPrefix: prefix,
 			Table: table + tag, LockFile: filepath.Join(t.TempDir(), "lock")}
 	}
 	a := cfg("o"+tag, "skiffovla", 1)
@@ -70,7 +70,7 @@ func TestLinkPrefixOverlapRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { container.RemoveNetwork(a) })
-	for _, p := range []string{"o" + tag + "x", "o" + tag[:2], "o" + tag} {
+	for _, p := range []string{"o" + tag + "x", "o" + tag[:1], "o" + tag} {
 		b := cfg(p, "skiffovlb", 2)
 		if nw, err := container.NewNetwork(b, log); err == nil {
 			container.RemoveNetwork(b)
@@ -94,8 +94,8 @@ func TestLinkPrefixOverlapRefused(t *testing.T) {
 // veth with the prefix.
 func TestRemoveNetwork(t *testing.T) {
 	requireNetAdmin(t)
-	tag := fmt.Sprintf("%03x", os.Getpid()%0xfff)
-	pool := netip.MustParsePrefix("10.252.3.0/24")
+	tag, pools := networkSlot(t)
+	pool := pools(3)
 	cfg := container.NetworkConfig{Pool: pool, LinkPrefix: "r" + tag, Table: "skiffrm" + tag, LockFile: filepath.Join(t.TempDir(), "lock")}
 	if _, err := container.NewNetwork(cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
@@ -123,5 +123,20 @@ func TestRemoveNetwork(t *testing.T) {
 	// Twice is fine (teardown of a host with nothing left).
 	if err := container.RemoveNetwork(cfg); err != nil {
 		t.Errorf("second RemoveNetwork: %v", err)
+	}
+}
+
+// networkSlot is this test process's slot of the host (internal/testslot):
+// a tag for names and /24s (n < 16) of a pool no other test process uses.
+func networkSlot(t *testing.T) (string, func(n int) netip.Prefix) {
+	t.Helper()
+	slot, err := testslot.Get("container-network")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slot.Tag(), func(n int) netip.Prefix {
+		a := slot.Pool().Addr().As4()
+		a[2] += byte(n) //nolint:gosec // n < 16: inside the slot's /20
+		return netip.PrefixFrom(netip.AddrFrom4(a), 24)
 	}
 }

@@ -36,8 +36,9 @@ type op struct {
 }
 
 var guard struct {
-	mu sync.Mutex
-	w  *os.File // nil: no guard
+	mu  sync.Mutex
+	w   *os.File // nil: no guard
+	pid int
 }
 
 // Main runs the guard, and exits, when this process is one; else it
@@ -67,9 +68,16 @@ func Start() error {
 	}
 	go func() { _ = cmd.Wait() }()
 	guard.mu.Lock()
-	guard.w = w
+	guard.w, guard.pid = w, cmd.Process.Pid
 	guard.mu.Unlock()
 	return nil
+}
+
+// Pid is the pid of this binary's guard, 0 if it has none.
+func Pid() int {
+	guard.mu.Lock()
+	defer guard.mu.Unlock()
+	return guard.pid
 }
 
 func send(o op) {

@@ -8,23 +8,30 @@ package testnet
 import (
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/skiffhq/skiff/internal/testslot"
 )
 
 // Listen returns a TCP listener on a fresh namespace's end of a veth
-// whose host end is <prefix><pid>h, in 10.<octet>.<pid % 250>.0/30. The
-// namespace and the veth go when the test ends. The prefix must not be
-// "sk": skiff treats links named so as its containers'.
+// whose host end is <prefix><tag>h, in 10.<octet>.<slot>.0/30, where tag
+// and slot are the test process's slot of the host (internal/testslot):
+// no other test process uses them. The namespace and the veth go when the
+// test ends. The prefix must not be "sk": skiff treats links named so as
+// its containers'.
 func Listen(t testing.TB, prefix string, octet int) net.Listener {
 	t.Helper()
-	name := fmt.Sprintf("%s%d", prefix, os.Getpid()%100000)
+	slot, err := testslot.Get("testnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := prefix + slot.Tag()
 	hostIf, peerIf := name+"h", name+"p"
-	base := fmt.Sprintf("10.%d.%d.", octet, os.Getpid()%250)
+	base := fmt.Sprintf("10.%d.%d.", octet, slot.Octet())
 	type result struct {
 		ln  net.Listener
 		err error

@@ -8,7 +8,6 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +17,8 @@ import (
 	"testing"
 
 	"github.com/skiffhq/skiff/internal/container"
+	"github.com/skiffhq/skiff/internal/testslot"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"log/slog"
 )
 
@@ -101,13 +100,21 @@ func New(t testing.TB) *Env {
 	t.Helper()
 	RequireRoot(t)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// Fixed-length tags: no test process's veth prefix starts with
-	// another's (the network refuses one that would).
-	tag := fmt.Sprintf("%03x", os.Getpid()%0xfff)
+	// The test process's own slot of the host (internal/testslot): a pool
+	// no other process uses (a /30 one frees is the next another takes,
+	// and a dial of a deleted container's address would reach another
+	// process's container), and fixed-length names, so that no test
+	// process's veth prefix starts with another's (the network refuses
+	// one that would).
+	slot, err := testslot.Get("containertest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := slot.Tag()
 	e := &Env{Prefix: "st" + tag, Parent: "skiff-test-" + tag, State: t.TempDir()}
 	e.tmp = filepath.Dir(e.State)
 	e.NetworkConfig = container.NetworkConfig{
-		Pool: processPool(t), LinkPrefix: e.Prefix, Table: "skifftest" + tag,
+		Pool: slot.Pool(), LinkPrefix: e.Prefix, Table: "skifftest" + tag,
 	}
 	nw, err := container.NewNetwork(e.NetworkConfig, log)
 	if err != nil {
@@ -134,46 +141,6 @@ func New(t testing.TB) *Env {
 		}
 	})
 	return e
-}
-
-// The address pool of this test process: a /20 of 10.200.0.0/14 that no
-// other process holds (a lock file held until the process ends, however
-// it ends). Test processes running at once (go test runs packages in
-// parallel) must not share a pool: a /30 one frees is the next another
-// takes, and a dial of a deleted container's address would reach another
-// process's container. Nor may they use a daemon's (10.213.0.0/16 is the
-// default one).
-var pool struct {
-	sync.Mutex
-	prefix netip.Prefix
-	lock   *os.File
-}
-
-func processPool(t testing.TB) netip.Prefix {
-	t.Helper()
-	pool.Lock()
-	defer pool.Unlock()
-	if pool.prefix.IsValid() {
-		return pool.prefix
-	}
-	const pools = 64 // /20s in 10.200.0.0/14
-	start := os.Getpid() % pools
-	for i := range pools {
-		k := (start + i) % pools
-		f, err := os.OpenFile(fmt.Sprintf("/run/skiff-test-pool-%d.lock", k), os.O_CREATE|os.O_RDWR, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			f.Close()
-			continue
-		}
-		pool.lock = f                                                                                            // held, open, until the process exits
-		pool.prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(200 + k/16), byte(k % 16 * 16), 0}), 20) //nolint:gosec // k < 64
-		return pool.prefix
-	}
-	t.Fatalf("every test address pool of 10.200.0.0/14 is held by another test process")
-	return netip.Prefix{}
 }
 
 // CheckNoLeaks fails the test if any container, cgroup, veth or mount of
