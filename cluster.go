@@ -3,6 +3,7 @@ package skiff
 import (
 	"context"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -25,8 +26,15 @@ type Cluster struct {
 	Version string `json:"version"`
 	// Secret derives the credentials that the cluster's nodes pull the
 	// apps' images with (one per app); never shown.
-	Secret    []byte    `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
+	Secret []byte `json:"-"`
+	// IngressClass, when set, is the class of the Ingress skiff applies
+	// per app with a web process (clusters:add --ingress-class, or
+	// clusters:set NAME ingress-class): the cluster's ingress controller
+	// then serves the app's hosts, for a cluster whose pod addresses
+	// skiff's router cannot reach. "" (the default): skiff's router
+	// serves them, balancing across the pods of the app's EndpointSlices.
+	IngressClass string    `json:"ingress_class,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // ClusterService stores the clusters.
@@ -39,6 +47,9 @@ type ClusterService interface {
 	FindCluster(ctx context.Context, name string) (*Cluster, error)
 	// DeleteCluster forgets a cluster; ENOTFOUND when there is none.
 	DeleteCluster(ctx context.Context, name string) error
+	// UpdateCluster stores what clusters:set changes of c (its ingress
+	// class); ENOTFOUND when there is no cluster c.Name.
+	UpdateCluster(ctx context.Context, c *Cluster) error
 }
 
 // Clusters connects skiff to Kubernetes clusters.
@@ -69,6 +80,18 @@ var clusterNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
 func ValidateClusterName(name string) error {
 	if !clusterNameRE.MatchString(name) {
 		return Errorf(EINVALID, "invalid cluster name %s: use up to 30 lower-case letters, digits and hyphens, starting with a letter (like prod)", quoteForUser(name))
+	}
+	return nil
+}
+
+var ingressClassRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`)
+
+// ValidateIngressClass checks the name of an IngressClass, as Kubernetes
+// names objects (a DNS subdomain: lower-case letters, digits, '-' and
+// '.', at most 253).
+func ValidateIngressClass(name string) error {
+	if !ingressClassRE.MatchString(name) || strings.Contains(name, "..") {
+		return Errorf(EINVALID, "invalid ingress class %s: an IngressClass's name is up to 253 lower-case letters, digits, '-' and '.' (like nginx); `kubectl get ingressclass` lists the cluster's", quoteForUser(name))
 	}
 	return nil
 }

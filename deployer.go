@@ -81,6 +81,12 @@ type Deployer interface {
 	// runs on (ECONFLICT, naming them, otherwise); what runs there stays.
 	AddCluster(ctx context.Context, c *Cluster) error
 	RemoveCluster(ctx context.Context, name string) error
+	// ConfigureCluster changes a stored cluster (clusters:set): change
+	// edits a copy, which is checked like a new one (Clusters.Check) and
+	// stored; then every app on the cluster is applied again with it
+	// (progress to out). An app that fails to converge is named in the
+	// error; the setting stays, and its next deploy applies it.
+	ConfigureCluster(ctx context.Context, name string, change func(*Cluster) error, out io.Writer) error
 	// SetScheduler moves the app to a cluster ("": to this server). Its
 	// current release starts there (release phase excluded), takes the
 	// traffic once ready, and then everything skiff made for the app

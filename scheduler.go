@@ -150,6 +150,20 @@ type FormationSpec struct {
 	// Restart lists the process types whose processes are replaced
 	// although nothing else changed (ps:restart); "*" for all.
 	Restart []string `json:"restart,omitempty"`
+	// Hosts are the names the app answers on (<app>.<base domain> and
+	// its domains), for a scheduler whose cluster serves the traffic
+	// itself (SelfRouting).
+	Hosts []string `json:"hosts,omitempty"`
+}
+
+// SelfRouting is a RolloutScheduler that may serve an app's traffic
+// itself (a cluster's ingress controller, through an Ingress skiff
+// applies) rather than through skiff's router. While RoutesTraffic is
+// true, its Backends are none (skiff's router has no backends for the
+// apps it runs: their hosts point at the cluster) and a rollout is gated
+// on the cluster's own readiness checks alone.
+type SelfRouting interface {
+	RoutesTraffic() bool
 }
 
 // ProcessSpec is one process type of a FormationSpec.

@@ -16,13 +16,21 @@ func clusterCommands() []*command {
 	return []*command{
 		{name: "clusters:list", aliases: []string{"clusters"}, summary: "list the Kubernetes clusters apps may run on (admin)", format: true, admin: true, max: 0, run: clustersList},
 		{name: "clusters:add", args: "<name>", summary: "add a Kubernetes cluster from a kubeconfig on stdin, checked at once (admin)", admin: true, min: 1, max: 1, run: clustersAdd,
-			flags: []flag{{name: "namespace", value: "NS", help: "keep every app in this one namespace (where skiff's grants are) instead of a namespace per app"}},
+			flags: []flag{{name: "namespace", value: "NS", help: "keep every app in this one namespace (where skiff's grants are) instead of a namespace per app"},
+				{name: "ingress-class", value: "CLASS", help: "serve the apps' traffic with an Ingress of this class (for a cluster whose pods skiff's router cannot reach)"}},
 			help: "Reads a kubeconfig (its current context) from stdin and checks at once that the API answers, that it\n" +
 				"grants skiff everything of `clusters:rbac` (cluster-wide, or in --namespace) and that the namespace exists:\n" +
 				"  skiff clusters:rbac | kubectl apply -f -     # as the cluster's admin; binds the user \"skiff\"\n" +
 				"  skiff clusters:add prod < skiff.kubeconfig\n" +
 				"The nodes pull the apps' images from skiff's registry (skiff serve --registry-addr …): they must reach it\n" +
-				"and trust its certificate."},
+				"and trust its certificate. By default skiff's router serves the apps' domains and balances across their pods,\n" +
+				"which it must reach; --ingress-class CLASS applies an Ingress of that class per app instead (point the\n" +
+				"domains at the cluster's ingress controller; TLS is the cluster's)."},
+		{name: "clusters:set", args: "<name> ingress-class [CLASS]", summary: "change a cluster: serve its apps with an Ingress of CLASS, or (no CLASS) through skiff's router (admin)", admin: true, min: 2, max: 3, run: clustersSet,
+			help: "  clusters:set prod ingress-class nginx    # an Ingress of class nginx per app; the router serves them no more\n" +
+				"  clusters:set prod ingress-class          # back to skiff's router (the Ingresses are removed)\n" +
+				"The cluster is checked again (an Ingress needs the ingresses grant of `clusters:rbac`), then every app on it\n" +
+				"is applied again with the change."},
 		{name: "clusters:remove", args: "<name>", summary: "forget a cluster that no app runs on (admin)", admin: true, min: 1, max: 1, run: clustersRemove},
 		{name: "clusters:rbac", summary: "print the RBAC a cluster must grant skiff, for kubectl apply (admin)", admin: true, max: 0, run: clustersRBAC},
 		{name: "scheduler:set", args: "<app> local|k8s", summary: "run the app on this server (local) or on a Kubernetes cluster (k8s --cluster NAME) (admin)", app: true, admin: true, min: 2, max: 2, run: schedulerSet,
@@ -65,9 +73,9 @@ func clustersList(c *call) error {
 		if cl.Namespace != "" {
 			ns = cl.Namespace
 		}
-		rows[i] = []string{cl.Name, cl.Server, cl.Version, ns, formatTime(cl.CreatedAt)}
+		rows[i] = []string{cl.Name, cl.Server, cl.Version, ns, trafficText(cl.IngressClass), formatTime(cl.CreatedAt)}
 	}
-	c.table([]string{"NAME", "API", "VERSION", "NAMESPACE", "ADDED"}, rows)
+	c.table([]string{"NAME", "API", "VERSION", "NAMESPACE", "TRAFFIC", "ADDED"}, rows)
 	return nil
 }
 
@@ -83,6 +91,12 @@ func clustersAdd(c *call) error {
 	if ns != "" && !isDNSLabel(ns) {
 		return skiff.Errorf(skiff.EINVALID, "invalid namespace %s: a Kubernetes namespace is up to 63 lower-case letters, digits and hyphens", quoteArg(ns))
 	}
+	class := c.value("ingress-class")
+	if c.flag("ingress-class") {
+		if err := skiff.ValidateIngressClass(class); err != nil {
+			return err
+		}
+	}
 	if c.inv.Stdin == nil {
 		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
 	}
@@ -97,7 +111,7 @@ func clustersAdd(c *call) error {
 		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
 	}
 	c.progress("Checking cluster %s: its API, skiff's grants, the namespace", name)
-	cl := &skiff.Cluster{Name: name, Kubeconfig: data, Namespace: ns}
+	cl := &skiff.Cluster{Name: name, Kubeconfig: data, Namespace: ns, IngressClass: class}
 	if err := c.services().Deployer.AddCluster(c.ctx, cl); err != nil {
 		return err
 	}
@@ -105,8 +119,49 @@ func clustersAdd(c *call) error {
 	if ns != "" {
 		where = "namespace " + ns
 	}
-	c.progress("Added cluster %s: %s, Kubernetes %s, apps in %s", name, cl.Server, cl.Version, where)
+	c.progress("Added cluster %s: %s, Kubernetes %s, apps in %s, traffic through %s", name, cl.Server, cl.Version, where, trafficText(class))
 	fmt.Fprintf(c.stderr(), "       Move an app there with: scheduler:set <app> k8s --cluster %s\n", name)
+	return nil
+}
+
+// trafficText names a cluster's traffic mode.
+func trafficText(class string) string {
+	if class == "" {
+		return "skiff's router"
+	}
+	return "ingress " + class
+}
+
+func clustersSet(c *call) error {
+	if err := c.needClusters(); err != nil {
+		return err
+	}
+	name, key := c.args[0], c.args[1]
+	if err := skiff.ValidateClusterName(name); err != nil {
+		return err
+	}
+	if key != "ingress-class" {
+		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not a cluster setting: use ingress-class", quoteArg(key))}
+	}
+	class := ""
+	if len(c.args) == 3 {
+		class = c.args[2]
+		if err := skiff.ValidateIngressClass(class); err != nil {
+			return err
+		}
+	}
+	c.progress("Checking cluster %s for traffic through %s", name, trafficText(class))
+	err := c.services().Deployer.ConfigureCluster(c.ctx, name, func(cl *skiff.Cluster) error {
+		cl.IngressClass = class
+		return nil
+	}, c.stderr())
+	if err != nil {
+		return err
+	}
+	c.progress("Cluster %s: traffic through %s", name, trafficText(class))
+	if class != "" {
+		fmt.Fprintf(c.stderr(), "       Point the apps' domains at the cluster's ingress controller of class %s; TLS for them is the cluster's.\n", class)
+	}
 	return nil
 }
 

@@ -57,7 +57,9 @@ func (p *Pipeline) rollOut(ctx context.Context, app *skiff.App, rel *skiff.Relea
 		if err != nil {
 			return err
 		}
-		if len(addrs) > 0 || want["web"].Quantity == 0 {
+		// A cluster that serves the traffic (an Ingress) leaves skiff's
+		// router with no backends for the app (those it had here drain).
+		if len(addrs) > 0 || want["web"].Quantity == 0 || selfRouted(rs) {
 			if err := p.cfg.Routes.Deploy(ctx, app.ID, addrs); err != nil {
 				if ro.commit != nil {
 					p.rollBack(ctx, app, rel, rs, out)
@@ -99,8 +101,12 @@ func (p *Pipeline) formationSpec(ctx context.Context, app *skiff.App, rel *skiff
 	if err != nil {
 		return nil, err
 	}
+	hosts, err := p.hosts(ctx, app)
+	if err != nil {
+		return nil, err
+	}
 	spec := &skiff.FormationSpec{AppID: app.ID, AppName: app.Name, Release: rel.Version, Image: rel.Image, Env: rel.Config,
-		Check: settings.HealthCheck(), DrainTimeout: settings.WaitToRetire, Cron: rel.Cron, Restart: restart}
+		Check: settings.HealthCheck(), DrainTimeout: settings.WaitToRetire, Cron: rel.Cron, Restart: restart, Hosts: hosts}
 	for _, st := range states {
 		if st.Suspended {
 			spec.CronSuspended = append(spec.CronSuspended, st.JobID)

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"io"
 	"strings"
 
 	"github.com/skiffhq/skiff"
@@ -45,7 +46,36 @@ func (p *Pipeline) AddDomain(ctx context.Context, app *skiff.App, domain string)
 		}
 		return "", err
 	}
+	if err := p.reapplyHosts(ctx, app); err != nil {
+		if !had {
+			if uerr := p.cfg.Store.RemoveDomain(context.WithoutCancel(ctx), app.ID, host); uerr != nil {
+				p.log.Error("undo domains:add", "app", app.Name, "host", host, "err", uerr)
+			}
+			_ = p.setRoute(context.WithoutCancel(ctx), app, nil)
+		}
+		return "", err
+	}
 	return host, nil
+}
+
+// reapplyHosts applies the current release of an app whose cluster serves
+// its hosts (an Ingress) again, after they changed; the caller holds the
+// app's lock.
+func (p *Pipeline) reapplyHosts(ctx context.Context, app *skiff.App) error {
+	if !p.RunsElsewhere(ctx, app.ID) {
+		return nil
+	}
+	s, err := p.schedulerFor(ctx, app.ID)
+	if err != nil {
+		return err
+	}
+	if !selfRouted(s) {
+		return nil
+	}
+	if err := p.convergeCurrent(ctx, app, rollout{}, io.Discard); err != nil {
+		return skiff.Errorf(skiff.ErrorCode(err), "the cluster's Ingress for %s could not be updated: %s", app.Name, skiff.ErrorMessage(err))
+	}
+	return nil
 }
 
 // RemoveDomain implements skiff.Deployer.
@@ -67,6 +97,11 @@ func (p *Pipeline) RemoveDomain(ctx context.Context, app *skiff.App, domain stri
 			p.log.Error("undo domains:remove", "app", app.Name, "host", host, "err", uerr)
 		}
 		return "", err
+	}
+	if err := p.reapplyHosts(ctx, app); err != nil {
+		// The domain is gone here; the cluster's Ingress still names it
+		// until the app's next deploy applies it.
+		return host, err
 	}
 	return host, nil
 }

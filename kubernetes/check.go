@@ -40,8 +40,9 @@ type Where struct {
 	// Namespace, when set, is the one namespace every app lives in (the
 	// cluster was added with --namespace); else each app has its own.
 	Namespace string
-	// Ingress is set when apps are exposed with Ingresses.
-	Ingress bool
+	// IngressClass, when set, exposes the apps with Ingresses of that
+	// class (ingress.go); "" leaves their traffic to skiff's router.
+	IngressClass string
 }
 
 // Check tells at once whether skiff can work with the cluster: the API
@@ -69,7 +70,7 @@ func (c *Client) Check(ctx context.Context, w Where) (string, error) {
 	for _, r := range Rules() {
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
-				if res == "ingresses" && !w.Ingress {
+				if res == "ingresses" && w.IngressClass == "" {
 					continue
 				}
 				resource, sub, _ := strings.Cut(res, "/")

@@ -76,7 +76,7 @@ func (cs *Clusters) Check(ctx context.Context, c *skiff.Cluster) (string, string
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	version, err := client.Check(ctx, Where{Namespace: c.Namespace})
+	version, err := client.Check(ctx, Where{Namespace: c.Namespace, IngressClass: c.IngressClass})
 	if err != nil {
 		return "", "", err
 	}
@@ -98,7 +98,7 @@ func (cs *Clusters) Scheduler(ctx context.Context, name string) (skiff.Scheduler
 	if err != nil {
 		return nil, err
 	}
-	cfg := SchedulerConfig{Name: name, Client: client, Where: Where{Namespace: c.Namespace}, Logs: cs.cfg.Logs,
+	cfg := SchedulerConfig{Name: name, Client: client, Where: Where{Namespace: c.Namespace, IngressClass: c.IngressClass}, Logs: cs.cfg.Logs,
 		Log: cs.cfg.Log.With("cluster", name), OnBackends: cs.cfg.OnBackends,
 		Image: func(ctx context.Context, spec *skiff.InstanceSpec) (*PodImage, error) {
 			return cs.cfg.Image(ctx, c, spec)

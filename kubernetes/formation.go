@@ -92,6 +92,9 @@ func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec
 		}
 		r.Image, r.UID, r.GID, r.Registry = img.Ref, img.UID, img.GID, img.Registry
 	}
+	if s.cfg.Where.IngressClass != "" {
+		r.Ingress = &Ingress{Class: s.cfg.Where.IngressClass, Hosts: f.Hosts}
+	}
 	zone := "UTC"
 	if tz := f.Env["TZ"]; tz != "" {
 		if _, err := time.LoadLocation(tz); err == nil {
@@ -174,6 +177,9 @@ func (s *Scheduler) Evict(ctx context.Context, appID string) error {
 // Backends implements skiff.RolloutScheduler: the ready endpoints of the
 // app's web Service, as its EndpointSlices list them.
 func (s *Scheduler) Backends(ctx context.Context, appID string) ([]string, error) {
+	if s.RoutesTraffic() {
+		return nil, nil // the cluster's ingress controller serves the app
+	}
 	sel := AppSelector(appID) + "," + LabelProcess + "=web"
 	list, err := s.cfg.Client.Typed.DiscoveryV1().EndpointSlices(s.Namespace(appID)).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {

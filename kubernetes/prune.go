@@ -44,7 +44,7 @@ func (c *Client) Prune(ctx context.Context, r *Release, m *Manifest, keep ...int
 		want[o.GetObjectKind().GroupVersionKind().Kind+"/"+o.GetName()] = true
 	}
 	kinds := map[string]string{"deployments": "Deployment", "poddisruptionbudgets": "PodDisruptionBudget",
-		"services": "Service", "secrets": "Secret", "serviceaccounts": "ServiceAccount", "cronjobs": "CronJob"}
+		"services": "Service", "secrets": "Secret", "serviceaccounts": "ServiceAccount", "cronjobs": "CronJob", "ingresses": "Ingress"}
 	keepVersion := map[string]bool{strconv.Itoa(r.Version): true}
 	for _, v := range keep {
 		keepVersion[strconv.Itoa(v)] = true
@@ -56,6 +56,9 @@ func (c *Client) Prune(ctx context.Context, r *Release, m *Manifest, keep ...int
 			continue
 		}
 		list, err := c.dynamic.Resource(gvr).Namespace(r.Namespace).List(ctx, metav1.ListOptions{LabelSelector: AppSelector(r.AppID)})
+		if ingressesForbidden(gvr.Resource, err) && r.Ingress == nil {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("prune %s: %w", gvr.Resource, err)
 		}
@@ -117,7 +120,7 @@ func (c *Client) RemoveApp(ctx context.Context, ns, appID string, shared bool) e
 	var errs []error
 	for _, gvr := range owned {
 		list, err := c.dynamic.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: AppSelector(appID)})
-		if IsNotFound(err) {
+		if IsNotFound(err) || ingressesForbidden(gvr.Resource, err) {
 			continue
 		}
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,6 +98,9 @@ type Release struct {
 	// Registry holds the credentials the nodes pull Image with; nil when
 	// the image is public.
 	Registry *Registry
+	// Ingress, when set, exposes the web process through the cluster's
+	// ingress controller (ingress.go).
+	Ingress *Ingress
 }
 
 // Process is one process type of the release.
@@ -162,6 +166,7 @@ type Manifest struct {
 	Services       []*corev1.Service
 	Budgets        []*policyv1.PodDisruptionBudget
 	CronJobs       []*batchv1.CronJob
+	Ingresses      []*networkingv1.Ingress
 }
 
 // Objects lists the manifest's objects in the order they are applied: what
@@ -184,6 +189,9 @@ func (m *Manifest) Objects() []Object {
 	}
 	for _, b := range m.Budgets {
 		out = append(out, b)
+	}
+	for _, in := range m.Ingresses {
+		out = append(out, in)
 	}
 	for _, c := range m.CronJobs {
 		out = append(out, c)
@@ -291,6 +299,13 @@ func Render(r *Release) (*Manifest, error) {
 				},
 			})
 		}
+	}
+	in, err := ingress(r, meta)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		m.Ingresses = append(m.Ingresses, in)
 	}
 	for _, j := range r.Cron {
 		cj, err := cronJob(r, j, meta)

@@ -18,10 +18,15 @@ func (db *DB) CreateCluster(ctx context.Context, c *skiff.Cluster) error {
 	if len(c.Kubeconfig) == 0 || len(c.Secret) == 0 {
 		return errors.New("store: a cluster needs a kubeconfig and a secret")
 	}
+	if c.IngressClass != "" {
+		if err := skiff.ValidateIngressClass(c.IngressClass); err != nil {
+			return err
+		}
+	}
 	return db.update(ctx, func(tx *Tx) error {
 		c.CreatedAt = tx.now
-		_, err := tx.ExecContext(ctx, `INSERT INTO clusters (name, kubeconfig, namespace, server, version, secret, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			c.Name, c.Kubeconfig, c.Namespace, c.Server, c.Version, c.Secret, formatTime(tx.now))
+		_, err := tx.ExecContext(ctx, `INSERT INTO clusters (name, kubeconfig, namespace, server, version, secret, ingress_class, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Kubeconfig, c.Namespace, c.Server, c.Version, c.Secret, c.IngressClass, formatTime(tx.now))
 		if isUniqueViolation(err) {
 			return skiff.Errorf(skiff.ECONFLICT, "cluster %s exists already; clusters:remove %s first to replace it", c.Name, c.Name)
 		} else if err != nil {
@@ -31,12 +36,12 @@ func (db *DB) CreateCluster(ctx context.Context, c *skiff.Cluster) error {
 	})
 }
 
-const clusterQuery = `SELECT name, kubeconfig, namespace, server, version, secret, created_at FROM clusters`
+const clusterQuery = `SELECT name, kubeconfig, namespace, server, version, secret, ingress_class, created_at FROM clusters`
 
 func scanCluster(row interface{ Scan(...any) error }) (*skiff.Cluster, error) {
 	var c skiff.Cluster
 	var created string
-	if err := row.Scan(&c.Name, &c.Kubeconfig, &c.Namespace, &c.Server, &c.Version, &c.Secret, &created); err != nil {
+	if err := row.Scan(&c.Name, &c.Kubeconfig, &c.Namespace, &c.Server, &c.Version, &c.Secret, &c.IngressClass, &created); err != nil {
 		return nil, err
 	}
 	c.CreatedAt = parseTime(created)
@@ -101,4 +106,28 @@ func (db *DB) AppImages(ctx context.Context, appID string) ([]string, error) {
 		images = append(images, s)
 	}
 	return images, rows.Err()
+}
+
+// UpdateCluster stores what clusters:set changes of a cluster: its
+// ingress class.
+func (db *DB) UpdateCluster(ctx context.Context, c *skiff.Cluster) error {
+	if c.IngressClass != "" {
+		if err := skiff.ValidateIngressClass(c.IngressClass); err != nil {
+			return err
+		}
+	}
+	return db.update(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE clusters SET ingress_class = ? WHERE name = ?`, c.IngressClass, c.Name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return skiff.Errorf(skiff.ENOTFOUND, "there is no cluster %s; `clusters` lists them", c.Name)
+		}
+		traffic := "skiff's router"
+		if c.IngressClass != "" {
+			traffic = "ingress " + c.IngressClass
+		}
+		return tx.event("", "", "clusters:set", c.Name+" traffic: "+traffic)
+	})
 }

@@ -27,8 +27,25 @@ func TestClusters(t *testing.T) {
 	if err != nil || !bytes.Equal(got.Kubeconfig, c.Kubeconfig) || !bytes.Equal(got.Secret, c.Secret) || got.Namespace != "apps" || got.Version != "v1.37.2" {
 		t.Fatalf("find: %+v %v", got, err)
 	}
-	if list, err := db.Clusters(admin); err != nil || len(list) != 1 || list[0].Name != "prod" {
+	if list, err := db.Clusters(admin); err != nil || len(list) != 1 || list[0].Name != "prod" || list[0].IngressClass != "" {
 		t.Fatalf("list: %v %v", list, err)
+	}
+	// clusters:set NAME ingress-class: stored, a bad class refused, no
+	// cluster ENOTFOUND.
+	if err := db.UpdateCluster(admin, &skiff.Cluster{Name: "prod", IngressClass: "nginx"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.FindCluster(admin, "prod"); got.IngressClass != "nginx" || !bytes.Equal(got.Kubeconfig, c.Kubeconfig) {
+		t.Fatalf("after clusters:set: %+v", got)
+	}
+	if err := db.UpdateCluster(admin, &skiff.Cluster{Name: "prod", IngressClass: "Nginx;x"}); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Fatalf("a bad ingress class: %v", err)
+	}
+	if err := db.UpdateCluster(admin, &skiff.Cluster{Name: "nope", IngressClass: "nginx"}); skiff.ErrorCode(err) != skiff.ENOTFOUND {
+		t.Fatalf("no such cluster: %v", err)
+	}
+	if err := db.CreateCluster(admin, &skiff.Cluster{Name: "bad", Kubeconfig: []byte("x"), Secret: []byte("y"), IngressClass: "-x"}); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Fatalf("created with a bad ingress class: %v", err)
 	}
 	if err := db.DeleteCluster(admin, "prod"); err != nil {
 		t.Fatal(err)
