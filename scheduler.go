@@ -218,6 +218,11 @@ type InstanceSpec struct {
 	// ExitCode (across daemon restarts too) until Stop removes it. deploy's
 	// rollouts leave OneOff instances alone.
 	OneOff bool `json:"one_off,omitempty"`
+	// CronJob is the id of the app's cron job that a OneOff instance is a
+	// run of (cron:run). A scheduler that runs the app's cron jobs itself
+	// (a cluster's CronJobs) makes the run from its own definition of the
+	// job, so that it runs as the scheduled ones do; others ignore it.
+	CronJob string `json:"cron_job,omitempty"`
 }
 
 // Name is the instance's name as users see it: "web.1".
@@ -263,6 +268,12 @@ type Instance struct {
 	CPU         time.Duration `json:"cpu_ns"`
 	MemoryBytes int64         `json:"memory_bytes"`
 	MemoryLimit int64         `json:"memory_limit"`
+	// CPUCores is the CPU in use now, where a scheduler knows only that
+	// and not the CPU time (a cluster's metrics API).
+	CPUCores float64 `json:"cpu_cores,omitempty"`
+	// NoUsage says why CPU and MemoryBytes are not known ("" when they
+	// are): ps says so rather than showing zeros.
+	NoUsage string `json:"no_usage,omitempty"`
 }
 
 // LogLine is one line of an app's log: its instances' output and the

@@ -46,7 +46,7 @@ func psList(c *call) error {
 		return nil
 	}
 	cur, _ := c.services().Releases.CurrentRelease(c.ctx, c.app.ID)
-	lastType := ""
+	lastType, noUsage := "", ""
 	for _, in := range ins {
 		t := in.Spec.ProcessType
 		if t != lastType {
@@ -72,8 +72,18 @@ func psList(c *call) error {
 		case skiff.InstanceExited:
 			state = fmt.Sprintf("exited with status %d %s ago", in.ExitCode, since(in.LastExitAt))
 		}
+		cpu, mem := in.CPU.Round(time.Millisecond).String(), bytesText(in.MemoryBytes)
+		switch {
+		case in.NoUsage != "":
+			cpu, mem = "?", "?"
+			if noUsage == "" {
+				noUsage = in.NoUsage
+			}
+		case in.CPU == 0 && in.CPUCores > 0:
+			cpu = fmt.Sprintf("%.3g cores now", in.CPUCores)
+		}
 		line := fmt.Sprintf("%s: %s  v%d  cpu %s  mem %s/%s  restarts %d", in.Spec.Name(), state, in.Spec.Release,
-			in.CPU.Round(time.Millisecond), bytesText(in.MemoryBytes), bytesText(in.MemoryLimit), in.Restarts)
+			cpu, mem, bytesText(in.MemoryLimit), in.Restarts)
 		if in.LastExit != "" {
 			line += "  last exit: " + in.LastExit
 		}
@@ -81,6 +91,9 @@ func psList(c *call) error {
 			line += "  node " + in.Node
 		}
 		fmt.Fprintln(c.stdout(), line)
+	}
+	if noUsage != "" {
+		fmt.Fprintf(c.stderr(), "No CPU or memory figures (?): %s.\n", noUsage)
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ func (r *SchedulerRuns) Start(ctx context.Context, app *skiff.App, rel *skiff.Re
 	spec.Index = int(run.ID)
 	spec.Command = []string{run.Command}
 	spec.OneOff = true
+	spec.CronJob = run.JobID
 	in, err := r.Scheduler.Start(ctx, &spec)
 	if err != nil {
 		return "", err

@@ -24,6 +24,12 @@ import (
 //go:embed rbac.yaml
 var RBAC []byte
 
+// NodeStatsRBAC is rbac-node-stats.yaml: an optional grant of the kubelets'
+// figures (`get nodes/proxy`) for ps, where the cluster has no metrics API.
+//
+//go:embed rbac-node-stats.yaml
+var NodeStatsRBAC []byte
+
 // Rules are the rules of skiff's ClusterRole in rbac.yaml.
 func Rules() []rbacv1.PolicyRule {
 	for _, doc := range bytes.Split(RBAC, []byte("\n---\n")) {

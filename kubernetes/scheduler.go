@@ -85,6 +85,8 @@ type Scheduler struct {
 	mu        sync.Mutex
 	seen      map[string]*podSeen // by ID
 	reported  map[types.UID]bool  // the cron runs told to OnCronRun
+
+	usage usageCache // the pods' CPU and memory
 }
 
 type podSeen struct {
@@ -156,6 +158,9 @@ func (s *Scheduler) release(ctx context.Context, spec *skiff.InstanceSpec) (*Rel
 func (s *Scheduler) Start(ctx context.Context, spec *skiff.InstanceSpec) (*skiff.Instance, error) {
 	if spec.Index < 1 {
 		return nil, skiff.Errorf(skiff.EINVALID, "instance %s: the index starts at 1", spec.Name())
+	}
+	if spec.OneOff && spec.CronJob != "" {
+		return s.startCronRun(ctx, spec)
 	}
 	r, img, err := s.release(ctx, spec)
 	if err != nil {
@@ -446,14 +451,17 @@ func (s *Scheduler) Instances(ctx context.Context, appID string) ([]*skiff.Insta
 	}
 	env := s.envs(ctx, appID)
 	out := make([]*skiff.Instance, 0, len(pods))
+	listed := pods[:0:0]
 	for i := range pods {
-		if ended(&pods[i]) && pods[i].Labels[LabelCronJob] != "" {
-			continue // a cron run's pod the cluster keeps: cron:history has it
+		if ended(&pods[i]) && pods[i].Labels[LabelCronJob] != "" && pods[i].Annotations[AnnotationInstantiate] == "" {
+			continue // a scheduled cron run's pod the cluster keeps: cron:history has it
 		}
 		in := s.instance(&pods[i])
 		in.Spec.Env = env[pods[i].Namespace+"/"+pods[i].Name+"-env"]
 		out = append(out, in)
+		listed = append(listed, pods[i])
 	}
+	s.fillUsage(ctx, listed, out)
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i].Spec, out[j].Spec
 		if a.AppName != b.AppName {
