@@ -125,7 +125,7 @@ func (s *Scheduler) metricsAPI(ctx context.Context, ns string) (map[string]podUs
 	}
 	var list struct {
 		Items []struct {
-			Metadata struct{ Name, Namespace string }
+			Metadata   struct{ Name, Namespace string }
 			Containers []struct {
 				Name  string
 				Usage map[string]resource.Quantity
