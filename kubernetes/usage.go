@@ -164,10 +164,10 @@ func (s *Scheduler) kubeletSummary(ctx context.Context, node string) (map[string
 			Containers []struct {
 				Name string
 				CPU  *struct {
-					UsageCoreNanoSeconds *uint64 `json:"usageCoreNanoSeconds"`
+					UsageCoreNanoSeconds *int64 `json:"usageCoreNanoSeconds"`
 				} `json:"cpu"`
 				Memory *struct {
-					WorkingSetBytes *uint64 `json:"workingSetBytes"`
+					WorkingSetBytes *int64 `json:"workingSetBytes"`
 				} `json:"memory"`
 			}
 		}
@@ -186,7 +186,7 @@ func (s *Scheduler) kubeletSummary(ctx context.Context, node string) (map[string
 				u.cpu = time.Duration(*c.CPU.UsageCoreNanoSeconds)
 			}
 			if c.Memory != nil && c.Memory.WorkingSetBytes != nil {
-				u.memory = int64(*c.Memory.WorkingSetBytes)
+				u.memory = *c.Memory.WorkingSetBytes
 			}
 			out[p.PodRef.Namespace+"/"+p.PodRef.Name] = u
 		}
