@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,27 +36,14 @@ func instructions(args []string) error {
 	out := fs.String("out", "bench/out", "output directory")
 	env := fs.String("env", "", "extra environment for skiff's router, comma-separated (GOGC=400,…)")
 	_ = fs.Parse(args) // ExitOnError: a bad flag exits
-	for _, tool := range []string{"valgrind", "callgrind_control", "nginx"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: apt-get install valgrind nginx-light", tool)
-		}
-	}
-	outDir, _ := filepath.Abs(*out)
-	work := filepath.Join(outDir, "instructions-work")
-	os.RemoveAll(work)
-	if err := os.MkdirAll(filepath.Join(work, "nginx-tmp"), 0o755); err != nil {
+	if err := lookTools("valgrind nginx-light", "valgrind", "callgrind_control", "nginx"); err != nil {
 		return err
 	}
-	certFile, keyFile, err := writeCert(work)
+	b, err := newBed(*out, "instructions", bedOptions{router: slices.Contains(strings.Split(*only, ","), "skiff")})
 	if err != nil {
 		return err
 	}
-	self, _ := os.Executable()
-	up, upAddr, err := startUpstream(self)
-	if err != nil {
-		return err
-	}
-	defer stop(up)
+	defer b.close()
 	vg := func(out string) []string {
 		return []string{"--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + out, "--log-file=" + out + ".log"}
 	}
@@ -73,30 +61,25 @@ func instructions(args []string) error {
 	for _, name := range strings.Split(*only, ",") {
 		var cmd *exec.Cmd
 		var addr, tlsAddr string
-		cgOut := filepath.Join(work, name+".callgrind")
+		cgOut := filepath.Join(b.work, name+".callgrind")
 		switch name {
 		case "nginx":
 			addr, tlsAddr = freeAddr(), freeAddr()
-			conf := filepath.Join(work, "nginx.conf")
-			tmpl := strings.Replace(nginxTmpl, "worker_processes auto;", "worker_processes 1;\nmaster_process off;", 1)
-			if err := os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, work, certFile, keyFile, upAddr, addr, tlsAddr)), 0o644); err != nil {
-				return err
-			}
-			cmd = start(nil, "valgrind", append(vg(cgOut), "nginx", "-p", work, "-c", conf, "-g", "daemon off;")...)
-		case "skiff":
-			bin, err := routerBinary(outDir)
+			argv, err := b.nginx(0, addr, tlsAddr) // one worker, no master: callgrind follows one process
 			if err != nil {
 				return err
 			}
-			spec := routerSpec{HTTP: freeAddr(), HTTPS: freeAddr(), Upstream: upAddr, Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")}
+			cmd = start(nil, "valgrind", append(vg(cgOut), argv...)...)
+		case "skiff":
+			spec := b.routerSpec("skiff")
+			spec.HTTP, spec.HTTPS = freeAddr(), freeAddr()
 			addr, tlsAddr = spec.HTTP, spec.HTTPS
 			js, _ := json.Marshal(spec)
 			e := []string{"GOMAXPROCS=2", "GODEBUG=asyncpreemptoff=1", "SKIFF_ROUTER_BENCH=" + string(js)}
 			if *env != "" {
 				e = append(e, strings.Split(*env, ",")...)
 			}
-			cmd = start(e,
-				"valgrind", append(vg(cgOut), bin)...)
+			cmd = start(e, "valgrind", append(vg(cgOut), b.router)...)
 		default:
 			return fmt.Errorf("unknown proxy %q", name)
 		}

@@ -13,52 +13,79 @@ import (
 	"time"
 )
 
-// openLoop offers a fixed load: rate requests per second for d, spread over
-// conns keep-alive connections, each request sent at its scheduled time
-// whether or not earlier ones have been answered. A request that finds no
-// free connection waits for one, and that wait counts in its latency, which
-// is measured from the scheduled time: no coordinated omission (wrk2's
-// method; wrk itself is a closed loop). Requests are written raw and
-// responses read by Content-Length, so that the generator costs little of
-// the two shared cores.
-func openLoop(addr string, useTLS bool, host, path string, rate, conns int, d time.Duration) (latencies, int64) {
+// openLoader offers a fixed load to one proxy: rate requests per second,
+// spread over keep-alive connections it keeps from one slice of load to the
+// next, each request sent at its scheduled time whether or not earlier ones
+// have been answered. A request that finds no free connection waits for
+// one, and that wait counts in its latency, which is measured from the
+// scheduled time: no coordinated omission (wrk2's method; wrk itself is a
+// closed loop). Requests are written raw and responses read by
+// Content-Length, so that the generator costs little of the two shared
+// cores.
+type openLoader struct {
+	addr   string
+	useTLS bool
+	req    []byte
+	conns  []*loadConn
+}
+
+type loadConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func newOpenLoader(addr string, useTLS bool, host, path string, conns int) *openLoader {
+	return &openLoader{addr: addr, useTLS: useTLS, req: []byte("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n"),
+		conns: make([]*loadConn, conns)}
+}
+
+// loadSlice is what one run of an openLoader measured.
+type loadSlice struct {
+	ms   []float64 // latency of each answered request, from its scheduled time
+	sent []float64 // the same from when it was written: without the generator's lateness or a wait for a connection
+	late []float64 // how late the generator itself sent each request (ms): its own share of the latency
+	errs int
+}
+
+// run offers rate req/s for d and returns when every request was answered.
+func (g *openLoader) run(rate int, d time.Duration) loadSlice {
 	n := int(float64(rate) * d.Seconds())
 	sched := make(chan time.Time, n)
-	req := []byte("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
 	var errs atomic.Int64
-	results := make([][]float64, conns)
+	results := make([][]float64, len(g.conns))
+	fromSend := make([][]float64, len(g.conns))
 	var wg sync.WaitGroup
-	for i := range conns {
+	for i := range g.conns {
 		wg.Go(func() {
-			var c net.Conn
-			var br *bufio.Reader
+			lc := g.conns[i]
 			for t := range sched {
-				if c == nil {
-					var err error
-					if c, err = dialBench(addr, useTLS); err != nil {
+				if lc == nil {
+					c, err := dialBench(g.addr, g.useTLS)
+					if err != nil {
 						errs.Add(1)
 						continue
 					}
-					br = bufio.NewReaderSize(c, 32<<10)
+					lc = &loadConn{c: c, br: bufio.NewReaderSize(c, 32<<10)}
 				}
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				_, err := c.Write(req)
+				sent := time.Now()
+				lc.c.SetDeadline(sent.Add(10 * time.Second))
+				_, err := lc.c.Write(g.req)
 				if err == nil {
-					err = readResponse(br)
+					err = readResponse(lc.br)
 				}
 				if err != nil {
 					errs.Add(1)
-					c.Close()
-					c = nil
+					lc.c.Close()
+					lc = nil
 					continue
 				}
 				results[i] = append(results[i], float64(time.Since(t).Microseconds())/1000)
+				fromSend[i] = append(fromSend[i], float64(time.Since(sent).Microseconds())/1000)
 			}
-			if c != nil {
-				c.Close()
-			}
+			g.conns[i] = lc
 		})
 	}
+	late := make([]float64, 0, n)
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
 	for i := range n {
@@ -66,20 +93,35 @@ func openLoop(addr string, useTLS bool, host, path string, rate, conns int, d ti
 		if w := time.Until(t); w > 0 {
 			time.Sleep(w)
 		}
+		late = append(late, float64(time.Since(t).Microseconds())/1000)
 		sched <- t
 	}
 	close(sched)
 	wg.Wait()
-	var ms []float64
-	for _, r := range results {
-		ms = append(ms, r...)
+	var ms, fs []float64
+	for i := range results {
+		ms, fs = append(ms, results[i]...), append(fs, fromSend[i]...)
 	}
+	return loadSlice{ms: ms, sent: fs, late: late, errs: int(errs.Load())}
+}
+
+func (g *openLoader) close() {
+	for i, lc := range g.conns {
+		if lc != nil {
+			lc.c.Close()
+			g.conns[i] = nil
+		}
+	}
+}
+
+// percentiles sorts ms and reads p50, p99 and the maximum from it.
+func percentiles(ms []float64, errs int) latencies {
 	slices.Sort(ms)
-	l := latencies{errs: int(errs.Load())}
+	l := latencies{errs: errs}
 	if len(ms) > 0 {
 		l.p50, l.p99, l.max = ms[len(ms)/2], ms[len(ms)*99/100], ms[len(ms)-1]
 	}
-	return l, int64(len(ms))
+	return l
 }
 
 func dialBench(addr string, useTLS bool) (net.Conn, error) {

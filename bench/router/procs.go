@@ -139,9 +139,21 @@ func writeCert(dir string) (certFile, keyFile string, err error) {
 	return certFile, keyFile, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
-// cpuSplit returns utime and stime (clock ticks) of pid and all its
-// descendants.
-func cpuSplit(pid int) (user, sys int64) {
+// procStat is what the benchmark reads of a proxy's process tree: CPU
+// time (utime and stime, clock ticks) and context switches (voluntary, as
+// when a thread sleeps in futex or epoll_wait; involuntary, preempted),
+// summed over its processes and their threads.
+type procStat struct {
+	user, sys           int64
+	voluntary, involunt int64
+}
+
+func (a procStat) minus(b procStat) procStat {
+	return procStat{a.user - b.user, a.sys - b.sys, a.voluntary - b.voluntary, a.involunt - b.involunt}
+}
+
+// readProcStat reads pid's and its descendants' procStat.
+func readProcStat(pid int) procStat {
 	children := map[int][]int{}
 	stats := map[int][]string{}
 	dirs, _ := os.ReadDir("/proc")
@@ -163,20 +175,35 @@ func cpuSplit(pid int) (user, sys int64) {
 		ppid, _ := strconv.Atoi(f[1])
 		children[ppid] = append(children[ppid], p)
 	}
+	var st procStat
 	var walk func(int)
 	walk = func(p int) {
 		if f, ok := stats[p]; ok {
 			u, _ := strconv.ParseInt(f[11], 10, 64)
 			s, _ := strconv.ParseInt(f[12], 10, 64)
-			user += u
-			sys += s
+			st.user += u
+			st.sys += s
+			tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(p) + "/task")
+			for _, t := range tasks {
+				b, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/task/" + t.Name() + "/status")
+				for line := range strings.Lines(string(b)) {
+					k, v, _ := strings.Cut(line, ":")
+					n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					switch k {
+					case "voluntary_ctxt_switches":
+						st.voluntary += n
+					case "nonvoluntary_ctxt_switches":
+						st.involunt += n
+					}
+				}
+			}
 		}
 		for _, c := range children[p] {
 			walk(c)
 		}
 	}
 	walk(pid)
-	return user, sys
+	return st
 }
 
 // waitUp waits until url answers.

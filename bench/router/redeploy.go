@@ -19,38 +19,20 @@ func redeploy(args []string) error {
 	swaps := fs.Int("swaps", 20, "deploys per run")
 	out := fs.String("out", "bench/out", "output directory")
 	_ = fs.Parse(args) // ExitOnError: a bad flag exits
-	work, _ := filepath.Abs(filepath.Join(*out, "redeploy-work"))
-	os.RemoveAll(work)
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
-	}
-	certFile, keyFile, err := writeCert(work)
+	b, err := newBed(*out, "redeploy", bedOptions{upstreams: 2, router: true})
 	if err != nil {
 		return err
 	}
-	self, _ := os.Executable()
-	bin, err := routerBinary(*out)
-	if err != nil {
-		return err
-	}
-	var ups []string
-	for range 2 {
-		up, addr, err := startUpstream(self)
-		if err != nil {
-			return err
-		}
-		defer stop(up)
-		ups = append(ups, addr)
-	}
+	defer b.close()
 	var report strings.Builder
 	fmt.Fprintf(&report, "Redeploy: wrk -t1 -c50 through skiff's router during %d deploys (every 0.5 s, alternating two upstreams)\n", *swaps)
 	report.WriteString("| connections | requests | req/s | p99 ms | socket errors + non-2xx | deploys ok |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, closeConn := range []bool{false, true} {
-		data := filepath.Join(work, fmt.Sprint("skiff-", closeConn))
+		spec := b.routerSpec(fmt.Sprint("skiff-", closeConn))
 		httpAddr := freeAddr()
-		js, _ := json.Marshal(routerSpec{HTTP: httpAddr, HTTPS: freeAddr(), Upstream: ups[0],
-			Upstream2: ups[1], Swaps: *swaps, SwapInterval: 500 * time.Millisecond, Cert: certFile, Key: keyFile, Data: data})
-		rt := exec.Command(bin)
+		spec.HTTP, spec.HTTPS, spec.Upstream2, spec.Swaps, spec.SwapInterval = httpAddr, freeAddr(), b.upstreams[1], *swaps, 500*time.Millisecond
+		js, _ := json.Marshal(spec)
+		rt := exec.Command(b.router)
 		rt.Env = append(os.Environ(), "GOMAXPROCS=2", "SKIFF_ROUTER_BENCH="+string(js))
 		var deploys strings.Builder
 		rt.Stderr = &deploys
@@ -88,7 +70,7 @@ func redeploy(args []string) error {
 		ok := strings.Count(deploys.String(), ": <nil> in")
 		fmt.Fprintf(&report, "| %s | %s | %s | %.2f | %d | %d of %d |\n", mode, at(total, 1), at(rps, 1), r.P99ms, errs, ok, *swaps)
 	}
-	if err := os.WriteFile(filepath.Join(*out, "redeploy-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.out, "redeploy-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report.String()), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(report.String())

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,6 +56,21 @@ type result struct {
 	Errors   int64   `json:"errors"`
 	CPUusReq float64 `json:"cpu_us_per_req"`
 	SysUsReq float64 `json:"sys_us_per_req"` // the kernel's part of CPUusReq
+	// Open loop only: how late the generator sent its requests (p99), a
+	// part of every latency it measures that is no proxy's doing.
+	GenLateP99ms float64 `json:"gen_late_p99_ms,omitempty"`
+	// Open loop only: p99 from when each request was written (no
+	// generator lateness, no wait for a free connection).
+	P99SentMs float64 `json:"p99_from_send_ms,omitempty"`
+	// Open loop only: the median of each second's p99. One stall of the
+	// shared machine (a neighbour's burst) makes the p99 of a whole run
+	// about as long as the stall; the median second's p99 is what a
+	// proxy does between them.
+	P99SecondMs float64 `json:"p99_median_second_ms,omitempty"`
+	// Context switches of the proxy's threads per request: voluntary (a
+	// thread went to sleep: futex, epoll_wait) and involuntary (preempted).
+	VolCSReq   float64 `json:"voluntary_cs_per_req"`
+	InvolCSReq float64 `json:"involuntary_cs_per_req"`
 }
 
 func run(args []string) error {
@@ -67,6 +83,8 @@ func run(args []string) error {
 	onlyCells := fs.String("cells", "", "cells to run (default all: "+cellNames()+")")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of skiff's router for the whole run to this file (go tool pprof)")
 	skiffEnv := fs.String("skiff-env", "", "extra environment for skiff's router, comma-separated (GOGC=200,GOMAXPROCS=1 …), for experiments")
+	variants := fs.String("variants", "", "more skiff routers beside the first, each with its own environment, for experiments measured in the same run: 'name:GOMAXPROCS=1,GOGC=200 name2:…' (shown as skiff-name)")
+	workers := fs.Int("workers", runtime.NumCPU(), "nginx's worker processes, and GOMAXPROCS of skiff's router and Caddy: the same number for all")
 	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	want := strings.Split(*only, ",")
 	if !slices.Contains(want, "nginx") {
@@ -82,68 +100,59 @@ func run(args []string) error {
 		}
 	}
 
-	for _, tool := range []string{"wrk", "nginx", "h2load"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: apt-get install wrk nginx-light nghttp2-client", tool)
-		}
-	}
-	outDir, _ := filepath.Abs(*out)
-	work := filepath.Join(outDir, "router-work")
-	os.RemoveAll(work)
-	if err := os.MkdirAll(filepath.Join(work, "nginx-tmp"), 0o755); err != nil {
+	if err := lookTools("wrk nginx-light nghttp2-client", "wrk", "nginx", "h2load"); err != nil {
 		return err
 	}
-	var err error
 	caddy := ""
 	if slices.Contains(want, "caddy") {
-		if caddy, err = findCaddy(*caddyBin, outDir); err != nil {
+		var err error
+		if caddy, err = findCaddy(*caddyBin, *out); err != nil {
 			return err
 		}
 	}
-	certFile, keyFile, err := writeCert(work)
+	b, err := newBed(*out, "router", bedOptions{router: slices.Contains(want, "skiff")})
 	if err != nil {
 		return err
 	}
-	self, _ := os.Executable()
-	up, upAddr, err := startUpstream(self)
-	if err != nil {
-		return err
-	}
-	defer stop(up)
+	defer b.close()
+	gomaxprocs := "GOMAXPROCS=" + strconv.Itoa(*workers)
 
 	// Every listening port is a free one, so that the benchmark runs beside
 	// anything else on the machine.
 	var proxies []*proxy
 	{
 		p := &proxy{name: "nginx", http: freeAddr(), https: freeAddr()}
-		conf := filepath.Join(work, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxTmpl, work, certFile, keyFile, upAddr, p.http, p.https)), 0o644); err != nil {
+		argv, err := b.nginx(*workers, p.http, p.https)
+		if err != nil {
 			return err
 		}
-		p.cmd = start(nil, "nginx", "-p", work, "-c", conf, "-g", "daemon off;")
+		p.cmd = start(nil, argv[0], argv[1:]...)
 		proxies = append(proxies, p)
 	}
 	if caddy != "" {
 		p := &proxy{name: "caddy", http: freeAddr(), https: freeAddr()}
-		conf := filepath.Join(work, "Caddyfile")
-		if err := os.WriteFile(conf, []byte(fmt.Sprintf(caddyTmpl, work, certFile, keyFile, upAddr, port(p.http), port(p.https))), 0o644); err != nil {
+		conf := filepath.Join(b.work, "Caddyfile")
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(caddyTmpl, b.work, b.cert, b.key, b.upstreams[0], port(p.http), port(p.https))), 0o644); err != nil {
 			return err
 		}
-		p.cmd = start([]string{"GOMAXPROCS=2", "HOME=" + work, "XDG_DATA_HOME=" + work, "XDG_CONFIG_HOME=" + work},
+		p.cmd = start([]string{gomaxprocs, "HOME=" + b.work, "XDG_DATA_HOME=" + b.work, "XDG_CONFIG_HOME=" + b.work},
 			caddy, "run", "--config", conf, "--adapter", "caddyfile")
 		proxies = append(proxies, p)
 	}
-	if slices.Contains(want, "skiff") {
-		bin, err := routerBinary(outDir)
-		if err != nil {
-			return err
-		}
-		var env []string
+	if b.router != "" {
+		env := []string{gomaxprocs}
 		if *skiffEnv != "" {
-			env = strings.Split(*skiffEnv, ",")
+			env = append(env, strings.Split(*skiffEnv, ",")...)
 		}
-		cmd, spec := startRouter(bin, routerSpec{Upstream: upAddr, Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff"), CPUProfile: *cpuProfile}, env...)
+		spec := b.routerSpec("skiff")
+		spec.CPUProfile = *cpuProfile
+		cmd, spec := startRouter(b.router, spec, env...)
 		proxies = append(proxies, &proxy{name: "skiff", http: spec.HTTP, https: spec.HTTPS, cmd: cmd})
+		for _, v := range strings.Fields(*variants) {
+			name, venv, _ := strings.Cut(v, ":")
+			cmd, spec := startRouter(b.router, b.routerSpec("skiff-"+name), append([]string{gomaxprocs}, strings.Split(venv, ",")...)...)
+			proxies = append(proxies, &proxy{name: "skiff-" + name, http: spec.HTTP, https: spec.HTTPS, cmd: cmd})
+		}
 	}
 	for _, p := range proxies {
 		defer stop(p.cmd)
@@ -164,15 +173,16 @@ func run(args []string) error {
 		for _, p := range proxies { // warm up
 			_, _ = wrk(p, c, 2*time.Second) // the warm-up's figures are not kept
 		}
-		rate := 0
 		if c.rate {
 			// Half of nginx's maximum, measured now (wrk, this cell's shape).
 			m, err := measure(proxies[0], c, *dur)
 			if err != nil {
 				return err
 			}
-			rate = int(m.RPS / 2)
+			rate := int(m.RPS / 2)
 			fmt.Fprintf(os.Stderr, "%-16s nginx's maximum %.0f req/s; offering %d req/s\n", c.name, m.RPS, rate)
+			results = append(results, measureRate(proxies, c, rate, *dur, *reps)...)
+			continue
 		}
 		for rep := range *reps {
 			order := slices.Clone(proxies)
@@ -180,27 +190,29 @@ func run(args []string) error {
 				order = append(order[1:], order[0])
 			}
 			for _, p := range order {
-				var r result
-				if c.rate {
-					r = measureRate(p, c, rate, *dur)
-				} else if r, err = measure(p, c, *dur); err != nil {
+				r, err := measure(p, c, *dur)
+				if err != nil {
 					return fmt.Errorf("%s %s: %w", p.name, c.name, err)
 				}
 				r.Rep = rep
 				results = append(results, r)
-				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%4.1f kernel)  %d errors\n",
-					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.SysUsReq, r.Errors)
+				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors\n",
+					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors)
 			}
 		}
 	}
 	after, _ := os.ReadFile("/proc/loadavg")
 	stamp := time.Now().UTC().Format("20060102-150405")
 	js, _ := json.MarshalIndent(results, "", "  ")
-	if err := os.WriteFile(filepath.Join(outDir, "router-"+stamp+".json"), js, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.out, "router-"+stamp+".json"), js, 0o644); err != nil {
 		return err
 	}
-	table := markdown(results, run, *reps, *dur, string(load), string(after))
-	if err := os.WriteFile(filepath.Join(outDir, "router-"+stamp+".md"), []byte(table), 0o644); err != nil {
+	var names []string
+	for _, p := range proxies {
+		names = append(names, p.name)
+	}
+	table := markdown(results, names, run, *reps, *dur, *workers, string(load), string(after))
+	if err := os.WriteFile(filepath.Join(b.out, "router-"+stamp+".md"), []byte(table), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(table)
@@ -220,22 +232,70 @@ func port(addr string) string {
 	return p
 }
 
-// measureRate offers rate req/s to p (open loop, openLoop) and reports the
-// latencies and the proxy's CPU per request.
-func measureRate(p *proxy, c cell, rate int, d time.Duration) result {
-	addr := p.http
-	if c.tls {
-		addr = p.https
+// rateSlice is how long each proxy takes the open loop's load before the
+// next one does: the proxies alternate second by second through a
+// repetition, so that every one of them meets the same weather on the
+// shared machine (a neighbour's compile is shared out rather than falling
+// on one proxy's whole run, which made single 8 s runs' p99s differ by 40×
+// from one repetition to the next).
+const rateSlice = time.Second
+
+// measureRate offers rate req/s (open loop, openLoader) to each proxy for d
+// per repetition, in rateSlice turns, and reports each repetition's
+// latencies (all its slices' requests together) and CPU per request.
+func measureRate(proxies []*proxy, c cell, rate int, d time.Duration, reps int) []result {
+	loaders := map[*proxy]*openLoader{}
+	for _, p := range proxies {
+		addr := p.http
+		if c.tls {
+			addr = p.https
+		}
+		loaders[p] = newOpenLoader(addr, c.tls, "bench.test", c.path, c.conns)
+		defer loaders[p].close()
+		loaders[p].run(rate, rateSlice) // connects, warms up; not kept
 	}
-	bu, bs := cpuSplit(p.cmd.Process.Pid)
-	l, n := openLoop(addr, c.tls, "bench.test", c.path, rate, c.conns, d)
-	au, as := cpuSplit(p.cmd.Process.Pid)
-	r := result{Cell: c.name, Proxy: p.name, RPS: float64(n) / d.Seconds(), P50ms: l.p50, P99ms: l.p99, MaxMs: l.max, Errors: int64(l.errs)}
-	if n > 0 {
-		r.CPUusReq = float64(au+as-bu-bs) * (1e6 / 100) / float64(n)
-		r.SysUsReq = float64(as-bs) * (1e6 / 100) / float64(n)
+	turns := max(int(d/rateSlice), 1)
+	var results []result
+	for rep := range reps {
+		type acc struct {
+			ms, sent, late []float64
+			secondP99s     []float64 // each turn's p99
+			errs           int
+			used           procStat
+		}
+		accs := map[*proxy]*acc{}
+		for _, p := range proxies {
+			accs[p] = &acc{}
+		}
+		for turn := range turns {
+			order := slices.Clone(proxies)
+			for i := 0; i < (rep+turn)%len(order); i++ {
+				order = append(order[1:], order[0])
+			}
+			for _, p := range order {
+				a := accs[p]
+				before := readProcStat(p.cmd.Process.Pid)
+				s := loaders[p].run(rate, rateSlice)
+				used := readProcStat(p.cmd.Process.Pid).minus(before)
+				a.secondP99s = append(a.secondP99s, percentiles(slices.Clone(s.ms), 0).p99)
+				a.ms, a.sent, a.late, a.errs = append(a.ms, s.ms...), append(a.sent, s.sent...), append(a.late, s.late...), a.errs+s.errs
+				a.used = procStat{a.used.user + used.user, a.used.sys + used.sys, a.used.voluntary + used.voluntary, a.used.involunt + used.involunt}
+			}
+		}
+		for _, p := range proxies {
+			a := accs[p]
+			n := len(a.ms)
+			l := percentiles(a.ms, a.errs)
+			late, sent := percentiles(a.late, 0), percentiles(a.sent, 0)
+			r := result{Cell: c.name, Proxy: p.name, Rep: rep, RPS: float64(n) / (float64(turns) * rateSlice.Seconds()),
+				P50ms: l.p50, P99ms: l.p99, MaxMs: l.max, Errors: int64(l.errs), GenLateP99ms: late.p99, P99SentMs: sent.p99, P99SecondMs: median(a.secondP99s)}
+			r.perRequest(a.used, int64(n))
+			results = append(results, r)
+			fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  max %6.1f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors; median second's p99 %.2f ms, p99 from the send %.2f ms, the generator's own lateness p99 %.2f ms\n",
+				c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.MaxMs, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors, r.P99SecondMs, r.P99SentMs, r.GenLateP99ms)
+		}
 	}
-	return r
+	return results
 }
 
 // start runs a process in its own process group with extra environment.
@@ -263,10 +323,11 @@ func stop(cmd *exec.Cmd) {
 	}
 }
 
-func findCaddy(flagBin, outDir string) (string, error) {
+func findCaddy(flagBin, out string) (string, error) {
 	if flagBin != "" {
 		return flagBin, nil
 	}
+	outDir, _ := filepath.Abs(out)
 	bin := filepath.Join(outDir, "bin", "caddy")
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
@@ -326,19 +387,15 @@ func h2loadResult(out string, r *result) int64 {
 }
 
 func measure(p *proxy, c cell, d time.Duration) (result, error) {
-	bu, bs := cpuSplit(p.cmd.Process.Pid)
+	before := readProcStat(p.cmd.Process.Pid)
 	out, err := wrk(p, c, d)
-	au, as := cpuSplit(p.cmd.Process.Pid)
-	before, after := bu+bs, au+as
+	used := readProcStat(p.cmd.Process.Pid).minus(before)
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
 	r := result{Cell: c.name, Proxy: p.name}
 	if c.h2 {
-		if total := h2loadResult(out, &r); total > 0 {
-			r.CPUusReq = float64(after-before) * (1e6 / 100) / float64(total)
-			r.SysUsReq = float64(as-bs) * (1e6 / 100) / float64(total)
-		}
+		r.perRequest(used, h2loadResult(out, &r))
 		return r, nil
 	}
 	if m := regexp.MustCompile(`Requests/sec:\s+([\d.]+)`).FindStringSubmatch(out); m != nil {
@@ -360,11 +417,20 @@ func measure(p *proxy, c cell, d time.Duration) (result, error) {
 		n, _ := strconv.ParseInt(m[1], 10, 64)
 		r.Errors += n
 	}
-	if total > 0 {
-		r.CPUusReq = float64(after-before) * (1e6 / 100) / float64(total) // 100 ticks per second
-		r.SysUsReq = float64(as-bs) * (1e6 / 100) / float64(total)
-	}
+	r.perRequest(used, total)
 	return r, nil
+}
+
+// perRequest sets r's per-request figures from what the proxy used for n
+// requests.
+func (r *result) perRequest(used procStat, n int64) {
+	if n <= 0 {
+		return
+	}
+	r.CPUusReq = float64(used.user+used.sys) * (1e6 / 100) / float64(n) // 100 ticks per second
+	r.SysUsReq = float64(used.sys) * (1e6 / 100) / float64(n)
+	r.VolCSReq = float64(used.voluntary) / float64(n)
+	r.InvolCSReq = float64(used.involunt) / float64(n)
 }
 
 // latency parses a wrk latency percentile line ("  99%    1.23ms") into ms.
@@ -392,34 +458,29 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-func markdown(results []result, run []cell, reps int, d time.Duration, load, after string) string {
-	var proxyNames []string
-	for _, name := range []string{"nginx", "caddy", "skiff"} {
-		if slices.ContainsFunc(results, func(r result) bool { return r.Proxy == name }) {
-			proxyNames = append(proxyNames, name)
-		}
-	}
+func markdown(results []result, proxyNames []string, run []cell, reps int, d time.Duration, workers int, load, after string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Router benchmark, %s, %d interleaved repetitions of %v per cell (medians), wrk -t1, 2 shared cores; load average before: %s, after: %s\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), reps, d, strings.TrimSpace(load), strings.TrimSpace(after))
-	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | errors |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "Router benchmark, %s, %d interleaved repetitions of %v per cell (medians), wrk -t1, %d shared cores, nginx %d workers, GOMAXPROCS=%d; load average before: %s, after: %s\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), reps, d, runtime.NumCPU(), workers, workers, strings.TrimSpace(load), strings.TrimSpace(after))
+	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | context switches/req | errors |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range run {
 		type agg struct {
-			rps, p50, p99, cpu float64
-			errs               int64
+			rps, p50, p99, cpu, cs float64
+			errs                   int64
 		}
 		m := map[string]agg{}
 		for _, name := range proxyNames {
-			var rps, p50, p99, cpu []float64
+			var rps, p50, p99, cpu, cs []float64
 			var errs int64
 			for _, r := range results {
 				if r.Cell == c.name && r.Proxy == name {
 					rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50ms), append(p99, r.P99ms), append(cpu, r.CPUusReq)
+					cs = append(cs, r.VolCSReq+r.InvolCSReq)
 					errs += r.Errors
 				}
 			}
-			m[name] = agg{median(rps), median(p50), median(p99), median(cpu), errs}
+			m[name] = agg{median(rps), median(p50), median(p99), median(cpu), median(cs), errs}
 		}
 		n := m["nginx"]
 		for _, name := range proxyNames {
@@ -428,11 +489,31 @@ func markdown(results []result, run []cell, reps int, d time.Duration, load, aft
 			if c.h2 {
 				lat = "– | – | –" // h2load gives no percentiles
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %.1f | %.2f | %d |\n",
-				c.name, name, a.rps, a.rps/n.rps, lat, a.cpu, a.cpu/n.cpu, a.errs)
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %.1f | %.2f | %.2f | %d |\n",
+				c.name, name, a.rps, a.rps/n.rps, lat, a.cpu, a.cpu/n.cpu, a.cs, a.errs)
 		}
 	}
-	b.WriteString("KA-small-half: an open loop (bench/router/openloop.go) offering half of nginx's maximum keep-alive rate to each proxy, latency from each request's scheduled time.\n")
+	for _, c := range run {
+		if !c.rate {
+			continue
+		}
+		var parts []string
+		var ref float64
+		for _, name := range proxyNames {
+			var sec, sent, late []float64
+			for _, r := range results {
+				if r.Cell == c.name && r.Proxy == name {
+					sec, sent, late = append(sec, r.P99SecondMs), append(sent, r.P99SentMs), append(late, r.GenLateP99ms)
+				}
+			}
+			if name == "nginx" {
+				ref = median(sec)
+			}
+			parts = append(parts, fmt.Sprintf("%s %.2f ms (%.2f× nginx; p99 from the send %.2f ms, the generator's own lateness p99 %.2f ms)", name, median(sec), median(sec)/ref, median(sent), median(late)))
+		}
+		fmt.Fprintf(&b, "%s, the median second's p99: %s.\n", c.name, strings.Join(parts, "; "))
+	}
+	b.WriteString("KA-small-half: an open loop (bench/router/openloop.go) offering half of nginx's maximum keep-alive rate to the proxies in turn, a second each, latency from each request's scheduled time.\n")
 	return b.String()
 }
 

@@ -26,26 +26,12 @@ func slowloris(args []string) error {
 	out := fs.String("out", "bench/out", "output directory")
 	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 
-	work, _ := filepath.Abs(filepath.Join(*out, "slowloris-work"))
-	os.RemoveAll(work)
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
-	}
-	certFile, keyFile, err := writeCert(work)
+	b, err := newBed(*out, "slowloris", bedOptions{router: true})
 	if err != nil {
 		return err
 	}
-	self, _ := os.Executable()
-	up, upAddr, err := startUpstream(self)
-	if err != nil {
-		return err
-	}
-	defer stop(up)
-	bin, err := routerBinary(*out)
-	if err != nil {
-		return err
-	}
-	rt, spec := startRouter(bin, routerSpec{Upstream: upAddr, Cert: certFile, Key: keyFile, Data: filepath.Join(work, "skiff")})
+	defer b.close()
+	rt, spec := startRouter(b.router, b.routerSpec("skiff"))
 	defer stop(rt)
 	url := "http://" + spec.HTTP + "/small"
 	if err := waitUp(url, "bench.test"); err != nil {
@@ -75,7 +61,7 @@ func slowloris(args []string) error {
 		"| | p50 ms | p99 ms | max ms | errors | router RSS MiB |\n|---|---:|---:|---:|---:|---:|\n"+
 		"| before | %.2f | %.2f | %.2f | %d | %.0f |\n| during | %.2f | %.2f | %.2f | %d | %.0f |\n| 15 s after | | | | | %.0f |\n",
 		*conns, held, *rate, *dur, base.p50, base.p99, base.max, base.errs, rssBefore, attack.p50, attack.p99, attack.max, attack.errs, rssDuring, rssAfter)
-	if err := os.WriteFile(filepath.Join(*out, "slowloris-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(b.out, "slowloris-"+time.Now().UTC().Format("20060102-150405")+".md"), []byte(report), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(report)
