@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -79,11 +80,18 @@ func benchServe(specJSON string) error {
 	if err := r.SetDefaultCertificate(append(certPEM, keyPEM...)); err != nil {
 		return err
 	}
-	hl, err := Listen(s.HTTP)
+	listen := Listen
+	if os.Getenv("SKIFF_BENCH_LISTEN") == "plain" { // an experiment: Listen without TCP_DEFER_ACCEPT
+		listen = func(addr string) (net.Listener, error) {
+			lc := net.ListenConfig{KeepAlive: -1}
+			return lc.Listen(context.Background(), "tcp", addr)
+		}
+	}
+	hl, err := listen(s.HTTP)
 	if err != nil {
 		return err
 	}
-	tl, err := Listen(s.HTTPS)
+	tl, err := listen(s.HTTPS)
 	if err != nil {
 		return err
 	}
