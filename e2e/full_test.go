@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/skiffhq/skiff/internal/e2etest"
 	"github.com/skiffhq/skiff/internal/testguard"
 	"github.com/skiffhq/skiff/internal/testslot"
 )
@@ -99,9 +100,9 @@ func startFullDaemon() (*daemon, error) {
 	// A registry the tests push builders to, which builder:set may pull
 	// from although it is on loopback.
 	fullRegistry = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	d.cmd = exec.Command(skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test", "--resource-prefix", hostResources(0).prefix, "--network-pool", hostResources(0).pool,
-		"--debootstrap-cache", debootstrapCache, "--acme-ca", "", "--allow-registry", fullRegistry.Listener.Addr().String())
+	hr := hostResources(0)
+	d.cmd = exec.Command(skiffBin, e2etest.ServeArgs(d.data, "--resource-prefix", hr.prefix, "--network-pool", hr.pool,
+		"--debootstrap-cache", debootstrapCache, "--acme-ca", "", "--allow-registry", fullRegistry.Listener.Addr().String())...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	if err := d.cmd.Start(); err != nil {
@@ -114,21 +115,13 @@ func startFullDaemon() (*daemon, error) {
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		d.cmd.Wait()
 		// Nothing of the shared daemon may outlive the tests.
-		hr := hostResources(0)
-		if out, err := exec.Command(skiffBin, "--data", d.data, "teardown", "--resource-prefix", hr.prefix, "--network-pool", hr.pool).CombinedOutput(); err != nil {
+		if out, err := exec.Command(skiffBin, e2etest.TeardownArgs(d.data, hr.prefix, hr.pool)...).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: teardown: %v\n%s", err, out)
 		}
 		os.RemoveAll(dir)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if data, err := os.ReadFile(filepath.Join(d.data, "ready.json")); err == nil && jsonInto(data, &d.addr) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("full daemon not ready in 60s:\n%s", d.log)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if d.addr, err = e2etest.WaitReady(d.data, 60*time.Second, nil); err != nil {
+		return nil, fmt.Errorf("full daemon: %v:\n%s", err, d.log)
 	}
 	admin := newKeyAt(dir, "admin")
 	out, err := exec.Command("sh", "-c", fmt.Sprintf("%s --data %s keys:add admin --admin < %s.pub", skiffBin, d.data, admin.keyPath)).CombinedOutput()
@@ -183,29 +176,8 @@ func copyApp(t *testing.T, src string) string {
 
 func hostOf(app string) string { return app + ".skiff.test" }
 
-// bytesBuffer is a bytes.Buffer safe for one writer and one reader.
-type bytesBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *bytesBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *bytesBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *bytesBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
+// bytesBuffer is a bytes.Buffer safe for one writer and readers.
+type bytesBuffer = e2etest.Buffer
 
 // startFull starts (or restarts) a daemon of this test that builds and
 // runs apps.

@@ -6,10 +6,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -23,6 +19,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/skiffhq/skiff/internal/e2etest"
 	"github.com/skiffhq/skiff/internal/testguard"
 )
 
@@ -45,24 +42,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	skiffBin = filepath.Join(dir, "skiff")
 	// As root the tests also build and run apps: skiff needs the lifecycle
 	// embedded and the buildpack binary beside it, as `make build` makes.
-	var steps [][]string
-	if os.Geteuid() == 0 {
-		steps = append(steps, []string{"../scripts/build-lifecycle.sh"},
-			[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-buildpack"), "../buildpacks/cmd/skiff-buildpack"},
-			[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-init"), "../cmd/skiff-init"})
-	}
-	steps = append(steps, []string{"go", "build", "-o", skiffBin, "../cmd/skiff"})
-	for _, step := range steps {
-		build := exec.Command(step[0], step[1:]...)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		build.Env = append(os.Environ(), "CGO_ENABLED="+map[bool]string{true: "0", false: "1"}[strings.Contains(step[len(step)-1], "buildpack") || strings.Contains(step[len(step)-1], "skiff-init")])
-		if err := build.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "%v: %v\n", step, err)
-			os.Exit(1)
-		}
+	if skiffBin, err = e2etest.Build(dir, os.Geteuid() == 0); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	for _, tool := range []string{"git", "ssh"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -83,9 +67,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-type ready struct {
-	SSH, HTTP, HTTPS string
-}
+type ready = e2etest.Ready
 
 // daemon is a running `skiff serve`.
 type daemon struct {
@@ -115,8 +97,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 
 func (d *daemon) start(args ...string) {
 	d.t.Helper()
-	d.startArgs(append([]string{"serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test"}, args...))
+	d.startArgs(e2etest.ServeArgs(d.data, args...))
 }
 
 // startArgs starts skiff with exactly these arguments.
@@ -139,9 +120,9 @@ func (d *daemon) startArgs(all []string) {
 		t.Fatal(err)
 	}
 	guardDaemon(d.cmd, d.data)
-	exited := make(chan error, 1)
+	exited, gone := make(chan error, 1), make(chan struct{})
 	d.exited = exited
-	go func() { exited <- d.cmd.Wait() }()
+	go func() { exited <- d.cmd.Wait(); close(gone) }()
 	if !d.cleanup {
 		d.cleanup = true
 		t.Cleanup(func() {
@@ -157,21 +138,13 @@ func (d *daemon) startArgs(all []string) {
 			}
 		})
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		data, err := os.ReadFile(filepath.Join(d.data, "ready.json"))
-		if err == nil && json.Unmarshal(data, &d.addr) == nil {
-			return
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("daemon exited: %v\n%s", err, d.log.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon not ready after 60s\n%s", d.log.String())
-		}
+	addr, err := e2etest.WaitReady(d.data, 60*time.Second, gone)
+	if err == e2etest.ErrExited {
+		t.Fatalf("daemon exited: %v\n%s", <-exited, d.log.String())
+	} else if err != nil {
+		t.Fatalf("%v\n%s", err, d.log.String())
 	}
+	d.addr = addr
 }
 
 // result is what a command printed and its exit status.
@@ -186,20 +159,11 @@ func (r result) String() string {
 
 func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) result {
 	t.Helper()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		r.code = exit.ExitCode()
-	} else if err != nil {
+	r, err := e2etest.Run(cmd, stdin)
+	if err != nil {
 		t.Fatalf("%s: %v", cmd.Path, err)
 	}
-	return r
+	return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}
 }
 
 // local runs `skiff --data DIR args…` on the server, as root.
@@ -223,22 +187,11 @@ func newKey(t *testing.T, dir, name string) *user {
 
 // newKeyAt writes a new ed25519 key pair, name.key and name.key.pub.
 func newKeyAt(dir, name string) *user {
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	block, err := gossh.MarshalPrivateKey(priv, name)
+	k, err := e2etest.NewKey(dir, name)
 	if err != nil {
 		panic(err)
 	}
-	path := filepath.Join(dir, name+".key")
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		panic(err)
-	}
-	signer, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		panic(err)
-	}
-	u := &user{name: name, keyPath: path, signer: signer}
-	os.WriteFile(path+".pub", []byte(u.authorizedKey()+"\n"), 0o644)
-	return u
+	return &user{name: name, keyPath: k.Path, signer: k.Signer}
 }
 
 func loadSigner(t *testing.T, path string) gossh.Signer {
@@ -254,10 +207,8 @@ func loadSigner(t *testing.T, path string) gossh.Signer {
 	return s
 }
 
-func jsonInto(data []byte, v any) error { return json.Unmarshal(data, v) }
-
 func (u *user) authorizedKey() string {
-	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(u.signer.PublicKey()))) + " " + u.name + "@test"
+	return e2etest.AuthorizedKey(u.signer) + " " + u.name + "@test"
 }
 
 // addUser makes a key and registers it with the local CLI.
@@ -280,9 +231,7 @@ func (d *daemon) port() string {
 }
 
 func (d *daemon) sshBase(u *user) []string {
-	return []string{"-i", u.keyPath, "-p", d.port(), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=" + filepath.Join(d.dir, "known_hosts"),
-		"-o", "LogLevel=ERROR"}
+	return e2etest.SSHOptions(u.keyPath, d.port(), filepath.Join(d.dir, "known_hosts"))
 }
 
 // ssh runs a command over SSH with the real OpenSSH client.
@@ -305,55 +254,22 @@ func (d *daemon) remote(app string) string {
 	return "ssh://skiff@127.0.0.1:" + d.port() + "/" + app
 }
 
-func gitEnv(home, sshCommand string) []string {
-	return []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
-		"GIT_SSH_COMMAND=" + sshCommand,
-	}
-}
+var gitEnv = e2etest.GitEnv
 
-// newRepo makes a work tree with one commit on main and returns its path.
+// newRepo makes a work tree with one commit on main (of files, or an
+// index.html) and returns its path.
 func newRepo(t *testing.T, files map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
-	env := gitEnv(dir, "false")
-	gitIn := func(args ...string) {
-		cmd := exec.Command("git", args...)
-		cmd.Dir, cmd.Env = dir, env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	gitIn("init", "-q", "-b", "main")
 	if files == nil {
 		files = map[string]string{"index.html": "<h1>hello</h1>\n"}
 	}
-	for name, body := range files {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitIn("add", ".")
-	gitIn("commit", "-q", "-m", "first commit")
-	return dir
+	return e2etest.Repo(t, files)
 }
 
 // commit adds a file and commits it in a work tree.
 func commit(t *testing.T, dir, file, body, msg string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, file), []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, args := range [][]string{{"add", file}, {"commit", "-q", "-m", msg}} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir, cmd.Env = dir, gitEnv(dir, "false")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	e2etest.Commit(t, dir, map[string]string{file: body}, msg)
 }
 
 // revParse returns the commit a ref names in a work tree.

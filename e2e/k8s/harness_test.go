@@ -10,11 +10,6 @@ package k8s
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,6 +25,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/skiffhq/skiff/internal/e2etest"
 	"github.com/skiffhq/skiff/internal/k8stestbed"
 	"github.com/skiffhq/skiff/internal/testslot"
 )
@@ -84,24 +80,9 @@ func build() int {
 	if bin, err = os.MkdirTemp("", "skiff-k8s-bin"); err != nil {
 		panic(err)
 	}
-	skiffBin = filepath.Join(bin, "skiff")
-	for _, step := range [][]string{
-		{"../../scripts/build-lifecycle.sh"},
-		{"go", "build", "-trimpath", "-o", filepath.Join(bin, "skiff-buildpack"), "../../buildpacks/cmd/skiff-buildpack"},
-		{"go", "build", "-trimpath", "-o", filepath.Join(bin, "skiff-init"), "../../cmd/skiff-init"},
-		{"go", "build", "-o", skiffBin, "../../cmd/skiff"},
-	} {
-		cmd := exec.Command(step[0], step[1:]...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		cgo := "1"
-		if strings.Contains(step[len(step)-1], "buildpack") || strings.Contains(step[len(step)-1], "skiff-init") {
-			cgo = "0"
-		}
-		cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo)
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "%v: %v\n", step, err)
-			return 1
-		}
+	if skiffBin, err = e2etest.Build(bin, true); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	return 0
 }
@@ -231,13 +212,12 @@ type daemon struct {
 	cmd          *exec.Cmd
 	exited       chan struct{}
 	log          *buffer
-	addr         struct{ SSH, HTTP, HTTPS string }
+	addr         e2etest.Ready
 }
 
 // start starts the daemon in network namespace ns ("" for the host's).
 func (d *daemon) start(ns string, args ...string) error {
-	argv := append([]string{skiffBin, "serve", "--data", d.data, "--ssh-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--https-addr", "127.0.0.1:0", "--domain", "skiff.test"}, args...)
+	argv := append([]string{skiffBin}, e2etest.ServeArgs(d.data, args...)...)
 	if ns != "" {
 		argv = append([]string{"nsenter", "--net=" + ns, "--"}, argv...) // nsenter execs skiff: the pid is skiff's
 	}
@@ -250,20 +230,12 @@ func (d *daemon) start(ns string, args ...string) error {
 	}
 	d.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(d.cmd, d.exited)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if data, err := os.ReadFile(filepath.Join(d.data, "ready.json")); err == nil && json.Unmarshal(data, &d.addr) == nil {
-			return nil
-		}
-		select {
-		case <-d.exited:
-			return fmt.Errorf("the daemon exited:\n%s", d.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the daemon was not ready in 2 minutes:\n%s", d.log)
-		}
+	addr, err := e2etest.WaitReady(d.data, 2*time.Minute, d.exited)
+	if err != nil {
+		return fmt.Errorf("%w:\n%s", err, d.log)
 	}
+	d.addr = addr
+	return nil
 }
 
 // stop stops the daemon as systemd does (SIGTERM).
@@ -290,7 +262,7 @@ func (d *daemon) kill9() {
 
 // teardown removes what the daemon put on the host (or in its namespace).
 func (d *daemon) teardown() {
-	argv := []string{skiffBin, "--data", d.data, "teardown", "--resource-prefix", d.prefix, "--network-pool", d.pool}
+	argv := append([]string{skiffBin}, e2etest.TeardownArgs(d.data, d.prefix, d.pool)...)
 	if d.netns != "" {
 		argv = append([]string{"nsenter", "--net=" + d.netns, "--"}, argv...)
 	}
@@ -323,20 +295,11 @@ func (r result) String() string {
 }
 
 func run(cmd *exec.Cmd, stdin string) result {
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
+	r, err := e2etest.Run(cmd, stdin)
+	if err != nil {
+		return result{stdout: r.Stdout, stderr: err.Error(), code: -1}
 	}
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		r.code = exit.ExitCode()
-	} else if err != nil {
-		r.code, r.stderr = -1, err.Error()
-	}
-	return r
+	return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}
 }
 
 // local runs `skiff --data DIR args…` on the server (the control socket
@@ -352,8 +315,7 @@ func (d *daemon) port() string {
 
 // sshArgv is the OpenSSH client inside the daemon's namespace.
 func (d *daemon) sshArgv(u *user) []string {
-	return []string{"nsenter", "--net=" + d.netns, "--", "ssh", "-i", u.keyPath, "-p", d.port(), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=" + filepath.Join(d.dir, "known_hosts"), "-o", "LogLevel=ERROR"}
+	return append([]string{"nsenter", "--net=" + d.netns, "--", "ssh"}, e2etest.SSHOptions(u.keyPath, d.port(), filepath.Join(d.dir, "known_hosts"))...)
 }
 
 // ssh runs a command over SSH with the real OpenSSH client.
@@ -401,44 +363,20 @@ func (d *daemon) get(app, path string) (int, string, error) {
 	return resp.StatusCode, string(body), nil
 }
 
-func gitEnv(home, sshCommand string) []string {
-	return []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
-		"GIT_SSH_COMMAND=" + sshCommand,
-	}
-}
+var gitEnv = e2etest.GitEnv
 
 // repo makes a work tree with one commit of files on main.
-func repo(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	gitIn(t, dir, "init", "-q", "-b", "main")
-	write(t, dir, files, "first commit")
-	return dir
-}
+func repo(t *testing.T, files map[string]string) string { return e2etest.Repo(t, files) }
 
 // write commits files (name → content) in a work tree.
 func write(t *testing.T, dir string, files map[string]string, msg string) {
 	t.Helper()
-	for name, body := range files {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitIn(t, dir, "add", ".")
-	gitIn(t, dir, "commit", "-q", "-m", msg)
+	e2etest.Commit(t, dir, files, msg)
 }
 
 func gitIn(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir, cmd.Env = dir, gitEnv(dir, "false")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
+	e2etest.Git(t, dir, args...)
 }
 
 // user is an SSH identity with its key on disk.
@@ -448,51 +386,16 @@ type user struct {
 }
 
 func newKey(dir, name string) *user {
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	block, err := gossh.MarshalPrivateKey(priv, name)
+	k, err := e2etest.NewKey(dir, name)
 	if err != nil {
 		panic(err)
 	}
-	path := filepath.Join(dir, name+".key")
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		panic(err)
-	}
-	signer, _ := gossh.NewSignerFromKey(priv)
-	return &user{keyPath: path, signer: signer}
+	return &user{keyPath: k.Path, signer: k.Signer}
 }
 
-func (u *user) authorizedKey() string {
-	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(u.signer.PublicKey())))
-}
+func (u *user) authorizedKey() string { return e2etest.AuthorizedKey(u.signer) }
 
 // buffer is a bytes.Buffer safe for one writer and readers.
-type buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type buffer = e2etest.Buffer
 
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *buffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+var tailLines = e2etest.TailLines
