@@ -22,7 +22,9 @@ type Volume struct {
 	Service string `json:"service,omitempty"`
 	// SizeBytes is what the volume may hold, and what it takes of the
 	// server's disk budget; 0 for a volume without a limit (a server whose
-	// volumes are plain directories).
+	// volumes are plain directories). A service's volume is a directory
+	// its own disks are mounted on: SizeBytes is their sizes added up
+	// (PostgreSQL's WAL disk with its data disk).
 	SizeBytes int64     `json:"size_bytes"`
 	CreatedAt time.Time `json:"created_at"`
 	// Apps lists the apps it is mounted into (names), for reports.
