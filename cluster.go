@@ -33,8 +33,18 @@ type Cluster struct {
 	// then serves the app's hosts, for a cluster whose pod addresses
 	// skiff's router cannot reach. "" (the default): skiff's router
 	// serves them, balancing across the pods of the app's EndpointSlices.
-	IngressClass string    `json:"ingress_class,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
+	IngressClass string `json:"ingress_class,omitempty"`
+	// Registry, when set, is an external registry (host[:port][/path],
+	// clusters:set NAME registry) that skiff pushes each release's image
+	// to, by digest, as <Registry>/<app>@sha256:…, and the cluster's
+	// nodes pull it from with RegistryUsername and RegistryPassword (the
+	// app's pull secret); "" is skiff's own registry (serve
+	// --registry-addr). The credentials are kept like the kubeconfig and
+	// never shown.
+	Registry         string    `json:"registry,omitempty"`
+	RegistryUsername string    `json:"-"`
+	RegistryPassword []byte    `json:"-"`
+	CreatedAt        time.Time `json:"created_at"`
 }
 
 // ClusterService stores the clusters.
@@ -48,7 +58,8 @@ type ClusterService interface {
 	// DeleteCluster forgets a cluster; ENOTFOUND when there is none.
 	DeleteCluster(ctx context.Context, name string) error
 	// UpdateCluster stores what clusters:set changes of c (its ingress
-	// class); ENOTFOUND when there is no cluster c.Name.
+	// class, its registry and the registry's credentials); ENOTFOUND when
+	// there is no cluster c.Name.
 	UpdateCluster(ctx context.Context, c *Cluster) error
 }
 
@@ -94,4 +105,49 @@ func ValidateIngressClass(name string) error {
 		return Errorf(EINVALID, "invalid ingress class %s: an IngressClass's name is up to 253 lower-case letters, digits, '-' and '.' (like nginx); `kubectl get ingressclass` lists the cluster's", quoteForUser(name))
 	}
 	return nil
+}
+
+var (
+	registryHostRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$`)
+	repoPartRE     = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
+)
+
+// ValidateRegistry checks an external registry's reference as
+// clusters:set NAME registry takes it: host[:port][/path], no scheme and
+// no credentials (those go apart, never in a reference that is shown).
+func ValidateRegistry(ref string) error {
+	switch {
+	case strings.Contains(ref, "@"):
+		return Errorf(EINVALID, "the registry %s has credentials in it: give only host[:port][/path], the user with --username and the password on stdin", quoteForUser(redactUserinfo(ref)))
+	case strings.Contains(ref, "://"):
+		return Errorf(EINVALID, "the registry %s has a scheme: give host[:port][/path] (like registry.example.com/team); skiff always uses HTTPS", quoteForUser(ref))
+	case len(ref) > 200:
+		return Errorf(EINVALID, "the registry %s is over 200 characters", quoteForUser(ref))
+	}
+	host, path, hasPath := strings.Cut(ref, "/")
+	if !registryHostRE.MatchString(host) || !strings.ContainsAny(host, ".:") && host != "localhost" {
+		return Errorf(EINVALID, "invalid registry %s: give host[:port][/path], the host a DNS name or address with a dot or a port (like registry.example.com/team)", quoteForUser(ref))
+	}
+	if hasPath {
+		for _, part := range strings.Split(path, "/") {
+			if !repoPartRE.MatchString(part) {
+				return Errorf(EINVALID, "invalid registry %s: its path is lower-case letters, digits and single '.', '_' or '-' between them, parts joined by '/'", quoteForUser(ref))
+			}
+		}
+	}
+	return nil
+}
+
+// redactUserinfo hides what comes before an '@' (a password, say) in a
+// reference that is to be shown.
+func redactUserinfo(ref string) string {
+	i := strings.LastIndex(ref, "@")
+	if i < 0 {
+		return ref
+	}
+	prefix := ""
+	if j := strings.Index(ref, "://"); j >= 0 && j < i {
+		prefix = ref[:j+3]
+	}
+	return prefix + "…" + ref[i:]
 }

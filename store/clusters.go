@@ -36,12 +36,12 @@ func (db *DB) CreateCluster(ctx context.Context, c *skiff.Cluster) error {
 	})
 }
 
-const clusterQuery = `SELECT name, kubeconfig, namespace, server, version, secret, ingress_class, created_at FROM clusters`
+const clusterQuery = `SELECT name, kubeconfig, namespace, server, version, secret, ingress_class, registry, registry_username, registry_password, created_at FROM clusters`
 
 func scanCluster(row interface{ Scan(...any) error }) (*skiff.Cluster, error) {
 	var c skiff.Cluster
 	var created string
-	if err := row.Scan(&c.Name, &c.Kubeconfig, &c.Namespace, &c.Server, &c.Version, &c.Secret, &c.IngressClass, &created); err != nil {
+	if err := row.Scan(&c.Name, &c.Kubeconfig, &c.Namespace, &c.Server, &c.Version, &c.Secret, &c.IngressClass, &c.Registry, &c.RegistryUsername, &c.RegistryPassword, &created); err != nil {
 		return nil, err
 	}
 	c.CreatedAt = parseTime(created)
@@ -109,15 +109,25 @@ func (db *DB) AppImages(ctx context.Context, appID string) ([]string, error) {
 }
 
 // UpdateCluster stores what clusters:set changes of a cluster: its
-// ingress class.
+// ingress class, its registry and the registry's credentials.
 func (db *DB) UpdateCluster(ctx context.Context, c *skiff.Cluster) error {
 	if c.IngressClass != "" {
 		if err := skiff.ValidateIngressClass(c.IngressClass); err != nil {
 			return err
 		}
 	}
+	if c.Registry != "" {
+		if err := skiff.ValidateRegistry(c.Registry); err != nil {
+			return err
+		}
+	}
+	password := c.RegistryPassword
+	if password == nil {
+		password = []byte{}
+	}
 	return db.update(ctx, func(tx *Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE clusters SET ingress_class = ? WHERE name = ?`, c.IngressClass, c.Name)
+		res, err := tx.ExecContext(ctx, `UPDATE clusters SET ingress_class = ?, registry = ?, registry_username = ?, registry_password = ? WHERE name = ?`,
+			c.IngressClass, c.Registry, c.RegistryUsername, password, c.Name)
 		if err != nil {
 			return err
 		}
@@ -128,6 +138,10 @@ func (db *DB) UpdateCluster(ctx context.Context, c *skiff.Cluster) error {
 		if c.IngressClass != "" {
 			traffic = "ingress " + c.IngressClass
 		}
-		return tx.event("", "", "clusters:set", c.Name+" traffic: "+traffic)
+		registry := "skiff's"
+		if c.Registry != "" {
+			registry = c.Registry
+		}
+		return tx.event("", "", "clusters:set", c.Name+" traffic: "+traffic+", registry: "+registry)
 	})
 }

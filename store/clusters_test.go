@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/skiffhq/skiff"
@@ -43,6 +44,33 @@ func TestClusters(t *testing.T) {
 	}
 	if err := db.UpdateCluster(admin, &skiff.Cluster{Name: "nope", IngressClass: "nginx"}); skiff.ErrorCode(err) != skiff.ENOTFOUND {
 		t.Fatalf("no such cluster: %v", err)
+	}
+	// clusters:set NAME registry: kept with its credentials, never in an
+	// event.
+	reg := &skiff.Cluster{Name: "prod", IngressClass: "nginx", Registry: "registry.example.com/team", RegistryUsername: "bob", RegistryPassword: []byte("hunter2")}
+	if err := db.UpdateCluster(admin, reg); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.FindCluster(admin, "prod"); got.Registry != reg.Registry || got.RegistryUsername != "bob" || string(got.RegistryPassword) != "hunter2" || got.IngressClass != "nginx" {
+		t.Fatalf("after clusters:set registry: %+v", got)
+	}
+	events, err := db.ListEvents(admin, skiff.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if strings.Contains(e.Detail, "hunter2") || strings.Contains(e.Detail, "bob") {
+			t.Errorf("an event shows the registry's credentials: %+v", e)
+		}
+	}
+	if err := db.UpdateCluster(admin, &skiff.Cluster{Name: "prod", Registry: "bob:hunter2@registry.example.com"}); skiff.ErrorCode(err) != skiff.EINVALID {
+		t.Fatalf("a registry with credentials in it: %v", err)
+	}
+	if err := db.UpdateCluster(admin, &skiff.Cluster{Name: "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.FindCluster(admin, "prod"); got.Registry != "" || len(got.RegistryPassword) != 0 {
+		t.Fatalf("after clusters:set back to skiff's registry: %+v", got)
 	}
 	if err := db.CreateCluster(admin, &skiff.Cluster{Name: "bad", Kubeconfig: []byte("x"), Secret: []byte("y"), IngressClass: "-x"}); skiff.ErrorCode(err) != skiff.EINVALID {
 		t.Fatalf("created with a bad ingress class: %v", err)
