@@ -166,6 +166,17 @@ type SelfRouting interface {
 	RoutesTraffic() bool
 }
 
+// ImagePusher is a scheduler that must copy a release's image somewhere
+// before it can run it (a cluster whose nodes pull from an external
+// registry). PushImage returns once spec's image (spec.AppName and
+// spec.Image name it) is there, at once when it is already, calling
+// progress with what it does; EUNAVAILABLE says why not and what to do.
+// The scheduler pushes by itself before it runs an image it has not
+// pushed; deploy calls PushImage first so that a push shows its progress.
+type ImagePusher interface {
+	PushImage(ctx context.Context, spec *InstanceSpec, progress func(string)) error
+}
+
 // ProcessSpec is one process type of a FormationSpec.
 type ProcessSpec struct {
 	Type     string  `json:"type"`

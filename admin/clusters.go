@@ -17,7 +17,8 @@ func clusterCommands() []*command {
 		{name: "clusters:list", aliases: []string{"clusters"}, summary: "list the Kubernetes clusters apps may run on (admin)", format: true, admin: true, max: 0, run: clustersList},
 		{name: "clusters:add", args: "<name>", summary: "add a Kubernetes cluster from a kubeconfig on stdin, checked at once (admin)", admin: true, min: 1, max: 1, run: clustersAdd,
 			flags: []flag{{name: "namespace", value: "NS", help: "keep every app in this one namespace (where skiff's grants are) instead of a namespace per app"},
-				{name: "ingress-class", value: "CLASS", help: "serve the apps' traffic with an Ingress of this class (for a cluster whose pods skiff's router cannot reach)"}},
+				{name: "ingress-class", value: "CLASS", help: "serve the apps' traffic with an Ingress of this class (for a cluster whose pods skiff's router cannot reach)"},
+				{name: "registry", value: "HOST/PATH", help: "push the apps' images to this external registry for the nodes to pull (its credentials: clusters:set NAME registry)"}},
 			help: "Reads a kubeconfig (its current context) from stdin and checks at once that the API answers, that it\n" +
 				"grants skiff everything of `clusters:rbac` (cluster-wide, or in --namespace) and that the namespace exists:\n" +
 				"  skiff clusters:rbac | kubectl apply -f -     # as the cluster's admin; binds the user \"skiff\"\n" +
@@ -26,9 +27,16 @@ func clusterCommands() []*command {
 				"and trust its certificate. By default skiff's router serves the apps' domains and balances across their pods,\n" +
 				"which it must reach; --ingress-class CLASS applies an Ingress of that class per app instead (point the\n" +
 				"domains at the cluster's ingress controller; TLS is the cluster's)."},
-		{name: "clusters:set", args: "<name> ingress-class [CLASS]", summary: "change a cluster: serve its apps with an Ingress of CLASS, or (no CLASS) through skiff's router (admin)", admin: true, min: 2, max: 3, run: clustersSet,
+		{name: "clusters:set", args: "<name> ingress-class [CLASS] | registry [HOST/PATH] [--username USER]", summary: "change a cluster: how traffic reaches its apps, where its nodes pull their images (admin)", admin: true, min: 2, max: 3, run: clustersSet,
+			flags: []flag{{name: "username", value: "USER", help: "the registry's user; the password is read from stdin"}},
 			help: "  clusters:set prod ingress-class nginx    # an Ingress of class nginx per app; the router serves them no more\n" +
 				"  clusters:set prod ingress-class          # back to skiff's router (the Ingresses are removed)\n" +
+				"  clusters:set prod registry registry.example.com/team --username bob < password\n" +
+				"                                           # push each release's image there by digest (<registry>/<app>@sha256:…);\n" +
+				"                                           # the nodes pull it with these credentials (the app's pull secret)\n" +
+				"  clusters:set prod registry               # back to skiff's own registry (serve --registry-addr)\n" +
+				"The password is read from stdin, never from the command line, and never shown; skiff checks at once that\n" +
+				"it may push there.\n" +
 				"The cluster is checked again (an Ingress needs the ingresses grant of `clusters:rbac`), then every app on it\n" +
 				"is applied again with the change."},
 		{name: "clusters:remove", args: "<name>", summary: "forget a cluster that no app runs on (admin)", admin: true, min: 1, max: 1, run: clustersRemove},
@@ -73,9 +81,13 @@ func clustersList(c *call) error {
 		if cl.Namespace != "" {
 			ns = cl.Namespace
 		}
-		rows[i] = []string{cl.Name, cl.Server, cl.Version, ns, trafficText(cl.IngressClass), formatTime(cl.CreatedAt)}
+		reg := "skiff's"
+		if cl.Registry != "" {
+			reg = cl.Registry
+		}
+		rows[i] = []string{cl.Name, cl.Server, cl.Version, ns, trafficText(cl.IngressClass), reg, formatTime(cl.CreatedAt)}
 	}
-	c.table([]string{"NAME", "API", "VERSION", "NAMESPACE", "TRAFFIC", "ADDED"}, rows)
+	c.table([]string{"NAME", "API", "VERSION", "NAMESPACE", "TRAFFIC", "REGISTRY", "ADDED"}, rows)
 	return nil
 }
 
@@ -97,6 +109,12 @@ func clustersAdd(c *call) error {
 			return err
 		}
 	}
+	reg := c.value("registry")
+	if c.flag("registry") {
+		if err := skiff.ValidateRegistry(reg); err != nil {
+			return err
+		}
+	}
 	if c.inv.Stdin == nil {
 		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
 	}
@@ -111,7 +129,7 @@ func clustersAdd(c *call) error {
 		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
 	}
 	c.progress("Checking cluster %s: its API, skiff's grants, the namespace", name)
-	cl := &skiff.Cluster{Name: name, Kubeconfig: data, Namespace: ns, IngressClass: class}
+	cl := &skiff.Cluster{Name: name, Kubeconfig: data, Namespace: ns, IngressClass: class, Registry: reg}
 	if err := c.services().Deployer.AddCluster(c.ctx, cl); err != nil {
 		return err
 	}
@@ -120,6 +138,9 @@ func clustersAdd(c *call) error {
 		where = "namespace " + ns
 	}
 	c.progress("Added cluster %s: %s, Kubernetes %s, apps in %s, traffic through %s", name, cl.Server, cl.Version, where, trafficText(class))
+	if reg != "" {
+		fmt.Fprintf(c.stderr(), "       Give skiff the registry's credentials with: clusters:set %s registry %s --username USER < password\n", name, reg)
+	}
 	fmt.Fprintf(c.stderr(), "       Move an app there with: scheduler:set <app> k8s --cluster %s\n", name)
 	return nil
 }
@@ -140,8 +161,15 @@ func clustersSet(c *call) error {
 	if err := skiff.ValidateClusterName(name); err != nil {
 		return err
 	}
-	if key != "ingress-class" {
-		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not a cluster setting: use ingress-class", quoteArg(key))}
+	switch key {
+	case "registry":
+		return clustersSetRegistry(c, name)
+	case "ingress-class":
+	default:
+		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not a cluster setting: use ingress-class or registry", quoteArg(key))}
+	}
+	if c.flag("username") {
+		return &usageError{cmd: c.cmd, msg: "--username goes with registry"}
 	}
 	class := ""
 	if len(c.args) == 3 {
@@ -161,6 +189,63 @@ func clustersSet(c *call) error {
 	c.progress("Cluster %s: traffic through %s", name, trafficText(class))
 	if class != "" {
 		fmt.Fprintf(c.stderr(), "       Point the apps' domains at the cluster's ingress controller of class %s; TLS for them is the cluster's.\n", class)
+	}
+	return nil
+}
+
+// maxPassword caps the registry password clusters:set reads.
+const maxPassword = 16 << 10
+
+// clustersSetRegistry is clusters:set NAME registry [HOST/PATH]
+// [--username USER] < password.
+func clustersSetRegistry(c *call, name string) error {
+	ref, user := "", c.value("username")
+	if len(c.args) == 3 {
+		ref = c.args[2]
+		if err := skiff.ValidateRegistry(ref); err != nil {
+			return err
+		}
+	} else if c.flag("username") {
+		return &usageError{cmd: c.cmd, msg: "--username goes with a registry: clusters:set NAME registry HOST/PATH --username USER < password"}
+	}
+	if strings.ContainsAny(user, ":\n\r\x00") || len(user) > 255 {
+		return skiff.Errorf(skiff.EINVALID, "invalid registry user %s", quoteArg(user))
+	}
+	var password []byte
+	if c.flag("username") {
+		if user == "" {
+			return skiff.Errorf(skiff.EINVALID, "--username is empty; leave it out for a registry that needs no credentials")
+		}
+		if c.inv.Stdin != nil {
+			data, err := io.ReadAll(io.LimitReader(c.inv.Stdin, maxPassword+1))
+			if err != nil {
+				return fmt.Errorf("read the password: %w", err)
+			}
+			if len(data) > maxPassword {
+				return skiff.Errorf(skiff.EINVALID, "the password on stdin is over %d KiB", maxPassword>>10)
+			}
+			password = []byte(strings.TrimRight(string(data), "\r\n"))
+		}
+		if len(password) == 0 {
+			return skiff.Errorf(skiff.EINVALID, "no password on stdin: clusters:set %s registry %s --username %s < password-file", name, ref, user)
+		}
+	}
+	if ref == "" {
+		c.progress("Checking cluster %s for images from skiff's own registry", name)
+	} else {
+		c.progress("Checking that skiff may push to %s", ref)
+	}
+	err := c.services().Deployer.ConfigureCluster(c.ctx, name, func(cl *skiff.Cluster) error {
+		cl.Registry, cl.RegistryUsername, cl.RegistryPassword = ref, user, password
+		return nil
+	}, c.stderr())
+	if err != nil {
+		return err
+	}
+	if ref == "" {
+		c.progress("Cluster %s: its nodes pull from skiff's registry", name)
+	} else {
+		c.progress("Cluster %s: skiff pushes the images to %s, its nodes pull them from there", name, ref)
 	}
 	return nil
 }

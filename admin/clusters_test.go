@@ -55,7 +55,7 @@ func withClusters(t *testing.T) serverOption {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cs := kubernetes.NewClusters(kubernetes.ClustersConfig{Store: db, Logs: logs, Registry: func() error { return nil }})
+		cs := kubernetes.NewClusters(kubernetes.ClustersConfig{Store: db, Logs: logs, Registry: func(context.Context, *skiff.Cluster) error { return nil }})
 		t.Cleanup(func() { cs.CloseAll(); logs.Close() })
 		dcfg.Clusters = cs
 		svc.Clusters, svc.ClusterStore = cs, db

@@ -162,8 +162,8 @@ func (p *Pipeline) releaseWith(ctx context.Context, app *skiff.App, rel *skiff.R
 	}
 	step(out, "Releasing v%d (%s)", rel.Version, rel.Description)
 	deploy := func() error { return p.cfg.Store.DeployRelease(context.WithoutCancel(ctx), app.ID, rel.Version, ch) }
-	err := error(nil)
-	if phase {
+	err := p.pushImage(ctx, app, rel, out)
+	if err == nil && phase {
 		err = p.runReleasePhase(ctx, app, rel, out)
 	}
 	if err == nil {

@@ -21,9 +21,14 @@ type ClustersConfig struct {
 	// Image says how cluster c runs a spec's image (the reference its
 	// nodes pull from skiff's registry, the pull credentials, the command).
 	Image func(ctx context.Context, c *skiff.Cluster, spec *skiff.InstanceSpec) (*PodImage, error)
-	// Registry tells whether skiff serves its registry to clusters; an
-	// error (what to configure) refuses clusters:add.
-	Registry func() error
+	// Registry tells whether cluster c's nodes have a registry to pull
+	// from (skiff's served one, or c's external one that skiff may push
+	// to); an error (what to configure) refuses clusters:add and
+	// clusters:set.
+	Registry func(ctx context.Context, c *skiff.Cluster) error
+	// Push, when set, copies spec's image to cluster c's external
+	// registry (a no-op for a cluster that pulls from skiff's).
+	Push func(ctx context.Context, c *skiff.Cluster, spec *skiff.InstanceSpec, progress func(string)) error
 	Logs     *applog.Store
 	Log      *slog.Logger
 	// OnBackends and OnCronRun are the schedulers' (SchedulerConfig).
@@ -66,7 +71,7 @@ func (cs *Clusters) client(c *skiff.Cluster) (*Client, error) {
 // Check implements skiff.Clusters.
 func (cs *Clusters) Check(ctx context.Context, c *skiff.Cluster) (string, string, error) {
 	if cs.cfg.Registry != nil {
-		if err := cs.cfg.Registry(); err != nil {
+		if err := cs.cfg.Registry(ctx, c); err != nil {
 			return "", "", err
 		}
 	}
@@ -105,6 +110,11 @@ func (cs *Clusters) Scheduler(ctx context.Context, name string) (skiff.Scheduler
 		}}
 	if cs.cfg.OnCronRun != nil {
 		cfg.OnCronRun = func(run *CronRun) { cs.cfg.OnCronRun(name, run) }
+	}
+	if cs.cfg.Push != nil && c.Registry != "" {
+		cfg.Push = func(ctx context.Context, spec *skiff.InstanceSpec, progress func(string)) error {
+			return cs.cfg.Push(ctx, c, spec, progress)
+		}
 	}
 	s := NewScheduler(cfg)
 	cs.open[name] = s

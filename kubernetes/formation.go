@@ -20,6 +20,9 @@ import (
 // then deletes what the release no longer has. A failure says why, in the
 // cluster's words.
 func (s *Scheduler) Rollout(ctx context.Context, f *skiff.FormationSpec, progress func(string)) error {
+	if err := s.PushImage(ctx, &skiff.InstanceSpec{AppID: f.AppID, AppName: f.AppName, Release: f.Release, Image: f.Image}, progress); err != nil {
+		return err
+	}
 	r, err := s.formationRelease(ctx, f)
 	if err != nil {
 		return err
@@ -39,7 +42,11 @@ func (s *Scheduler) Rollout(ctx context.Context, f *skiff.FormationSpec, progres
 		if errors.As(err, &re) {
 			msg := re.Error()
 			if (re.Reason == "ErrImagePull" || re.Reason == "ImagePullBackOff") && r.Registry != nil {
-				msg += fmt.Sprintf("\nThe cluster's nodes pull the app's images from skiff's registry at %s: they must reach that address and trust its certificate (skiff serve --registry-host, --registry-cert)", r.Registry.Server)
+				if s.cfg.Push != nil {
+					msg += fmt.Sprintf("\nThe cluster's nodes pull the app's images from the registry %s with the credentials of clusters:set … registry: they must reach it and trust its certificate", r.Registry.Server)
+				} else {
+					msg += fmt.Sprintf("\nThe cluster's nodes pull the app's images from skiff's registry at %s: they must reach that address and trust its certificate (skiff serve --registry-host, --registry-cert)", r.Registry.Server)
+				}
 			}
 			return skiff.Errorf(skiff.EUNAVAILABLE, "%s", msg)
 		}

@@ -66,6 +66,10 @@ type SchedulerConfig struct {
 	// OnCronRun, when set, is told of each cron run that ended (a Job of
 	// one of the apps' CronJobs), once it has its output.
 	OnCronRun func(run *CronRun)
+	// Push, when set, copies a spec's image to where the cluster's nodes
+	// pull it (an external registry) before Image's reference is used
+	// (push.go).
+	Push func(ctx context.Context, spec *skiff.InstanceSpec, progress func(string)) error
 }
 
 // Scheduler runs skiff's instances as pods of one cluster: it implements
@@ -85,6 +89,7 @@ type Scheduler struct {
 	mu        sync.Mutex
 	seen      map[string]*podSeen // by ID
 	reported  map[types.UID]bool  // the cron runs told to OnCronRun
+	pushed    pushes
 
 	usage usageCache // the pods' CPU and memory
 }
@@ -142,6 +147,9 @@ func (s *Scheduler) release(ctx context.Context, spec *skiff.InstanceSpec) (*Rel
 	}
 	if len(spec.Mounts) > 0 {
 		return nil, nil, skiff.Errorf(skiff.EINVALID, "volumes are not available on a Kubernetes cluster yet; unmount them or move the app back with scheduler:set %s local", spec.AppName)
+	}
+	if err := s.PushImage(ctx, spec, func(line string) { s.AppLog(spec.AppID, spec.Name(), line) }); err != nil {
+		return nil, nil, err
 	}
 	img, err := s.cfg.Image(ctx, spec)
 	if err != nil {

@@ -60,7 +60,7 @@ func openKube(cfg *Config, pl *platform, db *store.DB, backends func(appID strin
 		log.Info("serving the image store to clusters", "addr", l.Addr().String(), "as", k.host)
 	}
 	k.clusters = kubernetes.NewClusters(kubernetes.ClustersConfig{
-		Store: db, Image: k.image, Registry: k.ready, Logs: pl.runtime.LogStore(), Log: log.With("component", "kubernetes"),
+		Store: db, Image: k.image, Registry: k.ready, Push: k.push, Logs: pl.runtime.LogStore(), Log: log.With("component", "kubernetes"),
 		OnBackends: backends,
 		OnCronRun: func(cluster string, run *kubernetes.CronRun) {
 			if c := crons(); c != nil {
@@ -86,20 +86,48 @@ func registryHost(a net.Addr, domain string) string {
 	return net.JoinHostPort(host, strconv.Itoa(t.Port))
 }
 
-// ready refuses clusters:add while the nodes could pull nothing.
-func (k *kube) ready() error {
+// ready refuses clusters:add and clusters:set while the nodes could pull
+// nothing: skiff serves no registry and the cluster has no external one,
+// or the external one refuses skiff's credentials.
+func (k *kube) ready(ctx context.Context, c *skiff.Cluster) error {
+	if c.Registry != "" {
+		if c.RegistryUsername == "" && len(c.RegistryPassword) == 0 {
+			return nil // the credentials come next (clusters:set … registry), or it needs none: the first push tells
+		}
+		return external(c).Check(ctx, "skiff")
+	}
 	if k.server == nil {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "skiff does not serve its images to clusters: start it with --registry-addr (where the clusters' nodes reach it), "+
-			"--registry-cert and --registry-key (a certificate those nodes trust), and --registry-host if they know it by another name")
+			"--registry-cert and --registry-key (a certificate those nodes trust), and --registry-host if they know it by another name; "+
+			"or add the cluster with --registry HOST/PATH, an external registry skiff pushes the images to")
 	}
 	return nil
 }
 
-// image is how cluster c runs spec's image: pulled by digest from skiff's
-// registry with the app's credentials for that cluster.
+// external is cluster c's external registry.
+func external(c *skiff.Cluster) *registry.External {
+	return &registry.External{Registry: c.Registry, Username: c.RegistryUsername, Password: string(c.RegistryPassword)}
+}
+
+// push copies spec's image to cluster c's external registry, by digest.
+func (k *kube) push(ctx context.Context, c *skiff.Cluster, spec *skiff.InstanceSpec, progress func(string)) error {
+	if c.Registry == "" {
+		return nil
+	}
+	img, err := k.images.Image(spec.Image)
+	if err != nil {
+		return skiff.Errorf(skiff.ENOTFOUND, "the image of v%d is not on this server any more; push again", spec.Release)
+	}
+	_, err = external(c).Push(ctx, img, spec.AppName, progress)
+	return err
+}
+
+// image is how cluster c runs spec's image: pulled by digest from c's
+// external registry with its credentials, or from skiff's registry with
+// the app's credentials for that cluster.
 func (k *kube) image(_ context.Context, c *skiff.Cluster, spec *skiff.InstanceSpec) (*kubernetes.PodImage, error) {
-	if k.server == nil {
-		return nil, k.ready()
+	if k.server == nil && c.Registry == "" {
+		return nil, k.ready(context.Background(), c)
 	}
 	img, err := k.images.Image(spec.Image)
 	if err != nil {
@@ -108,6 +136,17 @@ func (k *kube) image(_ context.Context, c *skiff.Cluster, spec *skiff.InstanceSp
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
+	}
+	if c.Registry != "" {
+		ext := external(c)
+		pi, err := kubernetes.ImageFor(cf, ext.Ref(spec.AppName, spec.Image), spec)
+		if err != nil {
+			return nil, err
+		}
+		if ext.Username != "" || ext.Password != "" {
+			pi.Registry = &kubernetes.Registry{Server: ext.Host(), Username: ext.Username, Password: ext.Password}
+		}
+		return pi, nil
 	}
 	pi, err := kubernetes.ImageFor(cf, registry.Reference(k.host, spec.AppID, spec.Image), spec)
 	if err != nil {
