@@ -29,8 +29,8 @@ type ClustersConfig struct {
 	// Push, when set, copies spec's image to cluster c's external
 	// registry (a no-op for a cluster that pulls from skiff's).
 	Push func(ctx context.Context, c *skiff.Cluster, spec *skiff.InstanceSpec, progress func(string)) error
-	Logs     *applog.Store
-	Log      *slog.Logger
+	Logs *applog.Store
+	Log  *slog.Logger
 	// OnBackends and OnCronRun are the schedulers' (SchedulerConfig).
 	OnBackends func(appID string)
 	OnCronRun  func(cluster string, run *CronRun)

@@ -9,6 +9,9 @@
 // images, its blobs only what those manifests name. So a pull secret read
 // from one app's namespace fetches no other app's image, though the blobs
 // are shared on disk.
+//
+// External (push.go) is the other way: skiff pushes an app's image by
+// digest to a registry the admin names per cluster.
 package registry
 
 import (

@@ -178,6 +178,13 @@ func setUp(t *testing.T) error {
 	}
 	d.netns = c.NetNS()
 	d.args = append(base, "--registry-addr", k8stestbed.RegistryHost, "--registry-cert", certFile, "--registry-key", keyFile)
+	// It trusts the test bed's CA, as a server trusts the CA of the
+	// external registry it pushes to (TestExternalRegistry).
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(caFile, c.CA(), 0o600); err != nil {
+		return err
+	}
+	d.env = []string{"SSL_CERT_FILE=" + caFile}
 	if err := d.start(d.netns, d.args...); err != nil {
 		return err
 	}
@@ -209,6 +216,7 @@ type daemon struct {
 	prefix, pool string
 	netns        string   // "" for the host's network
 	args         []string // the flags it runs with in netns
+	env          []string // more of its environment
 	cmd          *exec.Cmd
 	exited       chan struct{}
 	log          *buffer
@@ -224,7 +232,7 @@ func (d *daemon) start(ns string, args ...string) error {
 	os.Remove(filepath.Join(d.data, "ready.json"))
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	d.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, d.env...)
 	if err := d.cmd.Start(); err != nil {
 		return err
 	}

@@ -140,18 +140,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
 		return err
 	}
-	// The nodes trust the test bed's CA for a registry a test serves at
-	// RegistryHost (Listen on it, with a certificate from IssueCert).
-	hosts := filepath.Join(ctrd, "certs.d", RegistryHost)
-	if err := os.MkdirAll(hosts, 0o700); err != nil {
-		return err
-	}
-	// The CA twice: for the host entry and for the server entry that
-	// containerd 1.6 falls back to (else a registry's 404 ends as x509).
-	hostsTOML := fmt.Sprintf("server = \"https://%[1]s\"\nca = %[2]q\n\n[host.\"https://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %[2]q\n",
-		RegistryHost, filepath.Join(c.Dir, "pki", "ca.crt"))
-	if err := os.WriteFile(filepath.Join(hosts, "hosts.toml"), []byte(hostsTOML), 0o600); err != nil {
-		return err
+	// The nodes trust the test bed's CA for the registries a test serves
+	// at RegistryHost and ExternalRegistryHost (Listen on them, with a
+	// certificate from IssueCert).
+	for _, reg := range []string{RegistryHost, ExternalRegistryHost} {
+		hosts := filepath.Join(ctrd, "certs.d", reg)
+		if err := os.MkdirAll(hosts, 0o700); err != nil {
+			return err
+		}
+		// The CA twice: for the host entry and for the server entry that
+		// containerd 1.6 falls back to (else a registry's 404 ends as x509).
+		hostsTOML := fmt.Sprintf("server = \"https://%[1]s\"\nca = %[2]q\n\n[host.\"https://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %[2]q\n",
+			reg, filepath.Join(c.Dir, "pki", "ca.crt"))
+		if err := os.WriteFile(filepath.Join(hosts, "hosts.toml"), []byte(hostsTOML), 0o600); err != nil {
+			return err
+		}
 	}
 	ctrdLog := "containerd-" + strconv.Itoa(n)
 	if err := c.start(ctrdLog, inNode(filepath.Join(c.root, "usr/bin/containerd"), "--config", configFile, "--log-level", "warn")...); err != nil {

@@ -212,6 +212,10 @@ func (c *Cluster) Listen(network, addr string) (net.Listener, error) {
 // node trusts the test bed's CA for it.
 const RegistryHost = node1IP + ":5443"
 
+// ExternalRegistryHost is where a test may serve a second registry (one
+// that stands for an external registry skiff pushes to), trusted alike.
+const ExternalRegistryHost = node1IP + ":5444"
+
 // NetNS is the file of the cluster's network namespace, for nsenter --net.
 func (c *Cluster) NetNS() string { return c.nets[0] }
 
