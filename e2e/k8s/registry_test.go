@@ -139,7 +139,7 @@ func TestExternalRegistry(t *testing.T) {
 		t.Fatalf("after the refused push: %+v", a)
 	}
 	// A registry that refuses skiff's credentials (its password changed).
-	reg = serve("changed-" + extPassword)
+	serve("changed-" + extPassword)
 	r := d.git(alice, src, "push", "skiff", "main")
 	if r.code == 0 || !strings.Contains(r.stderr, "refused skiff's credentials") || !strings.Contains(r.stderr, "clusters:set") || strings.Contains(r.String(), extPassword) {
 		t.Fatalf("a push the registry refuses: %s", r)
