@@ -142,14 +142,17 @@ func (e *External) Push(ctx context.Context, img v1.Image, app string, progress 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// Against the image's own size: go-containerregistry's total
+		// grows as it plans each blob. Blobs the registry has count as
+		// nothing sent.
 		next := int64(25)
 		for u := range updates {
-			if u.Total <= 0 {
+			if size <= 0 {
 				continue
 			}
-			pct := u.Complete * 100 / u.Total
+			pct := u.Complete * 100 / size
 			if pct >= next && pct < 100 {
-				progress(fmt.Sprintf("%d%% (%s of %s)", pct, mib(u.Complete), mib(u.Total)))
+				progress(fmt.Sprintf("%d%% (%s of %s)", pct, mib(u.Complete), mib(size)))
 				for next <= pct {
 					next += 25
 				}

@@ -65,7 +65,7 @@ func serveExternal(t *testing.T) (addr string, reg *registrytest.Registry, trust
 func TestPushByDigest(t *testing.T) {
 	addr, reg, tr := serveExternal(t)
 	ctx := context.Background()
-	img, err := random.Image(256<<10, 3)
+	img, err := random.Image(1<<20, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestPushByDigest(t *testing.T) {
 		t.Fatalf("pushed as %s", ref)
 	}
 	out := strings.Join(lines, "\n")
-	if !strings.Contains(out, "Pushing sha256:") || !strings.Contains(out, "Pushed "+ref) {
+	if !strings.Contains(out, "Pushing sha256:") || !strings.Contains(out, "Pushed "+ref) || !strings.Contains(out, "50% (") {
 		t.Errorf("progress:\n%s", out)
 	}
 	// The registry has the very image, by its digest, for its account only.

@@ -85,7 +85,7 @@ func TestExternalRegistry(t *testing.T) {
 	src := repo(t, pyApp("1"))
 	gitIn(t, src, "remote", "add", "skiff", d.remote(app))
 	push := must(t, d.git(alice, src, "push", "skiff", "main"), "the push",
-		"Pushing the image for the cluster's nodes", "Pushed "+ref+"/"+app+"@sha256:", "1 of 1 new pods ready", "Released v1")
+		"Pushing the image for the cluster's nodes", "50% (", "Pushed "+ref+"/"+app+"@sha256:", "1 of 1 new pods ready", "Released v1")
 	for _, l := range strings.Split(push.stderr, "\n") {
 		if strings.Contains(l, "ush") {
 			t.Log(l)
