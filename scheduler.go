@@ -147,6 +147,8 @@ type FormationSpec struct {
 	// suspended.
 	Cron          []CronJob `json:"cron,omitempty"`
 	CronSuspended []string  `json:"cron_suspended,omitempty"`
+	// CronMounts are the volumes the cron runs mount.
+	CronMounts []Mount `json:"cron_mounts,omitempty"`
 	// Restart lists the process types whose processes are replaced
 	// although nothing else changed (ps:restart); "*" for all.
 	Restart []string `json:"restart,omitempty"`

@@ -188,7 +188,7 @@ func TestSchedulerSet(t *testing.T) {
 		t.Fatalf("clusters:remove of a cluster an app is set to: %s", r)
 	}
 	s.must("root", "storage:ensure-directory", "data")
-	if r := s.run("root", "", "storage:mount", "shop", "data:/data"); r.code != 1 || !strings.Contains(r.stderr, "volumes are not available on a Kubernetes cluster") {
+	if r := s.run("root", "", "storage:mount", "shop", "data:/data"); r.code != 1 || !strings.Contains(r.stderr, "cannot tell whether cluster prod holds the data of storage data") {
 		t.Fatalf("storage:mount of an app on a cluster: %s", r)
 	}
 	s.must("root", "scheduler:set", "shop", "local")

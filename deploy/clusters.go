@@ -100,11 +100,16 @@ func (p *Pipeline) SetScheduler(ctx context.Context, app *skiff.App, cluster str
 		if err := p.clusterCan(ctx, app, cluster); err != nil {
 			return err
 		}
-		if mounts, err := p.cfg.Store.Mounts(ctx, app.ID); err != nil {
+	}
+	if mounts, err := p.cfg.Store.Mounts(ctx, app.ID); err != nil {
+		return err
+	} else if len(mounts) > 0 {
+		return skiff.Errorf(skiff.EINVALID, "%s mounts storage %s, whose data is on %s and does not move with the app: storage:unmount it first, or keep the app there",
+			app.Name, mounts[0].Volume, where(from))
+	}
+	if _, err := p.cfg.Store.CurrentRelease(ctx, app.ID); from != "" && err == nil { // a claim comes with a release
+		if err := p.checkNoClaims(ctx, app, from); err != nil {
 			return err
-		} else if len(mounts) > 0 {
-			return skiff.Errorf(skiff.EINVALID, "%s mounts storage %s, which lives on this server's disk; a cluster has no volumes for it: storage:unmount it first, or keep the app here",
-				app.Name, mounts[0].Volume)
 		}
 	}
 	old, err := p.clusterScheduler(ctx, from)

@@ -106,7 +106,8 @@ func (p *Pipeline) formationSpec(ctx context.Context, app *skiff.App, rel *skiff
 		return nil, err
 	}
 	spec := &skiff.FormationSpec{AppID: app.ID, AppName: app.Name, Release: rel.Version, Image: rel.Image, Env: rel.Config,
-		Check: settings.HealthCheck(), DrainTimeout: settings.WaitToRetire, Cron: rel.Cron, Restart: restart, Hosts: hosts}
+		Check: settings.HealthCheck(), DrainTimeout: settings.WaitToRetire, Cron: rel.Cron, Restart: restart, Hosts: hosts,
+		CronMounts: skiff.MountsFor(rel.Mounts, skiff.OneOffCron)}
 	for _, st := range states {
 		if st.Suspended {
 			spec.CronSuspended = append(spec.CronSuspended, st.JobID)

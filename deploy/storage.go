@@ -139,6 +139,11 @@ func (p *Pipeline) DestroyVolume(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if len(v.Apps) == 0 { // else DeleteVolume refuses
+		if err := p.removeVolumeClaims(ctx, v); err != nil {
+			return err
+		}
+	}
 	if err := p.cfg.Store.DeleteVolume(ctx, name); err != nil {
 		return err
 	}
@@ -167,9 +172,12 @@ func (p *Pipeline) Mount(ctx context.Context, app *skiff.App, volume, path strin
 	if v.Service != "" {
 		return skiff.Errorf(skiff.EINVALID, "storage %s holds the data of service %s; link the service instead", v.Name, v.Service)
 	}
-	if s, err := p.settings(ctx, app); err == nil && s.Cluster != "" {
-		return skiff.Errorf(skiff.EINVALID, "%s runs on cluster %s, and volumes are not available on a Kubernetes cluster (storage lives on this server's disk); keep the app here (scheduler:set %s local) to mount storage",
-			app.Name, s.Cluster, app.Name)
+	s, err := p.settings(ctx, app)
+	if err != nil && (s == nil || skiff.ErrorCode(err) != skiff.EINVALID) {
+		return err
+	}
+	if err := p.checkVolumeFor(ctx, app, s.Cluster, v); err != nil {
+		return err
 	}
 	if p.cfg.Volumes != nil {
 		if err := p.cfg.Volumes.Ensure(ctx, v.ID, v.SizeBytes); err != nil {

@@ -66,6 +66,7 @@ var resources = map[schema.GroupVersionKind]struct {
 	{Version: "v1", Kind: "ServiceAccount"}:                           {schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}, true},
 	{Version: "v1", Kind: "Secret"}:                                   {schema.GroupVersionResource{Version: "v1", Resource: "secrets"}, true},
 	{Version: "v1", Kind: "Service"}:                                  {schema.GroupVersionResource{Version: "v1", Resource: "services"}, true},
+	{Version: "v1", Kind: "PersistentVolumeClaim"}:                    {schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}, true},
 	{Version: "v1", Kind: "Pod"}:                                      {schema.GroupVersionResource{Version: "v1", Resource: "pods"}, true},
 	{Group: "apps", Version: "v1", Kind: "Deployment"}:                {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true},
 	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"}:     {schema.GroupVersionResource{Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"}, true},

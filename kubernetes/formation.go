@@ -37,6 +37,9 @@ func (s *Scheduler) Rollout(ctx context.Context, f *skiff.FormationSpec, progres
 	if err := s.cfg.Client.ApplyAll(ctx, m.Objects()); err != nil {
 		return applyError(err)
 	}
+	if err := s.checkClaims(ctx, m); err != nil {
+		return err
+	}
 	if err := s.cfg.Client.WaitRollout(ctx, r, m, progress); err != nil {
 		var re *RolloutError
 		if errors.As(err, &re) {
@@ -67,9 +70,9 @@ func applyError(err error) error {
 // formationRelease is what f becomes on this cluster.
 func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec) (*Release, error) {
 	for _, p := range f.Processes {
-		if len(p.Mounts) > 0 {
-			return nil, skiff.Errorf(skiff.EINVALID, "%s mounts storage into %s; volumes are not available on a Kubernetes cluster: storage:unmount it, or move the app back with scheduler:set %s local",
-				f.AppName, p.Type, f.AppName)
+		if len(p.Mounts) > 0 && p.Quantity > 1 {
+			return nil, skiff.Errorf(skiff.EINVALID, "%s mounts storage into %s, which would run %d pods: on cluster %s a volume is a ReadWriteOnce claim, which one node's pods only can use, so a process type that mounts one runs one pod there; scale %s to 1 (ps:scale %s %s=1), or storage:unmount it",
+				f.AppName, p.Type, p.Quantity, s.cfg.Name, p.Type, f.AppName, p.Type)
 		}
 	}
 	base := &skiff.InstanceSpec{AppID: f.AppID, AppName: f.AppName, Release: f.Release, Image: f.Image}
@@ -90,7 +93,7 @@ func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec
 		if slices.Contains(f.Restart, "*") || slices.Contains(f.Restart, p.Type) {
 			restarted = now
 		}
-		r.Processes = append(r.Processes, Process{Type: p.Type, Command: img.Command, Args: img.Args, Replicas: p.Quantity, Limits: p.Limits, RestartedAt: restarted})
+		r.Processes = append(r.Processes, Process{Type: p.Type, Command: img.Command, Args: img.Args, Replicas: p.Quantity, Limits: p.Limits, RestartedAt: restarted, Mounts: toMounts(p.Mounts)})
 	}
 	if r.Image == "" { // no process types: the image for the cron jobs
 		img, err := s.cfg.Image(ctx, base)
@@ -116,7 +119,7 @@ func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec
 			return nil, err
 		}
 		r.Cron = append(r.Cron, CronJob{ID: j.ID, Schedule: j.Schedule, TimeZone: zone, Command: img.Command, Args: img.Args,
-			Suspend: slices.Contains(f.CronSuspended, j.ID)})
+			Suspend: slices.Contains(f.CronSuspended, j.ID), Mounts: toMounts(f.CronMounts)})
 	}
 	return r, nil
 }

@@ -29,6 +29,7 @@ var owned = []schema.GroupVersionResource{
 	{Version: "v1", Resource: "pods"},
 	{Version: "v1", Resource: "secrets"},
 	{Version: "v1", Resource: "serviceaccounts"},
+	{Version: "v1", Resource: "persistentvolumeclaims"}, // never pruned: only with the app
 }
 
 // Prune deletes the app's objects in m's namespace that m no longer names (a

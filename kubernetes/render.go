@@ -93,8 +93,11 @@ type Release struct {
 	Config    map[string]string
 	Processes []Process
 	// Cron are the release's cron jobs, each a CronJob.
-	Cron  []CronJob
-	Check Check
+	Cron []CronJob
+	// OneOffMounts are the volumes of a one-off run of the release (their
+	// claims are made with the rest).
+	OneOffMounts []Mount
+	Check        Check
 	// Registry holds the credentials the nodes pull Image with; nil when
 	// the image is public.
 	Registry *Registry
@@ -113,6 +116,8 @@ type Process struct {
 	// RestartedAt, when set, goes on the pods' template: a new value
 	// replaces them all (ps:restart).
 	RestartedAt string
+	// Mounts are the app's volumes its pods mount (see volumes.go).
+	Mounts []Mount
 }
 
 // CronJob is one scheduled command of the release.
@@ -125,6 +130,7 @@ type CronJob struct {
 	Limits   skiff.Limits
 	Suspend  bool
 	Timeout  time.Duration // a run's deadline; 0 for an hour
+	Mounts   []Mount
 }
 
 // Check is the web process's health check, as for the local scheduler.
@@ -167,6 +173,8 @@ type Manifest struct {
 	Budgets        []*policyv1.PodDisruptionBudget
 	CronJobs       []*batchv1.CronJob
 	Ingresses      []*networkingv1.Ingress
+	// Claims are the app's volumes; applied once, never pruned.
+	Claims []*corev1.PersistentVolumeClaim
 }
 
 // Objects lists the manifest's objects in the order they are applied: what
@@ -181,6 +189,9 @@ func (m *Manifest) Objects() []Object {
 		out = append(out, m.PullSecret)
 	}
 	out = append(out, m.Config)
+	for _, c := range m.Claims {
+		out = append(out, c)
+	}
 	for _, d := range m.Deployments {
 		out = append(out, d)
 	}
@@ -262,6 +273,11 @@ func Render(r *Release) (*Manifest, error) {
 		Data:       data,
 	}
 
+	if err := validMounts(r.allMounts()); err != nil {
+		return nil, err
+	}
+	m.Claims = claims(r, meta)
+
 	procs := slices.Clone(r.Processes)
 	slices.SortFunc(procs, func(a, b Process) int { return cmp.Compare(a.Type, b.Type) })
 	for _, p := range procs {
@@ -324,7 +340,7 @@ func cronJob(r *Release, j CronJob, meta func(string, map[string]string) metav1.
 	if !skiff.ValidCronID(j.ID) {
 		return nil, fmt.Errorf("render: cron job id %q", j.ID)
 	}
-	spec, err := PodSpec(r, Process{Type: skiff.OneOffCron, Command: j.Command, Args: j.Args, Limits: j.Limits})
+	spec, err := PodSpec(r, Process{Type: skiff.OneOffCron, Command: j.Command, Args: j.Args, Limits: j.Limits, Mounts: j.Mounts})
 	if err != nil {
 		return nil, err
 	}
@@ -342,6 +358,7 @@ func cronJob(r *Release, j CronJob, meta func(string, map[string]string) metav1.
 	deadline := int64(timeout.Seconds())
 	catchUp := int64(24 * 3600)
 	labels := map[string]string{LabelProcess: skiff.OneOffCron, LabelCronJob: j.ID, LabelRelease: strconv.Itoa(r.Version)}
+	maps.Copy(labels, mountLabels(j.Mounts))
 	om := meta(r.nameWithin("cron-"+j.ID, cronJobNameMax), labels)
 	cj := &batchv1.CronJob{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
@@ -485,6 +502,7 @@ func PodSpec(r *Release, p Process) (corev1.PodSpec, error) {
 	if r.Registry != nil {
 		spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: r.Name(PullSecretName)}}
 	}
+	mountVolumes(r, &spec, p.Mounts)
 	return spec, nil
 }
 
@@ -499,6 +517,10 @@ func deployment(r *Release, p Process, meta func(string, map[string]string) meta
 	om := meta(r.Name(p.Type), map[string]string{LabelProcess: p.Type, LabelRelease: strconv.Itoa(r.Version)})
 	spec.Containers[0].Env = append(spec.Containers[0].Env, podNameEnv("DYNO"), podNameEnv("SKIFF_PROCESS"))
 	tmpl := metav1.ObjectMeta{Labels: om.Labels}
+	if ml := mountLabels(p.Mounts); ml != nil {
+		tmpl.Labels = maps.Clone(om.Labels)
+		maps.Copy(tmpl.Labels, ml)
+	}
 	if p.RestartedAt != "" {
 		tmpl.Annotations = map[string]string{AnnotationRestartedAt: p.RestartedAt}
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -145,9 +147,6 @@ func (s *Scheduler) release(ctx context.Context, spec *skiff.InstanceSpec) (*Rel
 	if err := skiff.ValidateProcessType(spec.ProcessType); err != nil {
 		return nil, nil, err
 	}
-	if len(spec.Mounts) > 0 {
-		return nil, nil, skiff.Errorf(skiff.EINVALID, "volumes are not available on a Kubernetes cluster yet; unmount them or move the app back with scheduler:set %s local", spec.AppName)
-	}
 	if err := s.PushImage(ctx, spec, func(line string) { s.AppLog(spec.AppID, spec.Name(), line) }); err != nil {
 		return nil, nil, err
 	}
@@ -157,7 +156,7 @@ func (s *Scheduler) release(ctx context.Context, spec *skiff.InstanceSpec) (*Rel
 	}
 	r := &Release{Namespace: s.Namespace(spec.AppID), Shared: s.cfg.Where.Namespace != "", AppID: spec.AppID,
 		App: spec.AppName, Version: max(spec.Release, 1), Image: img.Ref, UID: img.UID, GID: img.GID,
-		Config: spec.Env, Registry: img.Registry}
+		Config: spec.Env, Registry: img.Registry, OneOffMounts: toMounts(spec.Mounts)}
 	return r, img, nil
 }
 
@@ -232,11 +231,14 @@ func (s *Scheduler) template(ctx context.Context, r *Release, img *PodImage, spe
 	if err != nil {
 		return nil, skiff.Errorf(skiff.EINVALID, "%v", err)
 	}
-	base := m.Objects()
-	if err := s.cfg.Client.ApplyAll(ctx, base[:len(base)-1]); err != nil { // everything but the release's config
+	base := slices.DeleteFunc(m.Objects(), func(o Object) bool { return o == Object(m.Config) })
+	if err := s.cfg.Client.ApplyAll(ctx, base); err != nil { // everything but the release's config
 		return nil, fmt.Errorf("start %s: %w", spec.Name(), err)
 	}
-	p := Process{Type: spec.ProcessType, Command: img.Command, Limits: spec.Limits}
+	if err := s.checkClaims(ctx, m); err != nil {
+		return nil, err
+	}
+	p := Process{Type: spec.ProcessType, Command: img.Command, Limits: spec.Limits, Mounts: r.OneOffMounts}
 	podSpec, err := PodSpec(r, p)
 	if err != nil {
 		return nil, skiff.Errorf(skiff.EINVALID, "%v", err)
@@ -270,6 +272,7 @@ func (s *Scheduler) template(ctx context.Context, r *Release, img *PodImage, spe
 	if spec.OneOff {
 		lbl[LabelOneOff] = "true"
 	}
+	maps.Copy(lbl, mountLabels(p.Mounts))
 	if label != nil {
 		label(lbl)
 	}

@@ -334,10 +334,18 @@ func TestAppOnCluster(t *testing.T) {
 			t.Fatalf("clusters:remove of a cluster an app runs on: %s", r)
 		}
 	})
-	t.Run("unsupported", func(t *testing.T) {
+	t.Run("storage without a StorageClass", func(t *testing.T) {
+		// The test bed has no default StorageClass (TestVolumesOnCluster
+		// makes one): a claim could never bind, and the release says so
+		// at once rather than waiting on pods that cannot start.
 		must(t, d.ssh(admin, "storage:ensure-directory", "kdata"), "storage:ensure-directory")
-		if r := d.ssh(admin, "storage:mount", app, "kdata:/data"); r.code == 0 || !strings.Contains(r.stderr, "volumes are not available on a Kubernetes cluster") {
-			t.Fatalf("storage:mount on the cluster: %s", r)
+		// web runs 2 pods, which a ReadWriteOnce claim cannot serve.
+		if r := d.ssh(admin, "storage:mount", app, "kdata:/data"); r.code == 0 || !strings.Contains(r.stderr, "ReadWriteOnce") || !strings.Contains(r.stderr, "ps:scale kapp web=1") {
+			t.Fatalf("storage:mount into a web of 2 pods: %s", r)
+		}
+		must(t, d.ssh(admin, "ps:scale", app, "web=1"), "ps:scale web=1")
+		if r := d.ssh(admin, "storage:mount", app, "kdata:/data"); r.code == 0 || !strings.Contains(r.stderr, "has no default StorageClass") {
+			t.Fatalf("storage:mount on a cluster without a default StorageClass: %s", r)
 		}
 		if a := d.answer(t, app); a.Release != "v3" {
 			t.Fatalf("a refused mount changed the release: %+v", a)

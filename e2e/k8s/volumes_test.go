@@ -1,0 +1,164 @@
+package k8s
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiffhq/skiff/kubernetes"
+)
+
+// localStorage gives the cluster a default StorageClass with no
+// provisioner that binds when a pod first uses a claim
+// (WaitForFirstConsumer), and one local PersistentVolume of it on
+// tb-node1, a directory of the host that root owns (0755): the app's user
+// can write it only if the pod's fsGroup gives it the files.
+func localStorage(t *testing.T, cl *kubernetes.Client) string {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wait := storagev1.VolumeBindingWaitForFirstConsumer
+	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "tb-local",
+		Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
+		Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &wait}
+	if _, err := cl.Typed.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "tb-local-1"},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			StorageClassName:              "tb-local",
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"tb-node1"}}}}}}},
+		}}
+	if _, err := cl.Typed.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cl.Typed.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
+		_ = cl.Typed.StorageV1().StorageClasses().Delete(ctx, sc.Name, metav1.DeleteOptions{})
+	})
+	return dir
+}
+
+// A volume on a cluster: a claim in the app's namespace, bound by the
+// cluster to a real PersistentVolume, mounted into the release phase, the
+// web pod and run; what one release writes the next reads; the claim
+// survives deploys and an unmount, goes only with storage:destroy; one pod
+// per process type that mounts it; another app cannot take it, and the
+// app cannot leave the cluster while its data is there.
+func TestVolumesOnCluster(t *testing.T) {
+	d, admin, c := onCluster(t)
+	cl, err := adminClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := localStorage(t, cl)
+	const app, vol = "kvol", "kvol-data"
+	must(t, d.ssh(admin, "apps:create", app), "apps:create")
+	must(t, d.ssh(admin, "scheduler:set", app, "k8s"), "scheduler:set")
+	must(t, d.ssh(admin, "storage:ensure-directory", vol), "storage:ensure-directory")
+	if r := d.ssh(admin, "storage:mount", app, vol+":/proc/x"); r.code == 0 {
+		t.Fatalf("storage:mount at a path of the platform: %s", r)
+	}
+	must(t, d.ssh(admin, "storage:mount", app, vol+":/app/storage"), "storage:mount")
+	files := pyApp("1")
+	files["app.json"] = "{}\n"
+	files["Procfile"] = releaseProcfile(`echo $SKIFF_RELEASE >> /app/storage/releases; echo "releases so far: $(tr '\n' ' ' < /app/storage/releases)"; true`)
+	src := repo(t, files)
+	gitIn(t, src, "remote", "add", "skiff", d.remote(app))
+	push := must(t, d.git(admin, src, "push", "skiff", "main"), "the first push", "releases so far: v1", "Released v1")
+	ns := "skiff-" + appID(t, d, admin, app)
+	claim := func() *corev1.PersistentVolumeClaim {
+		t.Helper()
+		list, err := cl.Typed.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{LabelSelector: kubernetes.LabelVolume})
+		if err != nil || len(list.Items) != 1 {
+			t.Fatalf("the claims of %s: %v %v", ns, list, err)
+		}
+		return &list.Items[0]
+	}
+	first := claim()
+	if first.Status.Phase != corev1.ClaimBound || first.Spec.VolumeName != "tb-local-1" || first.Spec.AccessModes[0] != corev1.ReadWriteOnce {
+		t.Fatalf("the claim: %+v\n%s", first, push.stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "releases")); err != nil || strings.TrimSpace(string(b)) != "v1" {
+		t.Fatalf("the volume's file on the node: %q %v", b, err)
+	}
+
+	t.Run("the next release reads what the last wrote", func(t *testing.T) {
+		write(t, src, map[string]string{"VERSION": "2\n"}, "version 2")
+		must(t, d.git(admin, src, "push", "skiff", "main"), "the second push", "releases so far: v1 v2")
+		if r := must(t, d.ssh(admin, "run", app, "cat /app/storage/releases; ls -ln /app/storage"), "run"); !regexp.MustCompile(`(?s)v1\s+v2`).MatchString(r.stdout) {
+			t.Fatalf("run does not see the volume's data: %s", r)
+		}
+		if got := claim(); got.UID != first.UID {
+			t.Fatalf("a deploy replaced the claim")
+		}
+	})
+	t.Run("one pod of a process type that mounts it", func(t *testing.T) {
+		r := d.ssh(admin, "ps:scale", app, "web=2")
+		if r.code == 0 || !strings.Contains(r.stderr, "ReadWriteOnce") || !strings.Contains(r.stderr, "web=1") {
+			t.Fatalf("ps:scale web=2 of an app whose web mounts a volume: %s", r)
+		}
+		if a := d.answer(t, app); a.Version != "2" {
+			t.Fatalf("a refused scale changed the app: %+v", a)
+		}
+	})
+	t.Run("another app and moves", func(t *testing.T) {
+		const other = "kvol-other"
+		must(t, d.ssh(admin, "apps:create", other), "apps:create")
+		must(t, d.ssh(admin, "scheduler:set", other, "k8s"), "scheduler:set")
+		if r := d.ssh(admin, "storage:mount", other, vol+":/data"); r.code == 0 || !strings.Contains(r.stderr, "is mounted by kvol") {
+			t.Fatalf("another app mounting the volume on the cluster: %s", r)
+		}
+		if r := d.ssh(admin, "scheduler:set", app, "local"); r.code == 0 || !strings.Contains(r.stderr, "does not move") {
+			t.Fatalf("scheduler:set local of an app that mounts a volume on the cluster: %s", r)
+		}
+		must(t, d.ssh(admin, "storage:unmount", app, vol+":/app/storage"), "storage:unmount")
+		if got := claim(); got.UID != first.UID {
+			t.Fatalf("storage:unmount removed the claim")
+		}
+		if r := d.ssh(admin, "storage:mount", other, vol+":/data"); r.code == 0 || !strings.Contains(r.stderr, "in a claim of kvol") {
+			t.Fatalf("another app mounting the volume whose data is in kvol's claim: %s", r)
+		}
+		if r := d.ssh(admin, "scheduler:set", app, "local"); r.code == 0 || !strings.Contains(r.stderr, "keeps the data of storage "+vol) {
+			t.Fatalf("scheduler:set local of an app whose claim holds data: %s", r)
+		}
+		eve := newKey(d.dir, "eve-vol")
+		must(t, d.local(eve.authorizedKey()+"\n", "keys:add", "eve-vol"), "keys:add")
+		for _, cmd := range [][]string{{"storage:mount", app, vol + ":/x/y"}, {"storage:destroy", vol, "--force"}} {
+			if r := d.ssh(eve, cmd...); r.code == 0 {
+				t.Fatalf("%v by a user without access: %s", cmd, r)
+			}
+		}
+		if got := claim(); got.UID != first.UID {
+			t.Fatalf("another user removed the claim")
+		}
+	})
+	t.Run("storage:destroy removes the claim", func(t *testing.T) {
+		must(t, d.ssh(admin, "storage:destroy", vol, "--force"), "storage:destroy")
+		eventually(t, "the claim gone", 30*time.Second, func() error {
+			list, err := cl.Typed.CoreV1().PersistentVolumeClaims(ns).List(context.Background(), metav1.ListOptions{})
+			if err != nil || len(list.Items) > 0 {
+				return errorf("claims %d %v", len(list.Items), err)
+			}
+			return nil
+		})
+		must(t, d.ssh(admin, "scheduler:set", app, "local"), "scheduler:set local once the data is gone")
+	})
+}
