@@ -75,6 +75,7 @@ func TestIngressMode(t *testing.T) {
 		}
 	}
 	hosts("front.skiff.test")
+	must(t, d.ssh(alice, "scheduler:report", app), "scheduler:report", "Ingress of class nginx")
 	// What a controller would route to: the Service's ready endpoints.
 	eventually(t, "the web Service's ready pod", 20*time.Second, func() error {
 		sl, err := cl.Typed.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web"})

@@ -97,6 +97,7 @@ func TestExternalRegistry(t *testing.T) {
 	if a := d.answer(t, app); a.Version != "1" {
 		t.Fatalf("after the push: %+v", a)
 	}
+	must(t, d.ssh(alice, "scheduler:report", app), "scheduler:report", ref)
 	if _, pulls := reg.Counts(); pulls == 0 {
 		t.Fatal("the node did not pull from the external registry")
 	}
