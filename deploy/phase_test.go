@@ -440,3 +440,20 @@ func TestTaskOutputIsCleaned(t *testing.T) {
 		t.Errorf("the kept output lost its bytes: %q", w.all)
 	}
 }
+
+// The push's last line is the app's URL, with the router's port when it is
+// not 80 (a router on :8080 does not answer at http://shop.skiff.test).
+func TestDeployedURLNamesTheRoutersPort(t *testing.T) {
+	for port, want := range map[int]string{80: "http://shop.skiff.test\n", 8080: "http://shop.skiff.test:8080\n"} {
+		f := newPhaseFixture(t)
+		f.p.cfg.HTTPPort = port
+		f.image("sha256:1", map[string]string{"web": "serve"})
+		out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve"}})
+		if err != nil {
+			t.Fatalf("release: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "Application deployed:\n       "+want) {
+			t.Errorf("port %d: the push does not end with %q:\n%s", port, want, out)
+		}
+	}
+}
