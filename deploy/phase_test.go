@@ -457,3 +457,24 @@ func TestDeployedURLNamesTheRoutersPort(t *testing.T) {
 		}
 	}
 }
+
+// The release phase's platform lines are named as its output is,
+// release.<version> (as on Heroku), not run.N like a one-off `run`:
+// `logs -p release` shows when each task started and how it ended.
+func TestReleasePhaseIsNamedInTheLog(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.image("sha256:1", map[string]string{"web": "serve", "release": "sleep 10ms"})
+	out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve", "release": "sleep 10ms"}})
+	if err != nil {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	logs := f.logs("release")
+	for _, want := range []string{"release.1: Starting process with command `sleep 10ms`", "release.1: sleeping", "release.1: Process exited with status 0"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the release log lacks %q:\n%s", want, logs)
+		}
+	}
+	if runs := f.logs("run"); runs != "" {
+		t.Errorf("the release command is logged as a one-off run:\n%s", runs)
+	}
+}
