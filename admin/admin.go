@@ -200,7 +200,9 @@ func (r *Runner) run(ctx context.Context, inv *skiff.Invocation) error {
 		if err := c.resolveApp(); err != nil {
 			return err
 		}
-		defer c.watchAccess()() // revoke.go
+		if !cmd.removesApp {
+			defer c.watchAccess()() // revoke.go
+		}
 	}
 	return c.revokedOr(cmd.run(c))
 }

@@ -24,7 +24,10 @@ type command struct {
 	// terminal: it attaches the caller's terminal (ssh -t, or the local
 	// CLI on one) to a process: run, postgres:connect.
 	terminal bool
-	run      func(*call) error
+	// removesApp: the command ends everyone's access to its app itself
+	// (apps:destroy), so its own session is not ended for that.
+	removesApp bool
+	run        func(*call) error
 }
 
 // flag is a command-line flag: --name, or -short, taking a value unless bool.

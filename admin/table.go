@@ -10,7 +10,7 @@ func commandTable() []*command {
 		{name: "apps:info", args: "<app>", summary: "show an app's URLs, domains, current release and scale", format: true, app: true, min: 1, max: 1, run: appsInfo},
 		{name: "apps:rename", args: "<app> <new-name>", summary: "rename an app (its owner or an admin)", app: true, owner: true, min: 2, max: 2, run: appsRename,
 			help: "The git remote changes with the name: update it with\n  git remote set-url skiff ssh://skiff@<host>/<new-name>"},
-		{name: "apps:destroy", aliases: []string{"destroy"}, args: "<app>", summary: "destroy an app and everything in it (its owner or an admin)", app: true, owner: true, min: 1, max: 1, run: appsDestroy,
+		{name: "apps:destroy", aliases: []string{"destroy"}, args: "<app>", summary: "destroy an app and everything in it (its owner or an admin)", app: true, owner: true, removesApp: true, min: 1, max: 1, run: appsDestroy,
 			flags: []flag{{name: "force", help: "do not ask; required when there is no terminal"}, {name: "confirm", value: "APP", help: "confirm by naming the app (Heroku's spelling)"},
 				{name: "volumes", help: "also delete the storage only this app mounts (kept by default)"}}},
 
