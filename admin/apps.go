@@ -135,9 +135,26 @@ func appsDestroy(c *call) error {
 	if !c.flag("force") && c.value("confirm") != c.app.Name {
 		return skiff.Errorf(skiff.EINVALID, "this destroys %s: its repository, releases, config and logs. Run again with --force (or --confirm %s) to go ahead", c.app.Name, c.app.Name)
 	}
-	fmt.Fprintf(c.stderr(), "-----> Destroying %s (including all add-ons, releases and the git repository)\n", c.app.Name)
+	// The services it is linked to stay, as do its volumes: say so, and
+	// how they go, rather than let "destroy" sound like it took them.
+	var linked []string
+	if st := c.services().ServiceStore; st != nil {
+		links, err := st.AppLinks(c.ctx, c.app.ID)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			if svc, err := st.FindServiceByID(c.ctx, l.ServiceID); err == nil {
+				linked = append(linked, fmt.Sprintf("Unlinked %s %s (%s); it stays, with its data: %s:destroy %s --force removes it", svc.Kind, svc.Name, l.Var, svc.Kind, svc.Name))
+			}
+		}
+	}
+	fmt.Fprintf(c.stderr(), "-----> Destroying %s (its releases, config, logs, build cache and git repository)\n", c.app.Name)
 	if err := c.services().Deployer.DestroyApp(c.ctx, c.app, c.flag("volumes"), c.stderr()); err != nil {
 		return err
+	}
+	for _, l := range linked {
+		fmt.Fprintf(c.stderr(), "       %s\n", l)
 	}
 	fmt.Fprintf(c.stderr(), "       done\n")
 	return nil

@@ -406,7 +406,10 @@ func (r *Runtime) AppLog(appID, process, text string) {
 	}
 }
 
-// RemoveApp implements skiff.Scheduler.
+// RemoveApp implements skiff.Scheduler. Once the instances are stopped,
+// the app's network groups (its instances' and its builds') go with the
+// links to services they had: the app is gone, and what stayed would be
+// dead rules and sets in the firewall table until a teardown.
 func (r *Runtime) RemoveApp(ctx context.Context, appID string) error {
 	list, _ := r.Instances(ctx, appID)
 	var errs []error
@@ -417,6 +420,13 @@ func (r *Runtime) RemoveApp(ctx context.Context, appID string) error {
 	}
 	if err := r.logs.Remove(appID); err != nil {
 		errs = append(errs, err)
+	}
+	if nw := r.runc.Network(); nw != nil && len(errs) == 0 {
+		for _, g := range []string{skiff.AppNetGroup(appID), skiff.BuildNetGroup(appID)} {
+			if container.ValidGroup(g) {
+				errs = append(errs, nw.RemoveGroup(g))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

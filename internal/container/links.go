@@ -231,6 +231,40 @@ func (n *Network) Unlink(l LinkRule) error {
 	return c.Flush()
 }
 
+// RemoveGroup removes group's set and every link of it, in one step: its
+// app is gone, so nothing joins the group again, and what stayed would be
+// dead rules and sets in the table until a teardown. Removing a group that
+// has neither is not an error.
+func (n *Network) RemoveGroup(group string) error {
+	if !ValidGroup(group) {
+		return fmt.Errorf("invalid network group %q", group)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	existing, err := n.linkRules(c)
+	if err != nil {
+		return err
+	}
+	for k, rules := range existing {
+		if !strings.HasPrefix(k, "link "+group+" ") {
+			continue
+		}
+		for _, r := range rules {
+			if err := c.DelRule(r); err != nil {
+				return err
+			}
+		}
+	}
+	if s, err := c.GetSetByName(n.table(), setPrefix+group); err == nil {
+		c.DelSet(s)
+	}
+	return c.Flush()
+}
+
 // Links lists the open paths.
 func (n *Network) Links() ([]LinkRule, error) {
 	c, err := nftables.New()

@@ -268,3 +268,43 @@ func TestExec(t *testing.T) {
 		t.Errorf("cancelled exec took %s", time.Since(start))
 	}
 }
+
+// TestRemoveGroup: removing a group (its app was destroyed) takes its set
+// and every link of it out of the table in one step, and leaves the
+// links and sets of other groups, those whose names it begins included.
+func TestRemoveGroup(t *testing.T) {
+	e := containertest.New(t)
+	gone := []container.LinkRule{{Group: "gone", Service: serviceAddr(e, 4), Port: 5432}, {Group: "gone", Service: serviceAddr(e, 5), Port: 6379}}
+	stay := []container.LinkRule{{Group: "gone-too", Service: serviceAddr(e, 4), Port: 5432}, {Group: "b-gone", Service: serviceAddr(e, 4), Port: 5432}}
+	for _, l := range append(append([]container.LinkRule{}, gone...), stay...) {
+		if err := e.Network.Link(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasSet := func(group string) bool {
+		return exec.Command("nft", "list", "set", "inet", e.NetworkConfig.Table, "g-"+group).Run() == nil
+	}
+	if !hasSet("gone") {
+		t.Fatal("Link made no set for its group")
+	}
+	if err := e.Network.RemoveGroup("gone"); err != nil {
+		t.Fatal(err)
+	}
+	links, err := e.Network.Links()
+	if err != nil || len(links) != 2 || links[0] != stay[1] || links[1] != stay[0] {
+		t.Fatalf("links after removing group gone: %v %v (want %v)", links, err, stay)
+	}
+	if hasSet("gone") {
+		o, _ := exec.Command("nft", "list", "table", "inet", e.NetworkConfig.Table).CombinedOutput()
+		t.Fatalf("the set of a removed group stays:\n%s", o)
+	}
+	if !hasSet("gone-too") || !hasSet("b-gone") {
+		t.Fatal("removing group gone took another group's set")
+	}
+	if err := e.Network.RemoveGroup("gone"); err != nil {
+		t.Fatalf("removing it again: %v", err)
+	}
+	if err := e.Network.RemoveGroup("bad group"); err == nil {
+		t.Fatal("RemoveGroup took an invalid group name")
+	}
+}

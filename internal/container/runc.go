@@ -129,6 +129,9 @@ func (r *Runc) Close() error {
 // Version is the runc version in use.
 func (r *Runc) Version() RuncVersion { return r.ver }
 
+// Network is the network the containers join; nil without one.
+func (r *Runc) Network() *Network { return r.cfg.Network }
+
 // IDMap is the user namespace map containers with Spec.UserNS get.
 func (r *Runc) IDMap() IDMap { return r.cfg.IDMap }
 
