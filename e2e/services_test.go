@@ -726,10 +726,8 @@ func TestServices(t *testing.T) {
 	} {
 		term := startTerminal(t, cmd)
 		if term.waitFor("notesdb=>") {
-			// runc 1.1 sizes a terminal only after its process started: a
-			// psql quick enough may have read 0x0 and pages even one row
-			// (README: Databases). The pager is not what this tests.
-			term.typeLine("\\pset pager off")
+			// psql starts on a terminal of the client's size (40×120):
+			// one row is not paged (it was, when psql read 0×0).
 			term.typeLine("SELECT 40 + 2 AS answer;")
 			term.waitFor("42\r\n(1 row)")
 		}

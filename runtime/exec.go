@@ -41,12 +41,10 @@ func (r *Runtime) Exec(ctx context.Context, id string, req *skiff.RunRequest) (i
 	ex := &container.Exec{Args: req.Args, Env: env, Cwd: p.Cwd, UID: p.User.UID, GID: p.User.GID, Terminal: req.TTY != nil}
 	var copies sync.WaitGroup
 	if ex.Terminal {
+		ex.Cols, ex.Rows = req.TTY.Width, req.TTY.Height // the command starts at the client's size
 		var master *os.File
 		ex.Console = func(m *os.File) {
 			master = m
-			if req.TTY.Width > 0 && req.TTY.Height > 0 {
-				_ = container.SetWinsize(m, req.TTY.Width, req.TTY.Height) // a terminal of the default size
-			}
 			copies.Add(1)
 			go func() { defer copies.Done(); copyTo(req.Stdout, m) }()
 			if req.Stdin != nil {

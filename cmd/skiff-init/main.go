@@ -8,11 +8,19 @@
 // an operator sends to that group, reaps every process that ends, and exits
 // as the app did (128+n when signal n killed it).
 //
-//	skiff-init [--exit-file PATH] [--] command [args…]
+//	skiff-init [--exit-file PATH] [--wait-size] [--exec] [--] command [args…]
 //
 // With --exit-file it writes the app's exit status ("3\n") to PATH when
 // the app has ended, replacing the file in one rename: a daemon that was
 // not running when a one-off ended learns how it ended from there.
+//
+// With --wait-size, on a terminal, the command starts only once the
+// terminal has a size (2 s at most): skiff gives a one-off exec'd into a
+// running container (postgres:connect) the client's size, but runc 1.1
+// passes it on only after the process started, and a quick program
+// (stty, psql) read 0×0. With --exec skiff-init becomes the command
+// instead of running it as its child: an exec into a running container,
+// whose own init reaps.
 //
 // With a terminal (a one-off `run` with a TTY) the app's process group is
 // made the terminal's foreground group, so ctrl-C, job control and a
@@ -31,6 +39,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,22 +58,76 @@ func init() { goruntime.GOMAXPROCS(1) }
 
 func main() {
 	args := os.Args[1:]
-	exitFile := ""
-	if len(args) > 1 && args[0] == "--exit-file" {
-		exitFile, args = args[1], args[2:]
-	}
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
+	exitFile, waitForSize, execIt := "", false, false
+flags:
+	for len(args) > 0 {
+		switch args[0] {
+		case "--exit-file":
+			if len(args) < 2 {
+				args = nil
+				break flags
+			}
+			exitFile, args = args[1], args[2:]
+		case "--wait-size":
+			waitForSize, args = true, args[1:]
+		case "--exec":
+			execIt, args = true, args[1:]
+		case "--":
+			args = args[1:]
+			break flags
+		default:
+			break flags
+		}
 	}
 	if len(args) == 0 {
-		_, _ = os.Stderr.WriteString("usage: skiff-init [--exit-file PATH] [--] command [args…]\n")
+		_, _ = os.Stderr.WriteString("usage: skiff-init [--exit-file PATH] [--wait-size] [--exec] [--] command [args…]\n")
 		os.Exit(2)
+	}
+	if waitForSize {
+		waitSize(2 * time.Second)
+	}
+	if execIt {
+		os.Exit(execCommand(args))
 	}
 	code := run(args)
 	if exitFile != "" {
 		writeExitFile(exitFile, code)
 	}
 	os.Exit(code)
+}
+
+// waitSize waits, up to d, until the terminal on standard input has a
+// size; it returns at once without a terminal.
+func waitSize(d time.Duration) {
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, unix.SIGWINCH) // a size change signals the terminal's foreground: us
+	defer signal.Stop(winch)
+	deadline := time.Now().Add(d)
+	for {
+		ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+		left := time.Until(deadline)
+		if err != nil || ws.Row > 0 && ws.Col > 0 || left <= 0 {
+			return
+		}
+		select {
+		case <-winch:
+		case <-time.After(min(left, 10*time.Millisecond)): // a signal may have come before Notify
+		}
+	}
+}
+
+// execCommand replaces skiff-init with the command; it returns only the
+// exit status of a failure to.
+func execCommand(args []string) int {
+	path, err := exec.LookPath(args[0])
+	if err == nil {
+		err = unix.Exec(path, args, os.Environ()) //nolint:gosec // running the command is skiff-init's job, inside its sandbox
+	}
+	_, _ = os.Stderr.WriteString("skiff-init: " + err.Error() + "\n")
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, unix.ENOENT) {
+		return 127
+	}
+	return 126
 }
 
 // writeExitFile records the exit status atomically; failing that, it says

@@ -252,3 +252,63 @@ func TestExitFile(t *testing.T) {
 		t.Fatalf("the temporary file is left: %v", err)
 	}
 }
+
+// TestWaitSize: with --wait-size the command starts only once its
+// terminal has a size; with --exec it is the process itself (its pid is
+// skiff-init's); a terminal that never gets a size holds it 2 s at most.
+func TestWaitSize(t *testing.T) {
+	master, slave := openPty(t)
+	defer master.Close()
+	cmd := exec.Command(initBin, "--wait-size", "--exec", "--", "sh", "-c", `echo "pid $$"; stty size`)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out := &containertest.Buffer{}
+	go io.Copy(out, master)
+	time.Sleep(300 * time.Millisecond)
+	if out.String() != "" {
+		t.Fatalf("the command ran on a terminal of no size: %q", out.String())
+	}
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, out, "33 101", 1)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("pid %d", cmd.Process.Pid); !strings.Contains(out.String(), want) {
+		t.Errorf("--exec: the command is not skiff-init's process (%s): %q", want, out.String())
+	}
+
+	master, slave = openPty(t)
+	defer master.Close()
+	cmd = exec.Command(initBin, "--wait-size", "--", "stty", "size")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out = &containertest.Buffer{}
+	go io.Copy(out, master)
+	waitOutput(t, out, "0 0", 1)
+	if took := time.Since(start); took < 2*time.Second || took > 4*time.Second {
+		t.Errorf("a terminal that never got a size held the command %s, want 2 s", took)
+	}
+	_ = cmd.Wait()
+
+	// Without a terminal there is nothing to wait for.
+	start = time.Now()
+	if b, err := exec.Command(initBin, "--wait-size", "--exec", "--", "echo", "at once").CombinedOutput(); err != nil || string(b) != "at once\n" {
+		t.Fatalf("no terminal: %v %q", err, b)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("without a terminal the command waited %s", took)
+	}
+}

@@ -28,6 +28,12 @@ type Exec struct {
 	Terminal bool
 	// Stdio are the process's streams without Terminal (nil: /dev/null).
 	Stdio Stdio
+	// Cols and Rows, with Terminal, are the terminal's size from the
+	// start. runc 1.1 passes it to the container's terminal only once the
+	// process runs, so in a container with an Init the command waits for
+	// it (skiff-init --wait-size, 2 s at most): a quick program would read
+	// 0×0. Zero: a terminal of no size, and no wait.
+	Cols, Rows int
 	// Console receives the terminal's master with Terminal, once the
 	// process runs; the caller copies through it, resizes it with
 	// SetWinsize, and closes it after Exec returns.
@@ -44,9 +50,14 @@ func (c *Container) Exec(ctx context.Context, e *Exec) (int, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
+	sized := e.Terminal && e.Cols > 0 && e.Rows > 0
+	argv := e.Args
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", c.Pid, InitPath)); sized && err == nil {
+		argv = append([]string{InitPath, "--wait-size", "--exec", "--"}, e.Args...)
+	}
 	proc := specs.Process{
 		Terminal: e.Terminal, User: specs.User{UID: e.UID, GID: e.GID},
-		Args: e.Args, Env: e.Env, Cwd: cwd, NoNewPrivileges: true,
+		Args: argv, Env: e.Env, Cwd: cwd, NoNewPrivileges: true,
 		Capabilities: &specs.LinuxCapabilities{},
 	}
 	dir, err := os.MkdirTemp("", "skiff-exec-")
@@ -79,6 +90,12 @@ func (c *Container) Exec(ctx context.Context, e *Exec) (int, error) {
 		}
 		defer slave.Close()
 		master = m
+		if sized { // before runc starts: it copies this size to the container's terminal
+			if err := setWinsize(m, e.Cols, e.Rows); err != nil {
+				m.Close()
+				return 0, err
+			}
+		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	} else {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 func main() {
@@ -42,6 +43,14 @@ func main() {
 		_, err := os.Stdin.Stat()
 		fi, _ := os.Stdout.Stat()
 		fmt.Printf("tty: %v %v\n", fi != nil && fi.Mode()&os.ModeCharDevice != 0, err == nil)
+	case "winsize": // the terminal's size (rows cols) the moment the process starts
+		var ws [4]uint16
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws)))
+		if errno != 0 {
+			fmt.Println("no terminal:", errno)
+			os.Exit(1)
+		}
+		fmt.Println(ws[0], ws[1])
 	case "serve":
 		port := os.Getenv("PORT")
 		fmt.Println("listening on " + port)
