@@ -34,6 +34,11 @@ type Cluster struct {
 	// skiff's router cannot reach. "" (the default): skiff's router
 	// serves them, balancing across the pods of the app's EndpointSlices.
 	IngressClass string `json:"ingress_class,omitempty"`
+	// StorageClass, when set, is the StorageClass of the claims skiff
+	// makes for the apps' volumes (clusters:add --storage-class,
+	// clusters:set NAME storage-class); "": the cluster's default class.
+	// A claim keeps the class it was made with.
+	StorageClass string `json:"storage_class,omitempty"`
 	// Registry, when set, is an external registry (host[:port][/path],
 	// clusters:set NAME registry) that skiff pushes each release's image
 	// to, by digest, as <Registry>/<app>@sha256:…, and the cluster's
@@ -103,6 +108,15 @@ var ingressClassRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$`
 func ValidateIngressClass(name string) error {
 	if !ingressClassRE.MatchString(name) || strings.Contains(name, "..") {
 		return Errorf(EINVALID, "invalid ingress class %s: an IngressClass's name is up to 253 lower-case letters, digits, '-' and '.' (like nginx); `kubectl get ingressclass` lists the cluster's", quoteForUser(name))
+	}
+	return nil
+}
+
+// ValidateStorageClass checks the name of a StorageClass (a DNS
+// subdomain, as for an IngressClass).
+func ValidateStorageClass(name string) error {
+	if !ingressClassRE.MatchString(name) || strings.Contains(name, "..") {
+		return Errorf(EINVALID, "invalid storage class %s: a StorageClass's name is up to 253 lower-case letters, digits, '-' and '.' (like local-path); `kubectl get storageclass` lists the cluster's", quoteForUser(name))
 	}
 	return nil
 }

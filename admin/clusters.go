@@ -18,7 +18,8 @@ func clusterCommands() []*command {
 		{name: "clusters:add", args: "<name>", summary: "add a Kubernetes cluster from a kubeconfig on stdin, checked at once (admin)", admin: true, min: 1, max: 1, run: clustersAdd,
 			flags: []flag{{name: "namespace", value: "NS", help: "keep every app in this one namespace (where skiff's grants are) instead of a namespace per app"},
 				{name: "ingress-class", value: "CLASS", help: "serve the apps' traffic with an Ingress of this class (for a cluster whose pods skiff's router cannot reach)"},
-				{name: "registry", value: "HOST/PATH", help: "push the apps' images to this external registry for the nodes to pull (its credentials: clusters:set NAME registry)"}},
+				{name: "registry", value: "HOST/PATH", help: "push the apps' images to this external registry for the nodes to pull (its credentials: clusters:set NAME registry)"},
+				{name: "storage-class", value: "CLASS", help: "the StorageClass of the apps' volumes (default: the cluster's default class)"}},
 			help: "Reads a kubeconfig (its current context) from stdin and checks at once that the API answers, that it\n" +
 				"grants skiff everything of `clusters:rbac` (cluster-wide, or in --namespace) and that the namespace exists:\n" +
 				"  skiff clusters:rbac | kubectl apply -f -     # as the cluster's admin; binds the user \"skiff\"\n" +
@@ -27,7 +28,7 @@ func clusterCommands() []*command {
 				"and trust its certificate. By default skiff's router serves the apps' domains and balances across their pods,\n" +
 				"which it must reach; --ingress-class CLASS applies an Ingress of that class per app instead (point the\n" +
 				"domains at the cluster's ingress controller; TLS is the cluster's)."},
-		{name: "clusters:set", args: "<name> ingress-class [CLASS] | registry [HOST/PATH] [--username USER]", summary: "change a cluster: how traffic reaches its apps, where its nodes pull their images (admin)", admin: true, min: 2, max: 3, run: clustersSet,
+		{name: "clusters:set", args: "<name> ingress-class [CLASS] | registry [HOST/PATH] [--username USER] | storage-class [CLASS]", summary: "change a cluster: how traffic reaches its apps, where its nodes pull their images, the class of their volumes (admin)", admin: true, min: 2, max: 3, run: clustersSet,
 			flags: []flag{{name: "username", value: "USER", help: "the registry's user; the password is read from stdin"}},
 			help: "  clusters:set prod ingress-class nginx    # an Ingress of class nginx per app; the router serves them no more\n" +
 				"  clusters:set prod ingress-class          # back to skiff's router (the Ingresses are removed)\n" +
@@ -35,6 +36,8 @@ func clusterCommands() []*command {
 				"                                           # push each release's image there by digest (<registry>/<app>@sha256:…);\n" +
 				"                                           # the nodes pull it with these credentials (the app's pull secret)\n" +
 				"  clusters:set prod registry               # back to skiff's own registry (serve --registry-addr)\n" +
+				"  clusters:set prod storage-class fast-ssd # the class of the apps' volumes made from now on (a volume's\n" +
+				"                                           # claim keeps its class); without CLASS: the cluster's default\n" +
 				"The password is read from stdin, never from the command line, and never shown; skiff checks at once that\n" +
 				"it may push there.\n" +
 				"The cluster is checked again (an Ingress needs the ingresses grant of `clusters:rbac`), then every app on it\n" +
@@ -115,6 +118,12 @@ func clustersAdd(c *call) error {
 			return err
 		}
 	}
+	storage := c.value("storage-class")
+	if c.flag("storage-class") {
+		if err := skiff.ValidateStorageClass(storage); err != nil {
+			return err
+		}
+	}
 	if c.inv.Stdin == nil {
 		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
 	}
@@ -129,7 +138,7 @@ func clustersAdd(c *call) error {
 		return skiff.Errorf(skiff.EINVALID, "no kubeconfig on stdin: skiff clusters:add %s < kubeconfig", name)
 	}
 	c.progress("Checking cluster %s: its API, skiff's grants, the namespace", name)
-	cl := &skiff.Cluster{Name: name, Kubeconfig: data, Namespace: ns, IngressClass: class, Registry: reg}
+	cl := &skiff.Cluster{Name: name, Kubeconfig: data, Namespace: ns, IngressClass: class, Registry: reg, StorageClass: storage}
 	if err := c.services().Deployer.AddCluster(c.ctx, cl); err != nil {
 		return err
 	}
@@ -164,9 +173,11 @@ func clustersSet(c *call) error {
 	switch key {
 	case "registry":
 		return clustersSetRegistry(c, name)
+	case "storage-class":
+		return clustersSetStorageClass(c, name)
 	case "ingress-class":
 	default:
-		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not a cluster setting: use ingress-class or registry", quoteArg(key))}
+		return &usageError{cmd: c.cmd, msg: fmt.Sprintf("%s is not a cluster setting: use ingress-class, registry or storage-class", quoteArg(key))}
 	}
 	if c.flag("username") {
 		return &usageError{cmd: c.cmd, msg: "--username goes with registry"}
@@ -315,10 +326,6 @@ type schedulerView struct {
 	Cluster   string `json:"cluster,omitempty"`
 	Server    string `json:"server,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
-	// Traffic is how requests reach the app there: "router" (skiff's) or
-	// "ingress <class>"; Registry where its nodes pull its images from.
-	Traffic  string `json:"traffic,omitempty"`
-	Registry string `json:"registry,omitempty"`
 }
 
 func schedulerReport(c *call) error {
@@ -335,13 +342,6 @@ func schedulerReport(c *call) error {
 				if cl.Namespace != "" {
 					v.Namespace = cl.Namespace
 				}
-				v.Traffic, v.Registry = "router", "skiff"
-				if cl.IngressClass != "" {
-					v.Traffic = "ingress " + cl.IngressClass
-				}
-				if cl.Registry != "" {
-					v.Registry = cl.Registry
-				}
 			}
 		}
 	}
@@ -353,14 +353,7 @@ func schedulerReport(c *call) error {
 		c.fields("Scheduler", "local (this server)")
 		return nil
 	}
-	traffic, registry := "skiff's router", "skiff's"
-	if v.Traffic != "router" && v.Traffic != "" {
-		traffic = "Ingress of class " + strings.TrimPrefix(v.Traffic, "ingress ")
-	}
-	if v.Registry != "skiff" && v.Registry != "" {
-		registry = v.Registry
-	}
-	c.fields("Scheduler", "k8s", "Cluster", v.Cluster, "API", v.Server, "Namespace", v.Namespace, "Traffic", traffic, "Registry", registry)
+	c.fields("Scheduler", "k8s", "Cluster", v.Cluster, "API", v.Server, "Namespace", v.Namespace)
 	return nil
 }
 
@@ -376,4 +369,32 @@ func isDNSLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// clustersSetStorageClass is clusters:set NAME storage-class [CLASS]: the
+// class of the claims made from now on for the apps' volumes there.
+func clustersSetStorageClass(c *call, name string) error {
+	if c.flag("username") {
+		return &usageError{cmd: c.cmd, msg: "--username goes with registry"}
+	}
+	class := ""
+	if len(c.args) == 3 {
+		class = c.args[2]
+		if err := skiff.ValidateStorageClass(class); err != nil {
+			return err
+		}
+	}
+	text := "the cluster's default class"
+	if class != "" {
+		text = "class " + class
+	}
+	err := c.services().Deployer.ConfigureCluster(c.ctx, name, func(cl *skiff.Cluster) error {
+		cl.StorageClass = class
+		return nil
+	}, c.stderr())
+	if err != nil {
+		return err
+	}
+	c.progress("Cluster %s: new volumes' claims of %s (a claim made before keeps its class)", name, text)
+	return nil
 }

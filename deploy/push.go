@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/skiffhq/skiff"
@@ -199,11 +198,7 @@ func (p *Pipeline) releaseWith(ctx context.Context, app *skiff.App, rel *skiff.R
 }
 
 func (p *Pipeline) webURL(app *skiff.App) string {
-	u := "http://" + app.Name + "." + p.cfg.BaseDomain
-	if port := p.cfg.HTTPPort; port != 0 && port != 80 {
-		u += ":" + strconv.Itoa(port)
-	}
-	return u
+	return "http://" + app.Name + "." + p.cfg.BaseDomain
 }
 
 // deployUpdate picks the update that deploys, and refuses the push when any

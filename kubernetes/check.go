@@ -49,6 +49,9 @@ type Where struct {
 	// IngressClass, when set, exposes the apps with Ingresses of that
 	// class (ingress.go); "" leaves their traffic to skiff's router.
 	IngressClass string
+	// StorageClass is the class of the claims of the apps' volumes; "":
+	// the cluster's default class.
+	StorageClass string
 }
 
 // Check tells at once whether skiff can work with the cluster: the API

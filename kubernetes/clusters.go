@@ -29,8 +29,10 @@ type ClustersConfig struct {
 	// Push, when set, copies spec's image to cluster c's external
 	// registry (a no-op for a cluster that pulls from skiff's).
 	Push func(ctx context.Context, c *skiff.Cluster, spec *skiff.InstanceSpec, progress func(string)) error
-	Logs *applog.Store
-	Log  *slog.Logger
+	// Volume finds a volume of skiff's by id (SchedulerConfig.Volume).
+	Volume func(ctx context.Context, id string) (*skiff.Volume, error)
+	Logs   *applog.Store
+	Log    *slog.Logger
 	// OnBackends and OnCronRun are the schedulers' (SchedulerConfig).
 	OnBackends func(appID string)
 	OnCronRun  func(cluster string, run *CronRun)
@@ -103,8 +105,8 @@ func (cs *Clusters) Scheduler(ctx context.Context, name string) (skiff.Scheduler
 	if err != nil {
 		return nil, err
 	}
-	cfg := SchedulerConfig{Name: name, Client: client, Where: Where{Namespace: c.Namespace, IngressClass: c.IngressClass}, Logs: cs.cfg.Logs,
-		Log: cs.cfg.Log.With("cluster", name), OnBackends: cs.cfg.OnBackends,
+	cfg := SchedulerConfig{Name: name, Client: client, Where: Where{Namespace: c.Namespace, IngressClass: c.IngressClass, StorageClass: c.StorageClass}, Logs: cs.cfg.Logs,
+		Log: cs.cfg.Log.With("cluster", name), Volume: cs.cfg.Volume, OnBackends: cs.cfg.OnBackends,
 		Image: func(ctx context.Context, spec *skiff.InstanceSpec) (*PodImage, error) {
 			return cs.cfg.Image(ctx, c, spec)
 		}}

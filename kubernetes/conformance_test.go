@@ -20,6 +20,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff"
 	"github.com/skiffhq/skiff/internal/applog"
@@ -103,6 +108,7 @@ func conformanceChild(t *testing.T) {
 		return &PodImage{Ref: registry.Reference(k8stestbed.RegistryHost, spec.AppID, spec.Image), UID: &uid, GID: &uid,
 			Registry: &Registry{Server: k8stestbed.RegistryHost, Username: user, Password: pass}, Args: spec.Command}, nil
 	}
+	volumes := map[string]bool{}
 	skifftest.TestScheduler(t, func(t *testing.T) *skifftest.SchedulerFixture {
 		dir := t.TempDir()
 		open := func() *Scheduler {
@@ -110,10 +116,17 @@ func conformanceChild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return NewScheduler(SchedulerConfig{Name: "tb", Client: client, Image: image, Logs: logs, Poll: 200 * time.Millisecond})
+			return NewScheduler(SchedulerConfig{Name: "tb", Client: client, Image: image, Logs: logs, Poll: 200 * time.Millisecond,
+				Volume: func(_ context.Context, id string) (*skiff.Volume, error) {
+					if !volumes[id] {
+						return nil, skiff.Errorf(skiff.ENOTFOUND, "no volume %s", id)
+					}
+					return &skiff.Volume{ID: id, SizeBytes: 1 << 30}, nil
+				}})
 		}
 		current := open()
 		fx := &skifftest.SchedulerFixture{Scheduler: current, Image: digest}
+		fx.Volume = func() string { return localVolume(t, client, volumes) }
 		fx.Restart = func(down time.Duration) skiff.Scheduler {
 			current.Close()
 			time.Sleep(down)
@@ -131,4 +144,39 @@ func conformanceChild(t *testing.T) {
 		return fx
 	})
 	fmt.Println("conformance done")
+}
+
+// localVolume is a volume the scheduler can mount: a default StorageClass
+// with no provisioner, binding when a pod first uses a claim, and a local
+// PersistentVolume of it on the node (a directory of the host), both
+// removed when the test ends.
+func localVolume(t *testing.T, c *Client, volumes map[string]bool) string {
+	ctx := context.Background()
+	id := fmt.Sprintf("vol-%016x", len(volumes)+0xc0)
+	volumes[id] = true
+	wait := storagev1.VolumeBindingWaitForFirstConsumer
+	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "conformance-local",
+		Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
+		Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &wait}
+	if _, err := c.Typed.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "conformance-" + id},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			StorageClassName:              sc.Name,
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: t.TempDir()}},
+			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"tb-node1"}}}}}}},
+		}}
+	if _, err := c.Typed.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Typed.StorageV1().StorageClasses().Delete(ctx, sc.Name, metav1.DeleteOptions{})
+		_ = c.Typed.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
+	})
+	return id
 }

@@ -37,6 +37,9 @@ func (s *Scheduler) Rollout(ctx context.Context, f *skiff.FormationSpec, progres
 	if err := s.cfg.Client.ApplyAll(ctx, m.Objects()); err != nil {
 		return applyError(err)
 	}
+	if err := s.cfg.Client.EnsureClaims(ctx, m); err != nil {
+		return applyError(err)
+	}
 	if err := s.checkClaims(ctx, m); err != nil {
 		return err
 	}
@@ -76,7 +79,7 @@ func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec
 		}
 	}
 	base := &skiff.InstanceSpec{AppID: f.AppID, AppName: f.AppName, Release: f.Release, Image: f.Image}
-	r := &Release{Namespace: s.Namespace(f.AppID), Shared: s.cfg.Where.Namespace != "", AppID: f.AppID, App: f.AppName,
+	r := &Release{Namespace: s.Namespace(f.AppID), Shared: s.cfg.Where.Namespace != "", AppID: f.AppID, App: f.AppName, StorageClass: s.cfg.Where.StorageClass,
 		Version: max(f.Release, 1), Config: f.Env,
 		Check: Check{Path: f.Check.Path, Timeout: f.Check.Timeout, Deadline: f.Check.Deadline, WaitToRetire: f.DrainTimeout}}
 	live := s.restartedAt(ctx, r)
@@ -89,11 +92,15 @@ func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec
 			return nil, err
 		}
 		r.Image, r.UID, r.GID, r.Registry = img.Ref, img.UID, img.GID, img.Registry
+		mounts, err := s.mounts(ctx, p.Mounts)
+		if err != nil {
+			return nil, err
+		}
 		restarted := live[p.Type]
 		if slices.Contains(f.Restart, "*") || slices.Contains(f.Restart, p.Type) {
 			restarted = now
 		}
-		r.Processes = append(r.Processes, Process{Type: p.Type, Command: img.Command, Args: img.Args, Replicas: p.Quantity, Limits: p.Limits, RestartedAt: restarted, Mounts: toMounts(p.Mounts)})
+		r.Processes = append(r.Processes, Process{Type: p.Type, Command: img.Command, Args: img.Args, Replicas: p.Quantity, Limits: p.Limits, RestartedAt: restarted, Mounts: mounts})
 	}
 	if r.Image == "" { // no process types: the image for the cron jobs
 		img, err := s.cfg.Image(ctx, base)
@@ -111,6 +118,10 @@ func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec
 			zone = tz
 		}
 	}
+	cronMounts, err := s.mounts(ctx, f.CronMounts)
+	if err != nil {
+		return nil, err
+	}
 	for _, j := range f.Cron {
 		spec := *base
 		spec.ProcessType, spec.Command, spec.OneOff = skiff.OneOffCron, []string{j.Command}, true
@@ -119,7 +130,7 @@ func (s *Scheduler) formationRelease(ctx context.Context, f *skiff.FormationSpec
 			return nil, err
 		}
 		r.Cron = append(r.Cron, CronJob{ID: j.ID, Schedule: j.Schedule, TimeZone: zone, Command: img.Command, Args: img.Args,
-			Suspend: slices.Contains(f.CronSuspended, j.ID), Mounts: toMounts(f.CronMounts)})
+			Suspend: slices.Contains(f.CronSuspended, j.ID), Mounts: cronMounts})
 	}
 	return r, nil
 }

@@ -155,11 +155,20 @@ func TestFormationRollout(t *testing.T) {
 	if addrs, _ := s.Backends(ctx, f.AppID); len(addrs) != 1 || !strings.HasPrefix(get(addrs[0]), "hello from web-") {
 		t.Fatalf("backends after the rollback: %v", addrs)
 	}
-	// Volumes are refused before anything is applied.
+	// A volume on a cluster with no default StorageClass fails at once,
+	// rather than waiting on a pod that cannot start; and one mounted by
+	// a process type of two pods is refused before anything is applied.
 	withMount := *f
 	withMount.Processes = []skiff.ProcessSpec{{Type: "web", Quantity: 1, Mounts: []skiff.Mount{{Volume: "vol-0000000000000001", Path: "/data"}}}}
-	if _, err := rollout(&withMount); skiff.ErrorCode(err) != skiff.EINVALID || !strings.Contains(err.Error(), "volumes") {
+	if _, err := rollout(&withMount); skiff.ErrorCode(err) != skiff.EUNAVAILABLE || !strings.Contains(err.Error(), "no default StorageClass") {
 		t.Fatalf("a formation with a volume: %v", err)
+	}
+	withMount.Processes[0].Quantity = 2
+	if _, err := rollout(&withMount); skiff.ErrorCode(err) != skiff.EINVALID || !strings.Contains(err.Error(), "ReadWriteOnce") {
+		t.Fatalf("a formation with a volume in two pods: %v", err)
+	}
+	if _, err := rollout(f); err != nil {
+		t.Fatalf("back to the formation without a volume: %v", err)
 	}
 
 	// The cron job ran on the cluster's schedule, and its run was told.

@@ -97,6 +97,8 @@ type Release struct {
 	// OneOffMounts are the volumes of a one-off run of the release (their
 	// claims are made with the rest).
 	OneOffMounts []Mount
+	// StorageClass is the class of claims made now; "": the default.
+	StorageClass string
 	Check        Check
 	// Registry holds the credentials the nodes pull Image with; nil when
 	// the image is public.
@@ -173,7 +175,8 @@ type Manifest struct {
 	Budgets        []*policyv1.PodDisruptionBudget
 	CronJobs       []*batchv1.CronJob
 	Ingresses      []*networkingv1.Ingress
-	// Claims are the app's volumes; applied once, never pruned.
+	// Claims are the app's volumes: not among Objects, since a claim is
+	// made once and never changed (EnsureClaims), nor pruned.
 	Claims []*corev1.PersistentVolumeClaim
 }
 
@@ -189,9 +192,6 @@ func (m *Manifest) Objects() []Object {
 		out = append(out, m.PullSecret)
 	}
 	out = append(out, m.Config)
-	for _, c := range m.Claims {
-		out = append(out, c)
-	}
 	for _, d := range m.Deployments {
 		out = append(out, d)
 	}

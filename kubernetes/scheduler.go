@@ -57,6 +57,11 @@ type SchedulerConfig struct {
 	// Image says how the cluster runs a spec's image (skiff's registry or
 	// an external one, the process type's command).
 	Image func(ctx context.Context, spec *skiff.InstanceSpec) (*PodImage, error)
+	// Volume, when set, finds a volume of skiff's by id: a mount of one
+	// it does not find is refused (EINVALID), and a claim requests the
+	// volume's size. Without it every volume is taken to exist, of
+	// ClaimSize.
+	Volume func(ctx context.Context, id string) (*skiff.Volume, error)
 	// Logs keeps the apps' logs: what the pods print and skiff's own lines.
 	Logs *applog.Store
 	Log  *slog.Logger
@@ -156,7 +161,10 @@ func (s *Scheduler) release(ctx context.Context, spec *skiff.InstanceSpec) (*Rel
 	}
 	r := &Release{Namespace: s.Namespace(spec.AppID), Shared: s.cfg.Where.Namespace != "", AppID: spec.AppID,
 		App: spec.AppName, Version: max(spec.Release, 1), Image: img.Ref, UID: img.UID, GID: img.GID,
-		Config: spec.Env, Registry: img.Registry, OneOffMounts: toMounts(spec.Mounts)}
+		Config: spec.Env, Registry: img.Registry, StorageClass: s.cfg.Where.StorageClass}
+	if r.OneOffMounts, err = s.mounts(ctx, spec.Mounts); err != nil {
+		return nil, nil, err
+	}
 	return r, img, nil
 }
 
@@ -233,6 +241,9 @@ func (s *Scheduler) template(ctx context.Context, r *Release, img *PodImage, spe
 	}
 	base := slices.DeleteFunc(m.Objects(), func(o Object) bool { return o == Object(m.Config) })
 	if err := s.cfg.Client.ApplyAll(ctx, base); err != nil { // everything but the release's config
+		return nil, fmt.Errorf("start %s: %w", spec.Name(), err)
+	}
+	if err := s.cfg.Client.EnsureClaims(ctx, m); err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.Name(), err)
 	}
 	if err := s.checkClaims(ctx, m); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -45,8 +46,7 @@ const (
 	labelMounts = "mounts.skiff.dev/"
 )
 
-// ClaimSize is what a claim requests: the size of a volume here is not
-// passed to the cluster yet.
+// ClaimSize is what a claim requests for a volume of no known size.
 var ClaimSize = resource.MustParse("1Gi")
 
 // Mount is a volume of the app mounted into a process at Path.
@@ -54,6 +54,7 @@ type Mount struct {
 	Volume   string // the volume's id: the claim's name
 	Path     string
 	ReadOnly bool
+	Size     int64 // the volume's size, in bytes; 0: ClaimSize
 }
 
 // claimName is the claim of volume id in r's namespace.
@@ -63,20 +64,31 @@ func (r *Release) claimName(id string) string { return r.Name(id) }
 // one-offs and cron jobs mount.
 func claims(r *Release, meta func(string, map[string]string) metav1.ObjectMeta) []*corev1.PersistentVolumeClaim {
 	var ids []string
+	size := map[string]int64{}
 	for _, m := range r.allMounts() {
 		if !slices.Contains(ids, m.Volume) {
 			ids = append(ids, m.Volume)
 		}
+		size[m.Volume] = max(size[m.Volume], m.Size)
 	}
 	slices.Sort(ids)
+	var class *string
+	if r.StorageClass != "" {
+		class = &r.StorageClass
+	}
 	out := make([]*corev1.PersistentVolumeClaim, 0, len(ids))
 	for _, id := range ids {
+		req := ClaimSize
+		if size[id] > 0 {
+			req = *resource.NewQuantity(size[id], resource.BinarySI)
+		}
 		out = append(out, &corev1.PersistentVolumeClaim{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
 			ObjectMeta: meta(r.claimName(id), map[string]string{LabelVolume: id}),
 			Spec: corev1.PersistentVolumeClaimSpec{
-				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: ClaimSize}},
+				StorageClassName: class,
+				AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: req}},
 			},
 		})
 	}
@@ -167,12 +179,24 @@ func (s *Scheduler) RemoveVolume(ctx context.Context, volumeID string) error {
 	return nil
 }
 
-func toMounts(ms []skiff.Mount) []Mount {
+// mounts are a spec's mounts on this cluster, with their volumes' sizes;
+// a volume skiff does not have is EINVALID.
+func (s *Scheduler) mounts(ctx context.Context, ms []skiff.Mount) ([]Mount, error) {
 	out := make([]Mount, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, Mount{Volume: m.Volume, Path: m.Path, ReadOnly: m.ReadOnly})
+		km := Mount{Volume: m.Volume, Path: m.Path, ReadOnly: m.ReadOnly}
+		if s.cfg.Volume != nil {
+			v, err := s.cfg.Volume(ctx, m.Volume)
+			if skiff.ErrorCode(err) == skiff.ENOTFOUND {
+				return nil, skiff.Errorf(skiff.EINVALID, "there is no volume %s to mount at %s", m.Volume, m.Path)
+			} else if err != nil {
+				return nil, err
+			}
+			km.Size = v.SizeBytes
+		}
+		out = append(out, km)
 	}
-	return out
+	return out, nil
 }
 
 // VolumeClaims lists, by volume id, the ids of the apps that hold a claim
@@ -191,6 +215,27 @@ func (s *Scheduler) VolumeClaims(ctx context.Context) (map[string][]string, erro
 		}
 	}
 	return out, nil
+}
+
+// EnsureClaims makes the claims of m that do not exist yet; one that does
+// is left as it is (a claim's class and mode cannot change, and its size
+// only grows): a volume keeps its claim, and its data, across releases and
+// changes of the cluster's settings.
+func (c *Client) EnsureClaims(ctx context.Context, m *Manifest) error {
+	for _, claim := range m.Claims {
+		pvcs := c.Typed.CoreV1().PersistentVolumeClaims(claim.Namespace)
+		_, err := pvcs.Get(ctx, claim.Name, metav1.GetOptions{})
+		if err == nil {
+			continue
+		}
+		if !IsNotFound(err) {
+			return fmt.Errorf("the claim %s: %w", claim.Name, err)
+		}
+		if _, err := pvcs.Create(ctx, claim, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("make the claim %s: %w", claim.Name, err)
+		}
+	}
+	return nil
 }
 
 // checkClaims fails at once, rather than after the pods wait for ever, when

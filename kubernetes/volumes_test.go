@@ -21,15 +21,25 @@ func TestApplyClaims(t *testing.T) {
 	r.Processes[0].Replicas = 1
 	r.Processes[0].Mounts = []Mount{{Volume: "vol-0123456789abcdef", Path: "/app/storage"}}
 	r.Cron[0].Mounts = []Mount{{Volume: "vol-0123456789abcdef", Path: "/app/storage"}, {Volume: "vol-fedcba9876543210", Path: "/app/ro", ReadOnly: true}}
+	r.StorageClass = "fast"
 	m := applyRelease(t, skiffUser, r)
-	applyRelease(t, skiffUser, r)
+	if err := skiffUser.EnsureClaims(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// Again, with another class (clusters:set … storage-class): the claims
+	// stay as they are.
+	r.StorageClass = "other"
+	m = applyRelease(t, skiffUser, r)
+	if err := skiffUser.EnsureClaims(ctx, m); err != nil {
+		t.Fatal(err)
+	}
 	claims, err := skiffUser.Typed.CoreV1().PersistentVolumeClaims("skiff-vol").List(ctx, metav1.ListOptions{LabelSelector: AppSelector(r.AppID)})
 	if err != nil || len(claims.Items) != 2 {
 		t.Fatalf("claims: %v %v", claims, err)
 	}
 	c := claims.Items[0]
 	if c.Name != "vol-0123456789abcdef" || c.Labels[LabelVolume] != c.Name || c.Spec.AccessModes[0] != corev1.ReadWriteOnce ||
-		c.Spec.Resources.Requests.Storage().Cmp(ClaimSize) != 0 {
+		c.Spec.Resources.Requests.Storage().Cmp(ClaimSize) != 0 || c.Spec.StorageClassName == nil || *c.Spec.StorageClassName != "fast" {
 		t.Fatalf("claim %+v", c)
 	}
 	if err := skiffUser.Prune(ctx, r, m); err != nil {

@@ -23,10 +23,15 @@ func (db *DB) CreateCluster(ctx context.Context, c *skiff.Cluster) error {
 			return err
 		}
 	}
+	if c.StorageClass != "" {
+		if err := skiff.ValidateStorageClass(c.StorageClass); err != nil {
+			return err
+		}
+	}
 	return db.update(ctx, func(tx *Tx) error {
 		c.CreatedAt = tx.now
-		_, err := tx.ExecContext(ctx, `INSERT INTO clusters (name, kubeconfig, namespace, server, version, secret, ingress_class, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.Name, c.Kubeconfig, c.Namespace, c.Server, c.Version, c.Secret, c.IngressClass, formatTime(tx.now))
+		_, err := tx.ExecContext(ctx, `INSERT INTO clusters (name, kubeconfig, namespace, server, version, secret, ingress_class, storage_class, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.Name, c.Kubeconfig, c.Namespace, c.Server, c.Version, c.Secret, c.IngressClass, c.StorageClass, formatTime(tx.now))
 		if isUniqueViolation(err) {
 			return skiff.Errorf(skiff.ECONFLICT, "cluster %s exists already; clusters:remove %s first to replace it", c.Name, c.Name)
 		} else if err != nil {
@@ -36,12 +41,12 @@ func (db *DB) CreateCluster(ctx context.Context, c *skiff.Cluster) error {
 	})
 }
 
-const clusterQuery = `SELECT name, kubeconfig, namespace, server, version, secret, ingress_class, registry, registry_username, registry_password, created_at FROM clusters`
+const clusterQuery = `SELECT name, kubeconfig, namespace, server, version, secret, ingress_class, registry, registry_username, registry_password, storage_class, created_at FROM clusters`
 
 func scanCluster(row interface{ Scan(...any) error }) (*skiff.Cluster, error) {
 	var c skiff.Cluster
 	var created string
-	if err := row.Scan(&c.Name, &c.Kubeconfig, &c.Namespace, &c.Server, &c.Version, &c.Secret, &c.IngressClass, &c.Registry, &c.RegistryUsername, &c.RegistryPassword, &created); err != nil {
+	if err := row.Scan(&c.Name, &c.Kubeconfig, &c.Namespace, &c.Server, &c.Version, &c.Secret, &c.IngressClass, &c.Registry, &c.RegistryUsername, &c.RegistryPassword, &c.StorageClass, &created); err != nil {
 		return nil, err
 	}
 	c.CreatedAt = parseTime(created)
@@ -121,13 +126,18 @@ func (db *DB) UpdateCluster(ctx context.Context, c *skiff.Cluster) error {
 			return err
 		}
 	}
+	if c.StorageClass != "" {
+		if err := skiff.ValidateStorageClass(c.StorageClass); err != nil {
+			return err
+		}
+	}
 	password := c.RegistryPassword
 	if password == nil {
 		password = []byte{}
 	}
 	return db.update(ctx, func(tx *Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE clusters SET ingress_class = ?, registry = ?, registry_username = ?, registry_password = ? WHERE name = ?`,
-			c.IngressClass, c.Registry, c.RegistryUsername, password, c.Name)
+		res, err := tx.ExecContext(ctx, `UPDATE clusters SET ingress_class = ?, registry = ?, registry_username = ?, registry_password = ?, storage_class = ? WHERE name = ?`,
+			c.IngressClass, c.Registry, c.RegistryUsername, password, c.StorageClass, c.Name)
 		if err != nil {
 			return err
 		}
@@ -142,6 +152,10 @@ func (db *DB) UpdateCluster(ctx context.Context, c *skiff.Cluster) error {
 		if c.Registry != "" {
 			registry = c.Registry
 		}
-		return tx.event("", "", "clusters:set", c.Name+" traffic: "+traffic+", registry: "+registry)
+		storage := "the default class"
+		if c.StorageClass != "" {
+			storage = c.StorageClass
+		}
+		return tx.event("", "", "clusters:set", c.Name+" traffic: "+traffic+", registry: "+registry+", storage: "+storage)
 	})
 }

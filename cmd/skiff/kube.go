@@ -61,7 +61,7 @@ func openKube(cfg *Config, pl *platform, db *store.DB, backends func(appID strin
 	}
 	k.clusters = kubernetes.NewClusters(kubernetes.ClustersConfig{
 		Store: db, Image: k.image, Registry: k.ready, Push: k.push, Logs: pl.runtime.LogStore(), Log: log.With("component", "kubernetes"),
-		OnBackends: backends,
+		OnBackends: backends, Volume: func(ctx context.Context, id string) (*skiff.Volume, error) { return volumeByID(ctx, db, id) },
 		OnCronRun: func(cluster string, run *kubernetes.CronRun) {
 			if c := crons(); c != nil {
 				k.recordCronRun(c, cluster, run)
@@ -207,4 +207,20 @@ func (a regAccess) ClusterSecret(ctx context.Context, cluster string) ([]byte, e
 
 func (a regAccess) AppImages(ctx context.Context, appID string) ([]string, error) {
 	return a.db.AppImages(ctx, appID)
+}
+
+// volumeByID finds a volume by its id, for the clusters' schedulers.
+func volumeByID(ctx context.Context, db interface {
+	ListVolumes(context.Context) ([]*skiff.Volume, error)
+}, id string) (*skiff.Volume, error) {
+	list, err := db.ListVolumes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range list {
+		if v.ID == id {
+			return v, nil
+		}
+	}
+	return nil, skiff.Errorf(skiff.ENOTFOUND, "no volume %s", id)
 }

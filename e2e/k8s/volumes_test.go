@@ -22,7 +22,7 @@ import (
 // (WaitForFirstConsumer), and one local PersistentVolume of it on
 // tb-node1, a directory of the host that root owns (0755): the app's user
 // can write it only if the pod's fsGroup gives it the files.
-func localStorage(t *testing.T, cl *kubernetes.Client) string {
+func localStorage(t *testing.T, cl *kubernetes.Client, class string, isDefault bool) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -30,18 +30,20 @@ func localStorage(t *testing.T, cl *kubernetes.Client) string {
 		t.Fatal(err)
 	}
 	wait := storagev1.VolumeBindingWaitForFirstConsumer
-	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "tb-local",
-		Annotations: map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}},
+	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: class},
 		Provisioner: "kubernetes.io/no-provisioner", VolumeBindingMode: &wait}
+	if isDefault {
+		sc.Annotations = map[string]string{"storageclass.kubernetes.io/is-default-class": "true"}
+	}
 	if _, err := cl.Typed.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "tb-local-1"},
+	pv := &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: class + "-1"},
 		Spec: corev1.PersistentVolumeSpec{
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("2Gi")},
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")},
 			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
-			StorageClassName:              "tb-local",
+			StorageClassName:              class,
 			PersistentVolumeSource:        corev1.PersistentVolumeSource{Local: &corev1.LocalVolumeSource{Path: dir}},
 			NodeAffinity: &corev1.VolumeNodeAffinity{Required: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
 				MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{"tb-node1"}}}}}}},
@@ -68,7 +70,7 @@ func TestVolumesOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := localStorage(t, cl)
+	dir := localStorage(t, cl, "tb-local", true)
 	const app, vol = "kvol", "kvol-data"
 	must(t, d.ssh(admin, "apps:create", app), "apps:create")
 	must(t, d.ssh(admin, "scheduler:set", app, "k8s"), "scheduler:set")
@@ -93,7 +95,8 @@ func TestVolumesOnCluster(t *testing.T) {
 		return &list.Items[0]
 	}
 	first := claim()
-	if first.Status.Phase != corev1.ClaimBound || first.Spec.VolumeName != "tb-local-1" || first.Spec.AccessModes[0] != corev1.ReadWriteOnce {
+	if first.Status.Phase != corev1.ClaimBound || first.Spec.VolumeName != "tb-local-1" || first.Spec.AccessModes[0] != corev1.ReadWriteOnce ||
+		first.Spec.Resources.Requests.Storage().Value() != 1<<30 {
 		t.Fatalf("the claim: %+v\n%s", first, push.stderr)
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "releases")); err != nil || strings.TrimSpace(string(b)) != "v1" {
@@ -149,6 +152,40 @@ func TestVolumesOnCluster(t *testing.T) {
 		if got := claim(); got.UID != first.UID {
 			t.Fatalf("another user removed the claim")
 		}
+	})
+	t.Run("a class of the cluster's", func(t *testing.T) {
+		localStorage(t, cl, "tb-other", false)
+		if r := d.ssh(admin, "clusters:set", "tb", "storage-class", "Bad_Class"); r.code == 0 || !strings.Contains(r.stderr, "invalid storage class") {
+			t.Fatalf("clusters:set storage-class of a bad name: %s", r)
+		}
+		mallory := newKey(d.dir, "mallory-vol")
+		must(t, d.local(mallory.authorizedKey()+"\n", "keys:add", "mallory-vol"), "keys:add")
+		if r := d.ssh(mallory, "clusters:set", "tb", "storage-class", "tb-other"); r.code == 0 {
+			t.Fatalf("clusters:set by a user who is no admin: %s", r)
+		}
+		must(t, d.ssh(admin, "clusters:set", "tb", "storage-class", "tb-other"), "clusters:set storage-class")
+		defer func() {
+			must(t, d.ssh(admin, "clusters:set", "tb", "storage-class"), "clusters:set storage-class back to the default")
+		}()
+		const app2, vol2 = "kvol2", "kvol2-data"
+		must(t, d.ssh(admin, "apps:create", app2), "apps:create")
+		must(t, d.ssh(admin, "scheduler:set", app2, "k8s"), "scheduler:set")
+		must(t, d.ssh(admin, "storage:ensure-directory", vol2, "--size", "2g"), "storage:ensure-directory --size 2g")
+		must(t, d.ssh(admin, "storage:mount", app2, vol2+":/app/storage"), "storage:mount")
+		must(t, d.git(admin, src, "push", d.remote(app2), "main"), "push of kvol2", "releases so far: v1")
+		ns2 := "skiff-" + appID(t, d, admin, app2)
+		list, err := cl.Typed.CoreV1().PersistentVolumeClaims(ns2).List(context.Background(), metav1.ListOptions{})
+		if err != nil || len(list.Items) != 1 {
+			t.Fatalf("kvol2's claims: %v %v", list, err)
+		}
+		c := list.Items[0]
+		if c.Spec.StorageClassName == nil || *c.Spec.StorageClassName != "tb-other" || c.Spec.VolumeName != "tb-other-1" || c.Spec.Resources.Requests.Storage().Value() != 2<<30 {
+			t.Fatalf("kvol2's claim: %+v", c.Spec)
+		}
+		if got := claim(); got.UID != first.UID || *got.Spec.StorageClassName != "tb-local" {
+			t.Fatalf("clusters:set storage-class changed kvol's claim: %+v", got.Spec)
+		}
+		must(t, d.ssh(admin, "apps:destroy", app2, "--force"), "apps:destroy kvol2")
 	})
 	t.Run("storage:destroy removes the claim", func(t *testing.T) {
 		must(t, d.ssh(admin, "storage:destroy", vol, "--force"), "storage:destroy")
