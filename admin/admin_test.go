@@ -67,7 +67,7 @@ func newServer(t *testing.T, opts ...serverOption) *server {
 		t.Fatal(err)
 	}
 	images := skifftest.NewImages()
-	host := skifftest.NewHost(images)
+	host := skifftest.NewHost(images, t.TempDir())
 	t.Cleanup(host.Close)
 	sched := host.Scheduler(skifftest.Config{Grace: time.Second})
 	builder := skifftest.NewBuilder(images)

@@ -66,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	host := skifftest.NewHost(skifftest.NewImages())
+	host := skifftest.NewHost(skifftest.NewImages(), t.TempDir())
 	t.Cleanup(host.Close)
 	commands := admin.New(admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db,
 		Settings: db, Scheduler: host.Scheduler(skifftest.Config{})}, admin.Info{SSHHost: "h", Domain: "skiff.test"}, nil, log)

@@ -37,7 +37,7 @@ func TestHangUpCancels(t *testing.T) {
 	}
 	defer db.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	host := skifftest.NewHost(skifftest.NewImages())
+	host := skifftest.NewHost(skifftest.NewImages(), t.TempDir())
 	defer host.Close()
 	sched := host.Scheduler(skifftest.Config{})
 	commands := admin.New(admin.Services{Apps: db, Users: db, Access: db, Events: db, Releases: db, Config: db, Domains: db, Settings: db,

@@ -59,7 +59,7 @@ func newFixture(t *testing.T, jobs ...skiff.CronJob) *fixture {
 	t.Cleanup(func() { db.Close() })
 	images := skifftest.NewImages()
 	images.Add(&skifftest.Image{Digest: "sha256:1", ProcessTypes: map[string]string{"web": "serve"}})
-	f := &fixture{t: t, db: db, host: skifftest.NewHost(images), clock: &clock{t: t0}}
+	f := &fixture{t: t, db: db, host: skifftest.NewHost(images, t.TempDir()), clock: &clock{t: t0}}
 	ctx := context.Background()
 	f.app = &skiff.App{Name: "shop"}
 	if err := db.CreateApp(ctx, f.app); err != nil {

@@ -52,7 +52,7 @@ func newMachine(t *testing.T) *machine {
 		t.Skip("needs git")
 	}
 	images := skifftest.NewImages()
-	m := &machine{t: t, dir: t.TempDir(), images: images, host: skifftest.NewHost(images),
+	m := &machine{t: t, dir: t.TempDir(), images: images, host: skifftest.NewHost(images, t.TempDir()),
 		sched: skifftest.Config{Grace: time.Second}, ready: 5 * time.Second, done: make(chan struct{})}
 	t.Cleanup(func() {
 		close(m.done)

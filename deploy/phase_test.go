@@ -34,7 +34,7 @@ func newPhaseFixture(t *testing.T) *phaseFixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	images := skifftest.NewImages()
-	host := skifftest.NewHost(images)
+	host := skifftest.NewHost(images, t.TempDir())
 	sched := host.Scheduler(skifftest.Config{Grace: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 	t.Cleanup(func() {
 		ins, _ := sched.Instances(context.Background(), "")

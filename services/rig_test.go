@@ -51,7 +51,7 @@ func newRig(t *testing.T, budget int64) *rig {
 	}
 	images := skifftest.NewImages()
 	images.Add(&skifftest.Image{Digest: "sha256:svc", ProcessTypes: map[string]string{skiff.ServicePostgres: "sleep 600", skiff.ServiceRedis: "sleep 600"}})
-	sched := skifftest.NewHost(images).Scheduler(skifftest.Config{Grace: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	sched := skifftest.NewHost(images, t.TempDir()).Scheduler(skifftest.Config{Grace: time.Second, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 	t.Cleanup(func() {
 		ins, _ := sched.Instances(context.Background(), "")
 		for _, in := range ins {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/applog"
 )
 
 // Host is the machine the fake scheduler's processes run on. Like runc
@@ -25,7 +26,7 @@ import (
 // stops, or is killed) and a new one adopts what runs.
 type Host struct {
 	images *Images
-	logs   logStore
+	logs   *applog.Store // the schedulers' own store of apps' logs, in a directory of the Host's
 
 	mu      sync.Mutex
 	procs   map[string]*proc
@@ -34,9 +35,15 @@ type Host struct {
 	volumes map[string]bool
 }
 
-// NewHost returns an empty host whose processes run images from images.
-func NewHost(images *Images) *Host {
-	return &Host{images: images, procs: map[string]*proc{}, runSeq: map[string]int{}, volumes: map[string]bool{}}
+// NewHost returns an empty host whose processes run images from images
+// and whose apps' logs are kept in logDir (a test's temporary directory),
+// by the store the real schedulers use (internal/applog).
+func NewHost(images *Images, logDir string) *Host {
+	logs, err := applog.New(logDir, logCap)
+	if err != nil {
+		panic(fmt.Sprintf("skifftest: the host's logs: %v", err)) // a test's own directory
+	}
+	return &Host{images: images, logs: logs, procs: map[string]*proc{}, runSeq: map[string]int{}, volumes: map[string]bool{}}
 }
 
 // AddVolume makes a volume the host can mount (by its id, as
@@ -287,23 +294,23 @@ func (s *Scheduler) launch(p *proc, restart bool) error {
 	h.mu.Unlock()
 	if restart {
 		if len(spec.Command) > 0 {
-			h.logs.platform(spec.AppID, spec.Name(), fmt.Sprintf("Starting process with command `%s`", strings.Join(spec.Command, " ")))
+			h.platform(spec.AppID, spec.Name(), fmt.Sprintf("Starting process with command `%s`", strings.Join(spec.Command, " ")))
 		} else {
-			h.logs.platform(spec.AppID, spec.Name(), "Starting process")
+			h.platform(spec.AppID, spec.Name(), "Starting process")
 		}
 	}
 	args, env, err := h.command(&spec, spec.Command)
 	if err != nil {
 		return err
 	}
-	out := &lineWriter{logs: &h.logs, appID: spec.AppID, process: spec.Name()}
+	out := &lineWriter{logs: h.logs, appID: spec.AppID, process: spec.Name()}
 	r := start(args, env, spec.Name(), stdio{out: out, errOut: out})
 	h.mu.Lock()
 	p.run = r
 	p.info.State, p.info.StartedAt = skiff.InstanceUp, time.Now()
 	h.mu.Unlock()
 	if from != skiff.InstanceUp {
-		h.logs.platform(spec.AppID, spec.Name(), fmt.Sprintf("State changed from %s to up", from))
+		h.platform(spec.AppID, spec.Name(), fmt.Sprintf("State changed from %s to up", from))
 	}
 	return nil
 }
@@ -375,8 +382,8 @@ func (s *Scheduler) ended(p *proc, r *process) {
 	}
 	p.info.State = to
 	h.mu.Unlock()
-	h.logs.platform(spec.AppID, spec.Name(), "Process "+r.status.String())
-	h.logs.platform(spec.AppID, spec.Name(), fmt.Sprintf("State changed from up to %s", to))
+	h.platform(spec.AppID, spec.Name(), "Process "+r.status.String())
+	h.platform(spec.AppID, spec.Name(), fmt.Sprintf("State changed from up to %s", to))
 }
 
 func (s *Scheduler) pause(p *proc, backoff *time.Duration) bool {
@@ -411,7 +418,7 @@ func (s *Scheduler) stop(p *proc, r *process, grace time.Duration) {
 	spec := p.info.Spec
 	h.mu.Unlock()
 	if r != nil {
-		h.logs.platform(spec.AppID, spec.Name(), "Stopping process with SIGTERM")
+		h.platform(spec.AppID, spec.Name(), "Stopping process with SIGTERM")
 		r.sigterm()
 		t := time.NewTimer(grace)
 		select {
@@ -421,7 +428,7 @@ func (s *Scheduler) stop(p *proc, r *process, grace time.Duration) {
 			<-r.done
 		}
 		t.Stop()
-		h.logs.platform(spec.AppID, spec.Name(), "Process "+r.status.String())
+		h.platform(spec.AppID, spec.Name(), "Process "+r.status.String())
 	}
 	h.mu.Lock()
 	if h.procs[p.info.ID] == p {
@@ -574,7 +581,7 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	h.logs.platform(spec.AppID, spec.Name(), fmt.Sprintf("Starting process with command `%s`", strings.Join(req.Args, " ")))
+	h.platform(spec.AppID, spec.Name(), fmt.Sprintf("Starting process with command `%s`", strings.Join(req.Args, " ")))
 	std := stdio{in: req.Stdin, out: orDiscard(req.Stdout), errOut: orDiscard(req.Stderr)}
 	if req.TTY != nil {
 		std.errOut = std.out // a terminal merges the streams
@@ -583,17 +590,17 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 	stop := r.killOn(ctx)
 	<-r.done
 	stop()
-	h.logs.platform(spec.AppID, spec.Name(), "Process "+r.status.String())
+	h.platform(spec.AppID, spec.Name(), "Process "+r.status.String())
 	return r.status.code, nil
 }
 
 // Logs implements skiff.Scheduler.
 func (s *Scheduler) Logs(ctx context.Context, q skiff.LogQuery, fn func(skiff.LogLine) error) error {
-	return s.host.logs.query(ctx, q, fn)
+	return s.host.logs.Query(ctx, q, fn)
 }
 
 // AppLog implements skiff.Scheduler.
-func (s *Scheduler) AppLog(appID, process, text string) { s.host.logs.platform(appID, process, text) }
+func (s *Scheduler) AppLog(appID, process, text string) { s.host.platform(appID, process, text) }
 
 // RemoveApp implements skiff.Scheduler.
 func (s *Scheduler) RemoveApp(ctx context.Context, appID string) error {
@@ -605,6 +612,6 @@ func (s *Scheduler) RemoveApp(ctx context.Context, appID string) error {
 	for _, in := range list {
 		errs = append(errs, s.Stop(ctx, in.ID, 0))
 	}
-	s.host.logs.remove(appID)
+	errs = append(errs, s.host.logs.Remove(appID))
 	return errors.Join(errs...)
 }

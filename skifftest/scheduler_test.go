@@ -12,7 +12,7 @@ func TestSchedulerConformance(t *testing.T) {
 	skifftest.TestScheduler(t, func(t *testing.T) *skifftest.SchedulerFixture {
 		images := skifftest.NewImages()
 		images.Add(&skifftest.Image{Digest: "sha256:probe", ProcessTypes: map[string]string{"web": "serve", "worker": "serve", "run": "serve"}})
-		host := skifftest.NewHost(images)
+		host := skifftest.NewHost(images, t.TempDir())
 		t.Cleanup(host.Close)
 		cfg := skifftest.Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: 800 * time.Millisecond, Grace: 2 * time.Second}
 		fx := &skifftest.SchedulerFixture{Scheduler: host.Scheduler(cfg), Image: "sha256:probe"}
