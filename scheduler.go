@@ -310,7 +310,10 @@ type LogQuery struct {
 // RunRequest is an attached one-off process (`run`, a release command).
 type RunRequest struct {
 	// Spec is what runs; the process is named run.N in the log (the
-	// scheduler sets ProcessType and picks Index).
+	// scheduler sets ProcessType and picks Index), but a release phase's
+	// task (ProcessType OneOffRelease with the release's version as
+	// Index: NamedOneOff) keeps its name, release.<version>, the name its
+	// output has in the log.
 	Spec   InstanceSpec
 	Args   []string // the command line; run through a shell like Heroku
 	Stdin  io.Reader

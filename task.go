@@ -98,6 +98,12 @@ func OneOffSpec(app *App, rel *Release, kind string, f Formation) InstanceSpec {
 		ProcessType: kind, Env: rel.Config, Limits: limits, Mounts: MountsFor(rel.Mounts, kind)}
 }
 
+// NamedOneOff tells whether a one-off Run keeps the name its spec gives
+// (a release phase's task: release.<version>) rather than run.N.
+func NamedOneOff(spec *InstanceSpec) bool {
+	return spec.ProcessType == OneOffRelease && spec.Index > 0
+}
+
 // FollowOneOff copies the output of a detached one-off instance (its app
 // lines in the log) to w while it runs, and returns its exit code once it
 // has exited (-1 when unknown, or when the instance was removed first).

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/skiffhq/skiff"
@@ -81,13 +82,25 @@ type Builders interface {
 type Info struct {
 	SSHHost string // host[:port] users reach the SSH server at
 	Domain  string // base domain: apps answer at <app>.<Domain>
+	// HTTPPort is the router's HTTP port; an app's URL names it unless it
+	// is 80 (or 0: unknown).
+	HTTPPort int
 }
 
 // GitURL is the git remote of an app.
 func (i Info) GitURL(app string) string { return "ssh://skiff@" + i.SSHHost + "/" + app }
 
 // WebURL is the default address of an app.
-func (i Info) WebURL(app string) string { return "http://" + app + "." + i.Domain }
+func (i Info) WebURL(app string) string { return webURL(app, i.Domain, i.HTTPPort) }
+
+// webURL is http://<app>.<domain>, with the port unless it is HTTP's own.
+func webURL(app, domain string, port int) string {
+	u := "http://" + app + "." + domain
+	if port != 0 && port != 80 {
+		u += ":" + strconv.Itoa(port)
+	}
+	return u
+}
 
 // Runner runs admin commands; it implements skiff.CommandRunner.
 type Runner struct {

@@ -326,6 +326,10 @@ type schedulerView struct {
 	Cluster   string `json:"cluster,omitempty"`
 	Server    string `json:"server,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
+	// Traffic is how requests reach the app there: "router" (skiff's) or
+	// "ingress <class>"; Registry where its nodes pull its images from.
+	Traffic  string `json:"traffic,omitempty"`
+	Registry string `json:"registry,omitempty"`
 }
 
 func schedulerReport(c *call) error {
@@ -342,6 +346,13 @@ func schedulerReport(c *call) error {
 				if cl.Namespace != "" {
 					v.Namespace = cl.Namespace
 				}
+				v.Traffic, v.Registry = "router", "skiff"
+				if cl.IngressClass != "" {
+					v.Traffic = "ingress " + cl.IngressClass
+				}
+				if cl.Registry != "" {
+					v.Registry = cl.Registry
+				}
 			}
 		}
 	}
@@ -353,7 +364,14 @@ func schedulerReport(c *call) error {
 		c.fields("Scheduler", "local (this server)")
 		return nil
 	}
-	c.fields("Scheduler", "k8s", "Cluster", v.Cluster, "API", v.Server, "Namespace", v.Namespace)
+	traffic, registry := "skiff's router", "skiff's"
+	if v.Traffic != "router" && v.Traffic != "" {
+		traffic = "Ingress of class " + strings.TrimPrefix(v.Traffic, "ingress ")
+	}
+	if v.Registry != "skiff" && v.Registry != "" {
+		registry = v.Registry
+	}
+	c.fields("Scheduler", "k8s", "Cluster", v.Cluster, "API", v.Server, "Namespace", v.Namespace, "Traffic", traffic, "Registry", registry)
 	return nil
 }
 

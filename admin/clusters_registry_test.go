@@ -69,6 +69,14 @@ func TestClusterRegistryInput(t *testing.T) {
 		}
 	}
 	s.must("alice", "apps:create", "shop")
+	s.must("root", "scheduler:set", "shop", "k8s", "--cluster", "prod")
+	for _, args := range [][]string{{"scheduler:report", "shop"}, {"scheduler:report", "shop", "--format", "json"}} {
+		r := s.must("alice", args...)
+		if !strings.Contains(r.stdout, "registry.example.com/team") || !strings.Contains(r.stdout, "router") ||
+			strings.Contains(r.String(), registryPassword) || strings.Contains(r.String(), "registry-user-never-printed") {
+			t.Errorf("%v by the app's owner:\n%s", args, r)
+		}
+	}
 	for _, args := range [][]string{{"clusters:set", "prod", "registry", "evil.example.com", "--username", "x"}, {"clusters:set", "prod", "registry"}} {
 		if r := s.run("alice", registryPassword, args...); r.code != 1 || strings.TrimSpace(r.stderr) != "!     not authorized" || r.stdout != "" {
 			t.Errorf("%v by alice: %s", args, r)

@@ -53,8 +53,8 @@ func (p *Pipeline) ConfigureCluster(ctx context.Context, name string, change fun
 		}
 	}
 	if len(failed) > 0 {
-		return skiff.Errorf(skiff.EUNAVAILABLE, "cluster %s is changed, but %s did not take it yet (its next deploy or restart applies it): %s",
-			name, strings.Join(failed, ", "), "see the lines above")
+		return skiff.Errorf(skiff.EUNAVAILABLE, "cluster %s is changed, but %s did not take the change yet (the reasons are above); a deploy or ps:restart of each applies it",
+			name, strings.Join(failed, ", "))
 	}
 	return nil
 }

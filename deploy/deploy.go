@@ -63,6 +63,7 @@ type Config struct {
 	OnRelease func(appID string)
 
 	BaseDomain   string        // apps answer at <name>.<BaseDomain>
+	HTTPPort     int           // the router's HTTP port: app URLs name it unless it is 80 (or 0)
 	ReadyTimeout time.Duration // for a new web instance to accept connections; default 60 s
 	StopGrace    time.Duration // SIGTERM to SIGKILL for old instances; default 30 s
 	KeepReleases int           // releases per app whose images are kept; default skiff.DefaultKeepReleases

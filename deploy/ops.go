@@ -250,8 +250,33 @@ func (p *Pipeline) Run(ctx context.Context, app *skiff.App, req *skiff.RunReques
 		return 1, err
 	}
 	req.Spec = skiff.OneOffSpec(app, cur, skiff.OneOffRun, f)
+	if req.TTY != nil && validTerm(req.TTY.Term) {
+		// The client's terminal type, as ssh -t sends it: without it
+		// the shell says TERM=dumb and full-screen programs (less,
+		// top, vim, clear) cannot draw.
+		env := maps.Clone(req.Spec.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["TERM"] = req.TTY.Term
+		req.Spec.Env = env
+	}
 	p.appLog(app, "Starting process with command `%s` by %s", strings.Join(req.Args, " "), skiff.ActorFrom(ctx).Name)
 	return p.sched.Run(ctx, req)
+}
+
+// validTerm tells whether a client's TERM is a terminal type's name
+// (terminfo's names: letters, digits and . _ + -), and nothing else.
+func validTerm(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._+-", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Pipeline) appLog(app *skiff.App, format string, args ...any) {

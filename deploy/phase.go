@@ -127,6 +127,7 @@ func (p *Pipeline) runTask(ctx context.Context, app *skiff.App, rel *skiff.Relea
 	}
 	detail(out, "%s (%s)", oneLine(task.Command), taskSource(task))
 	spec := skiff.OneOffSpec(app, rel, skiff.OneOffRelease, f)
+	spec.Index = rel.Version // release.<version> in the log, as its output is
 	start := time.Now()
 	code, err := p.sched.Run(ctx, &skiff.RunRequest{Spec: spec, Args: []string{task.Command}, Stdout: w, Stderr: w})
 	w.flush()

@@ -440,3 +440,41 @@ func TestTaskOutputIsCleaned(t *testing.T) {
 		t.Errorf("the kept output lost its bytes: %q", w.all)
 	}
 }
+
+// The push's last line is the app's URL, with the router's port when it is
+// not 80 (a router on :8080 does not answer at http://shop.skiff.test).
+func TestDeployedURLNamesTheRoutersPort(t *testing.T) {
+	for port, want := range map[int]string{80: "http://shop.skiff.test\n", 8080: "http://shop.skiff.test:8080\n"} {
+		f := newPhaseFixture(t)
+		f.p.cfg.HTTPPort = port
+		f.image("sha256:1", map[string]string{"web": "serve"})
+		out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve"}})
+		if err != nil {
+			t.Fatalf("release: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "Application deployed:\n       "+want) {
+			t.Errorf("port %d: the push does not end with %q:\n%s", port, want, out)
+		}
+	}
+}
+
+// The release phase's platform lines are named as its output is,
+// release.<version> (as on Heroku), not run.N like a one-off `run`:
+// `logs -p release` shows when each task started and how it ended.
+func TestReleasePhaseIsNamedInTheLog(t *testing.T) {
+	f := newPhaseFixture(t)
+	f.image("sha256:1", map[string]string{"web": "serve", "release": "sleep 10ms"})
+	out, err := f.release(&skiff.Release{Image: "sha256:1", ProcessTypes: map[string]string{"web": "serve", "release": "sleep 10ms"}})
+	if err != nil {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	logs := f.logs("release")
+	for _, want := range []string{"release.1: Starting process with command `sleep 10ms`", "release.1: sleeping", "release.1: Process exited with status 0"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the release log lacks %q:\n%s", want, logs)
+		}
+	}
+	if runs := f.logs("run"); runs != "" {
+		t.Errorf("the release command is logged as a one-off run:\n%s", runs)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/skiffhq/skiff"
@@ -198,7 +199,11 @@ func (p *Pipeline) releaseWith(ctx context.Context, app *skiff.App, rel *skiff.R
 }
 
 func (p *Pipeline) webURL(app *skiff.App) string {
-	return "http://" + app.Name + "." + p.cfg.BaseDomain
+	u := "http://" + app.Name + "." + p.cfg.BaseDomain
+	if port := p.cfg.HTTPPort; port != 0 && port != 80 {
+		u += ":" + strconv.Itoa(port)
+	}
+	return u
 }
 
 // deployUpdate picks the update that deploys, and refuses the push when any

@@ -12,7 +12,8 @@ import (
 )
 
 // `ssh -t … run app …` gets a terminal: the process sees a tty, its
-// window size, and the exit code comes back.
+// window size and the client's terminal type (TERM), and the exit code
+// comes back.
 func TestRunWithTerminal(t *testing.T) {
 	d, admin := fullDaemon(t)
 	const app = "tty"
@@ -30,18 +31,21 @@ func TestRunWithTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.RequestPty("xterm", 33, 101, gossh.TerminalModes{}); err != nil {
+	if err := s.RequestPty("xterm-256color", 33, 101, gossh.TerminalModes{}); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
 	s.Stdout = &out
-	err = s.Run(`run tty tty; stty size; exit 4`)
+	err = s.Run(`run tty tty; stty size; echo "TERM=$TERM"; exit 4`)
 	var exit *gossh.ExitError
 	if !errorAs(err, &exit) || exit.ExitStatus() != 4 {
 		t.Fatalf("run with a tty: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "/dev/pts/") || !strings.Contains(out.String(), "33 101") {
 		t.Fatalf("no terminal, or the wrong size:\n%q", out.String())
+	}
+	if !strings.Contains(out.String(), "TERM=xterm-256color\r\n") {
+		t.Fatalf("the run's TERM is not the client's terminal type:\n%q", out.String())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,12 +98,16 @@ read:
 	var ready struct {
 		Domain  string `json:"domain"`
 		HostKey string `json:"host_key"`
+		HTTP    string `json:"http"`
 	}
 	raw, _ := os.ReadFile(filepath.Join(data, "ready.json"))
 	json.Unmarshal(raw, &ready)
 	skiffPath := filepath.Join(dir, "tree", "bin", "skiff")
 	key := filepath.Join(home, ".ssh", "skiff_admin_ed25519")
-	for _, want := range []string{"Host key:    " + ready.HostKey, "sudo " + skiffPath + " keys:add", "ssh -i " + key + " -p ", "skiff@run.test"} {
+	_, httpPort, _ := net.SplitHostPort(ready.HTTP)
+	// The router's port is not 80 here: the apps' address names it.
+	for _, want := range []string{"Host key:    " + ready.HostKey, "sudo " + skiffPath + " keys:add", "ssh -i " + key + " -p ", "skiff@run.test",
+		"Apps answer at http://<app>.run.test:" + httpPort + " "} {
 		if ready.HostKey == "" || !strings.Contains(got, want) {
 			t.Errorf("directions lack %q:\n%s", want, got)
 		}

@@ -22,12 +22,14 @@ func (r *Runtime) Run(ctx context.Context, req *skiff.RunRequest) (int, error) {
 		return 0, skiff.Errorf(skiff.EINVALID, "run needs a command")
 	}
 	spec := req.Spec
-	spec.ProcessType = "run"
 	defer r.pin(spec.Image)()
-	r.mu.Lock()
-	r.runSeq[spec.AppID]++
-	spec.Index = r.runSeq[spec.AppID]
-	r.mu.Unlock()
+	if !skiff.NamedOneOff(&spec) {
+		spec.ProcessType = "run"
+		r.mu.Lock()
+		r.runSeq[spec.AppID]++
+		spec.Index = r.runSeq[spec.AppID]
+		r.mu.Unlock()
+	}
 	id := "run-" + newID(&spec)
 	dir := filepath.Join(r.instancesDir(), id)
 	if err := os.MkdirAll(dir, 0o711); err != nil {

@@ -161,3 +161,25 @@ func TestServeEnvStatsLogsStop(t *testing.T) {
 		}
 	}
 }
+
+// A release phase's task (process type release, the release's version as
+// its index) keeps its name, release.<version>, where another one-off is
+// run.N: in the log, as its hostname and as DYNO.
+func TestReleaseTaskKeepsItsName(t *testing.T) {
+	f, rt := newRuntime(t)
+	s := spec(f, "shop")
+	s.ProcessType, s.Index = skiff.OneOffRelease, 7
+	var out strings.Builder
+	if code, err := rt.Run(context.Background(), &skiff.RunRequest{Spec: *s, Args: []string{"cat", "/etc/hosts"}, Stdout: &out}); code != 0 || err != nil || !strings.Contains(out.String(), "localhost release-7") {
+		t.Errorf("/etc/hosts of the release task: %d %v %q", code, err, out.String())
+	}
+	logs := logText(t, rt, skiff.LogQuery{AppID: "shop-id"})
+	for _, want := range []string{"skiff[release.7]: Starting process with command `cat /etc/hosts`", "skiff[release.7]: Process exited with status 0"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "[run.") {
+		t.Errorf("the release task is logged as a one-off run:\n%s", logs)
+	}
+}

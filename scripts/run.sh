@@ -113,6 +113,9 @@ timed builder "$skiff" builder:create --if-missing
 
 field() { sed -n "s/.*\"$1\": \"\([^\"]*\)\".*/\1/p" "$data/ready.json"; }
 ssh_port=$(field ssh | sed 's/.*://')
+http_port=$(field http | sed 's/.*://')
+web_port=""
+[ "$http_port" = 80 ] || web_port=":$http_port"
 domain=$(field domain)
 domain=${domain:-${SKIFF_DOMAIN:-localhost}}
 hostkey=$(field host_key)
@@ -132,7 +135,7 @@ cat <<MSG
        Commands:    ssh$identity -p $ssh_port skiff@$domain help
        Deploy:      git remote add skiff ssh://skiff@$domain:$ssh_port/myapp
                     git push skiff main
-       Apps answer at http://<app>.$domain (sudo SKIFF_DOMAIN=your.domain make run to change it)
+       Apps answer at http://<app>.$domain$web_port (sudo SKIFF_DOMAIN=your.domain make run to change it)
 MSG
 if [ -n "$identity" ]; then
 	echo "       Git with that key: export GIT_SSH_COMMAND=\"ssh$identity\""

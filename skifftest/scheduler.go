@@ -568,15 +568,20 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 		return 0, skiff.Errorf(skiff.EINVALID, "run needs a command")
 	}
 	spec := req.Spec
-	spec.ProcessType = "run"
+	named := skiff.NamedOneOff(&spec)
+	if !named {
+		spec.ProcessType = "run"
+	}
 	if err := s.host.refuseMounts(&spec); err != nil {
 		return 0, err
 	}
 	h := s.host
-	h.mu.Lock()
-	h.runSeq[spec.AppID]++
-	spec.Index = h.runSeq[spec.AppID]
-	h.mu.Unlock()
+	if !named {
+		h.mu.Lock()
+		h.runSeq[spec.AppID]++
+		spec.Index = h.runSeq[spec.AppID]
+		h.mu.Unlock()
+	}
 	args, env, err := h.command(&spec, req.Args)
 	if err != nil {
 		return 0, err

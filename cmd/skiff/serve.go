@@ -337,7 +337,7 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) wire(ctx context.Context, db *store.DB, repos *gitserver.Repos, hostKey gossh.Signer, socket string, sshAddr net.Addr) error {
 	cfg, pl := m.Config, m.platform
 	var err error
-	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, Log: m.Log.With("component", "deploy"),
+	dcfg := deploy.Config{Store: db, Repos: repos, Routes: pl.router, BaseDomain: cfg.Domain, HTTPPort: cfg.publicHTTPPort, Log: m.Log.With("component", "deploy"),
 		ReleaseImages: db.ReleaseImages, KeepReleases: cfg.KeepReleases}
 	svc := admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db, Settings: db, Routes: pl.router, Backup: db}
 	if pl.runtime != nil {
@@ -379,7 +379,7 @@ func (m *Main) wire(ctx context.Context, db *store.DB, repos *gitserver.Repos, h
 		svc.Services, svc.ServiceStore = m.services, db
 	}
 
-	info := admin.Info{SSHHost: cfg.Domain + portSuffix(sshAddr), Domain: cfg.Domain}
+	info := admin.Info{SSHHost: cfg.Domain + portSuffix(sshAddr), Domain: cfg.Domain, HTTPPort: cfg.publicHTTPPort}
 	commands := admin.New(svc, info, pl.router, m.Log.With("component", "admin"))
 	m.ssh, err = gitserver.New(gitserver.Config{
 		HostKey: hostKey, Users: db, Apps: db, Access: db, Deployer: m.pipeline, Commands: commands, Repos: repos,

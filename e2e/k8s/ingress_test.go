@@ -75,6 +75,7 @@ func TestIngressMode(t *testing.T) {
 		}
 	}
 	hosts("front.skiff.test")
+	must(t, d.ssh(alice, "scheduler:report", app), "scheduler:report", "Ingress of class nginx")
 	// What a controller would route to: the Service's ready endpoints.
 	eventually(t, "the web Service's ready pod", 20*time.Second, func() error {
 		sl, err := cl.Typed.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web"})
@@ -125,7 +126,24 @@ func TestIngressMode(t *testing.T) {
 	must(t, d.ssh(admin, "clusters:set", "tbi", "ingress-class", "nginx"), "clusters:set ingress", "traffic through ingress nginx")
 	hosts("front.skiff.test")
 
-	must(t, d.ssh(alice, "apps:destroy", app, "--force"), "apps:destroy")
+	// Back to this server: the namespace and its Ingress go, skiff's
+	// router serves the app's local instances.
+	must(t, d.ssh(admin, "scheduler:set", app, "local"), "scheduler:set local", "Removing front from cluster tbi")
+	eventually(t, "the namespace (and its Ingress) gone", time.Minute, func() error {
+		if _, err := cl.Typed.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !kubernetes.IsNotFound(err) {
+			return errorf("namespace %s: %v", ns, err)
+		}
+		return nil
+	})
+	if code, body, err := d.get(app, "/"); err != nil || code != 200 || !strings.Contains(body, `"version": "1"`) {
+		t.Fatalf("the app on this server: %d %q %v", code, body, err)
+	}
+	must(t, d.ssh(admin, "scheduler:set", app, "k8s", "--cluster", "tbi"), "scheduler:set back", "cluster tbi")
+	hosts("front.skiff.test")
+
+	// By an admin: an owner destroying their own app may see its session
+	// end (its access revoked) before the command's status.
+	must(t, d.ssh(admin, "apps:destroy", app, "--force"), "apps:destroy")
 	eventually(t, "the app's namespace gone", time.Minute, func() error {
 		if _, err := cl.Typed.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !kubernetes.IsNotFound(err) {
 			return errorf("namespace %s: %v", ns, err)

@@ -97,6 +97,11 @@ func TestExternalRegistry(t *testing.T) {
 	if a := d.answer(t, app); a.Version != "1" {
 		t.Fatalf("after the push: %+v", a)
 	}
+	must(t, d.ssh(alice, "scheduler:report", app), "scheduler:report", ref)
+	// A one-off pod pulls the same image with the same credentials.
+	if r := d.ssh(alice, "run", app, "echo from $SKIFF_RELEASE"); r.code != 0 || !strings.Contains(r.stdout, "from v1") {
+		t.Fatalf("run: %s", r)
+	}
 	if _, pulls := reg.Counts(); pulls == 0 {
 		t.Fatal("the node did not pull from the external registry")
 	}
@@ -157,7 +162,9 @@ func TestExternalRegistry(t *testing.T) {
 	if a := d.answer(t, app); a.Version != "2" {
 		t.Fatalf("after the push: %+v", a)
 	}
-	must(t, d.ssh(alice, "apps:destroy", app, "--force"), "apps:destroy")
+	// By an admin: an owner destroying their own app may see its session
+	// end (its access revoked) before the command's status.
+	must(t, d.ssh(admin, "apps:destroy", app, "--force"), "apps:destroy")
 	eventually(t, "the app's namespace gone", time.Minute, func() error {
 		if _, err := cl.Typed.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
 			return errorf("namespace %s still there", ns)
