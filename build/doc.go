@@ -31,7 +31,8 @@
 //	cache/<app-id>/             the app's CNB cache volume, owned by the build user
 //	tmp/builds/<build-id>/      one build's scratch: workspace, layers, platform,
 //	                            layout (run and previous image hardlinked from
-//	                            the store), tmp, home; removed when it ends
+//	                            the store), tmp, home; removed once the build
+//	                            has settled (settle.go), or at the next start
 //	logs/builds/<app-id>/<build-id>.log   capped, the last 50 kept
 //
 // Build containers keep their runc state in /run/skiff/runc-builds and their

@@ -19,6 +19,7 @@ import (
 // or scratch directory behind.
 func noBuildLeftovers(t *testing.T, p *Platform, buildID string) {
 	t.Helper()
+	p.settles.Wait() // what is left of a build goes once it has settled
 	out, _ := exec.Command("runc", "--root", p.cfg.StateDir, "list", "-q").Output()
 	if strings.Contains(string(out), "build-"+buildID) {
 		t.Errorf("runc still lists build-%s", buildID)

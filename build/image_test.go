@@ -54,8 +54,9 @@ func TestExportedImageRuns(t *testing.T) {
 	var out bytes.Buffer
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	code, err := p.sandbox.run(rctx, &sandboxSpec{ID: "run-r1", Bundle: t.TempDir(), Rootfs: root,
+	code, remove, err := p.sandbox.run(rctx, &sandboxSpec{ID: "run-r1", Bundle: t.TempDir(), Rootfs: root,
 		Args: cf.Config.Entrypoint, Env: cf.Config.Env, Cwd: cf.Config.WorkingDir, Limits: p.cfg.Limits}, &out)
+	remove()
 	if err != nil || code != 0 || !strings.Contains(out.String(), "synth app running") {
 		t.Fatalf("web process: code %d, %v\n%s", code, err, out.String())
 	}

@@ -40,6 +40,7 @@ func (f *cacheFixture) build(mode, prev string) (*skiff.BuildResult, string) {
 		App: f.app, BuildID: f.app.ID + "-" + string(rune('a'+f.n)), Builder: f.builder,
 		Source: tarOf(f.t, map[string]string{"synth.txt": mode + "\n"}), PreviousImage: prev,
 	}, &out)
+	f.p.settles.Wait() // the cache is kept once the build has settled
 	if err != nil {
 		return nil, out.String() + "\n" + err.Error()
 	}

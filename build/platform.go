@@ -84,8 +84,13 @@ type Platform struct {
 	sem     chan struct{}
 	sandbox *sandbox
 
-	mu      sync.Mutex
-	running map[string]context.CancelFunc // app id → cancel of its build
+	mu       sync.Mutex
+	running  map[string]context.CancelFunc // app id → cancel of its build
+	settling map[string]chan struct{}      // app id → closed when its last build has settled (settle.go)
+	settles  sync.WaitGroup                // builds not settled yet
+	// settleHook, when set (tests), runs first in each build's settle;
+	// false stops the settle there, as a daemon killed then would.
+	settleHook func(buildID string) bool
 
 	rootfsMu sync.Mutex
 	rootfs   map[string]*sync.Mutex // builder digest → unpack lock
@@ -164,9 +169,10 @@ func New(cfg Config) (*Platform, error) {
 	}}
 	return &Platform{
 		cfg: cfg, store: cfg.Store, log: cfg.Log, sandbox: sb,
-		sem:     make(chan struct{}, cfg.MaxConcurrent),
-		running: map[string]context.CancelFunc{},
-		rootfs:  map[string]*sync.Mutex{},
+		sem:      make(chan struct{}, cfg.MaxConcurrent),
+		running:  map[string]context.CancelFunc{},
+		settling: map[string]chan struct{}{},
+		rootfs:   map[string]*sync.Mutex{},
 	}, nil
 }
 
@@ -192,6 +198,9 @@ func (p *Platform) PurgeCache(ctx context.Context, appID string) error {
 	p.mu.Unlock()
 	if busy {
 		return skiff.Errorf(skiff.ECONFLICT, "the app is building; purge its cache when the build has finished (or cancel it)")
+	}
+	if err := p.waitSettled(ctx, appID); err != nil { // its last build may still be keeping its cache
+		return err
 	}
 	dir := p.cacheDir(appID)
 	tmp := dir + ".purge-" + fmt.Sprint(time.Now().UnixNano())
@@ -243,7 +252,7 @@ func (p *Platform) CollectGarbage(ctx context.Context, keep []string) error {
 // any build runs it waits for a later collection: the build may use one.
 func (p *Platform) removeStaleBuilders() error {
 	p.mu.Lock()
-	busy := len(p.running) > 0
+	busy := len(p.running) > 0 || len(p.settling) > 0
 	p.mu.Unlock()
 	if busy {
 		return nil

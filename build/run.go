@@ -49,6 +49,10 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 		delete(p.running, req.App.ID)
 		p.mu.Unlock()
 	}()
+	// The app's previous build may still be keeping its cache.
+	if err := p.waitSettled(ctx, req.App.ID); err != nil {
+		return nil, err
+	}
 
 	select {
 	case p.sem <- struct{}{}:
@@ -113,6 +117,11 @@ type job struct {
 	outRef     string            // the app image's name in the store
 	args       []string          // the creator's command line
 	pins       []string          // buildpacks pinned by the app or project.toml
+	// What settle does: removeSandbox removes the build's container (nil
+	// before it was made); keepCache, set once the image is imported,
+	// makes the build's cached layers the app's cache.
+	removeSandbox func()
+	keepCache     bool
 }
 
 func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRef string, bo *buildOutput, times *stepTimes) (*skiff.BuildResult, error) {
@@ -133,11 +142,9 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if err := os.MkdirAll(j.work, 0o711); err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = unmountUnder(j.work) // the cache's overlay, whatever happened; RemoveAll then reports a mount left
-		os.RemoveAll(j.work)
-		times.mark("cleanup")
-	}()
+	// What is left once the image is in the store (or the build failed)
+	// is not the push's to wait for: the release can start meanwhile.
+	defer p.settle(j)
 	for _, d := range []string{"workspace", "layers", "layers-upper", "layers-work", "platform", "layout", "tmp", "home", "bundle"} {
 		j.dirs[d] = filepath.Join(j.work, d)
 		if err := os.Mkdir(j.dirs[d], 0o755); err != nil {
@@ -168,7 +175,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	runCtx, cancelRun := context.WithTimeout(diskCtx, p.cfg.Limits.Timeout)
 	defer cancelRun()
 	go p.watchDisk(runCtx, diskCancel, usage)
-	code, err := p.sandbox.run(runCtx, &sandboxSpec{
+	code, removeSandbox, err := p.sandbox.run(runCtx, &sandboxSpec{
 		ID: "build-" + req.BuildID, Bundle: j.dirs["bundle"], Rootfs: bi.Rootfs, Args: j.args, Cwd: "/workspace",
 		Env: append(filterEnv(bi.Env),
 			"CNB_PLATFORM_API=0.14", "CNB_EXPERIMENTAL_MODE=quiet", "CNB_NO_COLOR=true"),
@@ -177,7 +184,9 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		Limits:   p.cfg.Limits,
 		Network:  p.cfg.Network != nil,
 		NetGroup: buildGroup(req),
+		Mark:     times.mark,
 	}, bo)
+	j.removeSandbox = removeSandbox
 	// The lifecycle's last phase (export) ends here, not when the import
 	// and the cache's merge are done.
 	bo.finish()
@@ -199,7 +208,6 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if code != 0 {
 		return nil, lifecycleError(code, bo.lastError(), bo.lastOutput(), j.pins...)
 	}
-	times.mark("lifecycle")
 
 	outPath, _ := layoutPath(j.outRef)
 	h, err := p.store.ImportLayout(ctx, j.outRef, filepath.Join(j.dirs["layout"], outPath))
@@ -211,8 +219,7 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		return nil, err
 	}
 	times.mark("import")
-	p.keepCache(j)
-	times.mark("cache")
+	j.keepCache = true
 	return res, nil
 }
 

@@ -28,6 +28,9 @@ type sandboxSpec struct {
 	Network  bool
 	NetGroup string // the network group the build's address joins (links to services may admit it)
 	Started  func() // called once the container runs (tests wait on it)
+	// Mark, when set, is called at the end of each of the sandbox's steps
+	// (create, start, lifecycle, delete), for the build's timing line.
+	Mark     func(step string)
 	Deadline time.Duration
 }
 
@@ -64,16 +67,22 @@ func (s *sandbox) get(ctx context.Context) (*container.Runc, error) {
 
 // run runs spec to its end, copying its merged stdout and stderr to out,
 // and returns the exit code. When ctx ends first, every process of the
-// build is killed and ctx's error returned. Nothing of the container is
-// left when it returns.
-func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (int, error) {
+// build is killed and ctx's error returned. When it returns, every process
+// of the build has been killed and its output copied; what is left of the
+// container on the host (runc's state, its cgroup, its veth and address,
+// the bundle's mounts) goes when the returned remove is called, which the
+// caller does once, possibly later and in another goroutine: the push need
+// not wait for it. A daemon killed before remove ran leaves the container
+// to Platform.Cleanup at the next start. remove is never nil.
+func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (code int, remove func(), err error) {
+	remove = func() {}
 	r, err := s.get(ctx)
 	if err != nil {
-		return -1, fmt.Errorf("build sandbox: %w", err)
+		return -1, remove, fmt.Errorf("build sandbox: %w", err)
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return -1, err
+		return -1, remove, err
 	}
 	copied := make(chan struct{})
 	go func() {
@@ -99,24 +108,40 @@ func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (in
 	}, container.Stdio{Stdout: pw, Stderr: pw})
 	pw.Close() // the container holds its own copy
 	if err != nil {
-		waitCopy()
-		return -1, fmt.Errorf("create build container: %w", err)
+		waitCopy() // Create removed what it had made
+		return -1, remove, fmt.Errorf("create build container: %w", err)
 	}
-	defer func() {
+	mark := func(step string) {
+		if spec.Mark != nil {
+			spec.Mark(step)
+		}
+	}
+	mark("create")
+	remove = func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := c.Delete(dctx); err != nil {
 			s.log.Warn("delete build container", "id", spec.ID, "err", err)
 		}
+	}
+	defer func() {
+		// Whatever is left of the build's processes (init has exited, or
+		// ctx ended) dies now, so that its output ends; the container's
+		// removal is remove's.
+		if err := c.Kill(); err != nil {
+			s.log.Warn("kill build container", "id", spec.ID, "err", err)
+		}
 		waitCopy()
 	}()
 	if err := c.Start(ctx); err != nil {
-		return -1, fmt.Errorf("start build container: %w", err)
+		return -1, remove, fmt.Errorf("start build container: %w", err)
 	}
+	mark("start")
 	if spec.Started != nil {
 		spec.Started()
 	}
 	st, err := c.Wait(ctx)
+	mark("lifecycle")
 	if err != nil {
 		// The whole cgroup goes at once: a fork bomb or a daemonized child
 		// cannot outlive the build.
@@ -124,12 +149,12 @@ func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (in
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_, _ = c.Wait(wctx)
 		cancel()
-		return -1, ctx.Err()
+		return -1, remove, ctx.Err()
 	}
 	if !st.Known {
-		return -1, errors.New("build container exited with an unknown status")
+		return -1, remove, errors.New("build container exited with an unknown status")
 	}
-	return st.Code, nil
+	return st.Code, remove, nil
 }
 
 // Cleanup removes build containers, cgroups and scratch space left by a
@@ -170,9 +195,11 @@ func RemoveScratch(dataDir string) error {
 	return errors.Join(errs...)
 }
 
-// Close stops watching build containers' exits. Call it after the last
-// build has returned.
+// Close waits until every build has settled (settle.go), then stops
+// watching build containers' exits. Call it after the last build has
+// returned.
 func (p *Platform) Close() error {
+	p.settles.Wait()
 	p.sandbox.mu.Lock()
 	defer p.sandbox.mu.Unlock()
 	if p.sandbox.runc == nil {

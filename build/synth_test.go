@@ -51,6 +51,7 @@ func TestSyntheticBuildColdAndWarm(t *testing.T) {
 	}
 	// The build user is no host user: its files (the kept cache layers)
 	// belong to an id of the build user namespace's range.
+	p.settles.Wait() // the cache is kept once the build has settled
 	fi, err := os.Stat(filepath.Join(p.cacheDir(app.ID), "layers", "synth_bp", "deps"))
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +122,8 @@ func TestSyntheticBuildColdAndWarm(t *testing.T) {
 		Source: tarOf(t, map[string]string{"synth.txt": "ok 3\n"}), PreviousImage: res2.Image}, &bytes.Buffer{}); err != nil {
 		t.Fatalf("build after GC: %v", err)
 	}
-	// Nothing left of the builds' scratch space.
+	// Nothing left of the builds' scratch space, once they have settled.
+	p.settles.Wait()
 	if ents, _ := os.ReadDir(filepath.Join(p.cfg.DataDir, "tmp", "builds")); len(ents) != 0 {
 		t.Errorf("scratch left behind: %v", ents)
 	}
@@ -194,7 +196,7 @@ func TestPurgeCacheAndBuildLog(t *testing.T) {
 	var log bytes.Buffer
 	log.ReadFrom(rc)
 	if !strings.Contains(log.String(), "===> EXPORTING") || !strings.Contains(log.String(), "build finished") ||
-		!regexp.MustCompile(`platform: prepare [\d.]+s, lifecycle [\d.]+s, import [\d.]+s, cache [\d.]+s, cleanup [\d.]+s \(the lifecycle's phases [\d.]+s\)`).MatchString(log.String()) {
+		!regexp.MustCompile(`platform: prepare [\d.]+s, create [\d.]+s, start [\d.]+s, lifecycle [\d.]+s, import [\d.]+s \(the lifecycle's phases [\d.]+s\)`).MatchString(log.String()) {
 		t.Errorf("log:\n%s", log.String())
 	}
 	// The lifecycle's phases end with it: skiff's import and cleanup after

@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -134,6 +135,18 @@ func TestDaemonKilledMidDeploy(t *testing.T) {
 	}
 	if r := d.local("", "builds", app); strings.Contains(r.stdout, "building") {
 		t.Fatalf("a build is still marked running:\n%s", r.stdout)
+	}
+	// What the build left to settle in the background (its container, its
+	// cache overlay, its scratch space) when the daemon died is swept at
+	// the start.
+	if out, err := exec.Command("runc", "--root", "/run/"+hr.prefix+"/runc-builds", "list", "-q").Output(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("build containers after the restart: %q %v", out, err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d.data, "tmp", "builds")); len(ents) != 0 {
+		t.Errorf("build scratch after the restart: %v", ents)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), filepath.Join(d.data, "tmp", "builds")+"/") {
+		t.Errorf("build mounts after the restart:\n%s", mi)
 	}
 	// The next push works.
 	if r := d.git(admin, repo, "push", "skiff", "main"); r.code != 0 || !strings.Contains(r.stderr, "Released v3") {

@@ -81,6 +81,9 @@ func benchSample(cfg *config, d *daemon, name string) (*sampleResult, error) {
 		if log, err := d.skiffCmd(nil, "builds:output", app); err == nil {
 			p.platform = platformSteps(string(log))
 			lifecycleSteps(string(log), p.lifecycle)
+			if m := platformRE.FindString(string(log)); m != "" {
+				fmt.Fprintf(os.Stderr, "build-bench: %s push %d: %s\n", name, i, m)
+			}
 		}
 		res.pushes = append(res.pushes, p)
 	}

@@ -73,9 +73,11 @@ func report(results []*sampleResult, create []step, load loadStats, started time
 	}
 	b.WriteString("\nskiff's fixed cost per phase, the median of the cached pushes, in " + unit() + ": receive (SSH, git, the hook); " +
 		"the build's prepare (source, cache mount, image loans), sandbox (runc around the lifecycle), the lifecycle's " +
-		"detect, restore and export, import (into the store), cache (keeping the cached layers) and cleanup; release " +
+		"detect, restore and export, import (into the store); release " +
 		"(the release's records until the instance starts); switch (until the router serves it).\n\n")
-	cols := []string{"receive", "prepare", "sandbox", "detect", "restore", "export", "import", "cache", "cleanup", "release", "switch"}
+	// Keeping the cache and removing the build's container and scratch
+	// space come after the build, off the push's path (build/settle.go).
+	cols := []string{"receive", "prepare", "sandbox", "detect", "restore", "export", "import", "release", "switch"}
 	b.WriteString("| sample | " + strings.Join(cols, " | ") + " | fixed |\n|---|" + strings.Repeat("---:|", len(cols)+1) + "\n")
 	for _, r := range results {
 		if len(r.pushes) < 2 {
@@ -101,7 +103,9 @@ func (p *pushResult) phase(name string) time.Duration {
 	case "receive":
 		return p.building
 	case "sandbox":
-		return pl["lifecycle"] - pl["phases"]
+		// runc create (with the network), start, the lifecycle's run
+		// outside its phases, and delete.
+		return pl["create"] + pl["start"] + pl["lifecycle"] + pl["delete"] - pl["phases"]
 	case "detect", "restore", "export":
 		return p.lifecycle[name]
 	case "release":
