@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -157,9 +158,6 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	if err := j.cache.mount(j.dirs["layers-upper"], j.dirs["layers-work"], j.dirs["layers"]); err != nil {
 		return nil, err
 	}
-	if err := p.prepareInputs(ctx, j); err != nil {
-		return nil, err
-	}
 	if err := p.prepareLayout(j); err != nil {
 		return nil, err
 	}
@@ -169,12 +167,23 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 	}
 	times.mark("prepare")
 
-	usage := newDiskUsage(j.work, j.dirs["layers"]) // what is there before the build runs
 	diskCtx, diskCancel := context.WithCancelCause(ctx)
 	defer diskCancel(nil)
 	runCtx, cancelRun := context.WithTimeout(diskCtx, p.cfg.Limits.Timeout)
 	defer cancelRun()
-	go p.watchDisk(runCtx, diskCancel, usage)
+	// The source is unpacked (and project.toml applied, the build's
+	// inputs written) while runc creates the container, which binds the
+	// directories it fills: the creator starts once both are done.
+	inputsDone := make(chan error, 1)
+	go func() {
+		err := p.prepareInputs(ctx, j)
+		if err == nil {
+			err = p.chownInputs(j)
+		}
+		inputsDone <- err
+	}()
+	inputs := sync.OnceValue(func() error { return <-inputsDone })
+	defer func() { _ = inputs() }() // before settle removes what it fills
 	code, removeSandbox, err := p.sandbox.run(runCtx, &sandboxSpec{
 		ID: "build-" + req.BuildID, Bundle: j.dirs["bundle"], Rootfs: bi.Rootfs, Args: j.args, Cwd: "/workspace",
 		Env: append(filterEnv(bi.Env),
@@ -185,11 +194,23 @@ func (p *Platform) build(ctx context.Context, req *skiff.BuildRequest, builderRe
 		Network:  p.cfg.Network != nil,
 		NetGroup: buildGroup(req),
 		Mark:     times.mark,
+		BeforeStart: func() error {
+			if err := inputs(); err != nil {
+				return err
+			}
+			times.mark("inputs")
+			usage := newDiskUsage(j.work, j.dirs["layers"]) // what is there before the build runs
+			go p.watchDisk(runCtx, diskCancel, usage)
+			return nil
+		},
 	}, bo)
 	j.removeSandbox = removeSandbox
 	// The lifecycle's last phase (export) ends here, not when the import
 	// and the cache's merge are done.
 	bo.finish()
+	if ierr := inputs(); ierr != nil {
+		return nil, ierr // the source or project.toml, not the lifecycle
+	}
 	if err != nil {
 		if errors.Is(context.Cause(diskCtx), errDiskFloor) && ctx.Err() == nil {
 			return nil, skiff.Errorf(skiff.EINVALID, "the build was stopped: it filled the disk (free space fell below %s); its files were removed", skiff.FormatSize(p.cfg.DiskFloorBytes))
@@ -388,10 +409,10 @@ func (p *Platform) prepareLayout(j *job) error {
 	return nil
 }
 
-// prepareMounts hands the build's directories to the build user and
-// returns what the sandbox mounts.
+// prepareMounts makes what the sandbox mounts besides the build's
+// directories and returns the mounts; chownInputs hands the directories to
+// the build user.
 func (p *Platform) prepareMounts(j *job) ([]container.Mount, error) {
-	hostUID, hostGID := p.cfg.UIDBase+j.bi.UID, p.cfg.UIDBase+j.bi.GID
 	if home := userHome(j.bi.Rootfs, j.bi.UID); strings.HasPrefix(home, "/home/") && !strings.Contains(home[6:], "/") {
 		if err := os.Mkdir(filepath.Join(j.dirs["home"], home[6:]), 0o755); err != nil {
 			return nil, err
@@ -400,13 +421,6 @@ func (p *Platform) prepareMounts(j *job) ([]container.Mount, error) {
 	resolv := filepath.Join(j.work, "resolv.conf")
 	if err := os.WriteFile(resolv, p.resolvConf(), 0o644); err != nil {
 		return nil, err
-	}
-	// Not /layers: its root is the build user's already (layerCache.mount),
-	// and chowning through the overlay would copy every cached file up.
-	for _, d := range []string{j.dirs["workspace"], j.dirs["layout"], j.dirs["home"]} {
-		if err := chownTree(d, hostUID, hostGID); err != nil {
-			return nil, err
-		}
 	}
 	// /tmp belongs to the namespace's root, open to all as usual.
 	if err := os.Chown(j.dirs["tmp"], p.cfg.UIDBase, p.cfg.UIDBase); err != nil {
@@ -425,6 +439,20 @@ func (p *Platform) prepareMounts(j *job) ([]container.Mount, error) {
 		{Source: j.dirs["home"], Destination: "/home"},
 		{Source: resolv, Destination: "/etc/resolv.conf", ReadOnly: true},
 	}, nil
+}
+
+// chownInputs hands the workspace (the unpacked source), the layout and
+// the home directory to the build user. Not /layers: its root is the build
+// user's already (layerCache.mount), and chowning through the overlay
+// would copy every cached file up.
+func (p *Platform) chownInputs(j *job) error {
+	hostUID, hostGID := p.cfg.UIDBase+j.bi.UID, p.cfg.UIDBase+j.bi.GID
+	for _, d := range []string{j.dirs["workspace"], j.dirs["layout"], j.dirs["home"]} {
+		if err := chownTree(d, hostUID, hostGID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // maxSourceBytes caps the unpacked source tree.

@@ -30,8 +30,11 @@ type sandboxSpec struct {
 	Started  func() // called once the container runs (tests wait on it)
 	// Mark, when set, is called at the end of each of the sandbox's steps
 	// (create, start, lifecycle, delete), for the build's timing line.
-	Mark     func(step string)
-	Deadline time.Duration
+	Mark func(step string)
+	// BeforeStart, when set, runs once the container is created, before
+	// its process starts; an error stops the build there and is returned.
+	BeforeStart func() error
+	Deadline    time.Duration
 }
 
 // sandbox runs builds as containers of internal/container: their own
@@ -133,6 +136,11 @@ func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (co
 		}
 		waitCopy()
 	}()
+	if spec.BeforeStart != nil {
+		if err := spec.BeforeStart(); err != nil {
+			return -1, remove, err
+		}
+	}
 	if err := c.Start(ctx); err != nil {
 		return -1, remove, fmt.Errorf("start build container: %w", err)
 	}

@@ -196,7 +196,7 @@ func TestPurgeCacheAndBuildLog(t *testing.T) {
 	var log bytes.Buffer
 	log.ReadFrom(rc)
 	if !strings.Contains(log.String(), "===> EXPORTING") || !strings.Contains(log.String(), "build finished") ||
-		!regexp.MustCompile(`platform: prepare [\d.]+s, create [\d.]+s, start [\d.]+s, lifecycle [\d.]+s, import [\d.]+s \(the lifecycle's phases [\d.]+s\)`).MatchString(log.String()) {
+		!regexp.MustCompile(`platform: prepare [\d.]+s, create [\d.]+s, inputs [\d.]+s, start [\d.]+s, lifecycle [\d.]+s, import [\d.]+s \(the lifecycle's phases [\d.]+s\)`).MatchString(log.String()) {
 		t.Errorf("log:\n%s", log.String())
 	}
 	// The lifecycle's phases end with it: skiff's import and cleanup after

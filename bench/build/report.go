@@ -106,6 +106,10 @@ func (p *pushResult) phase(name string) time.Duration {
 		// runc create (with the network), start, the lifecycle's run
 		// outside its phases, and delete.
 		return pl["create"] + pl["start"] + pl["lifecycle"] + pl["delete"] - pl["phases"]
+	case "prepare":
+		// And the wait for the source beyond runc's create, which it
+		// overlaps.
+		return pl["prepare"] + pl["inputs"]
 	case "detect", "restore", "export":
 		return p.lifecycle[name]
 	case "release":
