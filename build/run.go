@@ -51,9 +51,11 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 		p.mu.Unlock()
 	}()
 	// The app's previous build may still be keeping its cache.
+	waitStart := time.Now()
 	if err := p.waitSettled(ctx, req.App.ID); err != nil {
 		return nil, err
 	}
+	waited := time.Since(waitStart)
 
 	select {
 	case p.sem <- struct{}{}:
@@ -90,6 +92,9 @@ func (p *Platform) Build(ctx context.Context, req *skiff.BuildRequest, out io.Wr
 	bo := newBuildOutput(out, log, p.cfg.LogMaxBytes)
 
 	times := &stepTimes{last: time.Now()}
+	if waited > time.Millisecond {
+		times.steps = append(times.steps, fmt.Sprintf("settle %.3fs", waited.Seconds())) // the previous build's, before this one began
+	}
 	res, err := p.build(ctx, req, builderRef, bo, times)
 	bo.finish()
 	if err != nil {

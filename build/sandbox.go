@@ -128,11 +128,16 @@ func (s *sandbox) run(ctx context.Context, spec *sandboxSpec, out io.Writer) (co
 		}
 	}
 	defer func() {
-		// Whatever is left of the build's processes (init has exited, or
-		// ctx ended) dies now, so that its output ends; the container's
-		// removal is remove's.
-		if err := c.Kill(); err != nil {
-			s.log.Warn("kill build container", "id", spec.ID, "err", err)
+		// The container's processes die now if its init has not exited
+		// (a failed start): its output then ends. An init that exited took
+		// the rest of its pid namespace with it. The container's removal
+		// is remove's.
+		select {
+		case <-c.Exited():
+		default:
+			if err := c.Kill(); err != nil {
+				s.log.Warn("kill build container", "id", spec.ID, "err", err)
+			}
 		}
 		waitCopy()
 	}()
