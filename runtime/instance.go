@@ -433,13 +433,16 @@ func (in *instance) waitReady(ctx context.Context) error {
 	d := net.Dialer{Timeout: 250 * time.Millisecond}
 	for {
 		in.mu.Lock()
-		info, changed := in.info, in.changed
+		info, changed, c := in.info, in.changed, in.c
 		in.mu.Unlock()
 		if info.Restarts > restarts || (info.State == skiff.InstanceCrashed && info.Restarts == restarts && info.LastExit != "") || info.State == skiff.InstanceExited {
 			return skiff.Errorf(skiff.EUNAVAILABLE, "%s did not become ready: %s", info.Spec.Name(), info.LastExit)
 		}
-		if info.State == skiff.InstanceUp && info.Addr != "" {
-			conn, err := d.DialContext(ctx, "tcp", info.Addr)
+		if info.State == skiff.InstanceUp && info.Addr != "" && c != nil {
+			// Through the container's own veth: its state says up for a
+			// while after it exited (until its Delete is done), and by
+			// then its address may be another container's.
+			conn, err := c.Dial(ctx, skiff.DefaultPort, d)
 			if err == nil {
 				conn.Close()
 				return nil
