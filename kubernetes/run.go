@@ -34,8 +34,11 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 		return -1, skiff.Errorf(skiff.EINVALID, "run needs a command")
 	}
 	spec := req.Spec
-	spec.ProcessType, spec.Command, spec.OneOff = "run", req.Args, true
-	spec.Index = int(time.Now().UnixNano()/1e6%9000) + 1000
+	spec.Command, spec.OneOff = req.Args, true
+	if !skiff.NamedOneOff(&spec) { // a release task keeps release.<version>
+		spec.ProcessType = "run"
+		spec.Index = int(time.Now().UnixNano()/1e6%9000) + 1000
+	}
 	r, img, err := s.release(ctx, &spec)
 	if err != nil {
 		return -1, err
@@ -47,7 +50,7 @@ func (s *Scheduler) Run(ctx context.Context, req *skiff.RunRequest) (int, error)
 	if tty {
 		sizeTerminal(img, req.TTY)
 	}
-	pod, err := s.podWith(ctx, r, img, &spec, fmt.Sprintf("run-%d-%s", spec.Index, suffix()), func(ps *corev1.PodSpec) {
+	pod, err := s.podWith(ctx, r, img, &spec, fmt.Sprintf("%s-%d-%s", spec.ProcessType, spec.Index, suffix()), func(ps *corev1.PodSpec) {
 		c := &ps.Containers[0]
 		c.Stdin, c.StdinOnce, c.TTY = true, true, tty
 		c.ReadinessProbe, c.Ports = nil, nil
@@ -118,7 +121,7 @@ func sizeTerminal(img *PodImage, tty *skiff.TTY) {
 // output followed from the pod's log until it ends. Ending ctx deletes
 // it (a release phase that timed out).
 func (s *Scheduler) runJob(ctx context.Context, req *skiff.RunRequest, r *Release, img *PodImage, spec *skiff.InstanceSpec) (int, error) {
-	name := fmt.Sprintf("run-%d-%s", spec.Index, suffix())
+	name := fmt.Sprintf("%s-%d-%s", spec.ProcessType, spec.Index, suffix())
 	tmpl, err := s.template(ctx, r, img, spec, name, func(ps *corev1.PodSpec) {
 		ps.Containers[0].ReadinessProbe, ps.Containers[0].Ports = nil, nil
 	}, attachedLabel)

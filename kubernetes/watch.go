@@ -124,15 +124,20 @@ func (s *Scheduler) observe(ctx context.Context, p *corev1.Pod) {
 }
 
 // copyOutput follows a pod's current container's output into the log,
-// skipping what the log already has (a Scheduler that restarted).
+// skipping what the log already has (a Scheduler that restarted): lines up
+// to the process's last app line, compared at the log's precision (a
+// microsecond; the cluster's timestamps have nanoseconds), looked for among
+// its recent lines (the very last may be a platform line, such as a state
+// change).
 func (s *Scheduler) copyOutput(ctx context.Context, ns, pod, appID, process string) {
 	var last time.Time
-	_ = s.cfg.Logs.Query(ctx, skiff.LogQuery{AppID: appID, Process: process, Lines: 1}, func(l skiff.LogLine) error {
-		if l.Source == "app" {
+	_ = s.cfg.Logs.Query(ctx, skiff.LogQuery{AppID: appID, Process: process, Lines: 500}, func(l skiff.LogLine) error {
+		if l.Source == "app" && l.Time.After(last) {
 			last = l.Time
 		}
 		return nil
 	})
+	last = last.Truncate(time.Microsecond)
 	req := s.cfg.Client.Typed.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Follow: true, Timestamps: true})
 	rc, err := req.Stream(ctx)
 	if err != nil {
@@ -150,7 +155,7 @@ func (s *Scheduler) copyOutput(ctx context.Context, ns, pod, appID, process stri
 		if err != nil {
 			t, text = time.Now(), sc.Text()
 		}
-		if !t.After(last) {
+		if !t.Truncate(time.Microsecond).After(last) {
 			continue
 		}
 		s.cfg.Logs.Write(appID, skiff.LogLine{Time: t, Source: "app", Process: process, Text: applog.CleanText([]byte(text))})

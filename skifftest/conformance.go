@@ -49,6 +49,7 @@ func TestScheduler(t *testing.T, open func(t *testing.T) *SchedulerFixture) {
 		{"GraceThenKill", testGraceThenKill},
 		{"InvalidSpecs", testInvalidSpecs},
 		{"AttachedRun", testAttachedRun},
+		{"ReleaseTaskKeepsItsName", testReleaseTaskKeepsItsName},
 		{"OneOff", testOneOff},
 		{"Mounts", testMounts},
 		{"OneOffEndsWhileDown", testOneOffEndsWhileDown},
@@ -309,6 +310,28 @@ func testAttachedRun(t *testing.T, fx *SchedulerFixture) {
 	}
 	if list, _ := s.Instances(context.Background(), ""); len(list) != 0 {
 		t.Fatalf("runs left %+v", list)
+	}
+}
+
+// A release phase's task (RunRequest's NamedOneOff) is logged under its
+// own name, release.<version>, never as a one-off run.
+func testReleaseTaskKeepsItsName(t *testing.T, fx *SchedulerFixture) {
+	spec := testSpec(fx, "phase", skiff.OneOffRelease, 7)
+	var out strings.Builder
+	if code, err := fx.Scheduler.Run(context.Background(), &skiff.RunRequest{Spec: *spec, Args: []string{"exit", "0"}, Stdout: &out, Stderr: &out}); code != 0 || err != nil {
+		t.Fatalf("the release task: %d %v %q", code, err, out.String())
+	}
+	logs := logsOf(t, fx.Scheduler, skiff.LogQuery{AppID: "phase-id"})
+	for _, want := range []string{"skiff[release.7]: Starting process with command `exit 0`", "skiff[release.7]: Process exited with status 0"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, "[run.") {
+		t.Errorf("the release task is logged as a one-off run:\n%s", logs)
+	}
+	if list, _ := fx.Scheduler.Instances(context.Background(), "phase-id"); len(list) != 0 {
+		t.Fatalf("the task left %+v", list)
 	}
 }
 

@@ -117,7 +117,7 @@ func TestReleasePhaseAndCronOnCluster(t *testing.T) {
 	gitIn(t, src, "remote", "add", "skiff", d.remote(app))
 	push := must(t, d.git(admin, src, "push", "skiff", "main"), "the first push", "Running release command", "Released v")
 	ran := regexp.MustCompile(`release phase of (v\d+), GREETING=hello, on (\S+), VERSION 1`).FindStringSubmatch(push.stderr)
-	if ran == nil || !strings.HasPrefix(ran[2], "run-") || !strings.Contains(push.stderr, "no service account token") {
+	if ran == nil || !strings.HasPrefix(ran[2], "release-"+strings.TrimPrefix(ran[1], "v")+"-") || !strings.Contains(push.stderr, "no service account token") {
 		t.Fatalf("the release command's output is not in the push, or it did not run in a pod of the release:\n%s", push.stderr)
 	}
 	if strings.Index(push.stderr, "release phase of") > strings.Index(push.stderr, "Rolling out") {
@@ -195,7 +195,7 @@ func TestReleasePhaseAndCronOnCluster(t *testing.T) {
 			for i, e := range w.list() {
 				f := strings.Fields(e)
 				switch {
-				case f[0] == "job-added" && strings.HasPrefix(f[1], "run-"):
+				case f[0] == "job-added" && strings.HasPrefix(f[1], "release-"+rel+"-"):
 					job, jobImage = f[1], f[2]
 				case f[0] == "job-done" && f[1] == job:
 					jobDone = i
