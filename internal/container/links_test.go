@@ -164,6 +164,10 @@ func TestGroupAddressReuse(t *testing.T) {
 	if err := e.Network.AddToGroupForTest(a.Addr, "grp-one"); err != nil {
 		t.Fatal(err)
 	}
+	// As it is once the allocation has gone round the pool.
+	if err := e.Network.HandOutNextForTest(a.Addr); err != nil {
+		t.Fatal(err)
+	}
 	c, out2, _ := start(t, e, func() *container.Spec { s := appSpec(t, "gb", "serve"); s.NetGroup = "grp-two"; return s }())
 	waitFor(t, out2, "listening")
 	if c.Addr != a.Addr {
@@ -174,6 +178,24 @@ func TestGroupAddressReuse(t *testing.T) {
 	}
 	if m, _ := e.Network.Members("grp-two"); len(m) != 1 || m[0] != c.Addr {
 		t.Fatalf("grp-two: %v", m)
+	}
+}
+
+// TestAddressNotReusedAtOnce: the address of a container just deleted is
+// not the next one's: a router or readiness check still holding it (an
+// instance is listed until its container is deleted) must not reach
+// another app's new container there.
+func TestAddressNotReusedAtOnce(t *testing.T) {
+	e := containertest.New(t)
+	a, out, _ := start(t, e, appSpec(t, "na", "serve"))
+	waitFor(t, out, "listening")
+	if err := a.Delete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, out2, _ := start(t, e, appSpec(t, "nb", "serve"))
+	waitFor(t, out2, "listening")
+	if b.Addr == a.Addr {
+		t.Fatalf("the address %s of a container just deleted went to the next one", a.Addr)
 	}
 }
 

@@ -373,8 +373,11 @@ func (n *Network) attach(id string, pid int, fixed netip.Addr, group string) (ne
 		if hostIP, err = n.serviceSlot(fixed); err != nil {
 			return netip.Addr{}, err
 		}
-	} else if hostIP, err = n.freeSlot(); err != nil {
-		return netip.Addr{}, err
+	} else {
+		if hostIP, err = n.freeSlot(lastSlot(lock)); err != nil {
+			return netip.Addr{}, err
+		}
+		recordSlot(lock, hostIP)
 	}
 	ctrIP := hostIP.Next()
 	name := n.linkName(id)
@@ -444,10 +447,31 @@ func ipnet(a netip.Addr, bits int) *net.IPNet {
 	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, 32)}
 }
 
-// freeSlot returns the host address (.1) of the lowest /30 of the pool no
-// link uses. Slot 0 is left out, so no container gets the pool's first
-// address.
-func (n *Network) freeSlot() (netip.Addr, error) {
+// lastSlot is the host address of the /30 handed out last, as the
+// allocation's lock file records it (invalid when it records none).
+func lastSlot(lock *os.File) netip.Addr {
+	b := make([]byte, 64)
+	k, _ := lock.ReadAt(b, 0)
+	a, _ := netip.ParseAddr(strings.TrimSpace(string(b[:k])))
+	return a
+}
+
+// recordSlot records hostIP's /30 as the one handed out last; losing the
+// record only makes the next allocation start from the pool's beginning.
+func recordSlot(lock *os.File, hostIP netip.Addr) {
+	if err := lock.Truncate(0); err == nil {
+		_, _ = lock.WriteAt([]byte(hostIP.String()+"\n"), 0)
+	}
+}
+
+// freeSlot returns the host address (.1) of the first /30 of the pool no
+// link uses after last's (the one handed out last), wrapping around at
+// the pool's end: an address a container had is the last to be given out
+// again, never at once. While a dead instance's address is still listed
+// (its state changes once its container is deleted), what reaches that
+// address must not be another app's new container. Slot 0 is left out, so
+// no container gets the pool's first address.
+func (n *Network) freeSlot(last netip.Addr) (netip.Addr, error) {
 	used := map[netip.Addr]bool{}
 	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
@@ -461,7 +485,13 @@ func (n *Network) freeSlot() (netip.Addr, error) {
 	base := n.cfg.Pool.Addr().As4()
 	start := binary.BigEndian.Uint32(base[:])
 	slots := uint32(1) << (32 - n.cfg.Pool.Bits()) / 4
-	for i := uint32(1); i < slots; i++ {
+	from := uint32(0) // the slot after which to look
+	if last.Is4() && n.cfg.Pool.Contains(last) {
+		l := slotOf(last).As4()
+		from = (binary.BigEndian.Uint32(l[:]) - start) / 4
+	}
+	for k := uint32(1); k < slots; k++ {
+		i := (from+k-1)%(slots-1) + 1 // from+1 … slots-1, then 1 … from
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], start+4*i)
 		if s := netip.AddrFrom4(b); !used[s] && !n.cfg.ServicePool.Contains(s) {
