@@ -98,8 +98,14 @@ func startFullDaemon() (*daemon, error) {
 	}
 	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	// A registry the tests push builders to, which builder:set may pull
-	// from although it is on loopback.
-	fullRegistry = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	// from although it is on loopback. Its blobs are kept on disk: builders
+	// are hundreds of megabytes, and in memory they made the test binary's
+	// resident size grow past 8 GB.
+	blobs := filepath.Join(dir, "registry")
+	if err := os.MkdirAll(blobs, 0o700); err != nil {
+		return nil, err
+	}
+	fullRegistry = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithBlobHandler(registry.NewDiskBlobHandler(blobs))))
 	hr := hostResources(0)
 	d.cmd = exec.Command(skiffBin, e2etest.ServeArgs(d.data, "--resource-prefix", hr.prefix, "--network-pool", hr.pool,
 		"--debootstrap-cache", debootstrapCache, "--acme-ca", "", "--allow-registry", fullRegistry.Listener.Addr().String())...)
