@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +97,15 @@ func TestIsolationProbes(t *testing.T) {
 	}
 	if _, out := runToEnd(t, e, appSpec(t, "kcore", "cat", "/proc/kcore")); strings.Contains(out, "ELF") {
 		t.Error("/proc/kcore readable")
+	}
+	// The filter is the host architecture's alone: a 32-bit syscall (which
+	// the default profile's x86 copy let through) kills its thread, or the
+	// process.
+	if goruntime.GOARCH == "amd64" {
+		st, out := runToEnd(t, e, appSpec(t, "sys32", "syscall32"))
+		if !strings.Contains(out, "32-bit syscall refused") && st.Signal != int(syscall.SIGSYS) {
+			t.Errorf("a 32-bit syscall: %v, output:\n%s", st, out)
+		}
 	}
 }
 

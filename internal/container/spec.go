@@ -210,8 +210,22 @@ func (r *Runc) ociSpec(s *Spec, rootPath, cgroupsPath string) (*specs.Spec, erro
 	if err != nil {
 		return nil, fmt.Errorf("seccomp profile: %w", err)
 	}
-	sp.Linux.Seccomp = prof
+	sp.Linux.Seccomp = nativeOnly(prof)
 	return sp, nil
+}
+
+// nativeOnly keeps the profile's filter to the host's own architecture:
+// the default profile also lists its compatible ones (x86 and x32 beside
+// x86_64), each a copy of the filter that runc compiles and the kernel
+// loads at every create (15 to 20 ms of it on a loaded host). A syscall
+// of another architecture (a 32-bit binary's int 0x80) then meets the
+// filter's bad-architecture action and kills its thread: buildpacks,
+// apps and services here are built for the host.
+func nativeOnly(prof *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	if len(prof.Architectures) > 1 {
+		prof.Architectures = prof.Architectures[:1]
+	}
+	return prof
 }
 
 // resources are the spec's limits. On v2 an instance gets no swap beyond

@@ -1,6 +1,7 @@
 package container
 
 import (
+	goruntime "runtime"
 	"slices"
 	"testing"
 
@@ -36,6 +37,11 @@ func TestSpecIsLockedDown(t *testing.T) {
 	}
 	if sp.Linux.Seccomp == nil || sp.Linux.Seccomp.DefaultAction == specs.ActAllow || len(sp.Linux.Seccomp.Syscalls) == 0 {
 		t.Error("no seccomp filter")
+	}
+	if native := map[string]specs.Arch{"amd64": specs.ArchX86_64, "arm64": specs.ArchAARCH64}[goruntime.GOARCH]; native != "" {
+		if a := sp.Linux.Seccomp.Architectures; len(a) != 1 || a[0] != native {
+			t.Errorf("seccomp architectures %v, want %s alone", a, native)
+		}
 	}
 	for _, want := range []string{"/proc/kcore", "/proc/keys", "/sys/firmware"} {
 		if !slices.Contains(sp.Linux.MaskedPaths, want) {

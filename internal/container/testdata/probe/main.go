@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,22 @@ func main() {
 		_, err := os.Stdin.Stat()
 		fi, _ := os.Stdout.Stat()
 		fmt.Printf("tty: %v %v\n", fi != nil && fi.Mode()&os.ModeCharDevice != 0, err == nil)
+	case "syscall32": // getpid through the 32-bit entry; the filter lets it return or kills its thread
+		if !has32 {
+			fmt.Println("no 32-bit entry")
+			os.Exit(2)
+		}
+		done := make(chan uintptr, 1)
+		go func() {
+			runtime.LockOSThread()
+			done <- syscall32(getpid32)
+		}()
+		select {
+		case r := <-done:
+			fmt.Println("32-bit syscall returned", int(r))
+		case <-time.After(2 * time.Second):
+			fmt.Println("32-bit syscall refused")
+		}
 	case "winsize": // the terminal's size (rows cols) the moment the process starts
 		var ws [4]uint16
 		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCGWINSZ, uintptr(unsafe.Pointer(&ws)))
