@@ -263,9 +263,12 @@ func testNetwork(t *testing.T) *container.Network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := "sb" + slot.Tag()
+	// Letters no test used before the slots' two-digit tags: an older
+	// test's leftover table ("sb" and three digits, from a binary killed
+	// before its cleanup) would otherwise overlap and refuse this one.
+	prefix := "bt" + slot.Tag()
 	nw, err := container.NewNetwork(container.NetworkConfig{
-		Pool: slot.Pool(), LinkPrefix: prefix, Table: "skiffbuildtest" + slot.Tag(),
+		Pool: slot.Pool(), LinkPrefix: prefix, Table: "skiffbt" + slot.Tag(),
 	}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -65,12 +65,12 @@ func TestLinkPrefixOverlapRefused(t *testing.T) {
 		return container.NetworkConfig{Pool: pool(n), LinkPrefix: prefix,
 			Table: table + tag, LockFile: filepath.Join(t.TempDir(), "lock")}
 	}
-	a := cfg("o"+tag, "skiffovla", 1)
+	a := cfg("xo"+tag, "skiffovla", 1)
 	if _, err := container.NewNetwork(a, log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { container.RemoveNetwork(a) })
-	for _, p := range []string{"o" + tag + "x", "o" + tag[:1], "o" + tag} {
+	for _, p := range []string{"xo" + tag + "x", "xo" + tag[:1], "xo" + tag} {
 		b := cfg(p, "skiffovlb", 2)
 		if nw, err := container.NewNetwork(b, log); err == nil {
 			container.RemoveNetwork(b)
@@ -79,7 +79,7 @@ func TestLinkPrefixOverlapRefused(t *testing.T) {
 			t.Errorf("%q: %v, want directions", p, err)
 		}
 	}
-	b := cfg("q"+tag, "skiffovlb", 2)
+	b := cfg("xq"+tag, "skiffovlb", 2)
 	if _, err := container.NewNetwork(b, log); err != nil {
 		t.Errorf("a distinct prefix: %v", err)
 	}
@@ -96,12 +96,12 @@ func TestRemoveNetwork(t *testing.T) {
 	requireNetAdmin(t)
 	tag, pools := networkSlot(t)
 	pool := pools(3)
-	cfg := container.NetworkConfig{Pool: pool, LinkPrefix: "r" + tag, Table: "skiffrm" + tag, LockFile: filepath.Join(t.TempDir(), "lock")}
+	cfg := container.NetworkConfig{Pool: pool, LinkPrefix: "xr" + tag, Table: "skiffrm" + tag, LockFile: filepath.Join(t.TempDir(), "lock")}
 	if _, err := container.NewNetwork(cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	// A veth left behind, as a crashed daemon would leave one.
-	left := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "r" + tag + "left"}, PeerName: "x" + tag + "left"}
+	left := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "xr" + tag + "left"}, PeerName: "xp" + tag + "left"}
 	if err := netlink.LinkAdd(left); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestRemoveNetwork(t *testing.T) {
 	if len(routes) != 0 {
 		t.Errorf("pool route left: %v", routes)
 	}
-	if _, err := netlink.LinkByName("r" + tag + "left"); err == nil {
+	if _, err := netlink.LinkByName("xr" + tag + "left"); err == nil {
 		t.Error("veth left")
 	}
 	out, _ := exec.Command("nft", "list", "tables").Output()

@@ -105,16 +105,18 @@ func New(t testing.TB) *Env {
 	// and a dial of a deleted container's address would reach another
 	// process's container), and fixed-length names, so that no test
 	// process's veth prefix starts with another's (the network refuses
-	// one that would).
+	// one that would). Its letters are ones no test used before the
+	// slots' two-digit tags, whose three-digit names a killed binary's
+	// leftover table may still match.
 	slot, err := testslot.Get("containertest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tag := slot.Tag()
-	e := &Env{Prefix: "st" + tag, Parent: "skiff-test-" + tag, State: t.TempDir()}
+	e := &Env{Prefix: "ct" + tag, Parent: "skiff-test-" + tag, State: t.TempDir()}
 	e.tmp = filepath.Dir(e.State)
 	e.NetworkConfig = container.NetworkConfig{
-		Pool: slot.Pool(), LinkPrefix: e.Prefix, Table: "skifftest" + tag,
+		Pool: slot.Pool(), LinkPrefix: e.Prefix, Table: "skiffct" + tag,
 	}
 	nw, err := container.NewNetwork(e.NetworkConfig, log)
 	if err != nil {
