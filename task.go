@@ -3,6 +3,7 @@ package skiff
 import (
 	"context"
 	"io"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -71,6 +72,27 @@ func (r *Release) ReleasePhase() []ReleaseTask {
 		tasks = append(tasks, ReleaseTask{Name: "release", Command: cmd, ProcessType: ReleaseProcessType})
 	}
 	return tasks
+}
+
+// CheckScalable says whether process type t of app may be scaled: never
+// the release command, and, once the app has a release cur (nil before its
+// first deploy, when any type may be set ahead), only one of cur's types.
+func CheckScalable(app *App, cur *Release, t string) error {
+	if t == ReleaseProcessType {
+		return Errorf(EINVALID, "release is the release command: it runs once for each new release, before its instances start, and cannot be scaled")
+	}
+	if cur == nil {
+		return nil
+	}
+	if _, ok := cur.ProcessTypes[t]; !ok {
+		types := cur.ScalableTypes()
+		sort.Strings(types)
+		if len(types) == 0 {
+			return Errorf(EINVALID, "%s has no process type %s; its release has none to scale", app.Name, t)
+		}
+		return Errorf(EINVALID, "%s has no process type %s; it has %s", app.Name, t, strings.Join(types, ", "))
+	}
+	return nil
 }
 
 // ScalableTypes are the process types of r that a formation may scale:

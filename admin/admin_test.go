@@ -432,8 +432,16 @@ func TestAppCommands(t *testing.T) {
 	if _, env := s.get("shop."+baseDomain, "/env"); !strings.Contains(env, `"GREETING=hello world"`) {
 		t.Fatalf("the rollback's config:\n%s", env)
 	}
-	if r := s.run("alice", "", "ps:scale", "shop", "clock=1"); r.code != 1 || !strings.Contains(r.stderr, "has no process type clock") {
-		t.Errorf("scaling a missing type: %s", r)
+	// An unknown type, or the release command, is refused before anything
+	// says it is being scaled, and the formation stays.
+	for arg, want := range map[string]string{"clock=1": "shop has no process type clock; it has web, worker", "bogus=2": "shop has no process type bogus; it has web, worker", "release=1": "cannot be scaled"} {
+		r := s.run("alice", "", "ps:scale", "shop", "web=1", arg)
+		if r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.String(), "Scaling") {
+			t.Errorf("ps:scale shop web=1 %s: %s", arg, r)
+		}
+	}
+	if r := s.must("alice", "ps:scale", "shop"); strings.TrimSpace(r.stdout) != "web=2 worker=0" {
+		t.Errorf("the formation after refused scales: %s", r.stdout)
 	}
 	var out bytes.Buffer
 	code := s.runner.RunCommand(context.Background(), &skiff.Invocation{Actor: s.users["alice"], Args: []string{"run", "shop", "exit", "3"}, Stdout: &out, Stderr: &out})

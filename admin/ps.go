@@ -145,6 +145,17 @@ func psScale(c *call) error {
 		}
 		quantities[t] = q
 	}
+	// Refuse a type the app does not have before saying anything is being
+	// scaled (the deployer checks again, under the app's lock).
+	_, cur, err := effectiveFormation(c)
+	if err != nil {
+		return err
+	}
+	for _, t := range sortedKeys(quantities) {
+		if err := skiff.CheckScalable(c.app, cur, t); err != nil {
+			return err
+		}
+	}
 	c.progress("Scaling %s processes", c.app.Name)
 	if err := c.services().Deployer.Scale(c.ctx, c.app, quantities, c.stderr()); err != nil {
 		return err

@@ -130,15 +130,13 @@ func (p *Pipeline) Scale(ctx context.Context, app *skiff.App, quantities map[str
 		return err
 	}
 	cur, curErr := p.cfg.Store.CurrentRelease(ctx, app.ID)
+	if curErr != nil {
+		cur = nil
+	}
 	change := skiff.Formation{}
 	for t, n := range quantities {
-		if t == skiff.ReleaseProcessType {
-			return skiff.Errorf(skiff.EINVALID, "release is the release command: it runs once for each new release, before its instances start, and cannot be scaled")
-		}
-		if curErr == nil {
-			if _, ok := cur.ProcessTypes[t]; !ok {
-				return skiff.Errorf(skiff.EINVALID, "%s has no process type %s; it has %s", app.Name, t, strings.Join(slices.Sorted(maps.Keys(cur.ProcessTypes)), ", "))
-			}
+		if err := skiff.CheckScalable(app, cur, t); err != nil {
+			return err
 		}
 		s := f[t]
 		s.Quantity = n
