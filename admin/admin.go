@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 
@@ -89,6 +90,19 @@ type Info struct {
 
 // GitURL is the git remote of an app.
 func (i Info) GitURL(app string) string { return "ssh://skiff@" + i.SSHHost + "/" + app }
+
+// SSHCommand is how users reach the commands: "ssh -p PORT skiff@HOST",
+// or without -p on port 22.
+func (i Info) SSHCommand() string {
+	host := i.SSHHost
+	if host == "" {
+		host = "<host>"
+	}
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		return "ssh -p " + port + " skiff@" + h
+	}
+	return "ssh skiff@" + host
+}
 
 // WebURL is the default address of an app.
 func (i Info) WebURL(app string) string { return webURL(app, i.Domain, i.HTTPPort) }
@@ -165,9 +179,22 @@ func (r *Runner) RunCommand(ctx context.Context, inv *skiff.Invocation) int {
 	}
 }
 
+// noCommand is the answer to a session with no command (a plain `ssh
+// skiff@host`, which asks for a shell): how commands are given instead.
+func (r *Runner) noCommand() string {
+	ssh := r.info.SSHCommand()
+	return strings.Join([]string{
+		"skiff has no shell: give a command after the host, like",
+		"  " + ssh + " help        the commands",
+		"  " + ssh + " apps        your apps",
+		"  " + ssh + " help apps   a topic's commands",
+		"and deploy with git push " + r.info.GitURL("<app>") + " main",
+	}, "\n       ")
+}
+
 func (r *Runner) run(ctx context.Context, inv *skiff.Invocation) error {
 	if len(inv.Args) == 0 {
-		return &usageError{msg: "no command; try `help`"}
+		return &usageError{msg: r.noCommand()}
 	}
 	name := inv.Args[0]
 	if name == "--help" || name == "-h" {

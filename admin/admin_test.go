@@ -209,7 +209,7 @@ func TestUsageAndExitStatus(t *testing.T) {
 		code int
 		want string
 	}{
-		{nil, 2, "no command"},
+		{nil, 2, "ssh -p 2222 skiff@git.skiff.test help        the commands"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"apps:create"}, 2, "usage: skiff apps:create <app>"},
 		{[]string{"config"}, 2, "usage: skiff config <app>"},

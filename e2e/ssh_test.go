@@ -201,22 +201,28 @@ func TestSessionRequestsRefused(t *testing.T) {
 	}
 	defer c.Close()
 
+	// A shell request runs no shell: it is answered with how to give a
+	// command, and exit status 2; with a terminal too.
+	for _, pty := range []bool{false, true} {
+		s, _ := c.NewSession()
+		if pty {
+			if err := s.RequestPty("xterm", 40, 80, gossh.TerminalModes{}); err != nil {
+				t.Fatal("pty request refused (run needs it):", err)
+			}
+		}
+		var out strings.Builder
+		s.Stdout, s.Stderr = &out, &out
+		if err := s.Shell(); err != nil {
+			t.Fatalf("shell request (pty %v): %v", pty, err)
+		}
+		var exit *gossh.ExitError
+		if err := s.Wait(); !errors.As(err, &exit) || exit.ExitStatus() != 2 || !strings.Contains(out.String(), "skiff has no shell") || !strings.Contains(out.String(), " help ") {
+			t.Errorf("shell (pty %v): %v\n%s", pty, err, out.String())
+		}
+		s.Close()
+	}
+
 	s, _ := c.NewSession()
-	if err := s.Shell(); err == nil {
-		t.Error("shell accepted")
-	}
-	s.Close()
-
-	s, _ = c.NewSession()
-	if err := s.RequestPty("xterm", 40, 80, gossh.TerminalModes{}); err != nil {
-		t.Fatal("pty request refused (run needs it):", err)
-	}
-	if err := s.Shell(); err == nil {
-		t.Error("pty shell accepted")
-	}
-	s.Close()
-
-	s, _ = c.NewSession()
 	if err := s.RequestSubsystem("sftp"); err == nil {
 		t.Error("sftp subsystem accepted")
 	}

@@ -85,10 +85,11 @@ func New(cfg Config) (*Server, error) {
 		Handler:     s.handleSession,
 		// Every offered key is checked, but who the user is gets decided by
 		// the key that signed: see verifiedKey.
-		PublicKeyHandler:       s.keyKnown,
-		ServerConfigCallback:   s.serverConfig,
-		ConnCallback:           s.preAuthDeadline,
-		SessionRequestCallback: func(_ ssh.Session, kind string) bool { return kind == "exec" },
+		PublicKeyHandler:     s.keyKnown,
+		ServerConfigCallback: s.serverConfig,
+		ConnCallback:         s.preAuthDeadline,
+		// A shell request is answered with how to give a command (session.go).
+		SessionRequestCallback: func(_ ssh.Session, kind string) bool { return kind == "exec" || kind == "shell" },
 		PtyCallback:            func(ssh.Context, ssh.Pty) bool { return true },
 		IdleTimeout:            cfg.IdleTimeout,
 		MaxTimeout:             cfg.MaxDuration,

@@ -89,8 +89,12 @@ func newServer(t *testing.T) *server {
 	builder := skifftest.NewBuilder(images)
 	p := deploy.New(deploy.Config{Store: db, Repos: repos, Builder: builder, Scheduler: sched, Routes: rt, Log: log,
 		BaseDomain: baseDomain, ReadyTimeout: 5 * time.Second, StopGrace: time.Second})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	commands := admin.New(admin.Services{Apps: db, Users: db, Access: db, Events: db, Pushes: db, Releases: db, Config: db, Domains: db,
-		Settings: db, Deployer: p, Builder: builder, Scheduler: sched, Routes: rt}, admin.Info{SSHHost: "127.0.0.1", Domain: baseDomain}, rt, log)
+		Settings: db, Deployer: p, Builder: builder, Scheduler: sched, Routes: rt}, admin.Info{SSHHost: l.Addr().String(), Domain: baseDomain}, rt, log)
 	hostKey, err := gitserver.LoadOrCreateHostKey(filepath.Join(dir, "host_key"))
 	if err != nil {
 		t.Fatal(err)
@@ -112,10 +116,6 @@ func newServer(t *testing.T) *server {
 	ctl := &control.Server{Commands: commands, Hooks: srv, Log: log}
 	go ctl.Serve(cl)
 	t.Cleanup(func() { ctl.Close() })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	s := &server{t: t, dir: dir, addr: l.Addr().String(), db: db, router: rt, srv: srv, keys: map[string]string{}}
@@ -307,8 +307,15 @@ func TestCommandsOverSSH(t *testing.T) {
 	if r := s.ssh("alice", "whoami; rm -rf /"); r.code == 0 {
 		t.Errorf("a shell line ran: %s", r)
 	}
-	if r := s.ssh("alice"); r.code == 0 {
-		t.Errorf("a shell was given: %s", r)
+	// A plain `ssh skiff@host` asks for a shell: none is given; the answer
+	// says how to give a command, with and without a terminal.
+	_, port, _ := net.SplitHostPort(s.addr)
+	hint := "ssh -p " + port + " skiff@127.0.0.1 help"
+	if r := s.ssh("alice"); r.code != 2 || !strings.Contains(r.stderr, "skiff has no shell") || !strings.Contains(r.stderr, hint) || strings.Contains(r.stderr, "shell request failed") {
+		t.Errorf("a shell request: %s", r)
+	}
+	if r := s.ssh("alice", "-tt"); r.code != 2 || !strings.Contains(r.stderr, hint+"        the commands\r\n") {
+		t.Errorf("a shell request with a terminal: %s", r)
 	}
 	// A removed key no longer gets in.
 	s.addUser("carol", false)

@@ -1,7 +1,9 @@
 package gitserver
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 
 	"github.com/gliderlabs/ssh"
 
@@ -9,7 +11,8 @@ import (
 )
 
 // handleSession runs one exec request: a git transfer or an admin command.
-// Shell requests never get here (SessionRequestCallback refuses them).
+// A shell request (no command) gets the commands' answer to an empty
+// command line: how to give one, and exit status 2.
 func (s *Server) handleSession(sess ssh.Session) {
 	s.wg.Add(1)
 	defer s.wg.Done()
@@ -23,7 +26,11 @@ func (s *Server) handleSession(sess ssh.Session) {
 	defer stop()
 	raw := sess.RawCommand()
 	if raw == "" {
-		fail(sess, 1, "skiff has no shell; try `ssh -p <port> skiff@<host> help`")
+		inv := &skiff.Invocation{Actor: actor, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
+		if _, _, ok := sess.Pty(); ok { // the client's terminal is raw: a line ends in CR LF
+			inv.Stdout, inv.Stderr = crlfWriter{sess}, crlfWriter{sess.Stderr()}
+		}
+		_ = sess.Exit(s.cfg.Commands.RunCommand(ctx, inv))
 		return
 	}
 	args, starts, err := skiff.ParseCommandLineOffsets(raw)
@@ -56,6 +63,17 @@ func windowSizes(in <-chan ssh.Window) <-chan skiff.WindowSize {
 		}
 	}()
 	return out
+}
+
+// crlfWriter ends each line in CR LF, as a terminal's line discipline
+// would for a program that had one.
+type crlfWriter struct{ w io.Writer }
+
+func (c crlfWriter) Write(p []byte) (int, error) {
+	if _, err := c.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func fail(sess ssh.Session, code int, msg string) {
