@@ -11,15 +11,8 @@ import (
 // cluster, only an admin may change a cluster, and a cluster that does
 // not answer keeps what it had.
 func TestClusterIngressClassInput(t *testing.T) {
-	s := newServer(t, withClusters(t))
-	s.addCluster("prod")
-	kc := deadKubeconfig(t)
-	for _, tc := range []struct {
-		stdin string
-		args  []string
-		code  int
-		want  string
-	}{
+	s, kc := newClusterServer(t)
+	s.answers([]clusterInput{
 		{kc, []string{"clusters:add", "stage", "--ingress-class", "Nginx"}, 1, "invalid ingress class"},
 		{kc, []string{"clusters:add", "stage", "--ingress-class", ""}, 1, "invalid ingress class"},
 		{kc, []string{"clusters:add", "stage", "--ingress-class", "nginx;rm -rf /"}, 1, "invalid ingress class"},
@@ -34,15 +27,7 @@ func TestClusterIngressClassInput(t *testing.T) {
 		{"", []string{"clusters:set", "nope", "ingress-class", "nginx"}, 1, "no cluster nope"},
 		// The check runs again: a cluster that does not answer is not changed.
 		{"", []string{"clusters:set", "prod", "ingress-class", "nginx"}, 1, "127.0.0.1"},
-	} {
-		r := s.run("root", tc.stdin, tc.args...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%v: %d, want %d and %q in:\n%s", tc.args, r.code, tc.code, tc.want, r)
-		}
-		if strings.Contains(r.String(), clusterToken) {
-			t.Errorf("%v printed the kubeconfig's token:\n%s", tc.args, r)
-		}
-	}
+	})
 	list, err := s.db.Clusters(context.Background())
 	if err != nil || len(list) != 1 || list[0].IngressClass != "" {
 		t.Fatalf("the clusters after the refusals: %+v %v", list, err)

@@ -62,6 +62,40 @@ func withClusters(t *testing.T) serverOption {
 	}
 }
 
+// newClusterServer is a server with clusters, where cluster prod is stored
+// already, and a kubeconfig whose API does not answer.
+func newClusterServer(t *testing.T) (*server, string) {
+	s := newServer(t, withClusters(t))
+	s.addCluster("prod")
+	return s, deadKubeconfig(t)
+}
+
+// clusterInput is a command line root runs, its stdin, and its answer:
+// the exit status and what stderr says.
+type clusterInput struct {
+	stdin string
+	args  []string
+	code  int
+	want  string
+}
+
+// answers runs each case as root and checks its answer, and that it
+// prints neither the kubeconfig's token nor any of secrets.
+func (s *server) answers(cases []clusterInput, secrets ...string) {
+	s.t.Helper()
+	for _, tc := range cases {
+		r := s.run("root", tc.stdin, tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			s.t.Errorf("%v: %d, want %d and %q in:\n%s", tc.args, r.code, tc.code, tc.want, r)
+		}
+		for _, secret := range append(secrets, clusterToken) {
+			if strings.Contains(r.String(), secret) {
+				s.t.Errorf("%v printed a credential:\n%s", tc.args, r)
+			}
+		}
+	}
+}
+
 // addCluster stores a cluster as clusters:add would once its check passed.
 func (s *server) addCluster(name string) {
 	s.t.Helper()
@@ -75,10 +109,8 @@ func (s *server) addCluster(name string) {
 // Only an admin sees, adds, removes clusters or moves apps; nobody else
 // learns anything or changes anything, their own apps included.
 func TestClustersAreAdminOnly(t *testing.T) {
-	s := newServer(t, withClusters(t))
-	s.addCluster("prod")
+	s, kc := newClusterServer(t)
 	s.must("alice", "apps:create", "shop")
-	kc := deadKubeconfig(t)
 	for _, args := range [][]string{
 		{"clusters"}, {"clusters:list", "--format", "json"}, {"clusters:rbac"}, {"clusters:add", "mine"}, {"clusters:remove", "prod"},
 		{"scheduler:set", "shop", "k8s", "--cluster", "prod"}, {"scheduler:set", "shop", "k8s"}, {"scheduler:set", "shop", "local"},
@@ -106,29 +138,17 @@ func TestClustersAreAdminOnly(t *testing.T) {
 func TestClustersAddRefusesAndNeverPrintsCredentials(t *testing.T) {
 	s := newServer(t, withClusters(t))
 	kc := deadKubeconfig(t)
-	for _, tc := range []struct {
-		stdin string
-		args  []string
-		want  string
-	}{
-		{kc, []string{"clusters:add", "Prod"}, "invalid cluster name"},
-		{kc, []string{"clusters:add", "a/b"}, "invalid cluster name"},
-		{kc, []string{"clusters:add", strings.Repeat("a", 31)}, "invalid cluster name"},
-		{kc, []string{"clusters:add", "prod", "--namespace", "Bad_NS"}, "invalid namespace"},
-		{"", []string{"clusters:add", "prod"}, "no kubeconfig on stdin"},
-		{"  \n", []string{"clusters:add", "prod"}, "no kubeconfig on stdin"},
-		{strings.Repeat("#", 1<<20+1), []string{"clusters:add", "prod"}, "over 1024 KiB"},
-		{"apiVersion: v1\nclusters: [", []string{"clusters:add", "prod"}, "does not parse"},
-		{kc, []string{"clusters:add", "prod"}, "127.0.0.1"}, // the API does not answer
-	} {
-		r := s.run("root", tc.stdin, tc.args...)
-		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
-			t.Errorf("%v: %d, want %q in:\n%s", tc.args, r.code, tc.want, r)
-		}
-		if strings.Contains(r.String(), clusterToken) {
-			t.Errorf("%v printed the kubeconfig's token:\n%s", tc.args, r)
-		}
-	}
+	s.answers([]clusterInput{
+		{kc, []string{"clusters:add", "Prod"}, 1, "invalid cluster name"},
+		{kc, []string{"clusters:add", "a/b"}, 1, "invalid cluster name"},
+		{kc, []string{"clusters:add", strings.Repeat("a", 31)}, 1, "invalid cluster name"},
+		{kc, []string{"clusters:add", "prod", "--namespace", "Bad_NS"}, 1, "invalid namespace"},
+		{"", []string{"clusters:add", "prod"}, 1, "no kubeconfig on stdin"},
+		{"  \n", []string{"clusters:add", "prod"}, 1, "no kubeconfig on stdin"},
+		{strings.Repeat("#", 1<<20+1), []string{"clusters:add", "prod"}, 1, "over 1024 KiB"},
+		{"apiVersion: v1\nclusters: [", []string{"clusters:add", "prod"}, 1, "does not parse"},
+		{kc, []string{"clusters:add", "prod"}, 1, "127.0.0.1"}, // the API does not answer
+	})
 	if list, _ := s.db.Clusters(context.Background()); len(list) != 0 {
 		t.Fatalf("refused clusters:add stored %v", list)
 	}
