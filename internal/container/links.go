@@ -154,19 +154,16 @@ func (n *Network) Link(l LinkRule) error {
 	if !ValidGroup(l.Group) || !n.cfg.ServicePool.Contains(l.Service) || l.Port == 0 {
 		return fmt.Errorf("link %s to %s:%d: invalid group, service address or port", l.Group, l.Service, l.Port)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	existing, err := n.linkRules(c)
-	if err != nil {
-		return err
-	}
-	if len(existing[l.key()]) > 0 {
-		return nil
-	}
+	return n.editLinks(func(c *nftables.Conn, existing map[string][]*nftables.Rule) error {
+		if len(existing[l.key()]) > 0 {
+			return nil
+		}
+		return n.addLink(c, l)
+	})
+}
+
+// addLink queues Link's set and rules on c.
+func (n *Network) addLink(c *nftables.Conn, l LinkRule) error {
 	t := n.table()
 	ch := &nftables.Chain{Name: linksChain, Table: t}
 	s := n.groupSet(l.Group)
@@ -203,32 +200,15 @@ func (n *Network) Link(l LinkRule) error {
 	// Back: the service's answers on connections the group opened.
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: ud,
 		Exprs: cat(ipv4Saddr(svc), inGroup(16), tcpOnly, portAt(0), established, acc)})
-	return c.Flush()
+	return nil
 }
 
 // Unlink closes the path Link opened; connections open on it are reset at
 // their next packet. Unlinking what is not linked is not an error.
 func (n *Network) Unlink(l LinkRule) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c, err := nftables.New()
-	if err != nil {
-		return err
-	}
-	existing, err := n.linkRules(c)
-	if err != nil {
-		return err
-	}
-	rules := existing[l.key()]
-	if len(rules) == 0 {
-		return nil
-	}
-	for _, r := range rules {
-		if err := c.DelRule(r); err != nil {
-			return err
-		}
-	}
-	return c.Flush()
+	return n.editLinks(func(c *nftables.Conn, existing map[string][]*nftables.Rule) error {
+		return delRules(c, existing[l.key()])
+	})
 }
 
 // RemoveGroup removes group's set and every link of it, in one step: its
@@ -239,6 +219,25 @@ func (n *Network) RemoveGroup(group string) error {
 	if !ValidGroup(group) {
 		return fmt.Errorf("invalid network group %q", group)
 	}
+	return n.editLinks(func(c *nftables.Conn, existing map[string][]*nftables.Rule) error {
+		for k, rules := range existing {
+			if !strings.HasPrefix(k, "link "+group+" ") {
+				continue
+			}
+			if err := delRules(c, rules); err != nil {
+				return err
+			}
+		}
+		if s, err := c.GetSetByName(n.table(), setPrefix+group); err == nil {
+			c.DelSet(s)
+		}
+		return nil
+	})
+}
+
+// editLinks hands edit the links chain's rules by key, under n's lock, and
+// applies what edit queued on c in one batch (nothing, if it queued none).
+func (n *Network) editLinks(edit func(c *nftables.Conn, existing map[string][]*nftables.Rule) error) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c, err := nftables.New()
@@ -249,20 +248,19 @@ func (n *Network) RemoveGroup(group string) error {
 	if err != nil {
 		return err
 	}
-	for k, rules := range existing {
-		if !strings.HasPrefix(k, "link "+group+" ") {
-			continue
-		}
-		for _, r := range rules {
-			if err := c.DelRule(r); err != nil {
-				return err
-			}
-		}
-	}
-	if s, err := c.GetSetByName(n.table(), setPrefix+group); err == nil {
-		c.DelSet(s)
+	if err := edit(c, existing); err != nil {
+		return err
 	}
 	return c.Flush()
+}
+
+func delRules(c *nftables.Conn, rules []*nftables.Rule) error {
+	for _, r := range rules {
+		if err := c.DelRule(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Links lists the open paths.
