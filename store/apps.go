@@ -85,20 +85,7 @@ func (db *DB) ListApps(ctx context.Context, filter skiff.AppFilter) ([]*skiff.Ap
 		query += ` WHERE a.owner_id = ? OR EXISTS (SELECT 1 FROM access x WHERE x.app_id = a.id AND x.user_id = ?)`
 		args = append(args, v.ID, v.ID)
 	}
-	rows, err := db.read.QueryContext(ctx, query+` ORDER BY a.name`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	apps := []*skiff.App{}
-	for rows.Next() {
-		app, err := scanApp(rows)
-		if err != nil {
-			return nil, err
-		}
-		apps = append(apps, app)
-	}
-	return apps, rows.Err()
+	return queryAll(ctx, db, scanApp, query+` ORDER BY a.name`, args...)
 }
 
 // RenameApp gives the app a new name; its id, and so everything on disk,

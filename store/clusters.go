@@ -55,20 +55,7 @@ func scanCluster(row interface{ Scan(...any) error }) (*skiff.Cluster, error) {
 
 // Clusters lists the clusters by name.
 func (db *DB) Clusters(ctx context.Context) ([]*skiff.Cluster, error) {
-	rows, err := db.read.QueryContext(ctx, clusterQuery+` ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*skiff.Cluster{}
-	for rows.Next() {
-		c, err := scanCluster(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db, scanCluster, clusterQuery+` ORDER BY name`)
 }
 
 // FindCluster returns the cluster called name.

@@ -176,20 +176,8 @@ func scanCronRun(row interface{ Scan(...any) error }) (*skiff.CronRun, error) {
 }
 
 func (db *DB) queryCronRuns(ctx context.Context, where string, args ...any) ([]*skiff.CronRun, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+cronRunColumns+` FROM cron_runs WHERE `+where, args...) //nolint:gosec // constant SQL from its callers; values are bound
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	runs := []*skiff.CronRun{}
-	for rows.Next() {
-		r, err := scanCronRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		runs = append(runs, r)
-	}
-	return runs, rows.Err()
+	// where is constant SQL from the callers; the values are bound.
+	return queryAll(ctx, db, scanCronRun, `SELECT `+cronRunColumns+` FROM cron_runs WHERE `+where, args...)
 }
 
 // CronRuns lists an app's runs, newest first.

@@ -222,3 +222,22 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) error {
 	_, err = io.Copy(w, f)
 	return err
 }
+
+// queryAll runs query on the read connection and returns its rows, each
+// made by scan; no rows is an empty list, not nil.
+func queryAll[T any](ctx context.Context, db *DB, scan func(row interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

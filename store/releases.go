@@ -77,20 +77,7 @@ func (db *DB) ListBuilds(ctx context.Context, appID string, limit int) ([]*skiff
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds WHERE app_id = ? ORDER BY id DESC LIMIT ?`, appID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	builds := []*skiff.Build{}
-	for rows.Next() {
-		b, err := scanBuild(rows)
-		if err != nil {
-			return nil, err
-		}
-		builds = append(builds, b)
-	}
-	return builds, rows.Err()
+	return queryAll(ctx, db, scanBuild, `SELECT `+buildColumns+` FROM builds WHERE app_id = ? ORDER BY id DESC LIMIT ?`, appID, limit)
 }
 
 // FindBuild returns one build of an app.
@@ -262,21 +249,8 @@ func (db *DB) ListReleases(ctx context.Context, appID string, limit int) ([]*ski
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+releaseColumns+` FROM releases r JOIN apps a ON a.id = r.app_id
+	return queryAll(ctx, db, scanRelease, `SELECT `+releaseColumns+` FROM releases r JOIN apps a ON a.id = r.app_id
 		WHERE r.app_id = ? ORDER BY r.version DESC LIMIT ?`, appID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	releases := []*skiff.Release{}
-	for rows.Next() {
-		r, err := scanRelease(rows)
-		if err != nil {
-			return nil, err
-		}
-		releases = append(releases, r)
-	}
-	return releases, rows.Err()
 }
 
 // FindRelease returns one release.

@@ -115,20 +115,7 @@ func (db *DB) FindServiceByID(ctx context.Context, id string) (*skiff.Service, e
 
 // ListServices implements skiff.ServiceStore.
 func (db *DB) ListServices(ctx context.Context) ([]*skiff.Service, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+serviceColumns+` FROM services s LEFT JOIN users u ON u.id = s.owner_id ORDER BY s.name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*skiff.Service
-	for rows.Next() {
-		s, err := scanService(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db, scanService, `SELECT `+serviceColumns+` FROM services s LEFT JOIN users u ON u.id = s.owner_id ORDER BY s.name`)
 }
 
 // AddLink implements skiff.ServiceStore.

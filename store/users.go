@@ -82,20 +82,7 @@ func (db *DB) FindUserByName(ctx context.Context, name string) (*skiff.User, err
 
 // ListUsers lists users by name.
 func (db *DB) ListUsers(ctx context.Context) ([]*skiff.User, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT id, name, admin, created_at FROM users ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	users := []*skiff.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		users = append(users, u)
-	}
-	return users, rows.Err()
+	return queryAll(ctx, db, scanUser, `SELECT id, name, admin, created_at FROM users ORDER BY name`)
 }
 
 // ListKeys lists every key, by user then age.

@@ -69,20 +69,7 @@ func (db *DB) FindVolume(ctx context.Context, name string) (*skiff.Volume, error
 
 // ListVolumes lists every volume by name.
 func (db *DB) ListVolumes(ctx context.Context) ([]*skiff.Volume, error) {
-	rows, err := db.read.QueryContext(ctx, volumeQuery+` ORDER BY v.name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	vols := []*skiff.Volume{}
-	for rows.Next() {
-		v, err := scanVolume(rows)
-		if err != nil {
-			return nil, err
-		}
-		vols = append(vols, v)
-	}
-	return vols, rows.Err()
+	return queryAll(ctx, db, scanVolume, volumeQuery+` ORDER BY v.name`)
 }
 
 // SetVolumeSize records a volume's new size.
