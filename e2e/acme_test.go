@@ -2,10 +2,11 @@ package e2e
 
 import (
 	"crypto/tls"
-	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +19,19 @@ import (
 // that are not registered get no order.
 func TestACMECertificate(t *testing.T) {
 	requireFull(t)
-	ports := pebbletest.FreePorts(t, 2)
-	ca := pebbletest.Start(t, ports[0], ports[1], 90*24*time.Hour)
+	// The daemon is handed its sockets (as systemd would): the CA must be
+	// told the ports before the daemon starts, and a port merely found
+	// free could be another process's by the time the daemon bound it.
+	sockets, addrs := activationSockets(t)
+	ca := pebbletest.Start(t, portOf(t, addrs[1]), portOf(t, addrs[2]), 90*24*time.Hour)
 	dir := sandboxDir(t)
-	d := &daemon{t: t, dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
+	d := &daemon{t: t, dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer), sockets: sockets}
 	hr := hostResources(2)
 	d.start("--resource-prefix", hr.prefix, "--network-pool", hr.pool, "--debootstrap-cache", debootstrapCache,
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--https-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"--acme-ca", ca.Directory, "--acme-ca-roots", ca.TrustPEM, "--acme-email", "ops@skiff.test")
+	if d.addr.HTTP != addrs[1] || d.addr.HTTPS != addrs[2] {
+		t.Fatalf("the daemon serves %s and %s, not the sockets it was given %v", d.addr.HTTP, d.addr.HTTPS, addrs)
+	}
 	admin := d.addUser("admin", true)
 	if r := d.local("", "builder:create"); r.code != 0 {
 		t.Fatal(r)
@@ -87,4 +93,16 @@ func TestACMECertificate(t *testing.T) {
 	if ca.Orders() != 1 {
 		t.Errorf("%d orders for one name", ca.Orders())
 	}
+}
+
+func portOf(t *testing.T, addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

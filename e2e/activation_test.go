@@ -13,11 +13,10 @@ import (
 	"time"
 )
 
-// E8: with the sockets held by systemd (socket activation), a restart of
-// skiff refuses no connection: requests that arrive while no daemon runs
-// wait in the socket's queue and are answered by the next one.
-func TestSocketActivationRestart(t *testing.T) {
-	t.Parallel()
+// activationSockets are a daemon's sockets as systemd holds them for
+// socket activation: ssh, http and https on ports of 127.0.0.1, open
+// until the test ends (d.sockets takes the files); and their addresses.
+func activationSockets(t *testing.T) ([]*os.File, []string) {
 	var files []*os.File
 	var addrs []string
 	for range 3 { // ssh, http, https
@@ -34,6 +33,15 @@ func TestSocketActivationRestart(t *testing.T) {
 		files = append(files, f)
 		t.Cleanup(func() { f.Close() })
 	}
+	return files, addrs
+}
+
+// E8: with the sockets held by systemd (socket activation), a restart of
+// skiff refuses no connection: requests that arrive while no daemon runs
+// wait in the socket's queue and are answered by the next one.
+func TestSocketActivationRestart(t *testing.T) {
+	t.Parallel()
+	files, addrs := activationSockets(t)
 	d := &daemon{t: t, dir: t.TempDir(), log: new(bytesBuffer), sockets: files}
 	d.data = filepath.Join(d.dir, "data")
 	d.start("--git-only")

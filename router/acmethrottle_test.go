@@ -3,9 +3,7 @@ package router
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,13 +61,9 @@ func TestACMEFailedValidationIsSpaced(t *testing.T) {
 	}
 	// The CA validates on ports where something else answers, closing
 	// every connection at once (so certmagic does not answer there either).
-	dead := pebbletest.FreePorts(t, 2)
-	for _, port := range dead {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
+	var dead []int
+	for _, l := range pebbletest.Listen(t, 2) {
+		dead = append(dead, pebbletest.Port(l))
 		go func() {
 			for {
 				c, err := l.Accept()

@@ -99,22 +99,24 @@ func startDNS(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// FreePorts returns n TCP ports of 127.0.0.1 that were free a moment ago,
-// for a process under test that must be told its ports in advance.
-func FreePorts(t testing.TB, n int) []int {
+// Listen returns n listeners on ports of 127.0.0.1, for the ports a CA
+// validates on, held until the test ends. The process under test is handed
+// the listeners themselves (or their files, as systemd hands a daemon its
+// sockets): a port picked free, closed and bound again later could be
+// taken meanwhile by another process on a busy host.
+func Listen(t testing.TB, n int) []*net.TCPListener {
 	t.Helper()
-	var ports []int
-	var ls []net.Listener
+	var ls []*net.TCPListener
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		t.Cleanup(func() { l.Close() })
+		ls = append(ls, l.(*net.TCPListener))
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return ls
 }
+
+// Port is l's port.
+func Port(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
