@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"io"
-	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 )
 
@@ -15,23 +12,7 @@ import (
 // non-public registry is refused before any connection, with directions.
 func TestBuilderSetCannotReachTheHost(t *testing.T) {
 	d, admin := fullDaemon(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-			c.Close()
-		}
-	}()
+	l, accepted := countAccepts(t, "127.0.0.1:0", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	if r := d.ssh(admin, "", "apps:create", "egress"); r.code != 0 {
 		t.Fatal(r)
 	}

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 )
 
@@ -41,22 +40,7 @@ func TestServiceReachesNothing(t *testing.T) {
 		t.Fatalf("the service's address %q: %v", info.Address, err)
 	}
 
-	l, err := net.Listen("tcp", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	l, accepted := countAccepts(t, "0.0.0.0:0", "")
 	lport := l.Addr().(*net.TCPAddr).Port
 
 	// connect asks psql, in the server's container, to open a session at
