@@ -280,8 +280,14 @@ func storageReport(c *call) error {
 		if reports == nil {
 			reports = []volumeReport{}
 		}
-		return c.writeJSON(map[string]any{"volumes": reports, "used_bytes": total, "size_bytes": sizes,
-			"budget_bytes": budget.BudgetBytes, "given_bytes": budget.GivenBytes})
+		out := map[string]any{"volumes": reports, "used_bytes": total, "size_bytes": sizes}
+		if left := budget.Left(); left >= 0 {
+			out["left_bytes"] = left
+		}
+		if c.actor.Admin() {
+			out["budget_bytes"], out["given_bytes"] = budget.BudgetBytes, budget.GivenBytes
+		}
+		return c.writeJSON(out)
 	}
 	if len(reports) == 0 {
 		fmt.Fprintf(c.stderr(), "No storage to show; storage:ensure-directory <name> makes some.\n")
@@ -315,8 +321,18 @@ func storageReport(c *call) error {
 }
 
 // budgetLine says what the server's storage budget is and what of it the
-// volumes and services are given (the sizes that count, of every one).
+// volumes and services are given (the sizes that count, of every one), to
+// an admin; to anyone else only what is left, which tells nothing of what
+// other users' volumes and services take.
 func (c *call) budgetLine(b skiff.StorageBudget) {
+	if !c.actor.Admin() {
+		if b.BudgetBytes <= 0 {
+			fmt.Fprintf(c.stdout(), "Budget: none set; the server's disk is the limit\n")
+			return
+		}
+		fmt.Fprintf(c.stdout(), "Budget: %s left for new storage and services\n", amountText(b.Left()))
+		return
+	}
 	if b.BudgetBytes <= 0 {
 		fmt.Fprintf(c.stdout(), "Budget: none set (skiff serve --storage-budget); %s given to volumes and services\n", amountText(b.GivenBytes))
 		return

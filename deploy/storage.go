@@ -96,8 +96,16 @@ func (p *Pipeline) checkBudget(ctx context.Context, size int64, except, service 
 	if b.GivenBytes+size <= b.BudgetBytes {
 		return nil
 	}
-	head := fmt.Sprintf("the server's storage budget is %s and %s of it is given to volumes and services already (%s left)",
-		skiff.FormatSize(b.BudgetBytes), skiff.FormatSize(b.GivenBytes), skiff.FormatSize(b.Left()))
+	// What all volumes and services take is the server's business: an
+	// admin is told it, anyone else only what is left.
+	head := fmt.Sprintf("the server's storage budget has %s left", skiff.FormatSize(b.Left()))
+	if except != "" {
+		head = fmt.Sprintf("the server's storage budget leaves room for %s of %s at most", except, skiff.FormatSize(b.Left()))
+	}
+	if skiff.ActorFrom(ctx).Admin() {
+		head = fmt.Sprintf("the server's storage budget is %s and %s of it is given to volumes and services already (%s left)",
+			skiff.FormatSize(b.BudgetBytes), skiff.FormatSize(b.GivenBytes), skiff.FormatSize(b.Left()))
+	}
 	if service != "" {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "%s: %s, %s in all, does not fit; use a smaller --disk, destroy storage or a service no longer needed, or have an admin raise the budget (skiff serve --storage-budget)",
 			head, service, skiff.FormatSize(size))
