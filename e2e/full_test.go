@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
 	"github.com/skiffhq/skiff/internal/e2etest"
+	"github.com/skiffhq/skiff/internal/registrytest"
 	"github.com/skiffhq/skiff/internal/testguard"
 	"github.com/skiffhq/skiff/internal/testslot"
 )
@@ -98,14 +96,14 @@ func startFullDaemon() (*daemon, error) {
 	}
 	d := &daemon{dir: dir, data: filepath.Join(dir, "data"), log: new(bytesBuffer)}
 	// A registry the tests push builders to, which builder:set may pull
-	// from although it is on loopback. Its blobs are kept on disk: builders
-	// are hundreds of megabytes, and in memory they made the test binary's
-	// resident size grow past 8 GB.
-	blobs := filepath.Join(dir, "registry")
-	if err := os.MkdirAll(blobs, 0o700); err != nil {
+	// from although it is on loopback. Its blobs, and those being pushed,
+	// are kept on disk: builders are hundreds of megabytes, and in memory
+	// they made the test binary's resident size grow past 8 GB.
+	reg, err := registrytest.OnDisk(filepath.Join(dir, "registry"))
+	if err != nil {
 		return nil, err
 	}
-	fullRegistry = httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithBlobHandler(registry.NewDiskBlobHandler(blobs))))
+	fullRegistry = httptest.NewServer(reg)
 	hr := hostResources(0)
 	d.cmd = exec.Command(skiffBin, e2etest.ServeArgs(d.data, "--resource-prefix", hr.prefix, "--network-pool", hr.pool,
 		"--debootstrap-cache", debootstrapCache, "--acme-ca", "", "--allow-registry", fullRegistry.Listener.Addr().String())...)

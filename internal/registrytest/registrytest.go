@@ -3,6 +3,8 @@
 // against), over TLS, behind HTTP basic auth as a registry with accounts
 // answers (401 with a Basic challenge, every request checked). It stands
 // for an external registry (a team's, a cloud's) that skiff pushes to.
+// OnDisk is the same registry, without accounts, keeping what it is given
+// on disk rather than in the test's memory.
 package registrytest
 
 import (
