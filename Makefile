@@ -17,6 +17,7 @@ build:
 	scripts/build-lifecycle.sh
 	CGO_ENABLED=0 go build -trimpath -o bin/skiff-buildpack ./buildpacks/cmd/skiff-buildpack
 	CGO_ENABLED=0 go build -trimpath -o bin/skiff-init ./cmd/skiff-init
+	CGO_ENABLED=0 go build -trimpath -o bin/skiff-hook ./cmd/skiff-hook
 	go build -ldflags "$(LDFLAGS)" -o bin/skiff ./cmd/skiff
 
 deps:

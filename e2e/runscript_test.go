@@ -29,7 +29,7 @@ func TestRunScript(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "tree", "bin"), 0o755)
 	script, _ := os.ReadFile("../scripts/run.sh")
 	os.WriteFile(filepath.Join(dir, "tree", "scripts", "run.sh"), script, 0o755)
-	for _, p := range []string{"skiff", "skiff-init", "skiff-buildpack"} {
+	for _, p := range []string{"skiff", "skiff-init", "skiff-buildpack", "skiff-hook"} {
 		os.Symlink(filepath.Join(filepath.Dir(skiffBin), p), filepath.Join(dir, "tree", "bin", p))
 	}
 	// The user who ran sudo: one with a home and no SSH key, in a passwd

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -327,20 +328,27 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-// The hook reaches the daemon only with a live push's token.
+// The hook reaches the daemon only with a live push's token: skiff's, and
+// skiff-hook's (the one git runs when it is beside skiff, as here as root).
 func TestHookNeedsPushToken(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t)
-	cmd := execSkiff("hook", "pre-receive")
-	cmd.Env = []string{"SKIFF_PUSH_TOKEN=" + strings.Repeat("ab", 32), "SKIFF_CONTROL_SOCKET=" + filepath.Join(d.data, "control.sock")}
-	r := runCmd(t, cmd, strings.Repeat("0", 40)+" "+strings.Repeat("1", 40)+" refs/heads/main\n")
-	if r.code != 1 || !strings.Contains(r.stderr, "only runs for pushes through skiff's SSH server") {
-		t.Fatalf("hook with a forged token: %s", r)
+	hooks := []string{skiffBin}
+	if hook := filepath.Join(filepath.Dir(skiffBin), "skiff-hook"); os.Geteuid() == 0 {
+		hooks = append(hooks, hook)
 	}
-	cmd = execSkiff("hook", "pre-receive")
-	cmd.Env = []string{}
-	if r := runCmd(t, cmd, ""); r.code != 1 {
-		t.Fatalf("hook outside a push: %s", r)
+	for _, prog := range hooks {
+		cmd := exec.Command(prog, "hook", "pre-receive")
+		cmd.Env = []string{"SKIFF_PUSH_TOKEN=" + strings.Repeat("ab", 32), "SKIFF_CONTROL_SOCKET=" + filepath.Join(d.data, "control.sock")}
+		r := runCmd(t, cmd, strings.Repeat("0", 40)+" "+strings.Repeat("1", 40)+" refs/heads/main\n")
+		if r.code != 1 || !strings.Contains(r.stderr, "only runs for pushes through skiff's SSH server") {
+			t.Fatalf("%s with a forged token: %s", prog, r)
+		}
+		cmd = exec.Command(prog, "hook", "pre-receive")
+		cmd.Env = []string{}
+		if r := runCmd(t, cmd, ""); r.code != 1 {
+			t.Fatalf("%s outside a push: %s", prog, r)
+		}
 	}
 }
 

@@ -35,8 +35,8 @@ type Config struct {
 	Repos    *Repos
 	Log      *slog.Logger
 
-	// HookCommand is the program git runs as the pre-receive hook (skiff
-	// itself, as `skiff hook pre-receive`); HooksDir is where the hook
+	// HookCommand is the program git runs as the pre-receive hook, as
+	// `HookCommand hook pre-receive` (skiff-hook, or skiff itself); HooksDir is where the hook
 	// script is written; ControlSocket is where the hook reaches the daemon.
 	HookCommand   string
 	HooksDir      string

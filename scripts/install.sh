@@ -15,13 +15,14 @@ dest=${DESTDIR:-}
 bin=${BIN_DIR:-bin}
 [ -n "$dest" ] || [ "$(id -u)" = 0 ] || { echo " !     run as root: sudo make install" >&2; exit 1; }
 # Every program `make build` makes: skiff, and the helpers it finds beside
-# itself (skiff-init, the first process of every app instance, and
-# skiff-buildpack, the default builder's buildpacks).
-for prog in skiff skiff-init skiff-buildpack; do
+# itself (skiff-init, the first process of every app instance,
+# skiff-buildpack, the default builder's buildpacks, and skiff-hook, git's
+# hook for pushes).
+for prog in skiff skiff-init skiff-buildpack skiff-hook; do
 	[ -x "$bin/$prog" ] || { echo " !     $bin/$prog is missing: run make build first" >&2; exit 1; }
 done
 mkdir -p "$dest/usr/local/bin" "$dest/etc/default" "$dest/etc/systemd/system"
-install -m 0755 "$bin/skiff" "$bin/skiff-init" "$bin/skiff-buildpack" "$dest/usr/local/bin/"
+install -m 0755 "$bin/skiff" "$bin/skiff-init" "$bin/skiff-buildpack" "$bin/skiff-hook" "$dest/usr/local/bin/"
 if [ ! -f "$dest/etc/default/skiff" ]; then
 	cat > "$dest/etc/default/skiff" <<CFG
 # skiff serve's settings (see skiff serve --help); restart skiff after a change.

@@ -39,7 +39,7 @@ type Config struct {
 	HTTPSAddr    string
 	Domain       string
 	MaxPushBytes int64
-	HookCommand  string // the skiff binary git runs as its hook
+	HookCommand  string // the program git runs as its hook: skiff-hook, or skiff
 
 	SSHPreAuthTimeout time.Duration
 	SSHIdleTimeout    time.Duration
@@ -171,6 +171,12 @@ func parseServe(dataDir string, args []string) (*Config, error) {
 	}
 	if cfg.HookCommand, err = filepath.EvalSymlinks(cfg.HookCommand); err != nil {
 		return nil, err
+	}
+	// skiff-hook, where make build put it beside skiff, starts in a fifth
+	// of skiff's time, once per push; not one found on PATH, which may be
+	// another version's.
+	if hook := filepath.Join(filepath.Dir(cfg.HookCommand), "skiff-hook"); isExecutable(hook) {
+		cfg.HookCommand = hook
 	}
 	return cfg, nil
 }
@@ -567,4 +573,9 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }

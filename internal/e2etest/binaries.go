@@ -35,7 +35,8 @@ func Build(dir string, apps bool) (string, error) {
 	if apps {
 		steps = append(steps, step{[]string{filepath.Join(root, "scripts", "build-lifecycle.sh")}, "1"},
 			step{[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-buildpack"), "./buildpacks/cmd/skiff-buildpack"}, "0"},
-			step{[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-init"), "./cmd/skiff-init"}, "0"})
+			step{[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-init"), "./cmd/skiff-init"}, "0"},
+			step{[]string{"go", "build", "-trimpath", "-o", filepath.Join(dir, "skiff-hook"), "./cmd/skiff-hook"}, "0"})
 	}
 	steps = append(steps, step{[]string{"go", "build", "-o", skiff, "./cmd/skiff"}, "1"})
 	for _, s := range steps {
