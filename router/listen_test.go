@@ -3,6 +3,7 @@ package router
 import (
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -12,11 +13,38 @@ import (
 // accepted when the kernel's deferral ends, so the router's header timeout
 // still ends it.
 func TestListenDefersAcceptUntilData(t *testing.T) {
+	t.Parallel()
 	l, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	testDefersAccept(t, l)
+}
+
+// A listener opened elsewhere (as systemd's socket activation passes one)
+// defers its accepts the same once DeferAccept has set the option on it.
+func TestDeferAcceptOnActivatedListener(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := DeferAccept(l); err != nil {
+		t.Fatal(err)
+	}
+	testDefersAccept(t, l)
+}
+
+func TestDeferAcceptRefusesWhatIsNoSocket(t *testing.T) {
+	if err := DeferAccept(newConnListener()); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Fatalf("DeferAccept on a listener without a descriptor: %v, want an error that says it is not a socket", err)
+	}
+}
+
+func testDefersAccept(t *testing.T, l net.Listener) {
+	t.Helper()
 	accepted := make(chan net.Conn, 2)
 	go func() {
 		for {

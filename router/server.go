@@ -33,6 +33,22 @@ func Listen(addr string) (net.Listener, error) {
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
+// DeferAccept gives a listener that was opened elsewhere (one systemd
+// passed, socket activation) Listen's TCP_DEFER_ACCEPT. The option may be set
+// on a socket that already listens; connections waiting in its queue are
+// not affected.
+func DeferAccept(l net.Listener) error {
+	sc, ok := l.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("TCP_DEFER_ACCEPT: %T is not a socket", l)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("TCP_DEFER_ACCEPT: %w", err)
+	}
+	return deferAccept("", "", rc)
+}
+
 // deferAcceptSeconds is how long the kernel holds a connection that has
 // sent nothing before accepting it anyway.
 const deferAcceptSeconds = 2

@@ -429,6 +429,12 @@ func (m *Main) listenAll(cfg *Config) (sshL, httpL, httpsL net.Listener, err err
 	listen := func(what, addr string) (net.Listener, error) {
 		if l := activated[strings.ToLower(what)]; l != nil {
 			m.Log.Info("using the socket systemd passed", "for", what, "addr", l.Addr().String())
+			if what != "SSH" {
+				// As router.Listen's own: accepted once the request's first bytes are there.
+				if err := router.DeferAccept(l); err != nil {
+					m.Log.Warn("the socket systemd passed serves without deferred accept", "for", what, "err", err)
+				}
+			}
 			m.closers = append(m.closers, l.Close)
 			return l, nil
 		}
