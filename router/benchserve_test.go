@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"syscall"
 	"testing"
@@ -80,6 +82,9 @@ func benchServe(specJSON string) error {
 	if err := r.SetDefaultCertificate(append(certPEM, keyPEM...)); err != nil {
 		return err
 	}
+	if os.Getenv("SKIFF_BENCH_RAW") == "off" { // an experiment: net's own reads and writes
+		rawSyscalls = false
+	}
 	listen := Listen
 	if os.Getenv("SKIFF_BENCH_LISTEN") == "plain" { // an experiment: Listen without TCP_DEFER_ACCEPT
 		listen = func(addr string) (net.Listener, error) {
@@ -115,9 +120,65 @@ func benchServe(specJSON string) error {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 		<-ch
+		if os.Getenv("SKIFF_BENCH_METRICS") != "" {
+			printRuntimeMetrics(os.Getenv("SKIFF_BENCH_METRICS"))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		r.Shutdown(ctx)
 	}()
 	return r.Serve(hl)
+}
+
+// printRuntimeMetrics writes what the Go runtime saw over the router
+// process's life to stderr (SKIFF_BENCH_METRICS=<label>): GC cycles and
+// pauses, bytes allocated, and how long runnable goroutines waited for a
+// thread (the scheduler's share of a request's latency).
+func printRuntimeMetrics(label string) {
+	names := []string{"/gc/cycles/total:gc-cycles", "/gc/heap/allocs:bytes", "/gc/heap/allocs:objects",
+		"/sched/pauses/total/gc:seconds", "/sched/latencies:seconds", "/sched/gomaxprocs:threads"}
+	ss := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		ss[i].Name = n
+	}
+	metrics.Read(ss)
+	out := label + ":"
+	for _, s := range ss {
+		switch s.Value.Kind() {
+		case metrics.KindUint64:
+			out += fmt.Sprintf(" %s=%d", s.Name, s.Value.Uint64())
+		case metrics.KindFloat64Histogram:
+			h := s.Value.Float64Histogram()
+			out += fmt.Sprintf(" %s[n=%d p50=%s p99=%s p999=%s max=%s]", s.Name, histCount(h), histQ(h, 0.5), histQ(h, 0.99), histQ(h, 0.999), histQ(h, 1))
+		}
+	}
+	fmt.Fprintln(os.Stderr, out)
+}
+
+func histCount(h *metrics.Float64Histogram) uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// histQ is the upper bound of the bucket holding quantile q.
+func histQ(h *metrics.Float64Histogram, q float64) time.Duration {
+	n := histCount(h)
+	if n == 0 {
+		return 0
+	}
+	want := uint64(q * float64(n))
+	var seen uint64
+	for i, c := range h.Counts {
+		seen += c
+		if seen >= want && c > 0 {
+			if math.IsInf(h.Buckets[i+1], 1) {
+				return time.Duration(h.Buckets[i] * 1e9)
+			}
+			return time.Duration(h.Buckets[i+1] * 1e9)
+		}
+	}
+	return time.Duration(h.Buckets[len(h.Buckets)-1] * 1e9)
 }

@@ -259,6 +259,7 @@ func peerClosed(c net.Conn) bool {
 
 // serveConn runs one accepted connection, with fc (a worker's, reused).
 func (s *fastServer) serveConn(fc *fastConn, raw net.Conn) {
+	raw = withRawIO(raw)
 	fc.reset(s, raw)
 	defer fc.notFresh()
 	if s.tls != nil {

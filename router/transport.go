@@ -65,7 +65,7 @@ func (t *connTracker) dial(ctx context.Context, network, addr string) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, t: t, addr: addr}
+	tc := &trackedConn{Conn: withRawIO(c), t: t, addr: addr}
 	t.mu.Lock()
 	set := t.conns[addr]
 	if set == nil {
