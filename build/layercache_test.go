@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -10,51 +9,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/skiffhq/skiff"
 )
-
-// cacheFixture builds apps with the synthetic builder, keeping each build's
-// output.
-type cacheFixture struct {
-	t       *testing.T
-	p       *Platform
-	builder string
-	app     *skiff.App
-	n       int
-}
-
-func newCacheFixture(t *testing.T, appID string) *cacheFixture {
-	requireRoot(t)
-	p := newTestPlatform(t, Config{})
-	return &cacheFixture{t: t, p: p, builder: synthBuilder(t, p), app: &skiff.App{ID: appID, Name: appID}}
-}
-
-// build builds synth.txt = mode with the previous image prev; it returns
-// the result (nil on failure) and the output.
-func (f *cacheFixture) build(mode, prev string) (*skiff.BuildResult, string) {
-	f.t.Helper()
-	f.n++
-	var out bytes.Buffer
-	res, err := f.p.Build(context.Background(), &skiff.BuildRequest{
-		App: f.app, BuildID: f.app.ID + "-" + string(rune('a'+f.n)), Builder: f.builder,
-		Source: tarOf(f.t, map[string]string{"synth.txt": mode + "\n"}), PreviousImage: prev,
-	}, &out)
-	f.p.settles.Wait() // the cache is kept once the build has settled
-	if err != nil {
-		return nil, out.String() + "\n" + err.Error()
-	}
-	return res, out.String()
-}
-
-func (f *cacheFixture) mustBuild(mode, prev string) (*skiff.BuildResult, string) {
-	f.t.Helper()
-	res, out := f.build(mode, prev)
-	if res == nil {
-		f.t.Fatalf("build %q failed:\n%s", mode, out)
-	}
-	return res, out
-}
 
 func diffIDs(t *testing.T, p *Platform, image string) []v1.Hash {
 	t.Helper()
@@ -73,7 +28,7 @@ func diffIDs(t *testing.T, p *Platform, image string) []v1.Hash {
 // the same source gives, layer for layer, and the layers that did not
 // change keep their digests: the cache changes how fast, never what.
 func TestCachedRebuildIsTheColdBuild(t *testing.T) {
-	f := newCacheFixture(t, "same")
+	f := newSynthFixture(t, "same")
 	first, _ := f.mustBuild("ok 1", "")
 	cached, out := f.mustBuild("ok 2", first.Image)
 	if !strings.Contains(out, "deps: reused from cache") {
@@ -107,7 +62,7 @@ func TestCachedRebuildIsTheColdBuild(t *testing.T) {
 // gives it: the directory, and a <layer>.toml with the metadata and no
 // [types]. A layer not marked cache=true is not kept.
 func TestCacheKeepsOnlyCachedLayersWithTheirMetadata(t *testing.T) {
-	f := newCacheFixture(t, "meta")
+	f := newSynthFixture(t, "meta")
 	f.mustBuild("ok 1", "")
 	_, out := f.mustBuild("ok 2", "")
 	if !strings.Contains(out, `deps.toml: "[metadata]\n  key = \"deps-1\"\n"`) {
@@ -130,7 +85,7 @@ func TestCacheKeepsOnlyCachedLayersWithTheirMetadata(t *testing.T) {
 // A build that changes a cached layer and then fails leaves the cache as
 // the last successful build left it.
 func TestFailedBuildLeavesTheCache(t *testing.T) {
-	f := newCacheFixture(t, "taint")
+	f := newSynthFixture(t, "taint")
 	first, _ := f.mustBuild("ok 1", "")
 	if res, out := f.build("taint", first.Image); res != nil {
 		t.Fatalf("the tainting build succeeded:\n%s", out)
@@ -148,7 +103,7 @@ func TestFailedBuildLeavesTheCache(t *testing.T) {
 // dropped, not half used; so is the lifecycle's volume cache that earlier
 // skiffs kept in the same directory.
 func TestInterruptedMergeDropsTheCache(t *testing.T) {
-	f := newCacheFixture(t, "crash")
+	f := newSynthFixture(t, "crash")
 	first, _ := f.mustBuild("ok 1", "")
 	dir := f.p.cacheDir(f.app.ID)
 	if err := os.WriteFile(filepath.Join(dir, cacheMerging), nil, 0o600); err != nil {
@@ -183,7 +138,7 @@ func TestInterruptedMergeDropsTheCache(t *testing.T) {
 // a layer toml that is one are not followed, and nothing on the host is
 // read or changed through them.
 func TestCacheFollowsNoSymlinkOfTheBuild(t *testing.T) {
-	f := newCacheFixture(t, "evil")
+	f := newSynthFixture(t, "evil")
 	canary := t.TempDir()
 	secret := filepath.Join(canary, "secret.toml")
 	if err := os.WriteFile(secret, []byte("[types]\ncache = true\n"), 0o600); err != nil {
@@ -215,7 +170,7 @@ func TestCacheFollowsNoSymlinkOfTheBuild(t *testing.T) {
 // digest is its diffID and its media type says uncompressed, new layers and
 // layers reused from the previous image alike.
 func TestExportedLayersAreUncompressed(t *testing.T) {
-	f := newCacheFixture(t, "plain")
+	f := newSynthFixture(t, "plain")
 	first, _ := f.mustBuild("ok 1", "")
 	second, _ := f.mustBuild("ok 2", first.Image)
 	for _, image := range []string{first.Image, second.Image} {

@@ -44,15 +44,12 @@ func holdSettles(t *testing.T, p *Platform) (settling <-chan string, release fun
 // wait for them); the app's next build and PurgeCache wait for them, and
 // then nothing of the build is left.
 func TestBuildReturnsBeforeItSettles(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	p := newTestPlatform(t, Config{})
-	builder := synthBuilder(t, p)
-	app := &skiff.App{ID: "settle", Name: "settle"}
+	f := newSynthFixture(t, "settle")
+	p := f.p
 	settling, release := holdSettles(t, p)
 
-	res, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "s1", Builder: builder,
-		Source: tarOf(t, map[string]string{"synth.txt": "ok 1\n"})}, &bytes.Buffer{})
+	res, err := f.start("s1", "ok 1", "", &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +72,7 @@ func TestBuildReturnsBeforeItSettles(t *testing.T) {
 	next := make(chan error, 1)
 	out2 := &syncBuffer{}
 	go func() {
-		_, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "s2", Builder: builder,
-			Source: tarOf(t, map[string]string{"synth.txt": "ok 2\n"}), PreviousImage: res.Image}, out2)
+		_, err := f.start("s2", "ok 2", res.Image, out2)
 		next <- err
 	}()
 	purged := make(chan error, 1)
@@ -109,14 +105,11 @@ func TestBuildReturnsBeforeItSettles(t *testing.T) {
 // scratch space; the next start's Cleanup removes them all, and the app
 // builds again.
 func TestCleanupSweepsUnsettledBuilds(t *testing.T) {
-	requireRoot(t)
 	ctx := context.Background()
-	p := newTestPlatform(t, Config{})
-	builder := synthBuilder(t, p)
-	app := &skiff.App{ID: "unsettled", Name: "unsettled"}
+	f := newSynthFixture(t, "unsettled")
+	p := f.p
 	settling, release := holdSettles(t, p)
-	res, err := p.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "u1", Builder: builder,
-		Source: tarOf(t, map[string]string{"synth.txt": "ok 1\n"})}, &bytes.Buffer{})
+	res, err := f.start("u1", "ok 1", "", &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +132,8 @@ func TestCleanupSweepsUnsettledBuilds(t *testing.T) {
 		t.Errorf("mounts left under %s:\n%s", work, mi)
 	}
 	var out bytes.Buffer
-	if _, err := p2.Build(ctx, &skiff.BuildRequest{App: app, BuildID: "u2", Builder: builder,
-		Source: tarOf(t, map[string]string{"synth.txt": "ok 2\n"}), PreviousImage: res.Image}, &out); err != nil {
+	f.p = p2
+	if _, err := f.start("u2", "ok 2", res.Image, &out); err != nil {
 		t.Fatalf("build after the restart: %v\n%s", err, out.String())
 	}
 	noBuildLeftovers(t, p2, "u2")
