@@ -3,8 +3,8 @@
 // against), over TLS, behind HTTP basic auth as a registry with accounts
 // answers (401 with a Basic challenge, every request checked). It stands
 // for an external registry (a team's, a cloud's) that skiff pushes to.
-// OnDisk is the same registry, without accounts, keeping what it is given
-// on disk rather than in the test's memory.
+// Both it and OnDisk (the same registry without accounts) keep what they
+// are given on disk rather than in the test's memory.
 package registrytest
 
 import (
@@ -15,6 +15,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 // Registry is a registry serving on a listener.
 type Registry struct {
 	srv *http.Server
+	dir string // what it keeps, removed by Close
 
 	mu     sync.Mutex
 	pushes int // manifests put
@@ -31,10 +33,20 @@ type Registry struct {
 }
 
 // Serve serves a registry on l with TLS (cert) for the one account
-// user/password; Close stops it.
+// user/password, keeping what it is given on disk (OnDisk, in a
+// temporary directory); Close stops it and removes what it kept.
 func Serve(l net.Listener, cert tls.Certificate, user, password string) *Registry {
 	r := &Registry{}
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var inner http.Handler
+	dir, err := os.MkdirTemp("", "registrytest-")
+	if err == nil {
+		r.dir = dir
+		inner, err = OnDisk(dir)
+	}
+	if err != nil { // no room on disk: in memory, as pkg/registry keeps it
+		log.Printf("registrytest: %v; the registry keeps its blobs in memory", err)
+		inner = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	}
 	r.srv = &http.Server{
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -86,5 +98,11 @@ func (r *Registry) Counts() (pushes, pulls int) {
 	return r.pushes, r.pulls
 }
 
-// Close stops the registry.
-func (r *Registry) Close() error { return r.srv.Close() }
+// Close stops the registry and removes what it kept.
+func (r *Registry) Close() error {
+	err := r.srv.Close()
+	if r.dir != "" {
+		_ = os.RemoveAll(r.dir) // a temporary directory of its own
+	}
+	return err
+}
