@@ -56,8 +56,10 @@ type Where struct {
 
 // Check tells at once whether skiff can work with the cluster: the API
 // answers, the namespace (if one is given) exists, and skiff is granted
-// every rule of rbac.yaml there (or cluster-wide). It returns the server's
-// version; a missing grant is an EINVALID error that lists them all.
+// every rule of rbac.yaml there (or cluster-wide; the ingresses only for an
+// ingress class, the StorageClasses only for a storage class, which must
+// exist). It returns the server's version; a missing grant is an EINVALID
+// error that lists them all.
 func (c *Client) Check(ctx context.Context, w Where) (string, error) {
 	v, err := c.Typed.Discovery().ServerVersion()
 	if err != nil {
@@ -79,7 +81,7 @@ func (c *Client) Check(ctx context.Context, w Where) (string, error) {
 	for _, r := range Rules() {
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
-				if res == "ingresses" && w.IngressClass == "" {
+				if res == "ingresses" && w.IngressClass == "" || res == "storageclasses" && w.StorageClass == "" {
 					continue
 				}
 				resource, sub, _ := strings.Cut(res, "/")
@@ -105,8 +107,8 @@ func (c *Client) Check(ctx context.Context, w Where) (string, error) {
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			ns := w.Namespace
-			if a.resource == "namespaces" && a.verb == "create" {
-				ns = ""
+			if a.resource == "namespaces" && a.verb == "create" || a.resource == "storageclasses" {
+				ns = "" // cluster-wide: a RoleBinding in ns does not grant it
 			}
 			review := &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
 				ResourceAttributes: &authzv1.ResourceAttributes{Namespace: ns, Verb: a.verb,

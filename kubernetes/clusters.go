@@ -83,9 +83,14 @@ func (cs *Clusters) Check(ctx context.Context, c *skiff.Cluster) (string, string
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	version, err := client.Check(ctx, Where{Namespace: c.Namespace, IngressClass: c.IngressClass})
+	version, err := client.Check(ctx, Where{Namespace: c.Namespace, IngressClass: c.IngressClass, StorageClass: c.StorageClass})
 	if err != nil {
 		return "", "", err
+	}
+	if c.StorageClass != "" {
+		if err := client.CheckStorageClass(ctx, c.Name, c.StorageClass); err != nil {
+			return "", "", err
+		}
 	}
 	return client.config.Host, version, nil
 }

@@ -34,6 +34,9 @@ func (s *Scheduler) Rollout(ctx context.Context, f *skiff.FormationSpec, progres
 	if err := s.waitNamespace(ctx, r.Namespace, progress); err != nil {
 		return err
 	}
+	if err := s.checkStorageClasses(ctx, m); err != nil {
+		return err
+	}
 	if err := s.cfg.Client.ApplyAll(ctx, m.Objects()); err != nil {
 		return applyError(err)
 	}

@@ -342,8 +342,15 @@ func TestCheckListsMissingGrants(t *testing.T) {
 			t.Errorf("the error does not name %q: %v", want, err)
 		}
 	}
-	if strings.Contains(err.Error(), "ingresses") {
-		t.Errorf("ingresses are asked for without --ingress-class: %v", err)
+	if strings.Contains(err.Error(), "ingresses") || strings.Contains(err.Error(), "storageclasses") {
+		t.Errorf("ingresses or StorageClasses are asked for without --ingress-class or --storage-class: %v", err)
+	}
+	_, err = userClient(t, "stranger").Check(context.Background(), Where{StorageClass: "fast"})
+	if err == nil || !strings.Contains(err.Error(), "list storageclasses.storage.k8s.io") {
+		t.Fatalf("a storage class without the grant to read StorageClasses: %v", err)
+	}
+	if _, err := userClient(t, "skiff").Check(context.Background(), Where{StorageClass: "fast"}); err != nil {
+		t.Fatalf("rbac.yaml's grants with a storage class: %v", err)
 	}
 }
 

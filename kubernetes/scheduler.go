@@ -240,6 +240,9 @@ func (s *Scheduler) template(ctx context.Context, r *Release, img *PodImage, spe
 		return nil, skiff.Errorf(skiff.EINVALID, "%v", err)
 	}
 	base := slices.DeleteFunc(m.Objects(), func(o Object) bool { return o == Object(m.Config) })
+	if err := s.checkStorageClasses(ctx, m); err != nil {
+		return nil, err
+	}
 	if err := s.cfg.Client.ApplyAll(ctx, base); err != nil { // everything but the release's config
 		return nil, fmt.Errorf("start %s: %w", spec.Name(), err)
 	}

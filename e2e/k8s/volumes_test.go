@@ -163,6 +163,21 @@ func TestVolumesOnCluster(t *testing.T) {
 		if r := d.ssh(mallory, "clusters:set", "tb", "storage-class", "tb-other"); r.code == 0 {
 			t.Fatalf("clusters:set by a user who is no admin: %s", r)
 		}
+		// A class the cluster does not have is refused at once, naming those it has.
+		if r := d.ssh(admin, "clusters:set", "tb", "storage-class", "tb-nosuch"); r.code == 0 || !strings.Contains(r.stderr, "has no StorageClass tb-nosuch") ||
+			!strings.Contains(r.stderr, "tb-local (the default), tb-other") {
+			t.Fatalf("clusters:set storage-class of a class the cluster does not have: %s", r)
+		}
+		kc, err := os.ReadFile(filepath.Join(d.dir, "skiff.kubeconfig"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := d.local(string(kc), "clusters:add", "tbsc", "--storage-class", "tb-nosuch"); r.code == 0 || !strings.Contains(r.stderr, "has no StorageClass tb-nosuch") {
+			t.Fatalf("clusters:add --storage-class of a class the cluster does not have: %s", r)
+		}
+		if r := d.ssh(admin, "clusters"); strings.Contains(r.stdout, "tbsc") {
+			t.Fatalf("a refused clusters:add added the cluster: %s", r)
+		}
 		must(t, d.ssh(admin, "clusters:set", "tb", "storage-class", "tb-other"), "clusters:set storage-class")
 		defer func() {
 			must(t, d.ssh(admin, "clusters:set", "tb", "storage-class"), "clusters:set storage-class back to the default")
@@ -184,6 +199,22 @@ func TestVolumesOnCluster(t *testing.T) {
 		}
 		if got := claim(); got.UID != first.UID || *got.Spec.StorageClassName != "tb-local" {
 			t.Fatalf("clusters:set storage-class changed kvol's claim: %+v", got.Spec)
+		}
+		// The class goes after it was set: the next claim of it is refused
+		// before anything is applied, not after the pods wait 90 s.
+		if err := cl.Typed.StorageV1().StorageClasses().Delete(context.Background(), "tb-other", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		must(t, d.ssh(admin, "storage:ensure-directory", "kvol2-more"), "storage:ensure-directory")
+		start := time.Now()
+		if r := d.ssh(admin, "storage:mount", app2, "kvol2-more:/app/more"); r.code == 0 || !strings.Contains(r.stderr, "has no StorageClass tb-other, which the claim of storage kvol2-more would be made of") ||
+			!strings.Contains(r.stderr, "tb-local (the default)") {
+			t.Fatalf("storage:mount of a volume whose class the cluster no longer has: %s", r)
+		} else if took := time.Since(start); took > 45*time.Second {
+			t.Fatalf("the missing class was found after %s:\n%s", took, r)
+		}
+		if a := d.answer(t, app2); a.Release != "v1" {
+			t.Fatalf("a release refused for its class replaced the app's: %+v", a)
 		}
 		must(t, d.ssh(admin, "apps:destroy", app2, "--force"), "apps:destroy kvol2")
 	})
