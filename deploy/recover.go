@@ -66,12 +66,13 @@ func (p *Pipeline) recoverApp(ctx context.Context, app *skiff.App) {
 // settleInterrupted decides what a deploy that a daemon's death
 // interrupted leaves current; the caller holds the app's lock (so every
 // pending release it finds is an interrupted one) and has given the router
-// the app's route. The newest pending
-// release becomes current when it had taken the traffic: its web
-// instances are up and pass the router's health check (which routes to
-// them at once), while the current release has none up (they were being
-// stopped). Otherwise the current release stays, and the pending ones are
-// marked failed; Reconcile then converges to the current one. Either way
+// the app's route. The newest pending release becomes current when it had
+// taken the traffic: its web instances are up and pass the router's health
+// check (which routes to them at once), while the current release has none
+// up (they were being stopped); on a cluster, when its rollout is done
+// there (rolloutState) and, where skiff's router serves the app, its web
+// pods pass the check. Otherwise the current release stays, and the
+// pending ones are marked failed; Reconcile then converges to the current one. Either way
 // exactly one release is current, and it is the one with healthy
 // instances.
 func (p *Pipeline) settleInterrupted(ctx context.Context, app *skiff.App) error {
@@ -94,12 +95,25 @@ func (p *Pipeline) settleInterrupted(ctx context.Context, app *skiff.App) error 
 	}
 	promote := false
 	if p.cfg.Scheduler != nil {
+		rs, err := p.schedulerFor(ctx, app.ID)
+		if err != nil {
+			return err
+		}
 		ins, err := p.sched.Instances(ctx, app.ID)
 		if err != nil {
 			return err
 		}
 		next := upWeb(ins, pending[0].Version)
-		if len(next) > 0 && (cur == nil || len(upWeb(ins, cur.Version)) == 0) {
+		if ro, ok := rs.(rolloutState); ok {
+			// The cluster went on with the rollout after the daemon died:
+			// its Deployments tell whether the release took over, in every
+			// traffic mode (skiff's router carries no Ingress's traffic).
+			done, err := ro.RolledOut(ctx, app.ID, pending[0].Version, pending[0].ScalableTypes())
+			if err != nil {
+				return err
+			}
+			promote = done && (selfRouted(rs) || len(next) == 0 || p.cfg.Routes == nil || p.cfg.Routes.Deploy(ctx, app.ID, next) == nil)
+		} else if len(next) > 0 && (cur == nil || len(upWeb(ins, cur.Version)) == 0) {
 			promote = p.cfg.Routes == nil || p.cfg.Routes.Deploy(ctx, app.ID, next) == nil
 		}
 	}
@@ -118,6 +132,14 @@ func (p *Pipeline) settleInterrupted(ctx context.Context, app *skiff.App) error 
 		p.log.Warn("a release interrupted by a restart marked failed", "app", app.Name, "version", r.Version)
 	}
 	return nil
+}
+
+// rolloutState is a scheduler that tells from its own state whether the
+// rollout of an app's release is done (a cluster's Deployments): every
+// process type of it runs that release's processes, all ready, and no
+// older one.
+type rolloutState interface {
+	RolledOut(ctx context.Context, appID string, version int, processTypes []string) (bool, error)
 }
 
 // upWeb returns the sorted addresses of a release's web instances that

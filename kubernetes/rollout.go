@@ -79,9 +79,7 @@ func (c *Client) WaitRollout(ctx context.Context, r *Release, m *Manifest, progr
 			}
 			wantN := *want.Spec.Replicas
 			st := d.Status
-			ready := d.Generation <= st.ObservedGeneration && st.UpdatedReplicas == wantN &&
-				st.Replicas == wantN && st.AvailableReplicas == wantN && st.UnavailableReplicas == 0
-			if !ready {
+			if !rolledOut(d, wantN) {
 				done = false
 			}
 			say(fmt.Sprintf("%s %d %d %d", process, st.UpdatedReplicas, st.ReadyReplicas, st.Replicas),
@@ -160,6 +158,43 @@ func (c *Client) WaitRollout(ctx context.Context, r *Release, m *Manifest, progr
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// rolledOut reports whether d runs want pods of its current template, all
+// of them available, and no other: its rollout is done.
+func rolledOut(d *appsv1.Deployment, want int32) bool {
+	st := d.Status
+	return d.Generation <= st.ObservedGeneration && st.UpdatedReplicas == want &&
+		st.Replicas == want && st.AvailableReplicas == want && st.UnavailableReplicas == 0
+}
+
+// RolledOut reports whether the rollout of the app's release version is
+// done on the cluster: every one of its process types has its Deployment
+// at that release, rolled out as WaitRollout waits for (the new pods all
+// ready, none of the old left). A daemon that died in the middle of a
+// rollout asks it at its restart: the cluster went on with the rollout
+// meanwhile, and its state, unlike a check through skiff's router (which
+// carries no traffic of an Ingress), tells in every traffic mode whether
+// the release took over.
+func (s *Scheduler) RolledOut(ctx context.Context, appID string, version int, processTypes []string) (bool, error) {
+	if len(processTypes) == 0 {
+		return false, nil // nothing to tell it by
+	}
+	list, err := s.cfg.Client.Typed.AppsV1().Deployments(s.Namespace(appID)).List(ctx, metav1.ListOptions{LabelSelector: AppSelector(appID)})
+	if err != nil {
+		return false, fmt.Errorf("the rollout of v%d on cluster %s: %w", version, s.cfg.Name, err)
+	}
+	byType := map[string]*appsv1.Deployment{}
+	for i := range list.Items {
+		byType[list.Items[i].Labels[LabelProcess]] = &list.Items[i]
+	}
+	for _, t := range processTypes {
+		d := byType[t]
+		if d == nil || d.Spec.Replicas == nil || d.Spec.Template.Labels[LabelRelease] != strconv.Itoa(version) || !rolledOut(d, *d.Spec.Replicas) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func condition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {

@@ -2,7 +2,9 @@ package k8s
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -151,4 +153,104 @@ func TestIngressMode(t *testing.T) {
 		return nil
 	})
 	must(t, d.local("", "clusters:remove", "tbi"), "clusters:remove")
+}
+
+// kill -9 of skiff in the middle of a rollout on a cluster in ingress
+// mode, which the cluster then finishes by itself: the next daemon tells
+// from the cluster's Deployments (not through its own router, which
+// carries no traffic of an Ingress) that the release took over, and keeps
+// it, rather than rolling back a release that runs and serves.
+func TestKilledMidRolloutIngressMode(t *testing.T) {
+	d, admin, c := onCluster(t)
+	kc, err := os.ReadFile(filepath.Join(d.dir, "skiff.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, d.local(string(kc), "clusters:add", "tbk", "--ingress-class", "nginx"), "clusters:add --ingress-class")
+	t.Cleanup(func() { d.local("", "clusters:remove", "tbk") })
+	const app = "kdeadi"
+	must(t, d.ssh(admin, "apps:create", app), "apps:create")
+	must(t, d.ssh(admin, "scheduler:set", app, "k8s", "--cluster", "tbk"), "scheduler:set", "cluster tbk")
+	must(t, d.git(admin, repo(t, pyApp("1")), "push", d.remote(app), "main"), "push", "Released v1")
+	ns := "skiff-" + appID(t, d, admin, app)
+	cl, err := adminClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	argv := append(append(d.sshArgv(admin), "skiff@127.0.0.1", "--"), "config:set", app, "GREETING=late")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var out buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rollout of v2 under way", 60*time.Second, func() error {
+		if !strings.Contains(out.String(), "scheduled on") {
+			return errorf("config:set so far:\n%s", out.String())
+		}
+		return nil
+	})
+	d.kill9()
+	cmd.Wait()
+	if strings.Contains(out.String(), "Released v2") {
+		t.Fatalf("the daemon was killed after the release:\n%s", out.String())
+	}
+	// The cluster goes on with the rollout without skiff.
+	eventually(t, "the cluster done with the rollout of v2", 2*time.Minute, func() error {
+		web, err := cl.Typed.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		st := web.Status
+		if web.Spec.Template.Labels[kubernetes.LabelRelease] != "2" || st.ObservedGeneration < web.Generation ||
+			st.UpdatedReplicas != *web.Spec.Replicas || st.Replicas != *web.Spec.Replicas || st.AvailableReplicas != *web.Spec.Replicas {
+			return errorf("web: release %s, status %+v", web.Spec.Template.Labels[kubernetes.LabelRelease], st)
+		}
+		for p, rel := range podReleases(t, cl, ns) {
+			if rel != "2" {
+				return errorf("pod %s of v%s", p, rel)
+			}
+		}
+		return nil
+	})
+	if err := d.start(d.netns, d.args...); err != nil {
+		t.Fatal(err)
+	}
+	var rels []struct {
+		Version int
+		Current bool
+		Status  string
+	}
+	eventually(t, "v2 current, nothing pending", time.Minute, func() error {
+		r := d.ssh(admin, "releases", app, "--format", "json")
+		if err := json.Unmarshal([]byte(r.stdout), &rels); err != nil {
+			return errorf("releases: %s", r)
+		}
+		for _, rel := range rels {
+			if rel.Status == "pending" || rel.Current && rel.Version != 2 {
+				return errorf("releases %+v", rels)
+			}
+		}
+		return nil
+	})
+	// Kept, not rolled back: the cluster still runs v2's pods only.
+	time.Sleep(5 * time.Second)
+	web, err := cl.Typed.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || web.Spec.Template.Labels[kubernetes.LabelRelease] != "2" {
+		t.Fatalf("the web Deployment after the restart: %v %v\nreleases %+v", web.Spec.Template.Labels, err, rels)
+	}
+	for p, rel := range podReleases(t, cl, ns) {
+		if rel != "2" {
+			t.Fatalf("pod %s of v%s after the restart kept v2", p, rel)
+		}
+	}
+	must(t, d.ssh(admin, "apps:destroy", app, "--force"), "apps:destroy")
+	eventually(t, "the app's namespace gone", 2*time.Minute, func() error {
+		if _, err := cl.Typed.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !kubernetes.IsNotFound(err) {
+			return errorf("namespace %s: %v", ns, err)
+		}
+		return nil
+	})
+	must(t, d.local("", "clusters:remove", "tbk"), "clusters:remove")
 }
