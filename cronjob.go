@@ -40,6 +40,10 @@ const (
 	CronFailed      CronRunStatus = "failed"      // exited non-zero, or timed out
 	CronSkipped     CronRunStatus = "skipped"     // the previous run was still going
 	CronInterrupted CronRunStatus = "interrupted" // the daemon stopped while it ran
+	// CronNotStarted is a run its scheduler did not start (a cluster that
+	// refused it: a run of the job still going there, a quota), so it
+	// never ran; Detail says why.
+	CronNotStarted CronRunStatus = "not-started"
 )
 
 // CronTrigger says why a run happened.
@@ -106,7 +110,10 @@ type CronScheduler interface {
 	Jobs(ctx context.Context, app *App) ([]CronJobStatus, error)
 	// RunNow runs a job at once, its output copied to out until it ends;
 	// ECONFLICT while the job runs. A caller that goes away leaves the run
-	// going (it is recorded all the same).
+	// going (it is recorded all the same). A run that its scheduler does
+	// not start is recorded as CronNotStarted and returned with an error
+	// that says why (of the scheduler's code: ECONFLICT for a run of the
+	// job still going where it runs).
 	RunNow(ctx context.Context, app *App, jobID string, out io.Writer) (*CronRun, error)
 	// SetSuspended suspends or resumes a job.
 	SetSuspended(ctx context.Context, app *App, jobID string, suspended bool) error

@@ -69,12 +69,14 @@ func runStatus(r *skiff.CronRun) string {
 		if r.ExitCode > 0 {
 			return fmt.Sprintf("failed (status %d)", r.ExitCode)
 		}
+	case skiff.CronNotStarted:
+		return "not started"
 	}
 	return string(r.Status)
 }
 
 func durationText(r *skiff.CronRun) string {
-	if r.Status == skiff.CronSkipped {
+	if r.Status == skiff.CronSkipped || r.Status == skiff.CronNotStarted {
 		return "not run"
 	}
 	d := r.Duration(time.Now())

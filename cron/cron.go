@@ -109,6 +109,7 @@ type active struct {
 	why      string // what stopping it at the deadline will say
 	timer    *time.Timer
 	stopped  string // set when it was stopped: why
+	notRun   error  // why its scheduler did not start it
 	done     chan struct{}
 }
 
@@ -410,8 +411,10 @@ func (s *Scheduler) start(ctx context.Context, app *skiff.App, rel *skiff.Releas
 		if skiff.ErrorCode(err) == skiff.EINTERNAL {
 			s.log.Error("cron: start run", "app", app.Name, "job", run.JobID, "err", err)
 		}
-		run.Status, run.ExitCode = skiff.CronFailed, -1
-		run.Detail = joinDetail(run.Detail, "could not start: "+skiff.ErrorMessage(err))
+		// Never ran, so not a failure of the job: what the scheduler said.
+		run.Status, run.ExitCode = skiff.CronNotStarted, -1
+		run.Detail = joinDetail(run.Detail, "not started: "+skiff.ErrorMessage(err))
+		a.notRun = err
 		s.finish(a, nil)
 		return a
 	}

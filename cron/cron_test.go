@@ -45,6 +45,7 @@ type fixture struct {
 
 	sched  *skifftest.Scheduler
 	cron   *cron.Scheduler
+	refuse error // when set, every Start of a run is refused with it
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -97,6 +98,9 @@ func (f *fixture) start() {
 	f.sched = f.host.Scheduler(skifftest.Config{Grace: time.Second})
 	cfg := f.cfg
 	cfg.Runs = &cron.SchedulerRuns{Scheduler: f.sched, Formation: f.db.Formation, Poll: 20 * time.Millisecond}
+	if f.refuse != nil {
+		cfg.Runs = refusingRuns{cfg.Runs, f.refuse}
+	}
 	f.cron = cron.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan error, 1)
@@ -413,5 +417,43 @@ func TestRunNowSuspendAndTimeZone(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if runs := f.runs(job.ID); len(runs) != 1 {
 		t.Fatalf("resuming caught up: %s", describe(runs))
+	}
+}
+
+// refusingRuns are runs whose scheduler refuses to start any, as a
+// cluster does where a run of the job is going already.
+type refusingRuns struct {
+	cron.Runs
+	err error
+}
+
+func (r refusingRuns) Start(context.Context, *skiff.App, *skiff.Release, *skiff.CronRun) (string, error) {
+	return "", r.err
+}
+
+// A run its scheduler does not start never ran: cron:run says why, with
+// the scheduler's code, and the history has it as not started, not as a
+// failure of the job; a scheduled one likewise.
+func TestRunNotStarted(t *testing.T) {
+	job := skiff.NewCronJob("* * * * *", "echo ran")
+	f := newFixture(t, job)
+	f.refuse = skiff.Errorf(skiff.ECONFLICT, "%s is running on cluster tb (Job by-hand); runs of a job never overlap", job.ID)
+	f.start()
+	var out strings.Builder
+	run, err := f.cron.RunNow(context.Background(), f.app, job.ID, &out)
+	if skiff.ErrorCode(err) != skiff.ECONFLICT || !strings.Contains(err.Error(), "was not started: "+job.ID+" is running on cluster tb (Job by-hand)") {
+		t.Fatalf("cron:run refused by the scheduler: %v", err)
+	}
+	if run == nil || run.Status != skiff.CronNotStarted || out.Len() != 0 {
+		t.Fatalf("the refused run: %+v, output %q", run, out.String())
+	}
+	f.at(t0.Add(30 * time.Second)) // the next minute: a scheduled run, refused too
+	runs := f.waitRuns(job.ID, "the scheduled run recorded", func(runs []*skiff.CronRun) bool {
+		return len(runs) == 2 && runs[0].Status != skiff.CronRunning
+	})
+	for _, r := range runs {
+		if r.Status != skiff.CronNotStarted || !strings.Contains(r.Detail, "not started: "+job.ID+" is running on cluster tb") || r.FinishedAt.IsZero() {
+			t.Errorf("a refused run recorded as %+v", r)
+		}
 	}
 }

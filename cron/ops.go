@@ -75,7 +75,9 @@ func (s *Scheduler) job(ctx context.Context, app *skiff.App, jobID string) (*ski
 // RunNow runs a job at once (cron:run), copying its output to out until it
 // ends, and returns the run as it ended. When ctx ends first (the caller
 // hung up) the run goes on, and is recorded like any other. A job that is
-// running already is ECONFLICT: runs never overlap.
+// running already is ECONFLICT: runs never overlap. A run the scheduler
+// refuses to start (a cluster where a run of the job is going) is recorded
+// as not started, and its error says why.
 func (s *Scheduler) RunNow(ctx context.Context, app *skiff.App, jobID string, out io.Writer) (*skiff.CronRun, error) {
 	rel, job, err := s.job(ctx, app, jobID)
 	if err != nil {
@@ -101,6 +103,9 @@ func (s *Scheduler) RunNow(ctx context.Context, app *skiff.App, jobID string, ou
 	select {
 	case <-a.done:
 	case <-ctx.Done():
+	}
+	if a.notRun != nil {
+		return run, skiff.Errorf(skiff.ErrorCode(a.notRun), "run #%d of cron job %s was not started: %s", run.ID, job.ID, skiff.ErrorMessage(a.notRun))
 	}
 	return run, nil
 }

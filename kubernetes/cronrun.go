@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -72,7 +73,10 @@ func (s *Scheduler) startCronRun(ctx context.Context, spec *skiff.InstanceSpec) 
 		Spec: tmpl.Spec,
 	}
 	created, err := batch.Jobs(ns).Create(ctx, job, metav1.CreateOptions{FieldManager: FieldManager})
-	if err != nil {
+	if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsTooManyRequests(err) {
+		// A quota, an admission policy: the cluster's words say which.
+		return nil, skiff.Errorf(skiff.EUNAVAILABLE, "cluster %s refused a run of %s: %v", s.cfg.Name, spec.CronJob, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("start a run of %s: %w", spec.CronJob, err)
 	}
 	s.AppLog(spec.AppID, spec.Name(), fmt.Sprintf("Starting a run of cron job %s now (Job %s)", spec.CronJob, created.Name))

@@ -342,8 +342,20 @@ func cronOnCluster(t *testing.T, d *daemon, admin *user, cl *kubernetes.Client, 
 		if _, err := cl.Typed.BatchV1().Jobs(ns).Create(context.Background(), job, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if r := d.ssh(admin, "cron:run", app, slow); r.code == 0 || !strings.Contains(r.stderr, "never overlap") || !strings.Contains(r.stderr, "by-hand") {
+		if r := d.ssh(admin, "cron:run", app, slow); r.code == 0 || !strings.Contains(r.stderr, "was not started") || !strings.Contains(r.stderr, "never overlap") || !strings.Contains(r.stderr, "by-hand") {
 			t.Fatalf("cron:run while a run is going on the cluster: %s", r)
+		}
+		// It never ran: not started, not a failure of the job.
+		hist := d.ssh(admin, "cron:history", app, slow, "--format", "json").stdout
+		var runs []struct{ Trigger, Status, Detail string }
+		if err := json.Unmarshal([]byte(hist), &runs); err != nil || len(runs) == 0 {
+			t.Fatal(err, hist)
+		}
+		if runs[0].Trigger != "manual" || runs[0].Status != "not-started" || !strings.Contains(runs[0].Detail, "by-hand") {
+			t.Fatalf("the refused run in cron:history: %+v", runs[0])
+		}
+		if r := must(t, d.ssh(admin, "cron:history", app, slow), "cron:history"); !strings.Contains(r.stdout, "not started") {
+			t.Fatalf("cron:history of the refused run: %s", r)
 		}
 		policy := metav1.DeletePropagationBackground
 		_ = cl.Typed.BatchV1().Jobs(ns).Delete(context.Background(), "by-hand", metav1.DeleteOptions{PropagationPolicy: &policy})
