@@ -114,7 +114,11 @@ func (p *Pipeline) checkBudget(ctx context.Context, size int64, except, service 
 		head, skiff.FormatSize(size))
 }
 
-// ResizeVolume grows a volume to size bytes, online.
+// ResizeVolume grows a volume to size bytes, online: here, and its claims
+// on clusters (first: one that cannot grow refuses the resize, with
+// nothing changed). A claim whose cluster has not grown it yet is an
+// EUNAVAILABLE error that says what it waits on (the size is recorded:
+// the cluster has the request).
 func (p *Pipeline) ResizeVolume(ctx context.Context, name string, size int64) error {
 	if p.cfg.Volumes == nil {
 		return skiff.Errorf(skiff.EUNAVAILABLE, "this server keeps no storage")
@@ -134,10 +138,20 @@ func (p *Pipeline) ResizeVolume(ctx context.Context, name string, size int64) er
 	if err := p.checkBudget(ctx, size, name, ""); err != nil {
 		return err
 	}
+	pending, err := p.growVolumeClaims(ctx, v, size)
+	if err != nil {
+		return err
+	}
 	if err := p.cfg.Volumes.Resize(ctx, v.ID, size); err != nil {
 		return err
 	}
-	return p.cfg.Store.SetVolumeSize(ctx, name, size)
+	if err := p.cfg.Store.SetVolumeSize(ctx, name, size); err != nil {
+		return err
+	}
+	if pending != "" {
+		return skiff.Errorf(skiff.EUNAVAILABLE, "storage %s is %s now, but its claim has not grown yet: %s", name, skiff.FormatSize(size), pending)
+	}
+	return nil
 }
 
 // DestroyVolume removes a volume no app mounts (ECONFLICT otherwise): the

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 
@@ -21,6 +22,11 @@ type claimScheduler interface {
 	VolumeClaims(ctx context.Context) (map[string][]string, error)
 	// RemoveVolume deletes the volume's claims.
 	RemoveVolume(ctx context.Context, volumeID string) error
+	// GrowVolume grows the volume's claims to size bytes: EINVALID, with
+	// nothing changed, for a claim that cannot grow; pending says what a
+	// claim whose larger request the cluster took but has not met yet
+	// waits on.
+	GrowVolume(ctx context.Context, volumeID string, size int64) (pending string, err error)
 }
 
 // claimSchedulers are the schedulers of every cluster that keeps claims,
@@ -52,6 +58,7 @@ type unreachable struct{ err error }
 
 func (u unreachable) VolumeClaims(context.Context) (map[string][]string, error) { return nil, u.err }
 func (u unreachable) RemoveVolume(context.Context, string) error                { return u.err }
+func (u unreachable) GrowVolume(context.Context, string, int64) (string, error) { return "", u.err }
 
 // checkVolumeFor refuses to mount v into app where v's data is not:
 // another app's volume on a cluster, or a volume whose claim is on a
@@ -153,4 +160,32 @@ func (p *Pipeline) checkNoClaims(ctx context.Context, app *skiff.App, cluster st
 		}
 	}
 	return nil
+}
+
+// growVolumeClaims grows the claims of a volume that storage:resize grows,
+// on every cluster, before its size here changes: a claim that cannot grow
+// refuses the resize. A cluster that does not answer refuses it too (it
+// may hold a claim of the volume, which would not grow). It returns what
+// the claims the clusters have not grown yet wait on.
+func (p *Pipeline) growVolumeClaims(ctx context.Context, v *skiff.Volume, size int64) (string, error) {
+	claims, err := p.claimSchedulers(ctx)
+	if err != nil {
+		return "", err
+	}
+	var pending []string
+	for _, name := range slices.Sorted(maps.Keys(claims)) {
+		cs := claims[name]
+		pend, err := cs.GrowVolume(ctx, v.ID, size)
+		if _, down := cs.(unreachable); down {
+			p.log.Warn("grow a volume's claims", "cluster", name, "volume", v.Name, "err", err)
+			return "", skiff.Errorf(skiff.EUNAVAILABLE, "cannot tell whether cluster %s holds a claim of storage %s, which would have to grow too: it does not answer; try again when it does", name, v.Name)
+		}
+		if err != nil {
+			return "", err
+		}
+		if pend != "" {
+			pending = append(pending, pend)
+		}
+	}
+	return strings.Join(pending, "; "), nil
 }

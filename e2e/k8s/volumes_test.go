@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -111,6 +112,33 @@ func TestVolumesOnCluster(t *testing.T) {
 		}
 		if got := claim(); got.UID != first.UID {
 			t.Fatalf("a deploy replaced the claim")
+		}
+	})
+	t.Run("storage:resize of a claim whose class cannot grow", func(t *testing.T) {
+		// tb-local has no allowVolumeExpansion (and its provisioner none):
+		// past its volume's 5 GiB refused, saying so, with nothing changed
+		// here or there.
+		r := d.ssh(admin, "storage:resize", vol, "8g")
+		if r.code == 0 || !strings.Contains(r.stderr, "StorageClass tb-local of cluster tb does not allow volume expansion, so the claim of storage "+vol+" stays at 5Gi") {
+			t.Fatalf("storage:resize of a volume whose claim's class does not allow expansion: %s", r)
+		}
+		if got := claim(); got.Spec.Resources.Requests.Storage().Value() != 1<<30 {
+			t.Fatalf("a refused storage:resize changed the claim: %+v", got.Spec.Resources)
+		}
+		var report struct {
+			Volumes []struct {
+				Name      string
+				SizeBytes int64 `json:"size_bytes"`
+			}
+		}
+		rep := d.ssh(admin, "storage:report", "--format", "json")
+		if err := json.Unmarshal([]byte(rep.stdout), &report); err != nil {
+			t.Fatal(err, rep)
+		}
+		for _, v := range report.Volumes {
+			if v.Name == vol && v.SizeBytes == 8<<30 {
+				t.Fatalf("a refused storage:resize recorded the new size: %s", rep)
+			}
 		}
 	})
 	t.Run("one pod of a process type that mounts it", func(t *testing.T) {
