@@ -179,17 +179,41 @@ func openPlatform(ctx context.Context, cfg *Config, log *slog.Logger) (*platform
 }
 
 // collectGarbage removes the images no release keeps, then the unpacked
-// layers that neither a kept image nor a running instance uses.
+// layers that neither a kept image, a named image nor a running instance
+// uses.
 func (p *platform) collectGarbage(ctx context.Context, keep []string) error {
 	if err := p.builder.CollectGarbage(ctx, keep); err != nil {
 		return err
 	}
+	named, err := namedImages(p.images)
+	if err != nil {
+		return err
+	}
+	keep = append(keep, named...)
 	// The services' instances run on another runtime: their images'
 	// layers are kept by name.
 	if p.serviceImages != nil {
 		keep = append(keep, p.serviceImages(ctx)...)
 	}
 	return p.runtime.PruneLayers(ctx, keep)
+}
+
+// namedImages returns the digests of the images the store still names after
+// a collection: the releases' images it was told to keep, and the builders'
+// run images. Their unpacked layers stay: a run image's are the first
+// layers of every app's image, and without an app left to hold them (the
+// last one destroyed) the next new app's first start would unpack them
+// again (~180 MB of Debian; 0.7 to 7.9 s here).
+func namedImages(images *imagestore.Store) ([]string, error) {
+	list, err := images.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		out = append(out, e.Digest.String())
+	}
+	return out, nil
 }
 
 // close stops what the platform runs in the daemon; app instances keep
