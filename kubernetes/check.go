@@ -96,7 +96,8 @@ func (c *Client) Check(ctx context.Context, w Where) (string, error) {
 	}
 	var (
 		mu      sync.Mutex
-		missing []string
+		missing []string // in w.Namespace, or cluster-wide when it is ""
+		wide    []string // cluster-wide whatever w.Namespace is
 		failed  error
 		wg      sync.WaitGroup
 		slots   = make(chan struct{}, 8)
@@ -127,7 +128,11 @@ func (c *Client) Check(ctx context.Context, w Where) (string, error) {
 				if a.group != "" {
 					res += "." + a.group
 				}
-				missing = append(missing, a.verb+" "+res)
+				if ns == "" && w.Namespace != "" {
+					wide = append(wide, a.verb+" "+res)
+				} else {
+					missing = append(missing, a.verb+" "+res)
+				}
 			}
 		}()
 	}
@@ -135,15 +140,29 @@ func (c *Client) Check(ctx context.Context, w Where) (string, error) {
 	if failed != nil {
 		return "", fmt.Errorf("check the cluster's grants: %w", failed)
 	}
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		where := "cluster-wide"
-		if w.Namespace != "" {
-			where = "in namespace " + w.Namespace
-		}
-		return "", skiff.Errorf(skiff.EINVALID, "skiff may not %s %s; bind the ClusterRole of `skiff clusters:rbac` to skiff's user", strings.Join(missing, ", "), where)
+	if len(missing)+len(wide) > 0 {
+		return "", skiff.Errorf(skiff.EINVALID, "skiff may not %s; bind the ClusterRole of `skiff clusters:rbac` to skiff's user", missingGrants(missing, wide, w.Namespace))
 	}
 	return v.GitVersion, nil
+}
+
+// missingGrants says which grants skiff lacks where: in a shared
+// namespace most are the namespace's, but some (StorageClasses) only a
+// ClusterRoleBinding gives.
+func missingGrants(missing, wide []string, namespace string) string {
+	slices.Sort(missing)
+	slices.Sort(wide)
+	if namespace == "" {
+		return strings.Join(missing, ", ") + " cluster-wide"
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, strings.Join(missing, ", ")+" in namespace "+namespace)
+	}
+	if len(wide) > 0 {
+		parts = append(parts, strings.Join(wide, ", ")+" cluster-wide (a RoleBinding in "+namespace+" does not grant it: bind it with a ClusterRoleBinding)")
+	}
+	return strings.Join(parts, ", nor ")
 }
 
 // nameFor is the object name a review asks about: a shared namespace's own

@@ -378,6 +378,13 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: skiff-team}]`
 	if _, err := c.Check(ctx, Where{}); err == nil {
 		t.Fatal("a namespace-bound skiff passes the cluster-wide check")
 	}
+	// StorageClasses are cluster-wide: the namespace's binding does not
+	// grant them, and the error says so, not "in namespace team".
+	_, err := c.Check(ctx, Where{Namespace: "team", StorageClass: "fast"})
+	if err == nil || !strings.Contains(err.Error(), "list storageclasses.storage.k8s.io cluster-wide") ||
+		strings.Contains(err.Error(), "in namespace team") || !strings.Contains(err.Error(), "ClusterRoleBinding") {
+		t.Fatalf("a namespace-bound skiff with a storage class: %v", err)
+	}
 	if _, err := c.Check(ctx, Where{Namespace: "missing"}); err == nil || !strings.Contains(err.Error(), "RoleBinding in it") {
 		t.Fatalf("check of a missing namespace: %v", err)
 	}
