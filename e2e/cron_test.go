@@ -177,7 +177,7 @@ func TestCronJobs(t *testing.T) {
 	})
 	// Never twice for one scheduled time, of either job.
 	seen := map[string]bool{}
-	succeeded := 0
+	succeeded, interrupted := 0, 0
 	for _, r := range runs {
 		if r.Trigger != "manual" {
 			k := r.JobID + r.ScheduledAt.String()
@@ -189,11 +189,17 @@ func TestCronJobs(t *testing.T) {
 		if r.JobID == tick && r.Status == "succeeded" {
 			succeeded++
 		}
+		if r.JobID == tick && r.Status == "interrupted" {
+			interrupted++
+		}
 	}
-	// Each tick run that succeeded appended one line, no more.
+	// Each tick run that succeeded appended one line, no more. A run the
+	// kill -9 caught after its process ended and before its end was
+	// recorded is recorded interrupted (its container, and its exit
+	// status, gone at the restart), and may have written its line.
 	ticks := d.local("", "run", app, "cat /app/storage/ticks")
-	if n := strings.Count(ticks.stdout, "tick "); n != succeeded {
-		t.Errorf("%d lines in the ticks file for %d succeeded runs:\n%s", n, succeeded, ticks.stdout)
+	if n := strings.Count(ticks.stdout, "tick "); n < succeeded || n > succeeded+interrupted {
+		t.Errorf("%d lines in the ticks file for %d succeeded runs and %d interrupted:\n%s\nruns: %+v", n, succeeded, interrupted, ticks.stdout, runs)
 	}
 
 	// Suspended, a job lets its minutes pass.
