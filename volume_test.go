@@ -1,6 +1,8 @@
 package skiff_test
 
 import (
+	"path"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,7 +77,7 @@ func FuzzParseMountSpec(f *testing.F) {
 			return
 		}
 		if skiff.ValidateVolumeName(v) != nil || strings.Contains(v, "/") || !strings.HasPrefix(p, "/") ||
-			strings.Contains(p, "..") || strings.ContainsAny(p, ":, \n\x00") || p == "/" || p == "/proc" || strings.HasPrefix(p, "/proc/") {
+			slices.Contains(strings.Split(p, "/"), "..") || path.Clean(p) != p || strings.ContainsAny(p, ":, \n\x00") || p == "/" || p == "/proc" || strings.HasPrefix(p, "/proc/") {
 			t.Fatalf("%q accepted as %q at %q", spec, v, p)
 		}
 	})
