@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,6 +50,8 @@ type Runs interface {
 	// Lookup finds the instance of a run (after a daemon restart); "" when
 	// it is gone.
 	Lookup(ctx context.Context, appID string, runID int64) (string, error)
+	// List lists the app's run instances, by run id.
+	List(ctx context.Context, appID string) (map[int64]string, error)
 	// Remove stops the run's process if it still runs (SIGTERM, then
 	// SIGKILL after grace) and removes what is left of it.
 	Remove(ctx context.Context, appID, id string, grace time.Duration) error
@@ -232,7 +235,43 @@ func (s *Scheduler) recover(ctx context.Context) error {
 		s.watch(a)
 		attached = append(attached, a)
 	}
+	s.sweep(ctx, runs)
 	return nil
+}
+
+// sweep removes what is left of runs whose end is recorded: a run's end is
+// recorded before its process is removed (so a daemon's death between the
+// two never makes a run that ended look lost), and a death there leaves
+// the exited process behind. running are the runs still going.
+func (s *Scheduler) sweep(ctx context.Context, running []*skiff.CronRun) {
+	going := map[string]bool{}
+	for _, r := range running {
+		going[r.AppID+"/"+strconv.FormatInt(r.ID, 10)] = true
+	}
+	apps, err := s.cfg.Store.ListApps(ctx, skiff.AppFilter{})
+	if err != nil {
+		s.log.Warn("cron: list apps for leftover runs", "err", err)
+		return
+	}
+	for _, app := range apps {
+		if s.cfg.Elsewhere != nil && s.cfg.Elsewhere(ctx, app.ID) {
+			continue // its runs are the cluster's Jobs
+		}
+		left, err := s.cfg.Runs.List(ctx, app.ID)
+		if err != nil {
+			s.log.Warn("cron: list an app's runs", "app", app.Name, "err", err)
+			continue
+		}
+		for runID, id := range left {
+			if going[app.ID+"/"+strconv.FormatInt(runID, 10)] {
+				continue
+			}
+			s.log.Info("cron: removing what is left of an ended run", "app", app.Name, "run", runID)
+			if err := s.cfg.Runs.Remove(ctx, app.ID, id, s.cfg.StopGrace); err != nil {
+				s.log.Warn("cron: remove an ended run", "run", runID, "err", err)
+			}
+		}
+	}
 }
 
 // readApps reads every app's current release and its jobs.
@@ -459,18 +498,31 @@ func (s *Scheduler) watch(a *active) {
 		default:
 			a.run.Status = skiff.CronFailed
 		}
+		// Recorded first: a daemon that dies before the removal leaves an
+		// ended process, which the next one sweeps, and a true record.
+		s.record(a, tail.Bytes())
 		if err := s.cfg.Runs.Remove(context.Background(), a.run.AppID, a.id, s.cfg.StopGrace); err != nil {
 			s.log.Warn("cron: remove a finished run", "run", a.run.ID, "err", err)
 		}
-		s.finish(a, tail.Bytes())
+		s.forget(a)
 	}()
 }
 
 // finish records the run's end and forgets it.
 func (s *Scheduler) finish(a *active, output []byte) {
+	s.record(a, output)
+	s.forget(a)
+}
+
+// record records the run's end.
+func (s *Scheduler) record(a *active, output []byte) {
 	if err := s.cfg.Store.FinishCronRun(context.Background(), a.run, output); err != nil {
 		s.log.Error("cron: record a run", "run", a.run.ID, "err", err)
 	}
+}
+
+// forget drops a run that has ended from the active ones.
+func (s *Scheduler) forget(a *active) {
 	s.mu.Lock()
 	if a.timer != nil {
 		a.timer.Stop()

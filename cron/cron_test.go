@@ -46,6 +46,7 @@ type fixture struct {
 	sched  *skifftest.Scheduler
 	cron   *cron.Scheduler
 	refuse error // when set, every Start of a run is refused with it
+	wrap   func(cron.Runs) cron.Runs
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -100,6 +101,9 @@ func (f *fixture) start() {
 	cfg.Runs = &cron.SchedulerRuns{Scheduler: f.sched, Formation: f.db.Formation, Poll: 20 * time.Millisecond}
 	if f.refuse != nil {
 		cfg.Runs = refusingRuns{cfg.Runs, f.refuse}
+	}
+	if f.wrap != nil {
+		cfg.Runs = f.wrap(cfg.Runs)
 	}
 	f.cron = cron.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -455,5 +459,71 @@ func TestRunNotStarted(t *testing.T) {
 		if r.Status != skiff.CronNotStarted || !strings.Contains(r.Detail, "not started: "+job.ID+" is running on cluster tb") || r.FinishedAt.IsZero() {
 			t.Errorf("a refused run recorded as %+v", r)
 		}
+	}
+}
+
+// dyingRuns are runs whose removal never happens, as when the daemon dies
+// right after a run ended: Remove says what the store held when it was
+// called, and leaves the process.
+type dyingRuns struct {
+	cron.Runs
+	removing chan skiff.CronRunStatus
+	db       *store.DB
+	appID    string
+}
+
+func (r dyingRuns) Remove(ctx context.Context, appID, id string, _ time.Duration) error {
+	runs, _ := r.db.CronRuns(ctx, r.appID, "", 1)
+	st := skiff.CronRunStatus("")
+	if len(runs) == 1 {
+		st = runs[0].Status
+	}
+	r.removing <- st
+	return nil
+}
+
+// A run's end is recorded before its process is removed, so a daemon that
+// dies between the two leaves a true record (not a run taken for lost at
+// the next start), and the next daemon removes the ended process.
+func TestRunRecordedBeforeRemoved(t *testing.T) {
+	job := skiff.NewCronJob("* * * * *", "exit 0")
+	f := newFixture(t, job)
+	removing := make(chan skiff.CronRunStatus, 1)
+	f.wrap = func(r cron.Runs) cron.Runs { return dyingRuns{r, removing, f.db, f.app.ID} }
+	f.start()
+	f.at(t0.Add(31 * time.Second))
+	select {
+	case st := <-removing:
+		if st != skiff.CronSucceeded {
+			t.Fatalf("when the run's process was removed, the store had it %q, want %q", st, skiff.CronSucceeded)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run never ended")
+	}
+	f.stop()
+	left := func() int {
+		other := f.host.Scheduler(skifftest.Config{})
+		defer other.Close()
+		ins, err := other.Instances(context.Background(), f.app.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ins)
+	}
+	if n := left(); n != 1 {
+		t.Fatalf("%d instances after the daemon died before removing the run, want its 1", n)
+	}
+	f.wrap = nil
+	f.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for left() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the next daemon did not remove the ended run's process")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	runs := f.runs(job.ID)
+	if len(runs) != 1 || runs[0].Status != skiff.CronSucceeded {
+		t.Fatalf("the run after the restart: %s", describe(runs))
 	}
 }

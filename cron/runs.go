@@ -46,16 +46,23 @@ func (r *SchedulerRuns) Attach(ctx context.Context, appID, id string, w io.Write
 
 // Lookup implements Runs.
 func (r *SchedulerRuns) Lookup(ctx context.Context, appID string, runID int64) (string, error) {
+	runs, err := r.List(ctx, appID)
+	return runs[runID], err
+}
+
+// List implements Runs.
+func (r *SchedulerRuns) List(ctx context.Context, appID string) (map[int64]string, error) {
 	ins, err := r.Scheduler.Instances(ctx, appID)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	runs := map[int64]string{}
 	for _, in := range ins {
-		if in.Spec.OneOff && in.Spec.ProcessType == skiff.OneOffCron && in.Spec.Index == int(runID) {
-			return in.ID, nil
+		if in.Spec.OneOff && in.Spec.ProcessType == skiff.OneOffCron && in.Spec.AppID == appID {
+			runs[int64(in.Spec.Index)] = in.ID
 		}
 	}
-	return "", nil
+	return runs, nil
 }
 
 // Remove implements Runs.
