@@ -252,3 +252,69 @@ func TestRolloutFailsWithThePodsReason(t *testing.T) {
 		})
 	}
 }
+
+// A pull that fails once and then would succeed does not fail the rollout:
+// the pod's pull secret appears only after the kubelet's first pull went
+// without it (401), as when the kubelet does not sync its cache of a
+// secret just applied within its one second, on a loaded node (CI saw it
+// so). The kubelet's retry pulls with the secret.
+func TestRolloutOutlastsAPassingPullFailure(t *testing.T) {
+	nb := oneNode(t)
+	r := nb.release(9)
+	r.Processes[0].Replicas = 1
+	m, err := Render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var rest []Object
+	for _, o := range m.Objects() {
+		if o != Object(m.PullSecret) {
+			rest = append(rest, o)
+		}
+	}
+	if err := nb.client.ApplyAll(ctx, rest); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var lines []string
+	done := make(chan error, 1)
+	go func() {
+		done <- nb.client.WaitRollout(ctx, r, m, func(s string) {
+			mu.Lock()
+			lines = append(lines, s)
+			mu.Unlock()
+			t.Log(s)
+		})
+	}()
+	// The pod fails its first pull; then its secret comes.
+	failed := false
+	for !failed {
+		select {
+		case err := <-done:
+			t.Fatalf("the rollout ended before the pull secret came: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		pods, err := nb.client.Typed.CoreV1().Pods(r.Namespace).List(ctx, listApp(r.AppID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pods.Items {
+			if w := waiting(&p); w != nil && pulling[w.Reason] {
+				failed = true
+			}
+		}
+	}
+	if err := nb.client.Apply(ctx, m.PullSecret); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("rollout: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if out := strings.Join(lines, "\n"); !strings.Contains(out, "the kubelet retries") || !strings.Contains(out, "1 of 1 new pods ready") {
+		t.Errorf("the rollout's progress:\n%s", out)
+	}
+}

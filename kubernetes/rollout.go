@@ -24,6 +24,36 @@ var hopeless = map[string]bool{
 	"ErrImageNeverPull": true, "RunContainerError": true,
 }
 
+// pullPatience is how long a pod may fail to pull its image before the
+// wait gives up. A first failure can pass: the kubelet waits only a second
+// for its cache of the pull secret just applied and, on a loaded node,
+// pulls without it (401); a registry blips. The kubelet retries after 10 s
+// and again 20 s later, so this sees at least one retry.
+const pullPatience = 25 * time.Second
+
+// pulling are the waiting reasons of an image pull that failed.
+var pulling = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true}
+
+// pullFailures are when each container (pod/container) began to fail to
+// pull its image.
+type pullFailures map[string]time.Time
+
+// hopeless reports whether a container waiting with w ends the wait now:
+// a reason that waiting does not cure, or an image pull that failed for
+// pullPatience. A nil w (the container runs or ended) is not.
+func (f pullFailures) hopeless(key string, w *corev1.ContainerStateWaiting) bool {
+	if w == nil || !pulling[w.Reason] {
+		delete(f, key)
+		return w != nil && hopeless[w.Reason]
+	}
+	first, ok := f[key]
+	if !ok {
+		f[key] = time.Now()
+		return false
+	}
+	return time.Since(first) >= pullPatience
+}
+
 // unschedulableFor is how long pods may stay unschedulable before the
 // rollout gives up (a cluster autoscaler may add a node meanwhile).
 const unschedulableFor = 90 * time.Second
@@ -61,6 +91,7 @@ func (c *Client) WaitRollout(ctx context.Context, r *Release, m *Manifest, progr
 	}
 	since := time.Now().Add(-2 * time.Second)
 	unschedulable := map[string]time.Time{}
+	pulls := pullFailures{}
 	ns := r.Namespace
 	version := strconv.Itoa(r.Version)
 	for {
@@ -123,7 +154,11 @@ func (c *Client) WaitRollout(ctx context.Context, r *Release, m *Manifest, progr
 					}
 					return &RolloutError{Process: process, Pod: p.Name, Reason: "CrashLoopBackOff", Message: msg}
 				}
-				if w := cs.State.Waiting; w != nil && hopeless[w.Reason] {
+				w := cs.State.Waiting
+				if w != nil && pulling[w.Reason] {
+					say("pull "+p.Name+"/"+cs.Name+w.Message, fmt.Sprintf("%s: pod %s: %s: %s (the kubelet retries; the rollout gives up after %s)", process, p.Name, w.Reason, w.Message, pullPatience))
+				}
+				if pulls.hopeless(p.Name+"/"+cs.Name, w) {
 					msg := w.Message
 					if t := cs.LastTerminationState.Terminated; t != nil && w.Reason == "CrashLoopBackOff" {
 						msg = fmt.Sprintf("exited with status %d (%s) after %d restarts", t.ExitCode, t.Reason, cs.RestartCount)

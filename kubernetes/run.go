@@ -233,6 +233,7 @@ func (s *Scheduler) waitGone(ctx context.Context, ns string, opts metav1.ListOpt
 // scheduled) fails with the cluster's reason.
 func (s *Scheduler) waitStarted(ctx context.Context, ns, name string) error {
 	var unschedulable time.Time
+	pulls := pullFailures{}
 	for {
 		p, err := s.cfg.Client.Typed.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -244,7 +245,7 @@ func (s *Scheduler) waitStarted(ctx context.Context, ns, name string) error {
 		if in := s.instance(p); in.State == skiff.InstanceUp || in.State == skiff.InstanceExited {
 			return nil
 		}
-		if w := waiting(p); w != nil && hopeless[w.Reason] {
+		if w := waiting(p); pulls.hopeless(name, w) {
 			return skiff.Errorf(skiff.EUNAVAILABLE, "the run could not start: %s: %s", w.Reason, w.Message)
 		}
 		for _, c := range p.Status.Conditions {
