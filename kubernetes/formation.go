@@ -15,7 +15,8 @@ import (
 
 // Rollout implements skiff.RolloutScheduler: it renders f (a Deployment per
 // process type, the web Service, budgets, a CronJob per cron job, the
-// release's config Secret), applies it server-side, follows the rollout
+// release's config Secret), applies it server-side (the CronJobs once the
+// rollout is done: Manifest.Staged), follows the rollout
 // until every Deployment's new pods are ready and no old one is left, and
 // then deletes what the release no longer has. A failure says why, in the
 // cluster's words.
@@ -37,7 +38,8 @@ func (s *Scheduler) Rollout(ctx context.Context, f *skiff.FormationSpec, progres
 	if err := s.checkStorageClasses(ctx, m); err != nil {
 		return err
 	}
-	if err := s.cfg.Client.ApplyAll(ctx, m.Objects()); err != nil {
+	first, after := m.Staged()
+	if err := s.cfg.Client.ApplyAll(ctx, first); err != nil {
 		return applyError(err)
 	}
 	if err := s.cfg.Client.EnsureClaims(ctx, m); err != nil {
@@ -60,6 +62,9 @@ func (s *Scheduler) Rollout(ctx context.Context, f *skiff.FormationSpec, progres
 			return skiff.Errorf(skiff.EUNAVAILABLE, "%s", msg)
 		}
 		return err
+	}
+	if err := s.cfg.Client.ApplyAll(ctx, after); err != nil {
+		return applyError(err)
 	}
 	if err := s.cfg.Client.Prune(ctx, r, m); err != nil {
 		s.cfg.Log.Warn("kubernetes: prune", "app", f.AppName, "err", err)

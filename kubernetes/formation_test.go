@@ -149,6 +149,15 @@ func TestFormationRollout(t *testing.T) {
 	if out, err := rollout(&bad); skiff.ErrorCode(err) != skiff.EUNAVAILABLE || !strings.Contains(err.Error(), "ErrImagePull") && !strings.Contains(err.Error(), "ImagePullBackOff") {
 		t.Fatalf("rollout of a missing image: %v\n%s", err, out)
 	}
+	// The release that failed never ran a cron job: its CronJob was not
+	// applied, and v2's kept its image.
+	cjs, err := nb.client.Typed.BatchV1().CronJobs(ns).List(ctx, listApp(f.AppID))
+	if err != nil || len(cjs.Items) != 1 {
+		t.Fatalf("CronJobs after the failed release: %v %v", cjs, err)
+	}
+	if cj := cjs.Items[0]; cj.Labels[LabelRelease] != "2" || strings.Contains(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image, strings.Repeat("0", 64)) {
+		t.Fatalf("the failed release's CronJob was applied: release %s, image %s", cj.Labels[LabelRelease], cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Image)
+	}
 	if out, err := rollout(f); err != nil {
 		t.Fatalf("roll back to v2: %v\n%s", err, out)
 	}

@@ -210,6 +210,23 @@ func (m *Manifest) Objects() []Object {
 	return out
 }
 
+// Staged splits Objects in two: what is applied before the rollout, and
+// what once the rollout is done. The CronJobs wait, so that a release that
+// does not roll out never runs a job (the previous release's keep their
+// schedule, as a local release that fails never becomes current): a Job
+// of a failed release's image would stay failing to pull, and the
+// CronJobs' concurrencyPolicy Forbid would hold every later run behind it.
+func (m *Manifest) Staged() (rollout, after []Object) {
+	for _, o := range m.Objects() {
+		if _, cron := o.(*batchv1.CronJob); cron {
+			after = append(after, o)
+		} else {
+			rollout = append(rollout, o)
+		}
+	}
+	return rollout, after
+}
+
 // Labels are the labels of every object of the app.
 func Labels(appID, app string) map[string]string {
 	return map[string]string{LabelManagedBy: ManagedBy, LabelAppID: appID, LabelApp: app}
