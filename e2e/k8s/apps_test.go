@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -370,21 +369,7 @@ func TestKilledMidRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := append(append(d.sshArgv(admin), "skiff@127.0.0.1", "--"), "config:set", app, "GREETING=late")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var out buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the rollout under way", 60*time.Second, func() error {
-		if !strings.Contains(out.String(), "scheduled on") {
-			return errorf("config:set so far:\n%s", out.String())
-		}
-		return nil
-	})
-	d.kill9()
-	cmd.Wait()
+	killMidRollout(t, d, admin, app)
 	if err := d.start(d.netns, d.args...); err != nil {
 		t.Fatal(err)
 	}

@@ -262,6 +262,29 @@ func (d *daemon) stop() {
 }
 
 // kill9 kills the daemon the hard way.
+// killMidRollout sets a config var of app (a new release) and kill -9s the
+// daemon once the release's rollout is under way (a pod scheduled); it
+// returns what config:set printed until then.
+func killMidRollout(t *testing.T, d *daemon, admin *user, app string) string {
+	t.Helper()
+	argv := append(append(d.sshArgv(admin), "skiff@127.0.0.1", "--"), "config:set", app, "GREETING=late")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var out buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rollout under way", 60*time.Second, func() error {
+		if !strings.Contains(out.String(), "scheduled on") {
+			return errorf("config:set so far:\n%s", out.String())
+		}
+		return nil
+	})
+	d.kill9()
+	cmd.Wait()
+	return out.String()
+}
+
 func (d *daemon) kill9() {
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	<-d.exited

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -178,23 +177,8 @@ func TestKilledMidRolloutIngressMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	argv := append(append(d.sshArgv(admin), "skiff@127.0.0.1", "--"), "config:set", app, "GREETING=late")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var out buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the rollout of v2 under way", 60*time.Second, func() error {
-		if !strings.Contains(out.String(), "scheduled on") {
-			return errorf("config:set so far:\n%s", out.String())
-		}
-		return nil
-	})
-	d.kill9()
-	cmd.Wait()
-	if strings.Contains(out.String(), "Released v2") {
-		t.Fatalf("the daemon was killed after the release:\n%s", out.String())
+	if out := killMidRollout(t, d, admin, app); strings.Contains(out, "Released v2") {
+		t.Fatalf("the daemon was killed after the release:\n%s", out)
 	}
 	// The cluster goes on with the rollout without skiff.
 	eventually(t, "the cluster done with the rollout of v2", 2*time.Minute, func() error {
