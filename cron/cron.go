@@ -499,30 +499,21 @@ func (s *Scheduler) watch(a *active) {
 			a.run.Status = skiff.CronFailed
 		}
 		// Recorded first: a daemon that dies before the removal leaves an
-		// ended process, which the next one sweeps, and a true record.
-		s.record(a, tail.Bytes())
+		// ended process, which the next one sweeps, and a true record. And
+		// forgotten before the removal: the job's next run need not wait
+		// for it.
+		s.finish(a, tail.Bytes())
 		if err := s.cfg.Runs.Remove(context.Background(), a.run.AppID, a.id, s.cfg.StopGrace); err != nil {
 			s.log.Warn("cron: remove a finished run", "run", a.run.ID, "err", err)
 		}
-		s.forget(a)
 	}()
 }
 
 // finish records the run's end and forgets it.
 func (s *Scheduler) finish(a *active, output []byte) {
-	s.record(a, output)
-	s.forget(a)
-}
-
-// record records the run's end.
-func (s *Scheduler) record(a *active, output []byte) {
 	if err := s.cfg.Store.FinishCronRun(context.Background(), a.run, output); err != nil {
 		s.log.Error("cron: record a run", "run", a.run.ID, "err", err)
 	}
-}
-
-// forget drops a run that has ended from the active ones.
-func (s *Scheduler) forget(a *active) {
 	s.mu.Lock()
 	if a.timer != nil {
 		a.timer.Stop()

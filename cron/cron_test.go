@@ -230,9 +230,17 @@ func TestScheduledRuns(t *testing.T) {
 	if !strings.Contains(strings.Join(lines, "\n"), "cron."+itoa(r.ID)+": exiting 0") {
 		t.Errorf("app log: %q", lines)
 	}
-	// Reaped: nothing of it is left with the scheduler.
-	if ins, _ := f.sched.Instances(context.Background(), f.app.ID); len(ins) != 0 {
-		t.Errorf("instances left: %+v", ins)
+	// Reaped, once its end is recorded: nothing of it is left with the
+	// scheduler.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ins, _ := f.sched.Instances(context.Background(), f.app.ID)
+		if len(ins) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("instances left: %+v", ins)
+			break
+		}
 	}
 	f.at(t0.Add(95 * time.Second)) // 10:02:05
 	f.waitRuns(job.ID, "ran at 10:02", finished(2))
