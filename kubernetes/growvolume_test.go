@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiffhq/skiff"
+	"github.com/skiffhq/skiff/internal/k8stestbed"
 )
 
 // storage:resize of a volume on a real cluster (its controller-manager
@@ -38,7 +39,7 @@ func TestGrowVolume(t *testing.T) {
 		if _, err := admin.Typed.StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		pv := localPV(sc.Name+"-1", sc.Name, capacity[sc.Name], t.TempDir())
+		pv := k8stestbed.LocalPV(sc.Name+"-1", sc.Name, capacity[sc.Name], t.TempDir(), "tb-node1")
 		if _, err := admin.Typed.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
