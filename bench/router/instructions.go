@@ -63,9 +63,9 @@ func instructions(args []string) error {
 		var addr, tlsAddr string
 		cgOut := filepath.Join(b.work, name+".callgrind")
 		switch name {
-		case "nginx":
+		case "nginx", "nginx-few":
 			addr, tlsAddr = freeAddr(), freeAddr()
-			argv, err := b.nginx(0, addr, tlsAddr) // one worker, no master: callgrind follows one process
+			argv, err := b.nginx(name, 0, addr, tlsAddr, name == "nginx-few") // one worker, no master: callgrind follows one process
 			if err != nil {
 				return err
 			}

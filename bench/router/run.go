@@ -71,6 +71,14 @@ type result struct {
 	// thread went to sleep: futex, epoll_wait) and involuntary (preempted).
 	VolCSReq   float64 `json:"voluntary_cs_per_req"`
 	InvolCSReq float64 `json:"involuntary_cs_per_req"`
+	// The other two processes on the shared cores (closed loop only): the
+	// upstream's and the load generator's CPU per request, and the share
+	// of the machine's CPU time left idle meanwhile. At equal proxy CPU,
+	// a lower req/s is one of these: more work for the upstream or the
+	// client per request, or time nobody ran (a wait).
+	UpstreamUsReq float64 `json:"upstream_cpu_us_per_req,omitempty"`
+	ClientUsReq   float64 `json:"client_cpu_us_per_req,omitempty"`
+	IdlePct       float64 `json:"machine_idle_pct,omitempty"`
 }
 
 func run(args []string) error {
@@ -79,7 +87,7 @@ func run(args []string) error {
 	dur := fs.Duration("duration", 8*time.Second, "wrk duration per measurement")
 	out := fs.String("out", "bench/out", "output directory")
 	caddyBin := fs.String("caddy", "", "caddy binary (default: bench/out/bin/caddy, built with go install if missing)")
-	only := fs.String("proxies", "nginx,caddy,skiff", "proxies to measure (nginx is the reference)")
+	only := fs.String("proxies", "nginx,caddy,skiff", "proxies to measure (nginx is the reference; nginx-few: nginx sending only X-Forwarded-For and -Proto to the app)")
 	onlyCells := fs.String("cells", "", "cells to run (default all: "+cellNames()+")")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of skiff's router for the whole run to this file (go tool pprof)")
 	skiffEnv := fs.String("skiff-env", "", "extra environment for skiff's router, comma-separated (GOGC=200,GOMAXPROCS=1 …), for experiments")
@@ -120,9 +128,12 @@ func run(args []string) error {
 	// Every listening port is a free one, so that the benchmark runs beside
 	// anything else on the machine.
 	var proxies []*proxy
-	{
-		p := &proxy{name: "nginx", http: freeAddr(), https: freeAddr()}
-		argv, err := b.nginx(*workers, p.http, p.https)
+	for _, name := range []string{"nginx", "nginx-few"} {
+		if !slices.Contains(want, name) {
+			continue
+		}
+		p := &proxy{name: name, http: freeAddr(), https: freeAddr()}
+		argv, err := b.nginx(name, *workers, p.http, p.https, name == "nginx-few")
 		if err != nil {
 			return err
 		}
@@ -171,11 +182,11 @@ func run(args []string) error {
 	var results []result
 	for _, c := range run {
 		for _, p := range proxies { // warm up
-			_, _ = wrk(p, c, 2*time.Second) // the warm-up's figures are not kept
+			_, _, _ = wrk(p, c, 2*time.Second) // the warm-up's figures are not kept
 		}
 		if c.rate {
 			// Half of nginx's maximum, measured now (wrk, this cell's shape).
-			m, err := measure(proxies[0], c, *dur)
+			m, err := measure(proxies[0], b.upPids[0], c, *dur)
 			if err != nil {
 				return err
 			}
@@ -190,14 +201,14 @@ func run(args []string) error {
 				order = append(order[1:], order[0])
 			}
 			for _, p := range order {
-				r, err := measure(p, c, *dur)
+				r, err := measure(p, b.upPids[0], c, *dur)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", p.name, c.name, err)
 				}
 				r.Rep = rep
 				results = append(results, r)
-				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors\n",
-					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors)
+				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors; upstream %.1f, client %.1f µs/req, machine %.1f%% idle\n",
+					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors, r.UpstreamUsReq, r.ClientUsReq, r.IdlePct)
 			}
 		}
 	}
@@ -354,14 +365,20 @@ func wrkArgs(p *proxy, c cell, d time.Duration) []string {
 	return append(args, url)
 }
 
-func wrk(p *proxy, c cell, d time.Duration) (string, error) {
+// wrk runs the load generator (wrk, or h2load for HTTP/2) and returns its
+// output and the CPU time it used.
+func wrk(p *proxy, c cell, d time.Duration) (string, time.Duration, error) {
+	cmd := exec.Command("wrk", wrkArgs(p, c, d)...)
 	if c.h2 {
-		out, err := exec.Command("h2load", "-c", strconv.Itoa(c.conns), "-m", "10", "-t", "1", "-D", strconv.Itoa(int(d.Seconds())),
-			"-H", ":authority: bench.test", "https://"+p.https+c.path).CombinedOutput()
-		return string(out), err
+		cmd = exec.Command("h2load", "-c", strconv.Itoa(c.conns), "-m", "10", "-t", "1", "-D", strconv.Itoa(int(d.Seconds())),
+			"-H", ":authority: bench.test", "https://"+p.https+c.path)
 	}
-	out, err := exec.Command("wrk", wrkArgs(p, c, d)...).CombinedOutput()
-	return string(out), err
+	out, err := cmd.CombinedOutput()
+	var cpu time.Duration
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return string(out), cpu, err
 }
 
 // h2loadResult reads h2load's summary: requests per second, requests
@@ -386,16 +403,31 @@ func h2loadResult(out string, r *result) int64 {
 	return done
 }
 
-func measure(p *proxy, c cell, d time.Duration) (result, error) {
-	before := readProcStat(p.cmd.Process.Pid)
-	out, err := wrk(p, c, d)
-	used := readProcStat(p.cmd.Process.Pid).minus(before)
+// measure runs one cell's load through p for d, the upstream being the
+// process upPid.
+func measure(p *proxy, upPid int, c cell, d time.Duration) (result, error) {
+	before, upBefore := readProcStat(p.cmd.Process.Pid), readProcStat(upPid)
+	idleBefore, allBefore := machineIdle()
+	out, client, err := wrk(p, c, d)
+	used, upUsed := readProcStat(p.cmd.Process.Pid).minus(before), readProcStat(upPid).minus(upBefore)
+	idleAfter, allAfter := machineIdle()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
 	r := result{Cell: c.name, Proxy: p.name}
+	if allAfter > allBefore {
+		r.IdlePct = 100 * float64(idleAfter-idleBefore) / float64(allAfter-allBefore)
+	}
+	others := func(n int64) {
+		if n > 0 {
+			r.UpstreamUsReq = float64(upUsed.user+upUsed.sys) * (1e6 / 100) / float64(n)
+			r.ClientUsReq = float64(client.Microseconds()) / float64(n)
+		}
+	}
 	if c.h2 {
-		r.perRequest(used, h2loadResult(out, &r))
+		n := h2loadResult(out, &r)
+		r.perRequest(used, n)
+		others(n)
 		return r, nil
 	}
 	if m := regexp.MustCompile(`Requests/sec:\s+([\d.]+)`).FindStringSubmatch(out); m != nil {
@@ -418,7 +450,24 @@ func measure(p *proxy, c cell, d time.Duration) (result, error) {
 		r.Errors += n
 	}
 	r.perRequest(used, total)
+	others(total)
 	return r, nil
+}
+
+// machineIdle reads /proc/stat's idle and iowait time and the total, in
+// clock ticks, summed over the cores.
+func machineIdle() (idle, all int64) {
+	b, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	for i := 1; i < len(f) && i <= 8; i++ {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		all += v
+		if i == 4 || i == 5 {
+			idle += v
+		}
+	}
+	return idle, all
 }
 
 // perRequest sets r's per-request figures from what the proxy used for n
@@ -462,25 +511,27 @@ func markdown(results []result, proxyNames []string, run []cell, reps int, d tim
 	var b strings.Builder
 	fmt.Fprintf(&b, "Router benchmark, %s, %d interleaved repetitions of %v per cell (medians), wrk -t1, %d shared cores, nginx %d workers, GOMAXPROCS=%d; load average before: %s, after: %s\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), reps, d, runtime.NumCPU(), workers, workers, strings.TrimSpace(load), strings.TrimSpace(after))
-	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | context switches/req | errors |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | context switches/req | upstream, client CPU µs/req; machine idle | errors |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range run {
 		type agg struct {
 			rps, p50, p99, cpu, cs float64
+			up, client, idle       float64
 			errs                   int64
 		}
 		m := map[string]agg{}
 		for _, name := range proxyNames {
-			var rps, p50, p99, cpu, cs []float64
+			var rps, p50, p99, cpu, cs, up, client, idle []float64
 			var errs int64
 			for _, r := range results {
 				if r.Cell == c.name && r.Proxy == name {
 					rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50ms), append(p99, r.P99ms), append(cpu, r.CPUusReq)
 					cs = append(cs, r.VolCSReq+r.InvolCSReq)
+					up, client, idle = append(up, r.UpstreamUsReq), append(client, r.ClientUsReq), append(idle, r.IdlePct)
 					errs += r.Errors
 				}
 			}
-			m[name] = agg{median(rps), median(p50), median(p99), median(cpu), median(cs), errs}
+			m[name] = agg{median(rps), median(p50), median(p99), median(cpu), median(cs), median(up), median(client), median(idle), errs}
 		}
 		n := m["nginx"]
 		for _, name := range proxyNames {
@@ -489,8 +540,12 @@ func markdown(results []result, proxyNames []string, run []cell, reps int, d tim
 			if c.h2 {
 				lat = "– | – | –" // h2load gives no percentiles
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %.1f | %.2f | %.2f | %d |\n",
-				c.name, name, a.rps, a.rps/n.rps, lat, a.cpu, a.cpu/n.cpu, a.cs, a.errs)
+			others := "–" // the open loop's client is this process
+			if !c.rate {
+				others = fmt.Sprintf("%.1f, %.1f; %.1f %%", a.up, a.client, a.idle)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %.1f | %.2f | %.2f | %s | %d |\n",
+				c.name, name, a.rps, a.rps/n.rps, lat, a.cpu, a.cpu/n.cpu, a.cs, others, a.errs)
 		}
 	}
 	for _, c := range run {
@@ -520,7 +575,11 @@ func markdown(results []result, proxyNames []string, run []cell, reps int, d tim
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } //nolint:gosec // the benchmark's own proxies on 127.0.0.1, with its self-signed certificate
 
 // nginx tuned as research/ROUTER.md §2.1 says: upstream keep-alive, HTTP/1.1
-// to the upstream, buffered access log.
+// to the upstream, buffered access log; and sending the app the fields
+// skiff's router sends (nginxSkiffFields), so that the upstream, which
+// shares the cores, has the same work behind both (the five more fields
+// are a quarter more instructions for a Go net/http app: 63k per request
+// against 50k, by callgrind).
 const nginxTmpl = `worker_processes auto;
 pid %[1]s/nginx.pid;
 error_log %[1]s/nginx-error.log warn;
@@ -548,11 +607,20 @@ http {
       proxy_set_header Connection "";
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Proto $scheme;%[7]s
     }
   }
 }
 `
+
+// nginxSkiffFields are the fields skiff's router sets beside X-Forwarded-For
+// and -Proto (README: the router), as nginx writes them.
+const nginxSkiffFields = `
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Request-Id $request_id;
+      proxy_set_header X-Request-Start "t=${msec}";`
 
 const caddyTmpl = `{
 	admin off

@@ -17,6 +17,7 @@ type bed struct {
 	work      string
 	cert, key string
 	upstreams []string // addresses
+	upPids    []int    // the upstreams' processes
 	router    string   // the router binary, if asked for
 	stops     []func()
 }
@@ -55,6 +56,7 @@ func newBed(out, name string, o bedOptions) (*bed, error) {
 		}
 		b.stops = append(b.stops, func() { stop(up) })
 		b.upstreams = append(b.upstreams, addr)
+		b.upPids = append(b.upPids, up.Process.Pid)
 	}
 	return b, nil
 }
@@ -72,21 +74,33 @@ func (b *bed) routerSpec(dataName string) routerSpec {
 	return routerSpec{Upstream: b.upstreams[0], Cert: b.cert, Key: b.key, Data: filepath.Join(b.work, dataName)}
 }
 
-// nginx writes nginx's configuration (nginxTmpl) for workers worker
-// processes, listening on httpAddr and httpsAddr, and returns the command
-// line that runs it in the foreground. With workers 0, one worker and no
-// master process (for callgrind).
-func (b *bed) nginx(workers int, httpAddr, httpsAddr string) ([]string, error) {
+// nginx writes the configuration (nginxTmpl) of the nginx called name for
+// workers worker processes, listening on httpAddr and httpsAddr, and
+// returns the command line that runs it in the foreground. With workers 0,
+// one worker and no master process (for callgrind). With few, it sends the
+// app X-Forwarded-For and -Proto only, not the rest of skiff's fields.
+func (b *bed) nginx(name string, workers int, httpAddr, httpsAddr string, few bool) ([]string, error) {
+	dir := b.work
+	if name != "nginx" {
+		dir = filepath.Join(b.work, name)
+		if err := os.MkdirAll(filepath.Join(dir, "nginx-tmp"), 0o755); err != nil {
+			return nil, err
+		}
+	}
 	procs := "worker_processes " + strconv.Itoa(workers) + ";"
 	if workers == 0 {
 		procs = "worker_processes 1;\nmaster_process off;"
 	}
+	fields := nginxSkiffFields
+	if few {
+		fields = ""
+	}
 	tmpl := strings.Replace(nginxTmpl, "worker_processes auto;", procs, 1)
-	conf := filepath.Join(b.work, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, b.work, b.cert, b.key, b.upstreams[0], httpAddr, httpsAddr)), 0o644); err != nil {
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(tmpl, dir, b.cert, b.key, b.upstreams[0], httpAddr, httpsAddr, fields)), 0o644); err != nil {
 		return nil, err
 	}
-	return []string{"nginx", "-p", b.work, "-c", conf, "-g", "daemon off;"}, nil
+	return []string{"nginx", "-p", dir, "-c", conf, "-g", "daemon off;"}, nil
 }
 
 // lookTools fails, saying what to install, when a tool is missing.
