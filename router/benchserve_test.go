@@ -85,6 +85,9 @@ func benchServe(specJSON string) error {
 	if os.Getenv("SKIFF_BENCH_RAW") == "off" { // an experiment: net's own reads and writes
 		rawSyscalls = false
 	}
+	if os.Getenv("SKIFF_BENCH_SHUTDOWN") == "off" { // an experiment: Close without the raw shutdown
+		rawShutdown = false
+	}
 	listen := Listen
 	if os.Getenv("SKIFF_BENCH_LISTEN") == "plain" { // an experiment: Listen without TCP_DEFER_ACCEPT
 		listen = func(addr string) (net.Listener, error) {
