@@ -11,6 +11,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -156,7 +157,20 @@ func (e *usageError) Error() string { return e.msg }
 // RunCommand runs inv.Args and returns the exit status.
 func (r *Runner) RunCommand(ctx context.Context, inv *skiff.Invocation) int {
 	ctx = skiff.WithActor(ctx, inv.Actor)
-	err := r.run(ctx, inv)
+	raw := inv
+	if inv.TTY != nil {
+		// The caller's terminal is raw (ssh -t): a line ends in CR LF, as
+		// a terminal's line discipline would make it for a program that
+		// had one. A process given the terminal (run) has one: it gets
+		// raw's writers; a command's data on stdout goes as it is.
+		cp := *inv
+		cp.Stderr = crlfWriter{inv.Stderr}
+		if !r.streams(inv.Args) {
+			cp.Stdout = crlfWriter{inv.Stdout}
+		}
+		inv = &cp
+	}
+	err := r.run(ctx, inv, raw)
 	var uerr *usageError
 	var exit *exitError
 	switch {
@@ -192,7 +206,22 @@ func (r *Runner) noCommand() string {
 	}, "\n       ")
 }
 
-func (r *Runner) run(ctx context.Context, inv *skiff.Invocation) error {
+// streams reports whether args name a command whose output is data.
+func (r *Runner) streams(args []string) bool {
+	return len(args) > 0 && r.byName[args[0]] != nil && r.byName[args[0]].stream
+}
+
+// crlfWriter ends each line in CR LF.
+type crlfWriter struct{ w io.Writer }
+
+func (c crlfWriter) Write(p []byte) (int, error) {
+	if _, err := c.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (r *Runner) run(ctx context.Context, inv, raw *skiff.Invocation) error {
 	if len(inv.Args) == 0 {
 		return &usageError{msg: r.noCommand()}
 	}
@@ -215,7 +244,7 @@ func (r *Runner) run(ctx context.Context, inv *skiff.Invocation) error {
 		r.printCommandHelp(inv.Stdout, cmd)
 		return nil
 	}
-	c := &call{ctx: ctx, inv: inv, actor: inv.Actor, args: args, flags: flags, r: r, cmd: cmd}
+	c := &call{ctx: ctx, inv: inv, raw: raw, actor: inv.Actor, args: args, flags: flags, r: r, cmd: cmd}
 	if f, ok := flags["format"]; ok && f != "json" && f != "text" {
 		return &usageError{cmd: cmd, msg: "--format takes json or text"}
 	}
@@ -244,6 +273,7 @@ func (r *Runner) deny(ctx context.Context, c *call, app string) {
 type call struct {
 	ctx   context.Context
 	inv   *skiff.Invocation
+	raw   *skiff.Invocation // inv as the caller gave it: a terminal's writers unconverted
 	actor *skiff.Actor
 	cmd   *command
 	r     *Runner

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -464,5 +465,28 @@ func TestAppCommands(t *testing.T) {
 	}
 	if list, _ := s.sched.Instances(context.Background(), ""); len(list) != 0 {
 		t.Fatalf("instances left: %d", len(list))
+	}
+}
+
+// With a terminal (ssh -t) a command's lines end in CR LF, its errors'
+// too; data on stdout (a copy of the database) arrives byte for byte.
+func TestTerminalLineEnds(t *testing.T) {
+	s := newServer(t)
+	run := func(who string, args ...string) result {
+		var out, errOut bytes.Buffer
+		inv := &skiff.Invocation{Actor: s.users[who], Args: args, Stdout: &out, Stderr: &errOut, TTY: &skiff.TTY{Term: "xterm", Width: 80, Height: 24}}
+		return result{s.runner.RunCommand(context.Background(), inv), out.String(), errOut.String()}
+	}
+	bare := regexp.MustCompile("(^|[^\r])\n")
+	if r := run("alice", "help"); r.code != 0 || !strings.Contains(r.stdout, "\r\n") || bare.MatchString(r.stdout) {
+		t.Errorf("help: %q", r.stdout)
+	}
+	if r := run("alice", "config", "nosuchapp"); r.code == 0 || !strings.HasSuffix(r.stderr, "\r\n") || bare.MatchString(r.stderr) {
+		t.Errorf("an error: %q", r.stderr)
+	}
+	r := run("root", "backup")
+	plain := s.run("root", "", "backup")
+	if r.code != 0 || plain.code != 0 || !strings.HasPrefix(r.stdout, "SQLite format 3\x00") || len(r.stdout)%4096 != 0 || !strings.Contains(r.stdout, "\n") {
+		t.Fatalf("backup with a terminal: exit %d, %d bytes (%d without one): %s", r.code, len(r.stdout), len(plain.stdout), r.stderr)
 	}
 }

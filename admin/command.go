@@ -24,6 +24,9 @@ type command struct {
 	// terminal: it attaches the caller's terminal (ssh -t, or the local
 	// CLI on one) to a process: run, postgres:connect.
 	terminal bool
+	// stream: what it writes to stdout is data to arrive byte for byte (a
+	// dump, a copy of the database), never lines for a terminal.
+	stream bool
 	// removesApp: the command ends everyone's access to its app itself
 	// (apps:destroy), so its own session is not ended for that.
 	removesApp bool

@@ -15,7 +15,7 @@ func run(c *call) error {
 	if err := c.needScheduler(); err != nil {
 		return err
 	}
-	req := &skiff.RunRequest{Args: []string{c.commandRest()}, Stdin: c.inv.Stdin, Stdout: c.stdout(), Stderr: c.stderr(), TTY: c.inv.TTY}
+	req := &skiff.RunRequest{Args: []string{c.commandRest()}, Stdin: c.inv.Stdin, Stdout: c.raw.Stdout, Stderr: c.raw.Stderr, TTY: c.inv.TTY}
 	code, err := c.services().Deployer.Run(c.ctx, c.app, req)
 	if err != nil {
 		return err

@@ -28,7 +28,7 @@ func serviceCommands() []*command {
 				flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead (for a second " + k + " of one app)"}, buildsFlag}},
 			&command{name: k + ":unlink", args: "<name> <app>", summary: "cut the app's path to it at once and unset the var (a new release)", min: 2, max: 2, run: serviceUnlink(k)},
 			&command{name: k + ":connect", args: "<name>", summary: "open " + clientName(k) + " on it (`ssh -t` for a terminal; SQL or commands on stdin otherwise)", min: 1, max: 1, terminal: true, run: serviceConnect(k)},
-			&command{name: k + ":backup", aliases: []string{k + ":export"}, args: "<name>", summary: "write a consistent dump to stdout, progress to stderr", min: 1, max: 1, run: serviceBackup(k),
+			&command{name: k + ":backup", aliases: []string{k + ":export"}, args: "<name>", summary: "write a consistent dump to stdout, progress to stderr", min: 1, max: 1, stream: true, run: serviceBackup(k),
 				help: "  ssh … " + k + ":backup mydb > mydb." + dumpExt(k)},
 			&command{name: k + ":restore", aliases: []string{k + ":import"}, args: "<name>", summary: "replace its data with a dump from stdin (or a stored backup)", min: 1, max: 1, run: serviceRestore(k),
 				flags: []flag{{name: "from", value: "BACKUP", help: "a stored backup's name (" + k + ":backups lists them)"}}},
@@ -382,7 +382,7 @@ func serviceConnect(kind string) func(*call) error {
 		if err != nil {
 			return err
 		}
-		req := &skiff.RunRequest{Stdin: c.inv.Stdin, Stdout: c.stdout(), Stderr: c.stderr(), TTY: c.inv.TTY}
+		req := &skiff.RunRequest{Stdin: c.inv.Stdin, Stdout: c.raw.Stdout, Stderr: c.raw.Stderr, TTY: c.inv.TTY}
 		code, err := c.services().Services.Connect(c.ctx, svc, req)
 		if err != nil {
 			return err

@@ -123,7 +123,7 @@ func commandTable() []*command {
 	}, append(append(serviceCommands(), clusterCommands()...), []*command{
 		{name: "events", args: "[<app>]", summary: "show the audit trail: who did what, when", format: true, max: 1, run: eventsList,
 			flags: []flag{{name: "num", short: "n", value: "N", help: "number of events (default 50)"}}},
-		{name: "backup", summary: "write a consistent copy of skiff's database to stdout (admin)", admin: true, max: 0, run: backup,
+		{name: "backup", summary: "write a consistent copy of skiff's database to stdout (admin)", admin: true, max: 0, stream: true, run: backup,
 			help: "  ssh -p 2222 skiff@host backup > skiff-$(date +%F).db\nTo restore: stop skiff, put the file at DATA/skiff.db, start skiff; apps redeploy from their stored images.\nThe copy holds every config var: keep it as safe as the server."},
 		{name: "whoami", summary: "show who your key says you are", format: true, max: 0, run: whoami},
 		{name: "version", summary: "show skiff's version", format: true, max: 0, run: version},

@@ -47,6 +47,10 @@ func TestRunWithTerminal(t *testing.T) {
 	if !strings.Contains(out.String(), "TERM=xterm-256color\r\n") {
 		t.Fatalf("the run's TERM is not the client's terminal type:\n%q", out.String())
 	}
+	// The run's own terminal ends its lines; skiff adds no second CR.
+	if strings.Contains(out.String(), "\r\r\n") {
+		t.Fatalf("the run's lines end in CR CR LF:\n%q", out.String())
+	}
 }
 
 // builds:cancel stops a running build; the push is rejected and the build

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,6 +317,16 @@ func TestCommandsOverSSH(t *testing.T) {
 	}
 	if r := s.ssh("alice", "-tt"); r.code != 2 || !strings.Contains(r.stderr, hint+"        the commands\r\n") {
 		t.Errorf("a shell request with a terminal: %s", r)
+	}
+	// With a terminal (ssh -t) every line a command writes ends in CR LF,
+	// its errors' too, as they would from a program with a terminal
+	// (admin's TestTerminalLineEnds: data arrives as it is).
+	bare := regexp.MustCompile("(^|[^\r])\n")
+	if r := s.ssh("alice", "-tt", "help"); r.code != 0 || !strings.Contains(r.stdout, "\r\n") || bare.MatchString(r.stdout) {
+		t.Errorf("help with a terminal: %q", r.stdout)
+	}
+	if r := s.ssh("alice", "-tt", "config", "nosuchapp"); r.code == 0 || !strings.HasSuffix(r.stderr, "\r\n") || bare.MatchString(r.stderr) {
+		t.Errorf("an error with a terminal: %q", r.stderr)
 	}
 	// A removed key no longer gets in.
 	s.addUser("carol", false)

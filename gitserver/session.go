@@ -1,9 +1,7 @@
 package gitserver
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 
 	"github.com/gliderlabs/ssh"
 
@@ -26,10 +24,7 @@ func (s *Server) handleSession(sess ssh.Session) {
 	defer stop()
 	raw := sess.RawCommand()
 	if raw == "" {
-		inv := &skiff.Invocation{Actor: actor, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
-		if _, _, ok := sess.Pty(); ok { // the client's terminal is raw: a line ends in CR LF
-			inv.Stdout, inv.Stderr = crlfWriter{sess}, crlfWriter{sess.Stderr()}
-		}
+		inv := &skiff.Invocation{Actor: actor, Stdin: sess, Stdout: sess, Stderr: sess.Stderr(), TTY: tty(sess)}
 		_ = sess.Exit(s.cfg.Commands.RunCommand(ctx, inv))
 		return
 	}
@@ -42,11 +37,17 @@ func (s *Server) handleSession(sess ssh.Session) {
 		_ = sess.Exit(s.serveGit(ctx, sess, actor, verb, args)) // which says when it was revoked
 		return
 	}
-	inv := &skiff.Invocation{Actor: actor, Args: args, Raw: raw, RawStarts: starts, Stdin: sess, Stdout: sess, Stderr: sess.Stderr()}
-	if pty, winch, ok := sess.Pty(); ok {
-		inv.TTY = &skiff.TTY{Term: pty.Term, Width: pty.Window.Width, Height: pty.Window.Height, Resize: windowSizes(winch)}
-	}
+	inv := &skiff.Invocation{Actor: actor, Args: args, Raw: raw, RawStarts: starts, Stdin: sess, Stdout: sess, Stderr: sess.Stderr(), TTY: tty(sess)}
 	_ = sess.Exit(endRevoked(ctx, sess, s.cfg.Commands.RunCommand(ctx, inv))) // the status of a session whose client left
+}
+
+// tty is the terminal the client asked for (ssh -t), or nil.
+func tty(sess ssh.Session) *skiff.TTY {
+	pty, winch, ok := sess.Pty()
+	if !ok {
+		return nil
+	}
+	return &skiff.TTY{Term: pty.Term, Width: pty.Window.Width, Height: pty.Window.Height, Resize: windowSizes(winch)}
 }
 
 // windowSizes converts gliderlabs window changes; the channel closes with
@@ -63,17 +64,6 @@ func windowSizes(in <-chan ssh.Window) <-chan skiff.WindowSize {
 		}
 	}()
 	return out
-}
-
-// crlfWriter ends each line in CR LF, as a terminal's line discipline
-// would for a program that had one.
-type crlfWriter struct{ w io.Writer }
-
-func (c crlfWriter) Write(p []byte) (int, error) {
-	if _, err := c.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 func fail(sess ssh.Session, code int, msg string) {
