@@ -587,6 +587,12 @@ func testOneOffEndsWhileDown(t *testing.T, fx *SchedulerFixture) {
 		got := find(t, s, "nightly-id", in.ID)
 		return got != nil && got.State == skiff.InstanceUp
 	})
+	// Its first line is in the log before the scheduler goes down, so that
+	// the count below tells whether it ran again, not whether a line
+	// written as the daemon stopped was kept (CI once saw it lost).
+	waitFor(t, "the one-off's first line", 20*time.Second, func() bool {
+		return strings.Contains(logsOf(t, s, skiff.LogQuery{AppID: "nightly-id"}), "app[cron.7]: sleeping")
+	})
 	s = fx.Restart(3 * time.Second) // it ends meanwhile
 	waitFor(t, "the one-off to be listed as exited", 20*time.Second, func() bool {
 		got := find(t, s, "nightly-id", in.ID)
