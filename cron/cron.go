@@ -263,8 +263,8 @@ func (s *Scheduler) sweep(ctx context.Context, running []*skiff.CronRun) {
 			continue
 		}
 		for runID, id := range left {
-			if going[app.ID+"/"+strconv.FormatInt(runID, 10)] {
-				continue
+			if going[app.ID+"/"+strconv.FormatInt(runID, 10)] || s.isActive(app.ID, runID) {
+				continue // still going, or started since (cron:run while this daemon recovers)
 			}
 			s.log.Info("cron: removing what is left of an ended run", "app", app.Name, "run", runID)
 			if err := s.cfg.Runs.Remove(ctx, app.ID, id, s.cfg.StopGrace); err != nil {
@@ -507,6 +507,19 @@ func (s *Scheduler) watch(a *active) {
 			s.log.Warn("cron: remove a finished run", "run", a.run.ID, "err", err)
 		}
 	}()
+}
+
+// isActive reports whether this daemon runs the app's run runID (a run is
+// active before its process starts).
+func (s *Scheduler) isActive(appID string, runID int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.active {
+		if a.run.AppID == appID && a.run.ID == runID {
+			return true
+		}
+	}
+	return false
 }
 
 // finish records the run's end and forgets it.
