@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"io"
 	"net"
@@ -41,6 +42,12 @@ func dialWS(t *testing.T, addr, host string) (net.Conn, *bufio.Reader) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return upgradeWS(t, c, host)
+}
+
+// upgradeWS asks for a websocket on c.
+func upgradeWS(t *testing.T, c net.Conn, host string) (net.Conn, *bufio.Reader) {
+	t.Helper()
 	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: "+host+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	br := bufio.NewReader(c)
@@ -87,6 +94,53 @@ func TestWebsocket(t *testing.T) {
 	}
 	if string(rest) != "\x88\x02\x03\xe9" {
 		t.Errorf("after the grace the client got %q, want a close frame with 1001", rest)
+	}
+}
+
+// An app that ends a websocket (closes its connection, as RFC 6455 has the
+// server do after the closing handshake) ends it for the client too: the
+// router passes the end on at once rather than waiting for the client to
+// hang up first. The same over HTTPS.
+func TestWebsocketEndedByTheApp(t *testing.T) {
+	tr := newTestRouter(t, nil)
+	tr.startTLS(t)
+	ca := newTestCA(t)
+	cert, key := ca.issue(t, "app.skiff.test")
+	tr.addApp(t, skiff.AppRoute{Name: "app", NoRedirect: true}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+			base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		c.Write([]byte("bye: " + line))
+	}))
+	if err := tr.SetCertificate("id-app", cat(cert, key)); err != nil {
+		t.Fatal(err)
+	}
+	for _, scheme := range []string{"http", "https"} {
+		var c net.Conn
+		var br *bufio.Reader
+		if scheme == "http" {
+			c, br = dialWS(t, tr.addr, "app.skiff.test")
+		} else {
+			tc, err := tls.Dial("tcp", tr.tls, &tls.Config{ServerName: "app.skiff.test", RootCAs: ca.pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, br = upgradeWS(t, tc, "app.skiff.test")
+		}
+		io.WriteString(c, "hello\n")
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		rest, err := io.ReadAll(br)
+		if err != nil || string(rest) != "bye: hello\n" {
+			t.Errorf("%s: after the app ended the websocket the client got %q, %v (want the app's last words, then the end)", scheme, rest, err)
+		}
+		c.Close()
 	}
 }
 

@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -272,7 +273,10 @@ func asciiEqualFold(b []byte, s string) bool {
 }
 
 // ReadFrom and CloseWrite keep net/http's sendfile/splice and its graceful
-// close working through the wrapper.
+// close working through the wrapper. CloseWrite reports a connection that
+// cannot half-close: ReverseProxy, when an upgraded connection's app side
+// ends, half-closes the client's and waits for the client to end too, and
+// a nil here left the client waiting for an end that never came.
 func (g *framingGuard) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := g.Conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
@@ -284,7 +288,7 @@ func (g *framingGuard) CloseWrite() error {
 	if cw, ok := g.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
-	return nil
+	return errors.ErrUnsupported
 }
 
 type guardKey struct{}

@@ -625,6 +625,14 @@ func (h *handoffConn) Read(p []byte) (int, error) {
 	return h.Conn.Read(p)
 }
 
+// CloseWrite half-closes the connection (a TLS one sends its close_notify).
+func (h *handoffConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
 type tlsStateKey struct{}
 
 // handoffContext is the fallback server's ConnContext: the framing guard

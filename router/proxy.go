@@ -197,8 +197,15 @@ func (w *wsBody) Read(p []byte) (int, error) {
 		w.sent = true
 		return copy(p, wsGoingAway), nil
 	}
+	if w.sent && err == io.EOF {
+		// The drain's end, not the app's: the client's side closes at
+		// once too, rather than half-closed until the client hangs up.
+		return n, errDrained
+	}
 	return n, err
 }
+
+var errDrained = errors.New("the instance was drained")
 
 // proxyError answers a request whose app failed: 504 when the app sent
 // nothing in time, 413 for a body over the cap, 502 otherwise.
