@@ -535,3 +535,57 @@ func TestRunRecordedBeforeRemoved(t *testing.T) {
 		t.Fatalf("the run after the restart: %s", describe(runs))
 	}
 }
+
+// A cron:run made while the daemon recovers — after recovery read the
+// runs still going, before its sweep lists the processes — is this
+// daemon's run, not what an ended run left: the sweep leaves it to end.
+func TestSweepSparesARunStartedDuringRecovery(t *testing.T) {
+	job := skiff.NewCronJob("0 9 * * *", "sleep 700ms")
+	f := newFixture(t, job)
+	ran := make(chan error, 1)
+	f.wrap = func(r cron.Runs) cron.Runs {
+		return &firstListRuns{Runs: r, before: func() {
+			go func() {
+				_, err := f.cron.RunNow(context.Background(), f.app, job.ID, nil)
+				ran <- err
+			}()
+			// Until its process is up: the sweep then sees it.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if left, _ := r.List(context.Background(), f.app.ID); len(left) == 1 {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Error("the cron:run's process never started")
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}}
+	}
+	f.start()
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cron:run never ended")
+	}
+	runs := f.runs(job.ID)
+	if len(runs) != 1 || runs[0].Status != skiff.CronSucceeded {
+		t.Fatalf("the run started during recovery: %s", describe(runs))
+	}
+}
+
+// firstListRuns calls before ahead of the first List (the sweep's).
+type firstListRuns struct {
+	cron.Runs
+	once   sync.Once
+	before func()
+}
+
+func (r *firstListRuns) List(ctx context.Context, appID string) (map[int64]string, error) {
+	r.once.Do(r.before)
+	return r.Runs.List(ctx, appID)
+}

@@ -72,13 +72,16 @@ func (s *Scheduler) job(ctx context.Context, app *skiff.App, jobID string) (*ski
 	return rel, rel.Cron[i], nil
 }
 
-// RunNow runs a job at once (cron:run), copying its output to out until it
-// ends, and returns the run as it ended. When ctx ends first (the caller
+// RunNow runs a job at once (cron:run), copying its output to out (nil:
+// nowhere) until it ends, and returns the run as it ended. When ctx ends first (the caller
 // hung up) the run goes on, and is recorded like any other. A job that is
 // running already is ECONFLICT: runs never overlap. A run the scheduler
 // refuses to start (a cluster where a run of the job is going) is recorded
 // as not started, and its error says why.
 func (s *Scheduler) RunNow(ctx context.Context, app *skiff.App, jobID string, out io.Writer) (*skiff.CronRun, error) {
+	if out == nil {
+		out = io.Discard
+	}
 	rel, job, err := s.job(ctx, app, jobID)
 	if err != nil {
 		return nil, err
