@@ -6,13 +6,18 @@
 package testnet
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/skiffhq/skiff/internal/testslot"
 )
@@ -116,7 +121,19 @@ func Listen(t testing.TB, prefix string, octet int) net.Listener {
 		if l, err := netlink.LinkByName(hostIf); err == nil {
 			_ = netlink.LinkDel(l) // the namespace's removal takes its end with it
 		}
-		if err := netns.DeleteNamed(name); err != nil {
+		// The namespace's file can still be busy when the first removal
+		// is tried (CI saw EBUSY once: a mount left on it); unmount and
+		// remove again for a while.
+		err := netns.DeleteNamed(name)
+		for end := time.Now().Add(5 * time.Second); errors.Is(err, unix.EBUSY) && time.Now().Before(end); {
+			time.Sleep(50 * time.Millisecond)
+			path := filepath.Join("/run/netns", name)
+			_ = unix.Unmount(path, unix.MNT_DETACH) // EINVAL once nothing is mounted there
+			if err = os.Remove(path); errors.Is(err, os.ErrNotExist) {
+				err = nil
+			}
+		}
+		if err != nil {
 			t.Errorf("remove the test's network namespace: %v", err)
 		}
 	})
