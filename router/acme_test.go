@@ -1,13 +1,17 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +35,7 @@ func newACMERouter(t *testing.T, validity, renewCheck time.Duration, challenge s
 	cfg := Config{BaseDomain: "skiff.test", LogDir: t.TempDir(), TLSDir: t.TempDir(), HTTPSPort: tlsPort,
 		ACME: ACMEConfig{CA: p.Directory, Email: "ops@skiff.test", TrustedRoots: p.Trust, HTTPPort: httpPort, TLSPort: tlsPort,
 			ListenHost: "127.0.0.1", RenewCheckInterval: renewCheck}}
-	r, err := New(cfg, testLogger(t))
+	r, err := New(cfg, failureLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +53,36 @@ func newACMERouter(t *testing.T, validity, renewCheck time.Duration, challenge s
 		r.Shutdown(ctx)
 	})
 	return &testRouter{Router: r, addr: httpL.Addr().String(), tls: tlsL.Addr().String()}, p
+}
+
+// failureLogger keeps the router's log and writes it to the test's when
+// the test fails (with -v, as it comes): an order's failure is otherwise
+// invisible, and the router retries a failed one only after 15 minutes.
+func failureLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return testLogger(t)
+	}
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("the router's log:\n%s", buf.String())
+			mu.Unlock()
+		}
+	})
+	return slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
