@@ -488,3 +488,24 @@ func TestSplitStreamsRefusedWithoutTheFeature(t *testing.T) {
 		t.Fatalf("a log request of a missing pod is no refusal of the option: %v", err)
 	}
 }
+
+// A container the kubelet could not configure because its secret cache
+// lagged (CI saw it once, on a loaded node) gets a pull's patience; one
+// whose secret is missing fails the wait at once.
+func TestSecretCacheLagIsPatient(t *testing.T) {
+	f := pullFailures{}
+	lag := &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: "failed to sync secret cache: timed out waiting for the condition"}
+	for range 2 { // first seen, then seen again
+		if f.hopeless("web-1/web", lag) {
+			t.Fatal("a lagging secret cache ended the wait at once")
+		}
+	}
+	f["web-1/web"] = time.Now().Add(-pullPatience)
+	if !f.hopeless("web-1/web", lag) {
+		t.Error("a lagging secret cache was waited for beyond the patience")
+	}
+	missing := &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: `secret "db" not found`}
+	if !f.hopeless("web-2/web", missing) {
+		t.Error("a missing secret did not end the wait")
+	}
+}

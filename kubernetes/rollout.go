@@ -34,6 +34,15 @@ const pullPatience = 25 * time.Second
 // pulling are the waiting reasons of an image pull that failed.
 var pulling = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true}
 
+// cacheNotSynced reports a container the kubelet could not configure
+// because its cache of the pod's secrets had not caught up yet ("failed to
+// sync secret cache: timed out waiting for the condition", seen on a
+// loaded node): it passes like a first failed pull, and gets the same
+// patience. A secret that is missing is hopeless at once.
+func cacheNotSynced(w *corev1.ContainerStateWaiting) bool {
+	return w.Reason == "CreateContainerConfigError" && strings.Contains(w.Message, "failed to sync")
+}
+
 // pullFailures are when each container (pod/container) began to fail to
 // pull its image.
 type pullFailures map[string]time.Time
@@ -42,7 +51,7 @@ type pullFailures map[string]time.Time
 // a reason that waiting does not cure, or an image pull that failed for
 // pullPatience. A nil w (the container runs or ended) is not.
 func (f pullFailures) hopeless(key string, w *corev1.ContainerStateWaiting) bool {
-	if w == nil || !pulling[w.Reason] {
+	if w == nil || !pulling[w.Reason] && !cacheNotSynced(w) {
 		delete(f, key)
 		return w != nil && hopeless[w.Reason]
 	}
