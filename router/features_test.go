@@ -20,19 +20,29 @@ import (
 
 // wsEcho accepts a websocket upgrade and echoes the raw stream back.
 func wsEcho(w http.ResponseWriter, r *http.Request) {
-	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+	c, brw := wsAccept(w, r)
+	if c == nil {
 		return
+	}
+	defer c.Close()
+	io.Copy(c, brw)
+}
+
+// wsAccept answers a websocket upgrade (101) and returns the app's side of
+// the connection; nil when r asks for none or the hijack fails.
+func wsAccept(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.ReadWriter) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return nil, nil
 	}
 	h := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	c, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return
+		return nil, nil
 	}
-	defer c.Close()
 	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
 		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n")
 	brw.Flush()
-	io.Copy(c, brw)
+	return c, brw
 }
 
 // dialWS opens an upgraded connection through the router.
@@ -107,15 +117,11 @@ func TestWebsocketEndedByTheApp(t *testing.T) {
 	ca := newTestCA(t)
 	cert, key := ca.issue(t, "app.skiff.test")
 	tr.addApp(t, skiff.AppRoute{Name: "app", NoRedirect: true}, startBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		h := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
+		c, brw := wsAccept(w, r)
+		if c == nil {
 			return
 		}
 		defer c.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-			base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n")
-		brw.Flush()
 		line, _ := brw.ReadString('\n')
 		c.Write([]byte("bye: " + line))
 	}))
