@@ -88,6 +88,9 @@ func benchServe(specJSON string) error {
 	if os.Getenv("SKIFF_BENCH_SHUTDOWN") == "off" { // an experiment: Close without the raw shutdown
 		rawShutdown = false
 	}
+	if os.Getenv("SKIFF_BENCH_BARE") == "off" { // an experiment: connections accepted by net
+		bareAccept = false
+	}
 	listen := Listen
 	if os.Getenv("SKIFF_BENCH_LISTEN") == "plain" { // an experiment: Listen without TCP_DEFER_ACCEPT
 		listen = func(addr string) (net.Listener, error) {

@@ -239,6 +239,9 @@ func (s *fastServer) watchClients() {
 // connection broke), without reading: poll(2) for POLLRDHUP, which a FIN
 // raises even with unread data before it.
 func peerClosed(c net.Conn) bool {
+	if bc, ok := c.(*bareConn); ok {
+		return bc.peerClosed()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
@@ -248,13 +251,16 @@ func peerClosed(c net.Conn) bool {
 		return true
 	}
 	closed := false
-	_ = raw.Control(func(fd uintptr) { // fails only on a closed conn: then it is closed
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}} //nolint:gosec // descriptors fit in an int32
-		if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
-			closed = fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
-		}
-	})
+	_ = raw.Control(func(fd uintptr) { closed = pollRDHUP(fd) }) // fails only on a closed conn
 	return closed
+}
+
+func pollRDHUP(fd uintptr) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}} //nolint:gosec // descriptors fit in an int32
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+		return fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+	}
+	return false
 }
 
 // serveConn runs one accepted connection, with fc (a worker's, reused).
@@ -438,8 +444,11 @@ const fastReadBuf = 4 << 10
 
 func (c *fastConn) serve() {
 	c.buf = getReadBuf()
-	if ta, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok {
+	if bc, ok := c.raw.(*bareConn); ok {
 		// As addrHost(RemoteAddr().String()), without the string.
+		c.peerBuf = bc.remoteAddrPort().Addr().Unmap().AppendTo(c.peerBuf[:0])
+		c.peer = bstr(c.peerBuf)
+	} else if ta, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok {
 		c.peerBuf = ta.AddrPort().Addr().Unmap().AppendTo(c.peerBuf[:0])
 		c.peer = bstr(c.peerBuf)
 	} else {

@@ -25,6 +25,12 @@ import (
 // the processor's work like any other, as in an event loop like nginx's.
 type rawTCP struct {
 	*net.TCPConn
+	io rawIO
+}
+
+// rawIO does the raw reads and writes on a descriptor behind rc, for
+// rawTCP and bareConn; its errors are the bare ones (the caller wraps them).
+type rawIO struct {
 	rc syscall.RawConn
 
 	rmu     sync.Mutex // one Read at a time owns rp, rn, rerr
@@ -37,6 +43,12 @@ type rawTCP struct {
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
+}
+
+func (r *rawIO) init(rc syscall.RawConn) {
+	r.rc = rc
+	r.readFn = r.readOnce
+	r.writeFn = r.writeOnce
 }
 
 // rawSyscalls turns rawTCP on (bench/router's variants turn it off, to
@@ -54,61 +66,95 @@ func withRawIO(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawTCP{TCPConn: tc, rc: rc}
-	r.readFn = r.read
-	r.writeFn = r.write
+	r := &rawTCP{TCPConn: tc}
+	r.io.init(rc)
 	return r
 }
 
-func (c *rawTCP) read(fd uintptr) bool {
+// rawRead is one read(2) on the non-blocking descriptor fd. again: it
+// found nothing to read (EAGAIN); the caller waits for readiness.
+func rawRead(fd uintptr, p []byte) (n int, err error, again bool) {
 	for {
-		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rp))), uintptr(len(c.rp))) //nolint:gosec // the buffer is the caller's, alive for the call
+		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p))) //nolint:gosec // the buffer is the caller's, alive for the call
 		switch e {
 		case 0:
-			c.rn = int(n) //nolint:gosec // a read's count fits in an int
-			if n == 0 && len(c.rp) > 0 {
-				c.rerr = io.EOF
+			if r == 0 && len(p) > 0 {
+				return 0, io.EOF, false
 			}
-			return true
+			return int(r), nil, false //nolint:gosec // a read's count fits in an int
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false // wait until readable (or the deadline)
+			return 0, nil, true
 		default:
-			c.rerr = os.NewSyscallError("read", e)
-			return true
+			return 0, os.NewSyscallError("read", e), false
 		}
 	}
 }
 
-func (c *rawTCP) write(fd uintptr) bool {
-	for c.wn < len(c.wp) {
-		p := c.wp[c.wn:]
-		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p))) //nolint:gosec // the buffer is the caller's, alive for the call
+// rawWrite writes p to the non-blocking descriptor fd until it is all
+// written or the socket's buffer is full (again: the caller waits for
+// readiness and writes p[n:]).
+func rawWrite(fd uintptr, p []byte) (n int, err error, again bool) {
+	for n < len(p) {
+		q := p[n:]
+		r, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(q))), uintptr(len(q))) //nolint:gosec // the buffer is the caller's, alive for the call
 		switch e {
 		case 0:
-			c.wn += int(n) //nolint:gosec // a write's count fits in an int
+			n += int(r) //nolint:gosec // a write's count fits in an int
 		case unix.EINTR:
 		case unix.EAGAIN:
-			return false // wait until writable (or the deadline)
+			return n, nil, true
 		default:
-			c.werr = os.NewSyscallError("write", e)
-			return true
+			return n, os.NewSyscallError("write", e), false
 		}
 	}
-	return true
+	return n, nil, false
+}
+
+func (r *rawIO) readOnce(fd uintptr) bool {
+	var again bool
+	r.rn, r.rerr, again = rawRead(fd, r.rp)
+	return !again // false: wait until readable (or the deadline)
+}
+
+func (r *rawIO) writeOnce(fd uintptr) bool {
+	n, err, again := rawWrite(fd, r.wp[r.wn:])
+	r.wn += n
+	r.werr = err
+	return !again // false: wait until writable (or the deadline)
+}
+
+// read reads into p, waiting for the descriptor to be readable.
+func (r *rawIO) read(p []byte) (int, error) {
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
+	r.rp, r.rn, r.rerr = p, 0, nil
+	err := r.rc.Read(r.readFn)
+	n := r.rn
+	if err == nil {
+		err = r.rerr
+	}
+	r.rp = nil
+	return n, err
+}
+
+// write writes all of p, waiting for the descriptor to be writable.
+func (r *rawIO) write(p []byte) (int, error) {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.wp, r.wn, r.werr = p, 0, nil
+	err := r.rc.Write(r.writeFn)
+	n := r.wn
+	if err == nil {
+		err = r.werr
+	}
+	r.wp = nil
+	return n, err
 }
 
 func (c *rawTCP) Read(p []byte) (int, error) {
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	c.rp, c.rn, c.rerr = p, 0, nil
-	err := c.rc.Read(c.readFn)
-	n := c.rn
-	if err == nil {
-		err = c.rerr
-	}
-	c.rp = nil
+	n, err := c.io.read(p)
 	if err != nil && err != io.EOF {
 		err = c.opError("read", err)
 	}
@@ -116,15 +162,7 @@ func (c *rawTCP) Read(p []byte) (int, error) {
 }
 
 func (c *rawTCP) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wp, c.wn, c.werr = p, 0, nil
-	err := c.rc.Write(c.writeFn)
-	n := c.wn
-	if err == nil {
-		err = c.werr
-	}
-	c.wp = nil
+	n, err := c.io.write(p)
 	if err != nil {
 		err = c.opError("write", err)
 	}
@@ -140,9 +178,7 @@ func (c *rawTCP) Write(p []byte) (int, error) {
 // still makes close(2) reset the connection, as before.)
 func (c *rawTCP) Close() error {
 	if rawShutdown {
-		_ = c.rc.Control(func(fd uintptr) { // fails only when already closed: Close reports it
-			_, _, _ = unix.RawSyscall(unix.SYS_SHUTDOWN, fd, unix.SHUT_WR, 0)
-		})
+		_ = c.io.rc.Control(rawShutdownWrite) // fails only when already closed: Close reports it
 	}
 	return c.TCPConn.Close()
 }
@@ -155,4 +191,9 @@ var rawShutdown = true
 // a timeout, a reset or a closed connection find it.
 func (c *rawTCP) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+// rawShutdownWrite sends the FIN (shutdown(2) for writing, as a raw call).
+func rawShutdownWrite(fd uintptr) {
+	_, _, _ = unix.RawSyscall(unix.SYS_SHUTDOWN, fd, unix.SHUT_WR, 0)
 }

@@ -68,23 +68,25 @@ func deferAccept(_, _ string, c syscall.RawConn) error {
 
 // Serve answers plain HTTP on l (port 80): ACME HTTP-01 challenges, redirects
 // to HTTPS for hosts that have a certificate, and proxying for the rest. It
-// returns nil after Shutdown.
+// returns nil after Shutdown. A TCP listener is taken over (bareconn.go): it
+// is closed at once, its socket accepted on through a duplicate that
+// Shutdown closes; closing l no longer stops Serve.
 func (r *Router) Serve(l net.Listener) error {
 	s, err := r.newFastServer(nil)
 	if err != nil {
 		return err
 	}
-	return serveErr(s.serve(r.track(l)))
+	return serveErr(s.serve(r.track(listenBare(l))))
 }
 
 // ServeTLS answers HTTPS (HTTP/1.1 and h2) on l, a plain TCP listener (port
-// 443), with certificates chosen per SNI.
+// 443), with certificates chosen per SNI. l is taken over as Serve says.
 func (r *Router) ServeTLS(l net.Listener) error {
 	s, err := r.newFastServer(r.tlsConfig())
 	if err != nil {
 		return err
 	}
-	return serveErr(s.serve(r.track(l)))
+	return serveErr(s.serve(r.track(listenBare(l))))
 }
 
 // serveErr is nil when the server stopped because of Shutdown (which
