@@ -114,7 +114,8 @@ func (c *bareConn) Write(p []byte) (int, error) {
 func expired(t time.Time) bool { return !t.IsZero() && !time.Now().Before(t) }
 
 // register hands the descriptor to the runtime's poller, with the
-// deadlines set so far. With c.mu held and c.fd open.
+// deadlines set so far. With c.mu held and c.fd open. (f.Fd() would put
+// the descriptor in blocking mode: it is never called.)
 func (c *bareConn) register() error {
 	f := os.NewFile(uintptr(c.fd), "tcp") //nolint:gosec // a descriptor is not negative here
 	rc, err := f.SyscallConn()
@@ -313,7 +314,7 @@ func listenBare(l net.Listener) net.Listener {
 func (l *bareListener) acceptOnce(fd uintptr) bool {
 	for {
 		l.salen = uint32(unix.SizeofSockaddrAny)
-		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.sa)), uintptr(unsafe.Pointer(&l.salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&l.sa)), uintptr(unsafe.Pointer(&l.salen)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0) //nolint:gosec // the listener's own buffers, alive for the call
 		switch e {
 		case 0:
 			l.fd, l.err = int(r), nil //nolint:gosec // a descriptor fits in an int
@@ -373,16 +374,17 @@ func (l *bareListener) Addr() net.Addr { return l.addr }
 func rawAddrPort(sa *unix.RawSockaddrAny) netip.AddrPort {
 	switch sa.Addr.Family {
 	case unix.AF_INET:
-		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa)) //nolint:gosec // the family says which it is; RawSockaddrAny holds either
 		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), ntohs(a.Port))
 	case unix.AF_INET6:
-		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa)) //nolint:gosec // the family says which it is; RawSockaddrAny holds either
 		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), ntohs(a.Port))
 	}
 	return netip.AddrPort{}
 }
 
+// ntohs reads a port as the kernel stores it, in network byte order.
 func ntohs(p uint16) uint16 {
-	b := (*[2]byte)(unsafe.Pointer(&p))
+	b := (*[2]byte)(unsafe.Pointer(&p)) //nolint:gosec // the two bytes of p, in memory order
 	return uint16(b[0])<<8 | uint16(b[1])
 }
