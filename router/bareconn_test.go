@@ -26,10 +26,9 @@ func TestBareConnDeadlines(t *testing.T) {
 		t.Fatalf("read past its deadline, with bytes to read: %v, want a timeout", err)
 	}
 	c.SetReadDeadline(time.Time{})
-	if b := make([]byte, 8); true {
-		if n, err := c.Read(b); err != nil || string(b[:n]) != "ready" {
-			t.Fatalf("read after the deadline was lifted: %q, %v", b[:n], err)
-		}
+	b := make([]byte, 8)
+	if n, err := c.Read(b); err != nil || string(b[:n]) != "ready" {
+		t.Fatalf("read after the deadline was lifted: %q, %v", b[:n], err)
 	}
 	if c.(*bareConn).f != nil {
 		t.Fatal("a read that found its bytes registered the connection")
@@ -55,7 +54,6 @@ func TestBareConnDeadlines(t *testing.T) {
 	// read wait for the bytes.
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	go func() { time.Sleep(20 * time.Millisecond); peer.Write([]byte("late")) }()
-	b := make([]byte, 8)
 	if n, err := c.Read(b); err != nil || string(b[:n]) != "late" {
 		t.Fatalf("a registered read: %q, %v", b[:n], err)
 	}
