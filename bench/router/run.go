@@ -79,6 +79,10 @@ type result struct {
 	UpstreamUsReq float64 `json:"upstream_cpu_us_per_req,omitempty"`
 	ClientUsReq   float64 `json:"client_cpu_us_per_req,omitempty"`
 	IdlePct       float64 `json:"machine_idle_pct,omitempty"`
+	// The share of the machine's CPU time the hypervisor gave to other
+	// guests (/proc/stat's steal): on a shared VM it moves by tens of
+	// percent between minutes, and req/s with it, for every proxy alike.
+	StealPct float64 `json:"machine_steal_pct"`
 }
 
 func run(args []string) error {
@@ -207,8 +211,8 @@ func run(args []string) error {
 				}
 				r.Rep = rep
 				results = append(results, r)
-				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors; upstream %.1f, client %.1f µs/req, machine %.1f%% idle\n",
-					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors, r.UpstreamUsReq, r.ClientUsReq, r.IdlePct)
+				fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors; upstream %.1f, client %.1f µs/req, machine %.1f%% idle, %.1f%% stolen\n",
+					c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors, r.UpstreamUsReq, r.ClientUsReq, r.IdlePct, r.StealPct)
 			}
 		}
 	}
@@ -273,6 +277,7 @@ func measureRate(proxies []*proxy, c cell, rate int, d time.Duration, reps int) 
 			secondP99s     []float64 // each turn's p99
 			errs           int
 			used           procStat
+			cpu            cpuTicks // the machine's, summed over this proxy's turns
 		}
 		accs := map[*proxy]*acc{}
 		for _, p := range proxies {
@@ -285,9 +290,10 @@ func measureRate(proxies []*proxy, c cell, rate int, d time.Duration, reps int) 
 			}
 			for _, p := range order {
 				a := accs[p]
-				before := readProcStat(p.cmd.Process.Pid)
+				before, cpuBefore := readProcStat(p.cmd.Process.Pid), machineCPU()
 				s := loaders[p].run(rate, rateSlice)
-				used := readProcStat(p.cmd.Process.Pid).minus(before)
+				used, cpuAfter := readProcStat(p.cmd.Process.Pid).minus(before), machineCPU()
+				a.cpu = cpuTicks{a.cpu.idle + cpuAfter.idle - cpuBefore.idle, a.cpu.steal + cpuAfter.steal - cpuBefore.steal, a.cpu.all + cpuAfter.all - cpuBefore.all}
 				a.secondP99s = append(a.secondP99s, percentiles(slices.Clone(s.ms), 0).p99)
 				a.ms, a.sent, a.late, a.errs = append(a.ms, s.ms...), append(a.sent, s.sent...), append(a.late, s.late...), a.errs+s.errs
 				a.used = procStat{a.used.user + used.user, a.used.sys + used.sys, a.used.voluntary + used.voluntary, a.used.involunt + used.involunt}
@@ -301,9 +307,10 @@ func measureRate(proxies []*proxy, c cell, rate int, d time.Duration, reps int) 
 			r := result{Cell: c.name, Proxy: p.name, Rep: rep, RPS: float64(n) / (float64(turns) * rateSlice.Seconds()),
 				P50ms: l.p50, P99ms: l.p99, MaxMs: l.max, Errors: int64(l.errs), GenLateP99ms: late.p99, P99SentMs: sent.p99, P99SecondMs: median(a.secondP99s)}
 			r.perRequest(a.used, int64(n))
+			_, r.StealPct = a.cpu.since(cpuTicks{})
 			results = append(results, r)
-			fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  max %6.1f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors; median second's p99 %.2f ms, p99 from the send %.2f ms, the generator's own lateness p99 %.2f ms\n",
-				c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.MaxMs, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors, r.P99SecondMs, r.P99SentMs, r.GenLateP99ms)
+			fmt.Fprintf(os.Stderr, "%-16s %-6s rep %d: %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  max %6.1f ms  %5.1f µs CPU/req (%4.1f kernel)  %.2f+%.2f cs/req  %d errors; median second's p99 %.2f ms, p99 from the send %.2f ms, the generator's own lateness p99 %.2f ms; machine %.1f%% stolen\n",
+				c.name, p.name, rep, r.RPS, r.P50ms, r.P99ms, r.MaxMs, r.CPUusReq, r.SysUsReq, r.VolCSReq, r.InvolCSReq, r.Errors, r.P99SecondMs, r.P99SentMs, r.GenLateP99ms, r.StealPct)
 		}
 	}
 	return results
@@ -407,17 +414,15 @@ func h2loadResult(out string, r *result) int64 {
 // process upPid.
 func measure(p *proxy, upPid int, c cell, d time.Duration) (result, error) {
 	before, upBefore := readProcStat(p.cmd.Process.Pid), readProcStat(upPid)
-	idleBefore, allBefore := machineIdle()
+	cpuBefore := machineCPU()
 	out, client, err := wrk(p, c, d)
 	used, upUsed := readProcStat(p.cmd.Process.Pid).minus(before), readProcStat(upPid).minus(upBefore)
-	idleAfter, allAfter := machineIdle()
+	cpuAfter := machineCPU()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
 	r := result{Cell: c.name, Proxy: p.name}
-	if allAfter > allBefore {
-		r.IdlePct = 100 * float64(idleAfter-idleBefore) / float64(allAfter-allBefore)
-	}
+	r.IdlePct, r.StealPct = cpuAfter.since(cpuBefore)
 	others := func(n int64) {
 		if n > 0 {
 			r.UpstreamUsReq = float64(upUsed.user+upUsed.sys) * (1e6 / 100) / float64(n)
@@ -454,20 +459,35 @@ func measure(p *proxy, upPid int, c cell, d time.Duration) (result, error) {
 	return r, nil
 }
 
-// machineIdle reads /proc/stat's idle and iowait time and the total, in
-// clock ticks, summed over the cores.
-func machineIdle() (idle, all int64) {
+// cpuTicks is /proc/stat's machine-wide idle (with iowait), steal and
+// total time, in clock ticks summed over the cores.
+type cpuTicks struct{ idle, steal, all int64 }
+
+func machineCPU() (t cpuTicks) {
 	b, _ := os.ReadFile("/proc/stat")
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
 	for i := 1; i < len(f) && i <= 8; i++ {
 		v, _ := strconv.ParseInt(f[i], 10, 64)
-		all += v
-		if i == 4 || i == 5 {
-			idle += v
+		t.all += v
+		switch i {
+		case 4, 5:
+			t.idle += v
+		case 8:
+			t.steal += v
 		}
 	}
-	return idle, all
+	return t
+}
+
+// since gives the percentages of the time between before and t that the
+// machine sat idle and that was stolen.
+func (t cpuTicks) since(before cpuTicks) (idlePct, stealPct float64) {
+	all := t.all - before.all
+	if all <= 0 {
+		return 0, 0
+	}
+	return 100 * float64(t.idle-before.idle) / float64(all), 100 * float64(t.steal-before.steal) / float64(all)
 }
 
 // perRequest sets r's per-request figures from what the proxy used for n
@@ -498,6 +518,32 @@ func latency(out, pct string) float64 {
 	return v
 }
 
+// pairedRatio is the median of f(name) ÷ f(nginx) over the repetitions
+// of cell, each against nginx's figure in the same repetition, with the
+// range: a shared machine drifts between minutes, and a ratio of two
+// medians taken minutes apart carries that drift.
+func pairedRatio(results []result, cell, name string, f func(result) float64) string {
+	ref := map[int]float64{}
+	for _, r := range results {
+		if r.Cell == cell && r.Proxy == "nginx" {
+			ref[r.Rep] = f(r)
+		}
+	}
+	var ratios []float64
+	for _, r := range results {
+		if n := ref[r.Rep]; r.Cell == cell && r.Proxy == name && n > 0 {
+			ratios = append(ratios, f(r)/n)
+		}
+	}
+	if len(ratios) == 0 {
+		return "–"
+	}
+	if name == "nginx" || len(ratios) == 1 {
+		return fmt.Sprintf("%.2f", median(ratios))
+	}
+	return fmt.Sprintf("%.2f [%.2f–%.2f]", median(ratios), slices.Min(ratios), slices.Max(ratios))
+}
+
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -511,41 +557,34 @@ func markdown(results []result, proxyNames []string, run []cell, reps int, d tim
 	var b strings.Builder
 	fmt.Fprintf(&b, "Router benchmark, %s, %d interleaved repetitions of %v per cell (medians), wrk -t1, %d shared cores, nginx %d workers, GOMAXPROCS=%d; load average before: %s, after: %s\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), reps, d, runtime.NumCPU(), workers, workers, strings.TrimSpace(load), strings.TrimSpace(after))
-	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | context switches/req | upstream, client CPU µs/req; machine idle | errors |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("Each ÷ nginx is the median of the repetitions' own ratios (a proxy against nginx in the same repetition, minutes apart at most), with their range in brackets.\n")
+	b.WriteString("| cell | proxy | req/s | req/s ÷ nginx | p50 ms | p99 ms | p99 ÷ nginx | proxy CPU µs/req | CPU ÷ nginx | context switches/req | upstream, client CPU µs/req | machine idle, stolen | errors |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range run {
-		type agg struct {
-			rps, p50, p99, cpu, cs float64
-			up, client, idle       float64
-			errs                   int64
-		}
-		m := map[string]agg{}
 		for _, name := range proxyNames {
-			var rps, p50, p99, cpu, cs, up, client, idle []float64
+			var rps, p50, p99, cpu, cs, up, client, idle, steal []float64
 			var errs int64
 			for _, r := range results {
 				if r.Cell == c.name && r.Proxy == name {
 					rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50ms), append(p99, r.P99ms), append(cpu, r.CPUusReq)
 					cs = append(cs, r.VolCSReq+r.InvolCSReq)
-					up, client, idle = append(up, r.UpstreamUsReq), append(client, r.ClientUsReq), append(idle, r.IdlePct)
+					up, client = append(up, r.UpstreamUsReq), append(client, r.ClientUsReq)
+					idle, steal = append(idle, r.IdlePct), append(steal, r.StealPct)
 					errs += r.Errors
 				}
 			}
-			m[name] = agg{median(rps), median(p50), median(p99), median(cpu), median(cs), median(up), median(client), median(idle), errs}
-		}
-		n := m["nginx"]
-		for _, name := range proxyNames {
-			a := m[name]
-			lat := fmt.Sprintf("%.2f | %.2f | %.2f", a.p50, a.p99, a.p99/n.p99)
+			ratio := func(f func(result) float64) string { return pairedRatio(results, c.name, name, f) }
+			lat := fmt.Sprintf("%.2f | %.2f | %s", median(p50), median(p99), ratio(func(r result) float64 { return r.P99ms }))
 			if c.h2 {
 				lat = "– | – | –" // h2load gives no percentiles
 			}
-			others := "–" // the open loop's client is this process
+			others, machine := "–", fmt.Sprintf("–, %.1f %%", median(steal)) // the open loop's client is this process
 			if !c.rate {
-				others = fmt.Sprintf("%.1f, %.1f; %.1f %%", a.up, a.client, a.idle)
+				others, machine = fmt.Sprintf("%.1f, %.1f", median(up), median(client)), fmt.Sprintf("%.1f, %.1f %%", median(idle), median(steal))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.2f | %s | %.1f | %.2f | %.2f | %s | %d |\n",
-				c.name, name, a.rps, a.rps/n.rps, lat, a.cpu, a.cpu/n.cpu, a.cs, others, a.errs)
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %.1f | %s | %.2f | %s | %s | %d |\n",
+				c.name, name, median(rps), ratio(func(r result) float64 { return r.RPS }), lat,
+				median(cpu), ratio(func(r result) float64 { return r.CPUusReq }), median(cs), others, machine, errs)
 		}
 	}
 	for _, c := range run {
