@@ -79,7 +79,7 @@ func TestUnhealthyReleaseKeepsV1(t *testing.T) {
 	}
 	// The failure says why, with the instance's last lines.
 	_, err := a.push(map[string]string{"Procfile": "web: exit 3\n"})
-	if msg := skiff.ErrorMessage(err); !strings.Contains(msg, "web.1 did not become ready") || !strings.Contains(msg, "exiting 3") {
+	if msg := skiff.ErrorMessage(err); !strings.Contains(msg, "web.1 did not become ready") || strings.Count(msg, "web.1") != 1 || !strings.Contains(msg, "exiting 3") {
 		t.Fatalf("the failure: %s", msg)
 	}
 	// A build that fails leaves everything as it was.

@@ -220,6 +220,9 @@ func (p *Pipeline) notReady(ctx context.Context, in *skiff.Instance, cause error
 		return nil
 	})
 	msg := fmt.Sprintf("%s did not become ready: %v", in.Spec.Name(), cause)
+	if m := skiff.ErrorMessage(cause); strings.HasPrefix(m, in.Spec.Name()+" ") { // the scheduler's own words name it already
+		msg = m
+	}
 	if errors.Is(cause, context.DeadlineExceeded) {
 		msg = fmt.Sprintf("%s did not accept connections on $PORT within %s", in.Spec.Name(), p.cfg.ReadyTimeout)
 	}
