@@ -40,8 +40,7 @@ func serviceCommands() []*command {
 			&command{name: k + ":restart", args: "<name>", summary: "restart the server (the URL stays)", min: 1, max: 1, run: serviceRestart(k)},
 			&command{name: k + ":logs", args: "<name>", summary: "show the server's log", min: 1, max: 1, run: serviceLogs(k),
 				flags: []flag{{name: "num", short: "n", value: "N", help: "lines of history (default 100)"}, {name: "tail", short: "t", help: "keep streaming new lines"}}},
-			&command{name: k + ":destroy", args: "<name>", summary: "destroy it and its data (unlink it first)", min: 1, max: 1, run: serviceDestroy(k),
-				flags: []flag{{name: "force", help: "required: the data is gone for good"}}},
+			&command{name: k + ":destroy", args: "<name>", summary: "destroy it and its data (unlink it first)", min: 1, max: 1, run: serviceDestroy(k), flags: destroyFlags},
 		)
 	}
 	return append(cmds,
@@ -52,10 +51,13 @@ func serviceCommands() []*command {
 		&command{name: "addons:attach", args: "<name> <app>", summary: "link a service to an app", min: 2, max: 2, run: serviceLink(""),
 			flags: []flag{{name: "alias", value: "NAME", help: "set NAME_URL instead"}, buildsFlag}},
 		&command{name: "addons:detach", args: "<name> <app>", summary: "unlink a service from an app", min: 2, max: 2, run: serviceUnlink("")},
-		&command{name: "addons:destroy", args: "<name>", summary: "destroy a service and its data", min: 1, max: 1, run: serviceDestroy(""),
-			flags: []flag{{name: "force", help: "required: the data is gone for good"}, {name: "confirm", value: "NAME", help: "confirm by naming it (Heroku's spelling)"}}},
+		&command{name: "addons:destroy", args: "<name>", summary: "destroy a service and its data", min: 1, max: 1, run: serviceDestroy(""), flags: destroyFlags},
 	)
 }
+
+// destroyFlags are every service destroy's: Dokku's --force or Heroku's
+// --confirm NAME.
+var destroyFlags = []flag{{name: "force", help: "required: the data is gone for good"}, {name: "confirm", value: "NAME", help: "confirm by naming it (Heroku's spelling)"}}
 
 var buildsFlag = flag{name: "builds", help: "let the app's builds reach it too (off by default: a build runs the pushed code)"}
 
@@ -531,7 +533,7 @@ func serviceDestroy(kind string) func(*call) error {
 			return err
 		}
 		if !c.flag("force") && c.value("confirm") != name {
-			return skiff.Errorf(skiff.EINVALID, "this destroys %s and all of its data. Run again with --force to go ahead", name)
+			return skiff.Errorf(skiff.EINVALID, "this destroys %s and all of its data. Run again with --force (or --confirm %s) to go ahead", name, name)
 		}
 		if err := c.services().Services.Destroy(c.ctx, svc, c.stderr()); err != nil {
 			return err

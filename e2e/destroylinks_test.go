@@ -66,4 +66,18 @@ func TestDestroyLinkedApp(t *testing.T) {
 	if info := d.serviceInfo(t, admin, "postgres", db); info.Address == "" {
 		t.Errorf("the database went with the app: %+v", info)
 	}
+	// Destroyed at last with Heroku's spelling, which names it; another
+	// name is no confirmation.
+	if r := d.ssh(admin, "", "postgres:unlink", db, stays); r.code != 0 {
+		t.Fatalf("postgres:unlink: %s", r)
+	}
+	if r := d.ssh(admin, "", "postgres:destroy", db, "--confirm", stays); r.code == 0 || !strings.Contains(r.stderr, "--confirm "+db) {
+		t.Fatalf("postgres:destroy --confirm <another name>: %s", r)
+	}
+	if info := d.serviceInfo(t, admin, "postgres", db); info.Address == "" {
+		t.Fatalf("the database went with a wrong confirmation: %+v", info)
+	}
+	if r := d.ssh(admin, "", "postgres:destroy", db, "--confirm", db); r.code != 0 {
+		t.Fatalf("postgres:destroy --confirm %s: %s", db, r)
+	}
 }
