@@ -280,7 +280,11 @@ func serviceList(kind string) func(*call) error {
 			return c.writeJSON(views)
 		}
 		if len(views) == 0 {
-			fmt.Fprintf(c.stderr(), "No %s services. Create one with %s:create <name>.\n", orAny(kind), map[bool]string{true: "addons:create postgres --as", false: kind}[kind == ""])
+			how := kind + ":create <name>"
+			if kind == "" {
+				how = "addons:create postgres --as <name> (or redis)"
+			}
+			fmt.Fprintf(c.stderr(), "No %s services. Create one with %s.\n", orAny(kind), how)
 			return nil
 		}
 		rows := [][]string{}
