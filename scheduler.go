@@ -69,7 +69,9 @@ type Scheduler interface {
 	// may still be empty (Instances has it once it is known).
 	Start(ctx context.Context, spec *InstanceSpec) (*Instance, error)
 	// WaitReady returns when the instance is ready; it fails if the
-	// instance exits or is stopped first, or with ctx.
+	// instance exits or is stopped first (EUNAVAILABLE, a message that
+	// begins with the instance's name: "web.1 exited … before it was
+	// ready", which deploy shows as it is), or with ctx.
 	WaitReady(ctx context.Context, id string) error
 	// Stop asks the instance's process to end (SIGTERM), waits up to grace
 	// (0: the scheduler's default, 30 s), kills whatever is left and

@@ -220,7 +220,7 @@ func (p *Pipeline) notReady(ctx context.Context, in *skiff.Instance, cause error
 		return nil
 	})
 	msg := fmt.Sprintf("%s did not become ready: %v", in.Spec.Name(), cause)
-	if m := skiff.ErrorMessage(cause); strings.HasPrefix(m, in.Spec.Name()+" ") { // the scheduler's own words name it already
+	if m := skiff.ErrorMessage(cause); strings.HasPrefix(m, in.Spec.Name()+" ") { // WaitReady's own words name it (skiff.Scheduler)
 		msg = m
 	}
 	if errors.Is(cause, context.DeadlineExceeded) {

@@ -193,6 +193,8 @@ func testCrashRestarts(t *testing.T, fx *SchedulerFixture) {
 	defer cancel()
 	if err := s.WaitReady(ctx, in.ID); skiff.ErrorCode(err) != skiff.EUNAVAILABLE {
 		t.Fatalf("WaitReady of a crashing instance: %v (code %q)", err, skiff.ErrorCode(err))
+	} else if msg := skiff.ErrorMessage(err); !strings.HasPrefix(msg, in.Spec.Name()+" ") {
+		t.Errorf("WaitReady's error does not begin with the instance's name %q: %q", in.Spec.Name(), msg)
 	}
 	waitFor(t, "two restarts", 20*time.Second, func() bool {
 		got := find(t, s, "crashy-id", in.ID)
