@@ -325,6 +325,7 @@ func h2NeedsAmending(in []byte) (bad bool, upTo int) {
 	fr.SetMaxReadFrameSize(h2MaxFrameSize)
 	fr.ReadMetaHeaders = hpack.NewDecoder(h2HeaderTableSize, nil)
 	for {
+		at := cr.n // the reader reads whole frames, unbuffered: here the next one begins
 		f, err := fr.ReadFrame()
 		var se http2.StreamError
 		if errors.As(err, &se) {
@@ -332,6 +333,10 @@ func h2NeedsAmending(in []byte) (bad bool, upTo int) {
 			continue
 		}
 		if err != nil {
+			// A SETTINGS frame the reader refuses (an initial window
+			// above 2^31-1) may still repeat a setting: the guard keeps
+			// the refused value and drops the repeats.
+			bad = bad || settingsRepeat(in[len(http2.ClientPreface)+at:])
 			return bad, len(http2.ClientPreface) + cr.n
 		}
 		switch f := f.(type) {
@@ -350,6 +355,27 @@ func h2NeedsAmending(in []byte) (bad bool, upTo int) {
 			}
 		}
 	}
+}
+
+// settingsRepeat reports whether p begins with a whole SETTINGS frame
+// (not an ACK) that names a setting more than once.
+func settingsRepeat(p []byte) bool {
+	if len(p) < h2FrameHeaderLen || p[3] != h2FrameSettings || p[4]&h2FlagAck != 0 {
+		return false
+	}
+	n := int(p[0])<<16 | int(p[1])<<8 | int(p[2])
+	if n%6 != 0 || len(p) < h2FrameHeaderLen+n {
+		return false
+	}
+	seen := map[uint16]bool{}
+	for e := p[h2FrameHeaderLen : h2FrameHeaderLen+n]; len(e) > 0; e = e[6:] {
+		id := binary.BigEndian.Uint16(e)
+		if seen[id] {
+			return true
+		}
+		seen[id] = true
+	}
+	return false
 }
 
 type countingReader struct {
