@@ -275,6 +275,11 @@ func FuzzH2Guard(f *testing.F) {
 	f.Add(bytes.Clone(b.Bytes()))
 	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
 	f.Add(bytes.Clone(b.Bytes()))
+	// The header blocks after one SETTINGS frame without repeats, so that
+	// the oracle holds the guard to passing x-ok's block byte for byte.
+	b.Reset()
+	b.WriteString(http2.ClientPreface)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 100})
 	for _, extra := range [][2]string{{"x-ok", "1"}, {"connection", "close"}, {"te", "gzip"}} {
 		var blk bytes.Buffer
 		enc = hpack.NewEncoder(&blk)
@@ -305,77 +310,77 @@ func FuzzH2Guard(f *testing.F) {
 				t.Fatalf("%d bytes out of %d in", len(out), len(in))
 			}
 		}
-		bad, upTo := h2NeedsAmending(in)
-		if !bad && !bytes.HasPrefix(out, in[:upTo]) || !bad && upTo == len(in) && len(out) != len(in) {
+		r := h2Read(in)
+		if r.bad {
+			return
+		}
+		// Byte for byte up to where the server's reader stops; where it
+		// stops by refusing a frame (a connection error, so the server
+		// hangs up), the guard may amend that frame as long as the server
+		// still refuses it in the same place the same way.
+		upTo := r.end
+		if r.refused != nil {
+			upTo = r.lastFrame
+		}
+		if !bytes.HasPrefix(out, in[:upTo]) || r.refused == nil && r.end == len(in) && len(out) != len(in) {
 			t.Fatalf("changed a stream that needed nothing (its first %d bytes):\n in % x\nout % x", upTo, in, out)
+		}
+		if o := h2Read(out); r.refused != nil && (o.refused == nil || *o.refused != *r.refused || o.frames != r.frames) {
+			t.Fatalf("the server refuses the input at frame %d with %v, the guard's output at frame %d with %v:\n in % x\nout % x",
+				r.frames, *r.refused, o.frames, o.refused, in, out)
 		}
 	})
 }
 
-// h2NeedsAmending reads a client stream the way the server does and
-// reports whether it has a SETTINGS frame that repeats a setting or a
-// header block with a connection-specific field (or one the reader cannot
-// decode), up to upTo, where the stream ends or the server would hang up.
-func h2NeedsAmending(in []byte) (bad bool, upTo int) {
+// h2Reading is what the server's frame reader makes of a client stream.
+type h2Reading struct {
+	bad       bool                   // a SETTINGS frame repeats a setting, or a header block has a connection-specific field (or one the reader cannot decode)
+	frames    int                    // frames read before it stops
+	lastFrame int                    // where the last frame it read (or refused) begins
+	end       int                    // where it stops: the stream's end, or where the server hangs up
+	refused   *http2.ConnectionError // what it stops with, when it refuses a frame
+}
+
+// h2Read reads a client stream the way the server does.
+func h2Read(in []byte) (r h2Reading) {
 	if !bytes.HasPrefix(in, []byte(http2.ClientPreface)) {
-		return false, 0
+		return r
 	}
 	cr := &countingReader{r: bytes.NewReader(in[len(http2.ClientPreface):])}
 	fr := http2.NewFramer(nil, cr)
 	fr.SetMaxReadFrameSize(h2MaxFrameSize)
 	fr.ReadMetaHeaders = hpack.NewDecoder(h2HeaderTableSize, nil)
-	for {
-		at := cr.n // the reader reads whole frames, unbuffered: here the next one begins
+	for ; ; r.frames++ {
+		r.lastFrame = len(http2.ClientPreface) + cr.n // the reader reads whole frames, unbuffered
 		f, err := fr.ReadFrame()
 		var se http2.StreamError
 		if errors.As(err, &se) {
-			bad = true // an invalid field, which may hide a connection-specific one
+			r.bad = true // an invalid field, which may hide a connection-specific one
 			continue
 		}
 		if err != nil {
-			// A SETTINGS frame the reader refuses (an initial window
-			// above 2^31-1) may still repeat a setting: the guard keeps
-			// the refused value and drops the repeats.
-			bad = bad || settingsRepeat(in[len(http2.ClientPreface)+at:])
-			return bad, len(http2.ClientPreface) + cr.n
+			r.end = len(http2.ClientPreface) + cr.n
+			if ce := (http2.ConnectionError)(0); errors.As(err, &ce) {
+				r.refused = &ce
+			}
+			return r
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			if f.HasDuplicates() {
-				bad = true
+				r.bad = true
 			}
 		case *http2.MetaHeadersFrame:
 			for _, hf := range f.Fields {
 				switch hf.Name {
 				case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-					bad = true
+					r.bad = true
 				case "te":
-					bad = bad || hf.Value != "trailers"
+					r.bad = r.bad || hf.Value != "trailers"
 				}
 			}
 		}
 	}
-}
-
-// settingsRepeat reports whether p begins with a whole SETTINGS frame
-// (not an ACK) that names a setting more than once.
-func settingsRepeat(p []byte) bool {
-	if len(p) < h2FrameHeaderLen || p[3] != h2FrameSettings || p[4]&h2FlagAck != 0 {
-		return false
-	}
-	n := int(p[0])<<16 | int(p[1])<<8 | int(p[2])
-	if n%6 != 0 || len(p) < h2FrameHeaderLen+n {
-		return false
-	}
-	seen := map[uint16]bool{}
-	for e := p[h2FrameHeaderLen : h2FrameHeaderLen+n]; len(e) > 0; e = e[6:] {
-		id := binary.BigEndian.Uint16(e)
-		if seen[id] {
-			return true
-		}
-		seen[id] = true
-	}
-	return false
 }
 
 type countingReader struct {
