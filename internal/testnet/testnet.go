@@ -10,10 +10,9 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -40,6 +39,9 @@ func Listen(t testing.TB, prefix string, octet int) net.Listener {
 	type result struct {
 		ln  net.Listener
 		err error
+	}
+	if err := shareNetnsDir(); err != nil {
+		t.Fatalf("/run/netns: %v", err)
 	}
 	ch := make(chan result, 1)
 	go func() {
@@ -121,24 +123,50 @@ func Listen(t testing.TB, prefix string, octet int) net.Listener {
 		if l, err := netlink.LinkByName(hostIf); err == nil {
 			_ = netlink.LinkDel(l) // the namespace's removal takes its end with it
 		}
-		// The namespace's file can still be busy when the first removal
-		// is tried (CI saw EBUSY once: a mount left on it); unmount and
-		// remove again for a while.
-		err := netns.DeleteNamed(name)
-		for end := time.Now().Add(5 * time.Second); errors.Is(err, unix.EBUSY) && time.Now().Before(end); {
-			time.Sleep(50 * time.Millisecond)
-			path := filepath.Join("/run/netns", name)
-			_ = unix.Unmount(path, unix.MNT_DETACH) // EINVAL once nothing is mounted there
-			if err = os.Remove(path); errors.Is(err, os.ErrNotExist) {
-				err = nil
-			}
-		}
-		if err != nil {
-			t.Errorf("remove the test's network namespace: %v", err)
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("remove the test's network namespace: %v (its mounts: %s)", err, mountsOf(name))
 		}
 	})
 	if r.err != nil {
 		t.Fatalf("listen beyond the host: %v", r.err)
 	}
 	return r.ln
+}
+
+// shareNetnsDir makes /run/netns a shared mount point of its own, as
+// iproute2's `ip netns add` does when it is not one yet (the first time
+// after boot). Otherwise the first `ip netns add` after this package
+// mounted a namespace there (other packages' tests run beside this one)
+// would bind /run/netns over itself and hide that mount beneath: its path
+// then reaches no mount and the file stays a mount point, so the cleanup's
+// unlink fails with EBUSY (seen in CI, on a fresh machine).
+func shareNetnsDir() error {
+	const dir = "/run/netns"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if !errors.Is(err, unix.EINVAL) { // EINVAL: not a mount point yet
+		return err
+	}
+	if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+}
+
+// mountsOf returns the lines of this process's mountinfo that name the
+// namespace, for an error that says what holds it.
+func mountsOf(name string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "/run/netns/"+name+" ") {
+			out = append(out, l)
+		}
+	}
+	return fmt.Sprintf("%q", out)
 }
