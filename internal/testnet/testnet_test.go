@@ -16,7 +16,7 @@ func TestRemovedAfterIPNetnsAdd(t *testing.T) {
 		t.Skip("needs root (network and mount namespaces)")
 	}
 	if os.Getenv("SKIFF_TESTNET_INNER") == "1" {
-		Listen(t, "tq", 213)
+		Listen(t, "tq", 252) // 10.252/16: no daemon's default pool (10.213/16), no other test's
 		if out, err := exec.Command("ip", "netns", "add", "tqother").CombinedOutput(); err != nil {
 			t.Fatalf("ip netns add: %v %s", err, out)
 		}
