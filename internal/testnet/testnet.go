@@ -145,7 +145,18 @@ func shareNetnsDir() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	err := unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	// Two test processes doing this at once would both find no mount
+	// point and stack two binds; one at a time, the second finds the
+	// first's. (iproute2 takes no lock to share it with.)
+	lock, err := os.OpenFile("/run/skiff-testnet-netns.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // which releases the lock
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	err = unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	if !errors.Is(err, unix.EINVAL) { // EINVAL: not a mount point yet
 		return err
 	}
