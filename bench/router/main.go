@@ -17,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: router-bench run|instructions|slowloris|redeploy|upstream [flags]")
+		fmt.Fprintln(os.Stderr, "usage: router-bench run|serve|sched|instructions|slowloris|redeploy|upstream [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -26,6 +26,10 @@ func main() {
 		err = run(os.Args[2:])
 	case "upstream":
 		err = upstream(os.Args[2:])
+	case "serve":
+		err = serve(os.Args[2:])
+	case "sched":
+		err = sched(os.Args[2:])
 	case "slowloris":
 		err = slowloris(os.Args[2:])
 	case "redeploy":
