@@ -136,33 +136,40 @@ func (c *bareConn) register() error {
 	return nil
 }
 
-func (c *bareConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.f != nil {
-		return c.f.SetDeadline(t)
-	}
-	c.rdl, c.wdl = t, t
-	return nil
-}
+func (c *bareConn) SetDeadline(t time.Time) error      { return c.setDeadline(t, true, true) }
+func (c *bareConn) SetReadDeadline(t time.Time) error  { return c.setDeadline(t, true, false) }
+func (c *bareConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false, true) }
 
-func (c *bareConn) SetReadDeadline(t time.Time) error {
+// setDeadline keeps the deadlines of a bare connection and hands those of
+// a registered one to the poller. On a closed connection it fails as net's
+// does, with net.ErrClosed in a *net.OpError.
+func (c *bareConn) setDeadline(t time.Time, read, write bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.f != nil {
-		return c.f.SetReadDeadline(t)
+	if c.fd < 0 {
+		return c.opError("set", net.ErrClosed)
 	}
-	c.rdl = t
-	return nil
-}
-
-func (c *bareConn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.f != nil {
-		return c.f.SetWriteDeadline(t)
+	if c.f == nil {
+		if read {
+			c.rdl = t
+		}
+		if write {
+			c.wdl = t
+		}
+		return nil
 	}
-	c.wdl = t
+	var err error
+	switch {
+	case read && write:
+		err = c.f.SetDeadline(t)
+	case read:
+		err = c.f.SetReadDeadline(t)
+	default:
+		err = c.f.SetWriteDeadline(t)
+	}
+	if err != nil {
+		return c.opError("set", err)
+	}
 	return nil
 }
 

@@ -159,3 +159,34 @@ func TestBareListenerClose(t *testing.T) {
 		}
 	}
 }
+
+// Deadlines set on a closed connection fail as net's do (rawTCP's are
+// net's own): a *net.OpError holding net.ErrClosed, whether the connection
+// was still bare or had registered with the poller.
+func TestBareConnDeadlineAfterClose(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"raw", "bare", "registered"} {
+		t.Run(kind, func(t *testing.T) {
+			pairKind := kind
+			if kind == "registered" {
+				pairKind = "bare"
+			}
+			c, _ := rawPair(t, pairKind)
+			if kind == "registered" {
+				c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+				c.Read(make([]byte, 1)) // waits, so registers
+				if c.(*bareConn).f == nil {
+					t.Fatal("a read that waited did not register the connection")
+				}
+			}
+			c.Close()
+			for name, set := range map[string]func(time.Time) error{"SetDeadline": c.SetDeadline, "SetReadDeadline": c.SetReadDeadline, "SetWriteDeadline": c.SetWriteDeadline} {
+				err := set(time.Now().Add(time.Second))
+				var oe *net.OpError
+				if !errors.As(err, &oe) || !errors.Is(err, net.ErrClosed) {
+					t.Errorf("%s after Close: %v (%T), want a *net.OpError with net.ErrClosed", name, err, err)
+				}
+			}
+		})
+	}
+}
