@@ -21,8 +21,9 @@ import (
 // events (`perf sched record -a`) over a window of each run and reports,
 // beside req/s, the idle share of the machine, the part of it during which
 // another CPU had a runnable task waiting (work the kernel left stacked
-// rather than on the idle CPU), and how often and how long each process
-// waited to run once woken.
+// rather than on the idle CPU), how often wrk ran per request (each run a
+// wake-up or a resumption after a preemption) and how long each process
+// waited from runnable to running.
 func sched(args []string) error {
 	fs := newFlags("sched")
 	out := fs.String("out", "bench/out", "output directory")
@@ -69,7 +70,7 @@ func sched(args []string) error {
 	}
 	load, _ = os.ReadFile("/proc/loadavg")
 	fmt.Printf("load average after: %s", load)
-	fmt.Println("| proxy | req/s | idle % | idle while another CPU had a task waiting % | wrk wake-ups per request | wake to run, µs: wrk | proxy | upstream |")
+	fmt.Println("| proxy | req/s | idle % | idle while another CPU had a task waiting % | wrk runs per request | runnable to running, µs: wrk | proxy | upstream |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	for _, p := range pair {
 		ss := got[p.name]
@@ -84,7 +85,7 @@ func sched(args []string) error {
 			med(func(s schedStats) float64 { return s.rps }),
 			med(func(s schedStats) float64 { return 100 * s.idle }),
 			med(func(s schedStats) float64 { return 100 * s.stranded }),
-			med(func(s schedStats) float64 { return s.wrkWakes }),
+			med(func(s schedStats) float64 { return s.wrkRuns }),
 			med(func(s schedStats) float64 { return s.delay["wrk"] }),
 			med(func(s schedStats) float64 { return s.delay["proxy"] }),
 			med(func(s schedStats) float64 { return s.delay["upstream"] }))
@@ -94,10 +95,11 @@ func sched(args []string) error {
 
 // schedStats is one run's figures: idle and stranded are shares of the
 // machine's CPU time over the window; delay is the mean time, in µs, from
-// a process's thread being made runnable to its running, by role.
+// a process's thread being made runnable (woken or preempted) to its
+// running, by role.
 type schedStats struct {
-	rps, idle, stranded, wrkWakes float64
-	delay                         map[string]float64
+	rps, idle, stranded, wrkRuns float64
+	delay                        map[string]float64
 }
 
 // schedRun runs wrk through p for d and records the scheduler over window
@@ -138,7 +140,7 @@ func schedRun(b *bed, p *proxy, c cell, d, window time.Duration, data string) (s
 	cpus := float64(runtime.NumCPU())
 	s.idle = t.idle / (span * cpus)
 	s.stranded = t.stranded() / (span * cpus)
-	s.wrkWakes = float64(t.runs["wrk"]) / (s.rps * span)
+	s.wrkRuns = float64(t.runs["wrk"]) / (s.rps * span)
 	s.delay = map[string]float64{}
 	for role, n := range t.runs {
 		s.delay[role] = 1e6 * t.delays[role] / float64(n)
