@@ -124,6 +124,9 @@ func schedRun(b *bed, p *proxy, c cell, d, window time.Duration, data string) (s
 	if m := regexp.MustCompile(`Requests/sec:\s+([\d.]+)`).FindStringSubmatch(wout.String()); m != nil {
 		s.rps, _ = strconv.ParseFloat(m[1], 64)
 	}
+	if s.rps <= 0 {
+		return schedStats{}, fmt.Errorf("wrk made no requests through %s (is it up? curl -H 'Host: bench.test' http://%s/small):\n%s", p.name, p.http, wout.String())
+	}
 	roles := map[int]string{cmd.Process.Pid: "wrk", b.upPids[0]: "upstream", p.cmd.Process.Pid: "proxy"}
 	for _, child := range childPids(p.cmd.Process.Pid) { // nginx's workers
 		roles[child] = "proxy"
