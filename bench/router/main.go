@@ -5,8 +5,9 @@
 //	go run ./bench/router run [-reps 3] [-duration 10s] [-out bench/out]
 //	go run ./bench/router instructions [-requests 20000]   # callgrind
 //
-// The subcommand upstream is the app it starts; the router process is the
-// router package's test binary (router/benchserve_test.go).
+// The subcommand upstream is the app it starts, refproxy the reference
+// proxies (refproxy.go); the router process is the router package's test
+// binary (router/benchserve_test.go).
 package main
 
 import (
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: router-bench run|serve|sched|instructions|slowloris|redeploy|upstream [flags]")
+		fmt.Fprintln(os.Stderr, "usage: router-bench run|serve|sched|instructions|slowloris|redeploy|upstream|refproxy [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -26,6 +27,8 @@ func main() {
 		err = run(os.Args[2:])
 	case "upstream":
 		err = upstream(os.Args[2:])
+	case "refproxy":
+		err = refproxy(os.Args[2:])
 	case "serve":
 		err = serve(os.Args[2:])
 	case "sched":

@@ -22,7 +22,11 @@ type proxy struct {
 	name        string
 	http, https string // host:port
 	cmd         *exec.Cmd
+	ref         bool // refproxy's: the small plain cells only
 }
+
+// serves reports whether p takes part in cell c.
+func (p *proxy) serves(c cell) bool { return !p.ref || (!c.tls && !c.h2 && c.path == "/small") }
 
 // cell is one load shape.
 type cell struct {
@@ -91,7 +95,7 @@ func run(args []string) error {
 	dur := fs.Duration("duration", 8*time.Second, "wrk duration per measurement")
 	out := fs.String("out", "bench/out", "output directory")
 	caddyBin := fs.String("caddy", "", "caddy binary (default: bench/out/bin/caddy, built with go install if missing)")
-	only := fs.String("proxies", "nginx,caddy,skiff", "proxies to measure (nginx is the reference; nginx-few: nginx sending only X-Forwarded-For and -Proto to the app)")
+	only := fs.String("proxies", "nginx,caddy,skiff", "proxies to measure (nginx is the reference; nginx-few: nginx sending only X-Forwarded-For and -Proto to the app; ref-loop and ref-goroutines: refproxy.go's two models, in the small plain cells)")
 	onlyCells := fs.String("cells", "", "cells to run (default all: "+cellNames()+")")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of skiff's router for the whole run to this file (go tool pprof)")
 	skiffEnv := fs.String("skiff-env", "", "extra environment for skiff's router, comma-separated (GOGC=200,GOMAXPROCS=1 …), for experiments")
@@ -169,12 +173,24 @@ func run(args []string) error {
 			proxies = append(proxies, &proxy{name: "skiff-" + name, http: spec.HTTP, https: spec.HTTPS, cmd: cmd})
 		}
 	}
+	for _, model := range []string{"loop", "goroutines"} {
+		if name := "ref-" + model; slices.Contains(want, name) {
+			p := &proxy{name: name, http: freeAddr(), ref: true}
+			self, _ := os.Executable()
+			p.cmd = start([]string{gomaxprocs}, self, "refproxy", "-model", model, "-listen", p.http,
+				"-upstream", b.upstreams[0], "-log", filepath.Join(b.work, name+"-access.log"))
+			proxies = append(proxies, p)
+		}
+	}
 	for _, p := range proxies {
 		defer stop(p.cmd)
 	}
 	for _, p := range proxies {
 		if err := waitUp("http://"+p.http+"/small", "bench.test"); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		if p.ref {
+			continue
 		}
 		if err := waitUp("https://"+p.https+"/small", "bench.test"); err != nil {
 			return fmt.Errorf("%s https: %w", p.name, err)
@@ -184,7 +200,9 @@ func run(args []string) error {
 	fmt.Fprintf(os.Stderr, "load average before: %s", load)
 
 	var results []result
+	all := proxies
 	for _, c := range run {
+		proxies := slices.DeleteFunc(slices.Clone(all), func(p *proxy) bool { return !p.serves(c) })
 		for _, p := range proxies { // warm up
 			_, _, _ = wrk(p, c, 2*time.Second) // the warm-up's figures are not kept
 		}
@@ -223,7 +241,7 @@ func run(args []string) error {
 		return err
 	}
 	var names []string
-	for _, p := range proxies {
+	for _, p := range all {
 		names = append(names, p.name)
 	}
 	table := markdown(results, names, run, *reps, *dur, *workers, string(load), string(after))
@@ -573,6 +591,9 @@ func markdown(results []result, proxyNames []string, run []cell, reps int, d tim
 					errs += r.Errors
 				}
 			}
+			if len(rps) == 0 { // a reference proxy, outside its cells
+				continue
+			}
 			ratio := func(f func(result) float64) string { return pairedRatio(results, c.name, name, f) }
 			lat := fmt.Sprintf("%.2f | %.2f | %s", median(p50), median(p99), ratio(func(r result) float64 { return r.P99ms }))
 			if c.h2 {
@@ -602,6 +623,9 @@ func markdown(results []result, proxyNames []string, run []cell, reps int, d tim
 			}
 			if name == "nginx" {
 				ref = median(sec)
+			}
+			if len(sec) == 0 {
+				continue
 			}
 			parts = append(parts, fmt.Sprintf("%s %.2f ms (%.2f× nginx; p99 from the send %.2f ms, the generator's own lateness p99 %.2f ms)", name, median(sec), median(sec)/ref, median(sent), median(late)))
 		}
