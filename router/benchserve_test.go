@@ -91,6 +91,9 @@ func benchServe(specJSON string) error {
 	if os.Getenv("SKIFF_BENCH_BARE") == "off" { // an experiment: connections accepted by net
 		bareAccept = false
 	}
+	if os.Getenv("SKIFF_BENCH_LAZY") == "off" { // an experiment: every read deadline set exactly
+		lazyDeadlines = false
+	}
 	listen := Listen
 	if os.Getenv("SKIFF_BENCH_LISTEN") == "plain" { // an experiment: Listen without TCP_DEFER_ACCEPT
 		listen = func(addr string) (net.Listener, error) {

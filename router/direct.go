@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -38,6 +39,8 @@ type directConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	lastUsed time.Time
+	rdl      lazyDeadline  // the read deadline, as its owner of the moment set it
+	moved    atomic.Uint32 // read-deadline moves by others (a watcher ending the wait)
 }
 
 // limitConn fails reads past a limit while a response header is read, so an
@@ -130,7 +133,8 @@ func (t *directTransport) exchange(req *http.Request, dc *directConn) (*http.Res
 	if timeout > 0 {
 		_ = dc.conn.SetReadDeadline(time.Now().Add(timeout)) // fails only on a closed conn, which the read reports
 	}
-	stop := context.AfterFunc(ctx, func() { _ = dc.conn.SetDeadline(time.Unix(1, 0)) })
+	dc.rdl.forget()
+	stop := context.AfterFunc(ctx, func() { dc.moved.Add(1); _ = dc.conn.SetDeadline(time.Unix(1, 0)) })
 	if err := req.Write(dc.bw); err != nil {
 		stop()
 		return nil, err

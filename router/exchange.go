@@ -74,7 +74,7 @@ func (r *Router) roundTrip(x *upstreamCall) (*directConn, error) {
 		}
 		anything := false
 		if _, err = dc.conn.Write(x.req); err == nil {
-			dc.conn.SetReadDeadline(x.sent.Add(timeout))
+			dc.rdl.set(dc.conn, x.sent, timeout, dc.moved.Load())
 			dc.lc.left = r.direct.maxHeaderBytes
 			anything, err = x.readHead(dc)
 			dc.lc.left = -1
@@ -114,7 +114,7 @@ func (x *upstreamCall) readHead(dc *directConn) (bool, error) {
 			x.fc.waitConn.Store(nil)
 		}()
 	case x.ctx != nil:
-		stop := context.AfterFunc(x.ctx, func() { dc.conn.SetReadDeadline(time.Unix(1, 0)) })
+		stop := context.AfterFunc(x.ctx, func() { dc.moved.Add(1); dc.conn.SetReadDeadline(time.Unix(1, 0)) })
 		defer stop()
 	}
 	return x.resp.read(dc.br, x.isHead)
@@ -167,6 +167,7 @@ func relayBody(dc *directConn, resp *h1Response, out bodySink) (complete, ok boo
 		}
 		if timed {
 			dc.conn.SetReadDeadline(time.Time{})
+			dc.rdl.forget()
 			timed = false
 		}
 	}

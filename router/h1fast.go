@@ -227,6 +227,7 @@ func (s *fastServer) watchClients() {
 			if raw != nil && peerClosed(raw) {
 				fc.clientGone.Store(true)
 				if dc := fc.waitConn.Load(); dc != nil {
+					dc.moved.Add(1)
 					dc.conn.SetReadDeadline(time.Unix(1, 0))
 				}
 			}
@@ -366,6 +367,7 @@ type fastConn struct {
 	peerBuf []byte
 	served  int  // requests so far
 	started bool // the current request's first byte has arrived
+	idleDL  lazyDeadline
 
 	rand     [256]byte // for request ids
 	randLeft int
@@ -432,6 +434,7 @@ func (c *fastConn) reset(s *fastServer, raw net.Conn) {
 	c.idle.Store(false)
 	c.clientGone.Store(false)
 	c.buf, c.held, c.rd, c.wr, c.out, c.served = nil, nil, 0, 0, nil, 0
+	c.idleDL.forget()
 	c.req.reset()
 	c.resp.head, c.resp.unread = nil, 0
 	c.resp.copied, c.resp.fields, c.resp.kinds = c.resp.copied[:0], c.resp.fields[:0], c.resp.kinds[:0]
@@ -519,6 +522,7 @@ func (c *fastConn) readHead(maxHead int) (h1Verdict, error) {
 			if !c.started {
 				c.started = true
 				c.c.SetReadDeadline(time.Now().Add(c.s.r.cfg.ReadHeaderTimeout))
+				c.idleDL.forget()
 			}
 		} else {
 			c.rd, c.wr = 0, 0
@@ -531,7 +535,7 @@ func (c *fastConn) readHead(maxHead int) (h1Verdict, error) {
 			// The deadline before idle, idle before the check: a shutdown
 			// that begins meanwhile either sees the connection idle (and
 			// moves the deadline to the past) or is seen here.
-			c.c.SetReadDeadline(time.Now().Add(wait))
+			c.idleDL.set(c.c, time.Now(), wait, 0) // shutdown's wake ends the connection: it need not count
 			c.idle.Store(true)
 			if c.s.closing.Load() {
 				return 0, net.ErrClosed

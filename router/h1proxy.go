@@ -160,6 +160,7 @@ func (c *fastConn) readBody() error {
 	}
 	for c.wr-c.rd < need {
 		c.c.SetReadDeadline(time.Now().Add(c.s.r.cfg.BodyIdleTimeout))
+		c.idleDL.forget()
 		if err := c.fill(len(c.buf)); err != nil {
 			return err
 		}
