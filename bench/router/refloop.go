@@ -239,6 +239,9 @@ func (l *loop) fromUpstream(fd int, c *loopConn) {
 		return
 	}
 	l.line = refLogLine(l.line[:0], c.peer, &c.resp)
+	if l.log.Available() < len(l.line) { // whole lines only: the loops share the file
+		_ = l.log.Flush()
+	}
 	_, _ = l.log.Write(l.line)
 	c.busy = false
 	if c.closing {
