@@ -39,11 +39,14 @@ func refproxy(args []string) error {
 	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	upAddr, err := net.ResolveTCPAddr("tcp4", *up)
 	if err != nil {
-		return fmt.Errorf("-upstream: %w", err)
+		return fmt.Errorf("-upstream %q: %w (give the app's host:port)", *up, err)
+	}
+	if *logPath == "" {
+		return fmt.Errorf("-log: the access log's file is needed (the run gives one in its work directory)")
 	}
 	logFile, err := os.OpenFile(*logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return fmt.Errorf("-log: %w", err)
 	}
 	defer logFile.Close()
 	switch *model {
