@@ -131,11 +131,10 @@ func (p *Platform) CreateBuilderImage(ctx context.Context, spec BuilderSpec) (v1
 func (p *Platform) lifecycleLayer(ctx context.Context, lf *LifecycleFiles) (v1.Layer, error) {
 	return p.store.PutLayer(ctx, func(w io.Writer) error {
 		t := newTarBuilder(w)
-		if err := t.file("/cnb/lifecycle/lifecycle", 0o755, lf.Lifecycle); err != nil {
-			return err
-		}
-		if err := t.file("/cnb/lifecycle/launcher", 0o755, lf.Launcher); err != nil {
-			return err
+		for _, name := range []string{"lifecycle", "launcher"} {
+			if err := t.fileFrom("/cnb/lifecycle/"+name, 0o755, lf.fsys, name); err != nil {
+				return fmt.Errorf("lifecycle layer: %w", err)
+			}
 		}
 		for _, ph := range lifecyclePhases {
 			if err := t.symlink("/cnb/lifecycle/"+ph, "lifecycle"); err != nil {

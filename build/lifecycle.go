@@ -21,18 +21,19 @@ import (
 //go:embed lifecycle
 var embedded embed.FS
 
-// LifecycleFiles are the lifecycle binaries that go into a builder image.
+// LifecycleFiles are the lifecycle binaries that go into a builder image:
+// found, not read. The layer reads them as it writes them (lifecycleLayer),
+// 28 MB that a copy in memory would add to the daemon's peak twice over.
 type LifecycleFiles struct {
-	Version   string
-	Lifecycle []byte // multi-call binary: creator, detector, analyzer, …
-	Launcher  []byte
+	Version string
+	fsys    fs.FS // lifecycle (the multi-call binary: creator, detector, analyzer, …) and launcher
 }
 
 // Phases that link to the multi-call lifecycle binary in /cnb/lifecycle.
 var lifecyclePhases = []string{"analyzer", "builder", "creator", "detector", "exporter", "extender", "rebaser", "restorer"}
 
-// loadLifecycle reads the binaries from dir, or from those embedded when
-// dir is "".
+// loadLifecycle finds the binaries in dir, or among those embedded when
+// dir is "", and reads their version.
 func loadLifecycle(dir string) (*LifecycleFiles, error) {
 	var fsys fs.FS
 	if dir != "" {
@@ -44,14 +45,21 @@ func loadLifecycle(dir string) (*LifecycleFiles, error) {
 		}
 		fsys = sub
 	}
-	var lf LifecycleFiles
+	lf := LifecycleFiles{fsys: fsys}
 	var err error
-	if lf.Lifecycle, err = fs.ReadFile(fsys, "lifecycle"); err == nil {
-		if lf.Launcher, err = fs.ReadFile(fsys, "launcher"); err == nil {
-			var v []byte
-			v, err = fs.ReadFile(fsys, "VERSION")
-			lf.Version = strings.TrimSpace(string(v))
+	for _, name := range []string{"lifecycle", "launcher"} {
+		var fi fs.FileInfo
+		if fi, err = fs.Stat(fsys, name); err == nil && !fi.Mode().IsRegular() {
+			err = fmt.Errorf("%s is not a regular file", name)
 		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		var v []byte
+		v, err = fs.ReadFile(fsys, "VERSION")
+		lf.Version = strings.TrimSpace(string(v))
 	}
 	if err != nil {
 		where := "this skiff binary was built without them"

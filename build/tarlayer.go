@@ -59,6 +59,31 @@ func (t *tarBuilder) file(name string, mode int64, body []byte) error {
 	return err
 }
 
+// fileFrom adds the regular file src of fsys, copied as it is read (a
+// file that changes size meanwhile fails the layer).
+func (t *tarBuilder) fileFrom(name string, mode int64, fsys fs.FS, src string) error {
+	f, err := fsys.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close() //nolint:errcheck // read only: its close has nothing to report
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := t.dir(path.Dir(path.Clean(name)), 0o755, 0, 0); err != nil {
+		return err
+	}
+	if err := t.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: trimSlash(name), Mode: mode, Size: fi.Size(), ModTime: layerTime, Format: tar.FormatPAX}); err != nil {
+		return err
+	}
+	n, err := io.Copy(t.tw, f)
+	if err == nil && n != fi.Size() {
+		err = fmt.Errorf("%s: read %d bytes of %d", src, n, fi.Size())
+	}
+	return err
+}
+
 // symlink adds a symbolic link.
 func (t *tarBuilder) symlink(name, target string) error {
 	if err := t.dir(path.Dir(path.Clean(name)), 0o755, 0, 0); err != nil {
