@@ -91,6 +91,9 @@ func benchServe(specJSON string) error {
 	if os.Getenv("SKIFF_BENCH_BARE") == "off" { // an experiment: connections accepted by net
 		bareAccept = false
 	}
+	if os.Getenv("SKIFF_BENCH_H2BATCH") == "off" { // an experiment: HTTP/2 writes handed to TLS as they come
+		h2Batch = false
+	}
 	if os.Getenv("SKIFF_BENCH_LAZY") == "off" { // an experiment: every read deadline set exactly
 		lazyDeadlines = false
 	}

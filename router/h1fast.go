@@ -298,7 +298,7 @@ func (s *fastServer) serveH2(tc *tls.Conn) {
 		_ = tc.Close()
 		return
 	}
-	s.h2.ServeConn(&h2GuardConn{Conn: tc, r: newH2Guard(tc)}, &http2.ServeConnOpts{Context: s.r.ctx, Handler: s.r, BaseConfig: s.fallback})
+	s.h2.ServeConn(newH2GuardConn(tc), &http2.ServeConnOpts{Context: s.r.ctx, Handler: s.r, BaseConfig: s.fallback})
 }
 
 // shutdown stops the fast path: idle connections close at once, busy ones

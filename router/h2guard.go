@@ -76,14 +76,43 @@ func configureHTTP2(srv *http.Server) (*http2.Server, error) {
 }
 
 // h2GuardConn is the TLS connection as the HTTP/2 server sees it: reads go
-// through the guard; the rest, ConnectionState included (the server checks
-// the TLS version and cipher), is the TLS connection's.
+// through the guard, writes through a batchWriter (h2batch.go); the rest,
+// ConnectionState included (the server checks the TLS version and
+// cipher), is the TLS connection's.
 type h2GuardConn struct {
 	*tls.Conn
 	r *h2guard
+	w *batchWriter // nil: writes go to the TLS connection as they come
 }
 
+func newH2GuardConn(tc *tls.Conn) *h2GuardConn {
+	c := &h2GuardConn{Conn: tc, r: newH2Guard(tc)}
+	if h2Batch {
+		c.w = newBatchWriter(tc, tc.SetWriteDeadline)
+	}
+	return c
+}
+
+// h2Batch turns batchWriter on (bench/router's variants turn it off, to
+// measure without it in the same run).
+var h2Batch = true
+
 func (c *h2GuardConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *h2GuardConn) Write(p []byte) (int, error) {
+	if c.w == nil {
+		return c.Conn.Write(p)
+	}
+	return c.w.Write(p)
+}
+
+// Close hands on what is pending (within closeFlush), then closes.
+func (c *h2GuardConn) Close() error {
+	if c.w != nil {
+		c.w.close()
+	}
+	return c.Conn.Close()
+}
 
 var _ net.Conn = (*h2GuardConn)(nil)
 
