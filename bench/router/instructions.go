@@ -32,7 +32,7 @@ func instructions(args []string) error {
 	closeConn := fs.Bool("close", false, "a new connection per request (Connection: close)")
 	h2 := fs.Bool("h2", false, "HTTP/2 over TLS with h2load (20 connections, 10 streams each) instead")
 	useTLS := fs.Bool("tls", false, "HTTP/1.1 over TLS")
-	only := fs.String("proxies", "nginx,skiff", "proxies to count")
+	only := fs.String("proxies", "nginx,skiff", "proxies to count (nginx, nginx-few, skiff, ref-loop, ref-goroutines)")
 	out := fs.String("out", "bench/out", "output directory")
 	env := fs.String("env", "", "extra environment for skiff's router, comma-separated (GOGC=400,…)")
 	_ = fs.Parse(args) // ExitOnError: a bad flag exits
@@ -80,8 +80,17 @@ func instructions(args []string) error {
 				e = append(e, strings.Split(*env, ",")...)
 			}
 			cmd = start(e, "valgrind", append(vg(cgOut), b.router)...)
+		case "ref-loop", "ref-goroutines": // refproxy.go's models: plain keep-alive or close only
+			if *h2 || *useTLS {
+				return fmt.Errorf("%s serves plain HTTP/1.1 only: leave out -h2 and -tls", name)
+			}
+			addr = freeAddr()
+			self, _ := os.Executable() // as run starts them
+			cmd = start([]string{"GOMAXPROCS=2", "GODEBUG=asyncpreemptoff=1"}, "valgrind", append(vg(cgOut), self, "refproxy",
+				"-model", strings.TrimPrefix(name, "ref-"), "-listen", addr, "-upstream", b.upstreams[0],
+				"-log", filepath.Join(b.work, name+"-access.log"))...)
 		default:
-			return fmt.Errorf("unknown proxy %q", name)
+			return fmt.Errorf("unknown proxy %q (nginx, nginx-few, skiff, ref-loop, ref-goroutines)", name)
 		}
 		load := func(n int) (int, error) { return closedLoop(addr, false, *path, n, *conns, *closeConn) }
 		if *useTLS {
