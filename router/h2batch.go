@@ -19,8 +19,9 @@ import (
 // everything written until it runs: HEADERS and DATA of one response, and
 // other streams', in one record and one system call.
 //
-// A write as large as the buffer's limit, with nothing pending, goes out
-// directly (bodies: no copy). A full buffer makes Write wait, so a client
+// A write of batchDirect or more goes out directly, once what is pending
+// was handed on: a large body's frames, each as large, gain nothing from
+// gathering, and would pay a copy and a goroutine switch each. A full buffer makes Write wait, so a client
 // that reads nothing holds at most the limit here. A write's error comes
 // back from the next Write (and every one after it), and close hands on
 // what is pending first, within closeFlush, so that the server's last
@@ -41,6 +42,11 @@ type batchWriter struct {
 // batchLimit is the most a connection's buffer holds: two TLS records.
 const batchLimit = 32 << 10
 
+// batchDirect is the least write that goes out directly when nothing is
+// pending: x/net/http2's own buffer's size, so a whole buffer or a frame
+// larger than it.
+const batchDirect = 4 << 10
+
 // closeFlush bounds the hand-on of pending bytes at close.
 const closeFlush = time.Second
 
@@ -53,7 +59,9 @@ func newBatchWriter(w io.Writer, bound func(time.Time) error) *batchWriter {
 func (b *batchWriter) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.err == nil && !b.closed && len(b.buf) >= batchLimit {
+	// A full buffer waits for room; a large write for what is pending to
+	// be handed on, then goes out itself.
+	for b.err == nil && !b.closed && (len(b.buf) >= batchLimit || len(p) >= batchDirect && b.running) {
 		b.cond.Wait()
 	}
 	switch {
@@ -61,7 +69,7 @@ func (b *batchWriter) Write(p []byte) (int, error) {
 		return 0, b.err
 	case b.closed:
 		return 0, net.ErrClosed
-	case !b.running && len(p) >= batchLimit:
+	case len(p) >= batchDirect: // and nothing pending
 		// Nothing pending: write it as it is, here, and become the
 		// flusher for what others write meanwhile.
 		b.running = true

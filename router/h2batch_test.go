@@ -71,8 +71,8 @@ func TestBatchWriterGathers(t *testing.T) {
 	}
 }
 
-// A full buffer makes Write wait for the flusher; a write of the limit or
-// more with nothing pending goes out directly, in one piece.
+// A full buffer makes Write wait for the flusher; a large write with
+// nothing pending goes out directly, in one piece.
 func TestBatchWriterLimits(t *testing.T) {
 	g := newGateWriter()
 	b := newBatchWriter(g, noBound)
@@ -84,8 +84,8 @@ func TestBatchWriterLimits(t *testing.T) {
 	}()
 	<-g.entered
 	// Pending behind the direct write, up to the limit, then a wait.
-	chunk := bytes.Repeat([]byte("c"), batchLimit/4)
-	for range 4 {
+	chunk := bytes.Repeat([]byte("c"), batchLimit/32) // small writes, gathered
+	for range 32 {
 		b.Write(chunk)
 	}
 	blocked := make(chan struct{})
@@ -116,6 +116,37 @@ func TestBatchWriterLimits(t *testing.T) {
 	}
 	if g.ptrs[0] != &big[0] {
 		t.Error("the large write was copied, not written as it was")
+	}
+}
+
+// A large write behind pending bytes waits for them to be handed on, then
+// goes out itself, uncopied, in order.
+func TestBatchWriterLargeAfterPending(t *testing.T) {
+	g := newGateWriter()
+	b := newBatchWriter(g, noBound)
+	b.Write([]byte("HEADERS"))
+	<-g.entered // the flusher holds it
+	big := bytes.Repeat([]byte("d"), batchDirect)
+	done := make(chan struct{})
+	go func() {
+		b.Write(big)
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("the large write did not wait for the pending one")
+	case <-g.entered:
+		t.Fatal("the large write went out before the pending one")
+	case <-time.After(100 * time.Millisecond):
+	}
+	g.gate <- struct{}{}
+	<-g.entered
+	g.gate <- struct{}{}
+	<-done
+	b.close()
+	got := g.got()
+	if len(got) != 2 || got[0] != "HEADERS" || got[1] != string(big) || g.ptrs[1] != &big[0] {
+		t.Fatalf("%d writes (%q first), want HEADERS then the large write, uncopied", len(got), got[0])
 	}
 }
 

@@ -46,6 +46,7 @@ var cells = []cell{
 	{name: "TLS-KA-small", tls: true, path: "/small", conns: 50},
 	{name: "TLS-CLOSE-small", tls: true, path: "/small", conns: 20, close: true},
 	{name: "H2-small", tls: true, path: "/small", conns: 20, h2: true},
+	{name: "H2-1MiB", tls: true, path: "/1m", conns: 10, h2: true},
 	{name: "KA-small-half", path: "/small", conns: 50, rate: true},
 }
 
